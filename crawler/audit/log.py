@@ -1,0 +1,137 @@
+"""The one audit writer: appends sealed records to ``audit.jsonl``, one line each.
+
+A record is written with a single ``write`` and flushed before the caller acts on the
+decision, so a killed crawl loses no record it acted on (``fsync=True`` also survives power
+loss). Beside the log, ``<log>.head`` holds the last committed ``seq`` and ``hash``; ``audit
+verify`` uses it to notice records cut from the end of the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from crawler.audit.record import ChainState, canonical_json, seal, verify_lines
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def head_path(log_path: str | os.PathLike[str]) -> Path:
+    return Path(f"{os.fspath(log_path)}.head")
+
+
+def read_head(log_path: str | os.PathLike[str]) -> ChainState | None:
+    """The committed head of a log, or None when there is no (readable) head file."""
+    try:
+        data = json.loads(head_path(log_path).read_text(encoding="utf-8"))
+        return ChainState(int(data["seq"]), str(data["hash"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class AuditLogError(Exception):
+    """The existing log cannot be continued (its chain is broken)."""
+
+
+class AuditWriter:
+    """Append-only, hash-chained JSONL writer.
+
+    Opening an existing log continues its chain (a resumed job); a log whose chain does not
+    verify is refused rather than extended. A final line cut short by a killed process (never
+    acted on: the writer flushes whole lines only) is dropped with a warning.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        job: str,
+        fsync: bool = False,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.path = Path(path)
+        self.job = job
+        self.fsync = fsync
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.state = self._recover()
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for the crawl
+
+    def _recover(self) -> ChainState:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return ChainState()
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            logger.warning(
+                "audit log %s ends with a partial record (%d bytes) from an interrupted run; "
+                "dropping it", self.path, len(data) - cut,
+            )
+            with open(self.path, "r+b") as fh:
+                fh.truncate(cut)
+            data = data[:cut]
+        result = verify_lines(data.splitlines(keepends=True))
+        if not result.ok:
+            raise AuditLogError(
+                f"cannot continue {self.path}: {result.describe(str(self.path))}"
+            )
+        return result.state
+
+    def write(
+        self,
+        *,
+        url: str,
+        decision: str,
+        reasons: list[Mapping[str, Any]],
+        policy_sha256: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "time": self._clock(),
+            "job": self.job,
+            "url": url,
+            "decision": decision,
+            "reasons": [dict(r) for r in reasons],
+            "policy_sha256": policy_sha256,
+        }
+        if extra:
+            for key, value in extra.items():
+                if key not in body:
+                    body[key] = value
+        rec = seal(body, seq=self.state.seq + 1, prev_hash=self.state.hash)
+        line = (canonical_json(rec) + "\n").encode("utf-8")
+        self._fh.write(line)
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+        self.state = ChainState(rec["seq"], rec["hash"])
+        self._write_head()
+        return rec
+
+    def _write_head(self) -> None:
+        target = head_path(self.path)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(
+            json.dumps({"seq": self.state.seq, "hash": self.state.hash}), encoding="utf-8"
+        )
+        os.replace(tmp, target)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+
+
+def verify_file(path: str | os.PathLike[str]):  # -> VerifyResult
+    """Verify a log file on disk, against its head file when there is one."""
+    with open(path, "rb") as fh:
+        return verify_lines(fh, head=read_head(path))
