@@ -1,0 +1,43 @@
+"""A Scrapy add-on that installs polite-crawler into any Scrapy project.
+
+In the project's ``settings.py``::
+
+    ADDONS = {"crawler.addon.Addon": 100}
+    POLITE_USER_AGENT = "MyBot/1.0 (+https://example.org/bot)"
+    POLITE_OUTPUT_DIR = "out/myjob"
+
+It disables Scrapy's own ``RobotsTxtMiddleware`` (one robots path: ours) and enables the
+runtime extension, the reservation and Retry-After middlewares and the corpus writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler import defaults
+
+RUNTIME = "crawler.runtime.PoliteRuntime"
+RESERVATIONS = "crawler.middlewares.ReservationMiddleware"
+RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
+CORPUS = "crawler.pipelines.CorpusWriterPipeline"
+SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+
+
+class Addon:
+    def update_settings(self, settings: Any) -> None:
+        settings.set("ROBOTSTXT_OBEY", False, "addon")
+        settings["DOWNLOADER_MIDDLEWARES"][SCRAPY_ROBOTS] = None
+        # 100: where Scrapy's robots middleware sits, before every other downloader
+        # middleware's process_request and after all of them on the way back.
+        settings["DOWNLOADER_MIDDLEWARES"][RESERVATIONS] = 100
+        # 560: sees 429/503 before RetryMiddleware (550) schedules the retry.
+        settings["DOWNLOADER_MIDDLEWARES"][RETRY_AFTER] = 560
+        settings["EXTENSIONS"][RUNTIME] = 0
+        if settings.getbool("POLITE_CORPUS_ENABLED", True):
+            settings["ITEM_PIPELINES"][CORPUS] = 800
+        ua = settings.get("POLITE_USER_AGENT")
+        if ua:
+            settings.set("USER_AGENT", ua, settings.getpriority("POLITE_USER_AGENT"))
+        for name in dir(defaults):
+            if name.startswith("POLITE_") and settings.get(name) is None:
+                settings.set(name, getattr(defaults, name), "default")

@@ -1,0 +1,264 @@
+"""``polite-crawl``: the command line.
+
+Exit codes: 0 success, 1 a check failed (e.g. a tampered audit log), 2 bad usage or bad config
+(one line naming the key or file at fault, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crawler import __version__
+from crawler.config import ConfigError, JobConfig, load_config, parse_config
+
+DEFAULT_CONFIG = Path(__file__).parent / "data" / "default-config.yaml"
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="polite-crawl",
+        description="Collect web content only where rights holders have not reserved it.",
+    )
+    p.add_argument("--version", action="version", version=f"polite-crawler {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="crawl from a config's seeds; write corpus + audit log")
+    run.add_argument("config", help="job config (YAML)")
+    run.add_argument("--log-level", default=None, help="Scrapy LOG_LEVEL (default INFO)")
+
+    check = sub.add_parser("check", help="decide without collecting; one JSON line per URL")
+    check.add_argument("urls", nargs="+", metavar="URL")
+    check.add_argument("--config", help=f"config (default: {DEFAULT_CONFIG.name})")
+    check.add_argument("--no-fetch", action="store_true",
+                       help="site-level signals only: never request the URLs themselves")
+
+    demo = sub.add_parser("demo", help="crawl the bundled local demo web; print a table")
+    demo.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
+    demo.add_argument("--serve", action="store_true",
+                      help="only serve the demo web on its fixed ports until interrupted")
+    demo.add_argument("--any-port", action="store_true",
+                      help="serve on free ports instead of the fixed 8711-8718")
+
+    audit = sub.add_parser("audit", help="audit log tools")
+    asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    verify = asub.add_parser("verify", help="check the hash chain of audit logs")
+    verify.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "audit" and args.audit_command == "verify":
+            return cmd_verify(args)
+        parser.print_help(sys.stderr)
+        return 2
+    except (ConfigError, UsageError) as exc:
+        print(f"polite-crawl: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- run ------------------------------------------------------------------------------------
+def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
+              extra_settings: dict[str, Any] | None = None, on_record: Any = None,
+              **spider_kwargs: Any) -> dict[str, Any]:
+    """Run one crawl in this process (the Twisted reactor runs once per process)."""
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings
+
+    from crawler.signals import decision_recorded
+    from crawler.spiders.check import CheckSpider
+    from crawler.spiders.corpus import CorpusSpider
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    if extra_settings:
+        settings.setdict(extra_settings, priority="cmdline")
+    process = CrawlerProcess(settings, install_root_handler=True)
+    cls = CheckSpider if spider == "check" else CorpusSpider
+    crawler = process.create_crawler(cls)
+    if on_record is not None:
+        crawler.signals.connect(lambda record, request=None, **kw: on_record(record),
+                                signal=decision_recorded, weak=False)
+    process.crawl(crawler, config=str(config_path), **spider_kwargs)
+    process.start()
+    return crawler.stats.get_stats() if crawler.stats else {}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    job = load_config(path)
+    extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
+    stats = run_crawl(job, path, extra_settings=extra)
+    _summary(job, stats)
+    return 0
+
+
+def _summary(job: JobConfig, stats: dict[str, Any]) -> None:
+    out = job.output_dir
+    print(
+        f"polite-crawl: job {job.job!r}: {stats.get('polite/decision/allow', 0)} allowed, "
+        f"{stats.get('polite/decision/deny', 0)} denied, "
+        f"{stats.get('polite/corpus/documents', 0)} documents in {out / 'corpus.jsonl'}; "
+        f"audit log {out / 'audit.jsonl'}",
+        file=sys.stderr,
+    )
+
+
+# -- check ----------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    for url in args.urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"{url!r} is not an http(s) URL")
+    path = Path(args.config) if args.config else DEFAULT_CONFIG
+    job = load_config(path)
+    with tempfile.TemporaryDirectory(prefix="polite-check-") as tmp:
+        records: list[dict[str, Any]] = []
+
+        def emit(rec: dict[str, Any]) -> None:
+            if rec.get("preflight"):
+                return
+            records.append(rec)
+            print(json.dumps(rec, ensure_ascii=False, sort_keys=True), flush=True)
+
+        run_crawl(job, path, spider="check", on_record=emit,
+                  extra_settings={"POLITE_OUTPUT_DIR": tmp, "POLITE_CORPUS_ENABLED": False,
+                                  "LOG_LEVEL": "WARNING"},
+                  urls=json.dumps(list(args.urls)), no_fetch=bool(args.no_fetch))
+    for rec in records:
+        first = (rec.get("reasons") or [{}])[0]
+        why = f"{first.get('signal')}: {first.get('rule')}" if rec["decision"] == "deny" else ""
+        print(f"# {rec['decision'].upper():5} {rec['url']} {why}", file=sys.stderr)
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.demo.sites import DEMO_PORTS, DEMO_TOKEN, demo_sites
+    from crawler.demo.web import LocalWeb
+
+    ports = None if args.any_port else DEMO_PORTS
+    web = LocalWeb(demo_sites(), ports=ports)
+    try:
+        web.start()
+    except OSError as exc:
+        raise UsageError(f"cannot serve the demo web on ports 8711-8718 ({exc}); "
+                         "try --any-port") from None
+    try:
+        if args.serve:
+            return _serve_forever(web)
+        out = Path(args.out).resolve()
+        if (out / "audit.jsonl").exists():
+            for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl"):
+                (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = demo_config(web, out, DEMO_TOKEN)
+        cfg_path = out / "demo-config.yaml"
+        import yaml
+
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        job = parse_config(cfg, path=cfg_path)
+        print(f"Demo web: {len(web.sites)} sites on 127.0.0.1 ports "
+              f"{min(web.ports.values())}-{max(web.ports.values())}; crawling as "
+              f"{DEMO_TOKEN} (honouring GPTBot groups too)...", file=sys.stderr)
+        stats = run_crawl(job, cfg_path, extra_settings={"LOG_LEVEL": "WARNING"})
+    finally:
+        web.stop()
+    print_decision_table(out / "audit.jsonl", web)
+    _summary(job, stats)
+    from crawler.audit.log import verify_file
+
+    print(verify_file(out / "audit.jsonl").describe(str(out / "audit.jsonl")))
+    return 0
+
+
+def demo_config(web: Any, out: Path, token: str) -> dict[str, Any]:
+    return {
+        "job": "demo",
+        "user_agent": f"{token}/1.0 (+https://github.com/polite-crawler/polite-crawler)",
+        "seeds": [web.origin(name) + "/" for name in web.sites],
+        "max_pages": 100,
+        "purpose": "train-ai",
+        "honor_agents": ["GPTBot"],
+        "allow_private_networks": True,
+        "output_dir": str(out),
+        "settings": {"DOWNLOAD_DELAY": 0.05, "AUTOTHROTTLE_ENABLED": False,
+                     "POLITE_SITE_RETRY_BACKOFF": 5.0},
+    }
+
+
+def _serve_forever(web: Any) -> int:
+    import time
+
+    for name, site in web.sites.items():
+        print(f"{web.origin(name)}/  {name}: {site.description}")
+    print("Serving the demo web; Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def print_decision_table(audit_path: Path, web: Any = None) -> None:
+    names = {web.origin(n): n for n in web.sites} if web is not None else {}
+    rows = []
+    for line in audit_path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        url = rec["url"]
+        site = next((n for o, n in names.items() if url.startswith(o + "/")), "")
+        path = url.split("/", 3)[3] if url.count("/") >= 3 else url
+        reasons = rec.get("reasons") or []
+        if rec["decision"] == "deny":
+            signal = ",".join(sorted({r["signal"] for r in reasons}))
+            evidence = "; ".join(f"{r.get('channel')}: {r.get('rule')}" for r in reasons)
+        else:
+            signal = "-"
+            evidence = "; ".join(
+                f"{c['signal']}: {c.get('rule')}" for c in rec.get("checks", [])
+                if c.get("outcome") != "unset") or "no reservation found"
+        rows.append((site, "/" + path, rec["decision"], signal, evidence))
+    widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in
+              enumerate(("SITE", "PATH", "DECISION", "SIGNAL"))]
+    header = ("SITE", "PATH", "DECISION", "SIGNAL", "EVIDENCE")
+    fmt = "  ".join(f"{{:{w}}}" for w in widths) + "  {}"
+    print(fmt.format(*header))
+    for r in rows:
+        ev = r[4] if len(r[4]) <= 90 else r[4][:87] + "..."
+        print(fmt.format(r[0], r[1], r[2], r[3], ev))
+
+
+# -- audit verify ---------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    from crawler.audit.log import verify_file
+
+    status = 0
+    for name in args.logs:
+        try:
+            result = verify_file(name)
+        except FileNotFoundError:
+            raise UsageError(f"{name}: no such file") from None
+        print(result.describe(name))
+        if not result.ok:
+            status = 1
+    return status

@@ -1,0 +1,221 @@
+"""YAML job config → validated, frozen :class:`JobConfig` → Scrapy settings.
+
+Unknown keys, wrong types and missing files are :class:`ConfigError` (the CLI exits 2 with
+one line naming the key). Paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from crawler import defaults
+
+PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
+SIGNAL_NAMES = ("robots", "tdmrep")
+FOLLOW_MODES = ("same-origin", "same-host", "none")
+_TOKEN_RE = re.compile(r"^[A-Za-z_-]+$")
+_CONTACT_RE = re.compile(r"(https?://\S+|mailto:\S+|\S+@\S+\.\S+)")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run. ``str()`` is one line naming the key or file at fault."""
+
+
+def product_token(user_agent: str) -> str:
+    """The product token of a User-Agent: the text before the first "/" (or space)."""
+    return re.split(r"[/\s]", user_agent.strip(), maxsplit=1)[0]
+
+
+def check_user_agent(user_agent: str, key: str = "user_agent") -> str:
+    """Refuse a User-Agent without a valid product token and a contact URL."""
+    if not isinstance(user_agent, str) or not user_agent.strip():
+        raise ConfigError(f"{key}: required, e.g. 'MyCrawler/1.0 (+https://example.org/bot)'")
+    token = product_token(user_agent)
+    if not _TOKEN_RE.match(token):
+        raise ConfigError(
+            f"{key}: product token {token!r} (text before '/') may only contain letters, "
+            "'_' and '-' (RFC 9309)"
+        )
+    if token.lower() == "scrapy":
+        raise ConfigError(f"{key}: use your own product token, not Scrapy's default")
+    if not _CONTACT_RE.search(user_agent):
+        raise ConfigError(
+            f"{key}: must contain a contact URL, e.g. '{token}/1.0 (+https://example.org/bot)'"
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    path: Path | None
+    job: str
+    user_agent: str
+    seeds: tuple[str, ...]
+    max_pages: int = 0
+    purpose: str = "train-ai"
+    honor_agents: tuple[str, ...] = ()
+    allow_private_networks: bool = False
+    output_dir: Path = Path("out")
+    signals: tuple[str, ...] = SIGNAL_NAMES
+    follow: str = "same-origin"
+    max_depth: int = 0
+    audit_fsync: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return product_token(self.user_agent)
+
+    def scrapy_settings(self) -> dict[str, Any]:
+        """The Scrapy settings this job runs with (defaults < config ``settings:`` < keys)."""
+        out: dict[str, Any] = dict(defaults.SCRAPY_DEFAULTS)
+        out.update(self.settings)
+        out.update(
+            {
+                "USER_AGENT": self.user_agent,
+                "POLITE_JOB": self.job,
+                "POLITE_USER_AGENT": self.user_agent,
+                "POLITE_PURPOSE": self.purpose,
+                "POLITE_HONOR_AGENTS": list(self.honor_agents),
+                "POLITE_ALLOW_PRIVATE_NETWORKS": self.allow_private_networks,
+                "POLITE_OUTPUT_DIR": str(self.output_dir),
+                "POLITE_SIGNALS": list(self.signals),
+                "POLITE_FOLLOW": self.follow,
+                "POLITE_AUDIT_FSYNC": self.audit_fsync,
+            }
+        )
+        if self.max_pages:
+            out["CLOSESPIDER_ITEMCOUNT"] = self.max_pages
+        if self.max_depth:
+            out["DEPTH_LIMIT"] = self.max_depth
+        return out
+
+
+def _expect(data: dict[str, Any], key: str, types: type | tuple[type, ...], default: Any) -> Any:
+    value = data.get(key, default)
+    if value is default:
+        return value
+    # bool is an int subclass: refuse True where a number is expected, and vice versa
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError(f"{key}: expected {_typename(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise ConfigError(f"{key}: expected {_typename(types)}, got {type(value).__name__}")
+    return value
+
+
+def _typename(types: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
+             list: "a list", dict: "a mapping"}
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join(names.get(t, t.__name__) for t in ts)
+
+
+def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = _expect(data, key, list, [])
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{key}[{i}]: expected a string, got {type(item).__name__}")
+    return tuple(value)
+
+
+KNOWN_KEYS = {
+    "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
+    "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
+    "audit_fsync",
+}
+
+
+def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
+    """Validate a config mapping (as loaded from YAML)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of keys at the top level")
+    unknown = sorted(set(map(str, data)) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(KNOWN_KEYS))})")
+    base = path.parent if path else Path.cwd()
+
+    job = _expect(data, "job", str, path.stem if path else "default")
+    user_agent = _expect(data, "user_agent", str, "")
+    check_user_agent(user_agent)
+
+    seeds = _str_list(data, "seeds")
+    for i, seed in enumerate(seeds):
+        parts = urlsplit(seed)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"seeds[{i}]: {seed!r} is not an http(s) URL")
+
+    max_pages = _expect(data, "max_pages", int, 0)
+    if max_pages < 0:
+        raise ConfigError("max_pages: must be 0 (no limit) or more")
+    purpose = _expect(data, "purpose", str, "train-ai")
+    if purpose not in PURPOSES:
+        raise ConfigError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}")
+    honor = _str_list(data, "honor_agents")
+    for i, token in enumerate(honor):
+        if not _TOKEN_RE.match(token):
+            raise ConfigError(f"honor_agents[{i}]: {token!r} is not a product token (RFC 9309)")
+
+    registries = _expect(data, "registries", list, [])
+    if registries:
+        raise ConfigError(
+            "registries: opt-out registries are not supported by this version; remove the key "
+            "(a registry that is configured but not consulted would fail open)"
+        )
+
+    allow_private = _expect(data, "allow_private_networks", bool, False)
+    output_dir = Path(_expect(data, "output_dir", str, f"out/{job}"))
+    if not output_dir.is_absolute():
+        output_dir = base / output_dir
+
+    signals_cfg = _expect(data, "signals", dict, {})
+    for name, on in signals_cfg.items():
+        if name not in SIGNAL_NAMES:
+            raise ConfigError(f"signals.{name}: unknown signal (known: {', '.join(SIGNAL_NAMES)})")
+        if not isinstance(on, bool):
+            raise ConfigError(f"signals.{name}: expected true/false")
+    signals = tuple(n for n in SIGNAL_NAMES if signals_cfg.get(n, True))
+
+    follow = _expect(data, "follow", str, "same-origin")
+    if follow not in FOLLOW_MODES:
+        raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
+    max_depth = _expect(data, "max_depth", int, 0)
+    if max_depth < 0:
+        raise ConfigError("max_depth: must be 0 (no limit) or more")
+    audit_fsync = _expect(data, "audit_fsync", bool, False)
+
+    settings = _expect(data, "settings", dict, {})
+    for key in settings:
+        if not isinstance(key, str) or not re.match(r"^[A-Z][A-Z0-9_]*$", key):
+            raise ConfigError(f"settings.{key}: Scrapy setting names are UPPER_CASE")
+        if key in ("USER_AGENT", "ROBOTSTXT_OBEY"):
+            raise ConfigError(f"settings.{key}: set by polite-crawler itself; use user_agent")
+
+    return JobConfig(
+        path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
+        purpose=purpose, honor_agents=honor, allow_private_networks=allow_private,
+        output_dir=output_dir, signals=signals, follow=follow, max_depth=max_depth,
+        audit_fsync=audit_fsync, settings=dict(settings),
+    )
+
+
+def load_config(path: str | Path) -> JobConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}:{where} invalid YAML") from None
+    return parse_config(data, path=p.resolve())

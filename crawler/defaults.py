@@ -1,0 +1,59 @@
+"""Every ``POLITE_*`` setting and its default, in one place.
+
+A Scrapy project that enables :class:`crawler.addon.PoliteAddon` may override any of these in
+its own settings; ``polite-crawl run`` derives them from the YAML config (``crawler.config``).
+"""
+
+POLITE_JOB = "default"
+#: The full User-Agent header. Must contain a product token (text before "/") and a contact
+#: URL; the crawl refuses to start otherwise.
+POLITE_USER_AGENT = ""
+#: The use the corpus serves: train-ai | train-genai | search | ai-input.
+POLITE_PURPOSE = "train-ai"
+#: robots.txt groups naming these tokens bind this crawl too (the ``*`` group binds only
+#: through our own token).
+POLITE_HONOR_AGENTS: list[str] = []
+#: Refuse loopback, private, link-local, metadata and other non-global addresses.
+POLITE_ALLOW_PRIVATE_NETWORKS = False
+#: Where corpus.jsonl and audit.jsonl go.
+POLITE_OUTPUT_DIR = "out"
+#: Reservation signals to honour (all by default). Switching one off is recorded in the
+#: policy hash of every audit record.
+POLITE_SIGNALS = ["robots", "tdmrep"]
+#: Per-origin files (robots.txt, tdmrep.json) are re-fetched after this many seconds.
+POLITE_SITE_CACHE_TTL = 86400.0
+#: After a failed per-origin fetch (5xx, 429, network error) the origin stays refused, and
+#: the file is fetched again after this many seconds, doubling per failure up to the TTL.
+POLITE_SITE_RETRY_BACKOFF = 60.0
+#: Timeout for robots.txt and other per-origin fetches.
+POLITE_PREFLIGHT_TIMEOUT = 30.0
+#: Bytes of a per-origin file read at most (the rest is not downloaded).
+POLITE_PREFLIGHT_MAXSIZE = 1_048_576
+#: Redirect hops followed for per-origin files (RFC 9309: at least five).
+POLITE_PREFLIGHT_MAX_REDIRECTS = 5
+#: fsync the audit log after every record (survives power loss, not only a killed process).
+POLITE_AUDIT_FSYNC = False
+#: Longest Retry-After (seconds) honoured on 429/503; a longer one drops the retry.
+POLITE_RETRY_AFTER_MAX = 600.0
+#: Follow links: "same-origin" (default), "same-host", or "none".
+POLITE_FOLLOW = "same-origin"
+#: Content types stored in the corpus (others are fetched and audited but not stored).
+POLITE_CONTENT_TYPES = ["text/html", "application/xhtml+xml", "text/plain"]
+
+#: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
+SCRAPY_DEFAULTS = {
+    "ROBOTSTXT_OBEY": False,  # our own robots path replaces Scrapy's (see addon.py)
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
+    "CONCURRENT_REQUESTS": 16,
+    "DOWNLOAD_DELAY": 1.0,
+    "AUTOTHROTTLE_ENABLED": True,
+    "AUTOTHROTTLE_START_DELAY": 1.0,
+    "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+    "COOKIES_ENABLED": False,
+    "TELNETCONSOLE_ENABLED": False,
+    "LOG_LEVEL": "INFO",
+    "DOWNLOAD_MAXSIZE": 32 * 1024 * 1024,
+}
+#: Longest Crawl-delay / Request-rate interval honoured per origin (a site asking for more
+#: is crawled at this interval; the audit log keeps the file).
+POLITE_MAX_CRAWL_DELAY = 86400.0

@@ -1,0 +1,144 @@
+"""A small multi-site web server for the demo and the tests (loopback only).
+
+Each site is its own origin (its own port on 127.0.0.1) and serves a fixed set of pages.
+Every request is logged, so a test can prove from the server's side what was never asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes | str = b""
+    status: int = 200
+    content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+    def payload(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+@dataclass
+class Site:
+    name: str
+    description: str
+    pages: dict[str, Page] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for path in ("/robots.txt", "/.well-known/tdmrep.json"):
+            self.pages.setdefault(path, Page(b"not found", status=404,
+                                             content_type="text/plain"))
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    site: str
+    method: str
+    path: str
+    user_agent: str
+    time: float
+
+
+class LocalWeb:
+    """Serve ``sites`` on 127.0.0.1, one port per site (0 = any free port)."""
+
+    def __init__(self, sites: list[Site], *, host: str = "127.0.0.1",
+                 ports: dict[str, int] | None = None) -> None:
+        if not host.startswith("127."):
+            raise ValueError("the local web serves on loopback (127.0.0.0/8) only")
+        self.sites = {s.name: s for s in sites}
+        self.host = host
+        self.ports = dict(ports or {})
+        self.requests: list[LoggedRequest] = []
+        #: (site, path) of every response whose whole body was written to the socket
+        self.completed: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._servers: dict[str, ThreadingHTTPServer] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> LocalWeb:
+        for name, site in self.sites.items():
+            server = ThreadingHTTPServer((self.host, self.ports.get(name, 0)),
+                                         _handler(self, site))
+            server.daemon_threads = True
+            self._servers[name] = server
+            self.ports[name] = server.server_address[1]
+            t = threading.Thread(target=server.serve_forever, name=f"localweb-{name}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
+
+    def __enter__(self) -> LocalWeb:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def origin(self, name: str) -> str:
+        return f"http://{self.host}:{self.ports[name]}"
+
+    def log(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def paths(self, name: str) -> list[str]:
+        with self._lock:
+            return [r.path for r in self.requests if r.site == name]
+
+
+def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "polite-crawler-localweb"
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self, head_only: bool) -> None:
+            web.log(LoggedRequest(site.name, self.command, self.path,
+                                  self.headers.get("User-Agent", ""), time.time()))
+            page = site.pages.get(self.path) or site.pages.get(self.path.split("?")[0])
+            if page is None:
+                page = Page(b"<html><body>not found</body></html>", status=404)
+            if page.delay:
+                time.sleep(page.delay)
+            body = page.payload()
+            self.send_response(page.status)
+            self.send_header("Content-Type", page.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in page.headers:
+                self.send_header(k, v)
+            self.end_headers()
+            if not head_only:
+                try:
+                    view = memoryview(body)
+                    for i in range(0, len(body), 65536):
+                        self.wfile.write(view[i:i + 65536])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                    return  # the crawler stopped reading (StopDownload at the headers)
+                with web._lock:
+                    web.completed.append((site.name, self.path))
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._serve(False)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._serve(True)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    return Handler

@@ -1,0 +1,303 @@
+"""Downloader middlewares: the thin Scrapy glue around :mod:`crawler.policy`.
+
+:class:`ReservationMiddleware` decides at three points, each as early as the signal can be
+known:
+
+* ``process_request``: network guard, then site-level files (robots.txt, tdmrep.json) fetched
+  once per origin through the engine. A reserved URL is never requested.
+* ``headers_received`` (signal): response headers; a reserved response is stopped there with
+  ``StopDownload`` and its body is never downloaded.
+* ``process_response``: HTML ``<meta>`` tags, before the response reaches any spider callback.
+
+Every decision goes through the one funnel (audit record first, then the refusal).
+
+:class:`RetryAfterMiddleware` makes the origin's download slot wait for ``Retry-After`` on
+429/503 responses before Scrapy's ``RetryMiddleware`` retries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.http import Request, Response
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet import reactor
+
+from crawler import defaults
+from crawler.network import address_refusal, host_refusal, parse_ip
+from crawler.optout.htmlmeta import parse_html_head
+from crawler.policy import Verdict, network_refusal
+from crawler.runtime import get_runtime, polite_setting
+from crawler.sitecache import PREFLIGHT_META
+
+try:  # Scrapy >= 2.13
+    from scrapy.utils.defer import maybe_deferred_to_future
+except ImportError:  # pragma: no cover
+    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+META_CHECKS = "polite_checks"
+META_TDM_FILE = "polite_tdm_file"
+META_TDM_HEADER = "polite_tdm_header"
+META_DENIED = "polite_denied"
+META_AUDIT = "polite_audit"
+META_ORIGIN = "polite_origin"
+META_NO_FETCH = "polite_no_fetch"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+
+
+def origin_of(request: Request) -> str:
+    """``scheme://host[:port]`` with the default port left out (RFC 9309's authority)."""
+    u = urlparse_cached(request)
+    host = (u.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = u.port
+    if port is None or port == _DEFAULT_PORTS.get(u.scheme):
+        return f"{u.scheme}://{host}"
+    return f"{u.scheme}://{host}:{port}"
+
+
+def _headers_dict(headers: Any) -> dict[str, list[str]]:
+    return {
+        k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
+        for k, vs in headers.items()
+    }
+
+
+class ReservationMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.rt = get_runtime(crawler)
+        self.policy = self.rt.policy
+        self.funnel = self.rt.funnel
+        self.sitecache = self.rt.sitecache
+        self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
+        self._origin_delay: dict[str, float] = {}
+        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
+        crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ReservationMiddleware:
+        return cls(crawler)
+
+    # -- before the request -------------------------------------------------------------
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        if request.url.startswith(("data:", "file:", "about:")):
+            self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
+        origin = origin_of(request)
+        request.meta.setdefault("download_slot", origin)
+        refusal = await self._network_refusal(request)
+        if refusal is not None:
+            self._deny(request, network_refusal(request.url, refusal))
+        if request.meta.get(PREFLIGHT_META):
+            return
+        request.meta[META_ORIGIN] = origin
+        files = {kind: await self.sitecache.get(origin, kind)
+                 for kind in self.policy.needed_files()}
+        verdict = self.policy.before_fetch(request.url, files)
+        if verdict.denied:
+            self._deny(request, verdict)
+        request.meta[META_CHECKS] = [e.to_dict() for e in verdict.checks]
+        tdm_file = files.get("tdmrep.json")
+        request.meta[META_TDM_FILE] = (
+            _tdm_file_statement(tdm_file, request.url) if tdm_file is not None else None
+        )
+        request.meta.pop(META_TDM_HEADER, None)
+        if request.meta.get(META_NO_FETCH):
+            self.funnel.record(request.url, verdict, extra={"stage": "request",
+                               "note": "site-level signals only; not fetched"},
+                               request=request)
+            raise IgnoreRequest("check only: not fetched")
+        robots = files.get("robots.txt")
+        if robots is not None and robots.parsed is not None:
+            self._apply_crawl_delay(request, origin, robots.parsed)
+
+    async def _network_refusal(self, request: Request) -> str | None:
+        if self.policy.allow_private_networks:
+            return None
+        host = urlparse_cached(request).hostname or ""
+        refusal = host_refusal(host)
+        if refusal is not None or parse_ip(host) is not None:
+            return refusal
+        try:
+            ip = await maybe_deferred_to_future(reactor.resolve(host))
+        except Exception as exc:
+            return f"cannot resolve {host}: {type(exc).__name__}"
+        parsed = parse_ip(ip)
+        if parsed is None:
+            return f"{host} resolved to an unparseable address {ip!r}"
+        refusal = address_refusal(parsed)
+        return f"{host} resolves to {refusal}" if refusal else None
+
+    def _apply_crawl_delay(self, request: Request, origin: str, robots: Any) -> None:
+        """Crawl-delay / Request-rate for our token, per origin (Scrapy ignores both)."""
+        delays = [robots.crawl_delay(self.policy.token)]
+        rate = robots.request_rate(self.policy.token)
+        if rate is not None:
+            delays.append(rate.delay)
+        wanted = max([d for d in delays if d is not None], default=None)
+        if wanted is None or wanted <= self._base_delay:
+            return
+        wanted = min(wanted, float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))
+        request.meta["autothrottle_dont_adjust_delay"] = True
+        downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+        slot = downloader.slots.get(request.meta["download_slot"])
+        if slot is not None and slot.delay < wanted:
+            slot.delay = wanted
+        if self._origin_delay.get(origin) != wanted:
+            self._origin_delay[origin] = wanted
+            downloader.per_slot_settings.setdefault(origin, {})["delay"] = wanted
+            self.crawler.stats.set_value(f"polite/crawl_delay/{origin}", wanted)
+            logger.info("%s asks for %.1f s between requests: applied", origin, wanted)
+
+    # -- at the headers ---------------------------------------------------------------------
+    def headers_received(self, headers: Any, body_length: Any, request: Request,
+                         spider: Any = None) -> None:
+        if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
+            return
+        if b"Location" in headers:  # a redirect: judged on the final response
+            return
+        verdict, header_stmt = self.policy.at_headers(
+            request.url, _headers_dict(headers), request.meta.get(META_TDM_FILE)
+        )
+        request.meta[META_TDM_HEADER] = header_stmt
+        if verdict.denied:
+            request.meta[META_DENIED] = True
+            self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
+                               extra={"stage": "headers"}, request=request)
+            raise StopDownload(fail=True)
+        request.meta[META_CHECKS] = request.meta[META_CHECKS] + [
+            e.to_dict() for e in verdict.checks]
+
+    def bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
+        """Per-origin files are read up to a cap; the rest is never downloaded."""
+        cap = request.meta.get("polite_maxsize")
+        if cap is None:
+            return
+        got = request.meta.get("polite_received", 0) + len(data)
+        request.meta["polite_received"] = got
+        if got >= cap:
+            raise StopDownload(fail=False)
+
+    # -- the response -------------------------------------------------------------------------
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Response:
+        if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
+            return response
+        checks = request.meta[META_CHECKS]
+        if 300 <= response.status < 400 and b"Location" in response.headers:
+            return response  # a redirect Scrapy did not follow; nothing was collected
+        extra: dict[str, Any] = {"status": response.status}
+        if response.status == 200 and _is_html(response):
+            head = parse_html_head(response.body, encoding=_charset(response))
+            verdict = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),
+                                              request.meta.get(META_TDM_HEADER))
+            if verdict.denied:
+                request.meta[META_DENIED] = True
+                self.funnel.record(request.url, verdict, checks=checks,
+                                   extra={**extra, "stage": "document"}, request=request)
+                raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+        else:
+            verdict = Verdict("allow", (), ())
+        rec = self.funnel.record(request.url, verdict, checks=checks,
+                                 extra={**extra, "stage": "response"}, request=request)
+        request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"]}
+        return response
+
+    def process_exception(self, request: Request, exception: BaseException,
+                          spider: Any = None) -> None:
+        if request.meta.get(META_DENIED):
+            raise IgnoreRequest("reserved at the headers")
+        return None
+
+    def _deny(self, request: Request, verdict: Verdict) -> None:
+        request.meta[META_DENIED] = True
+        self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
+                           extra={"stage": "request"}
+                           | ({"preflight": request.meta[PREFLIGHT_META]}
+                              if request.meta.get(PREFLIGHT_META) else {}),
+                           request=request)
+        raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+
+
+def _tdm_file_statement(f: Any, url: str) -> Any:
+    from crawler.optout import tdmrep
+
+    if f.outcome != "parsed" or f.parsed is None:
+        return None
+    return tdmrep.statement_from_file(f.parsed, url)
+
+
+def _is_html(response: Response) -> bool:
+    ctype = response.headers.get(b"Content-Type", b"") or b""
+    return ctype.split(b";")[0].strip().lower() in _HTML_TYPES
+
+
+def _charset(response: Response) -> str | None:
+    return getattr(response, "encoding", None)
+
+
+class RetryAfterMiddleware:
+    """Honour ``Retry-After`` on 429/503: the origin's slot waits before anything else is sent.
+
+    Runs before Scrapy's ``RetryMiddleware`` sees the response (higher order number). A value
+    over ``POLITE_RETRY_AFTER_MAX`` is not waited for: the request is dropped instead.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.max_wait = crawler.settings.getfloat("POLITE_RETRY_AFTER_MAX",
+                                                  defaults.POLITE_RETRY_AFTER_MAX)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Response:
+        if response.status not in (429, 503):
+            return response
+        wait = parse_retry_after(response.headers.get(b"Retry-After"))
+        if wait is None:
+            return response
+        stats = self.crawler.stats
+        if wait > self.max_wait:
+            stats.inc_value("polite/retry_after/too_long")
+            logger.warning("%s asks to retry after %.0f s (> %.0f s): not retried",
+                           request.url, wait, self.max_wait)
+            request.meta["dont_retry"] = True
+            return response
+        downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+        slot = downloader.slots.get(downloader.get_slot_key(request))
+        if slot is not None:
+            slot.delay = max(slot.delay, wait)
+            slot.lastseen = time.monotonic()
+            stats.inc_value("polite/retry_after/honoured")
+            logger.info("%s: HTTP %d with Retry-After %.0f s; slot delay raised",
+                        request.url, response.status, wait)
+        return response
+
+
+def parse_retry_after(value: bytes | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date)."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))

@@ -1,0 +1,64 @@
+"""Types shared by every signal: what a per-origin file fetch gave, and a piece of evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One statement checked for one URL, as it appears in an audit record.
+
+    ``outcome`` is ``deny`` (the statement reserves the URL for this crawl), ``allow`` (it
+    permits it) or ``unset`` (the signal says nothing here: file absent, no rule matched,
+    malformed value).
+    """
+
+    signal: str
+    channel: str
+    outcome: str
+    rule: str | None = None
+    agent: str | None = None
+    source: str | None = None
+    source_sha256: str | None = None
+    status: int | None = None
+    detail: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"signal": self.signal, "channel": self.channel,
+                               "outcome": self.outcome}
+        for key in ("rule", "agent", "source", "source_sha256", "status", "detail"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.problems:
+            out["problems"] = list(self.problems[:20])
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFile:
+    """The outcome of fetching one per-origin file (robots.txt, tdmrep.json, ...).
+
+    ``outcome``: ``parsed`` (2xx, body parsed into ``parsed``), ``unavailable`` (the file is
+    not there: 4xx, or a body that is not in the protocol's format), ``unreachable`` (it could
+    not be determined: 5xx, 429, network error, timeout, too many redirects).
+    """
+
+    kind: str
+    url: str
+    outcome: str
+    status: int | None = None
+    sha256: str | None = None
+    size: int = 0
+    error: str | None = None
+    final_url: str | None = None
+    parsed: Any = None
+
+    @property
+    def status_text(self) -> str:
+        if self.status is not None:
+            return f"HTTP {self.status}"
+        return self.error or "no response"

@@ -1,0 +1,103 @@
+"""Per-crawl state shared by the middlewares and pipelines, as a Scrapy extension.
+
+:class:`PoliteRuntime` validates the ``POLITE_*`` settings once into a frozen
+:class:`~crawler.policy.Policy`, opens the audit log and builds the decision funnel and the
+per-origin file cache. Components reach it with ``crawler.get_extension(PoliteRuntime)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from crawler import defaults
+from crawler.audit.log import AuditWriter
+from crawler.config import ConfigError, PURPOSES, SIGNAL_NAMES, check_user_agent
+from crawler.decisions import DecisionFunnel
+from crawler.policy import Policy
+from crawler.sitecache import SiteCache
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+
+def polite_setting(crawler: Crawler, name: str):  # noqa: ANN201 - any setting type
+    """A ``POLITE_*`` setting, falling back to :mod:`crawler.defaults`."""
+    return crawler.settings.get(name, getattr(defaults, name))
+
+
+class PoliteRuntime:
+    def __init__(self, crawler: Crawler) -> None:
+        if not crawler.settings.getbool("POLITE_ENABLED", True):
+            raise NotConfigured
+        s = crawler.settings
+        user_agent = s.get("POLITE_USER_AGENT") or s.get("USER_AGENT") or ""
+        try:
+            token = check_user_agent(user_agent, "POLITE_USER_AGENT")
+        except ConfigError as exc:
+            raise ValueError(f"polite-crawler refuses to start: {exc}") from None
+        purpose = polite_setting(crawler, "POLITE_PURPOSE")
+        if purpose not in PURPOSES:
+            raise ValueError(f"POLITE_PURPOSE: {purpose!r} is not one of {PURPOSES}")
+        enabled = tuple(s.getlist("POLITE_SIGNALS", defaults.POLITE_SIGNALS))
+        unknown = [x for x in enabled if x not in SIGNAL_NAMES]
+        if unknown:
+            raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
+        self.crawler = crawler
+        self.policy = Policy(
+            token=token,
+            user_agent=user_agent,
+            purpose=purpose,
+            honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
+            signals=enabled,
+            allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
+        )
+        self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = AuditWriter(
+            self.output_dir / "audit.jsonl",
+            job=str(polite_setting(crawler, "POLITE_JOB")),
+            fsync=s.getbool("POLITE_AUDIT_FSYNC", False),
+        )
+        self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
+                                     crawler.signals.send_catch_log)
+        self.sitecache = SiteCache(
+            crawler,
+            ttl=s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
+            backoff=s.getfloat("POLITE_SITE_RETRY_BACKOFF", defaults.POLITE_SITE_RETRY_BACKOFF),
+            timeout=s.getfloat("POLITE_PREFLIGHT_TIMEOUT", defaults.POLITE_PREFLIGHT_TIMEOUT),
+            maxsize=s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
+            max_redirects=s.getint("POLITE_PREFLIGHT_MAX_REDIRECTS",
+                                   defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
+            evidence_dir=self.output_dir / "evidence",
+        )
+        crawler.signals.connect(self._closed, signal=signals.spider_closed)
+        logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
+                    token, purpose, ",".join(enabled), self.policy.sha256[:12],
+                    self.writer.path)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PoliteRuntime:
+        return cls(crawler)
+
+    def _closed(self, spider: object, reason: str) -> None:
+        self.writer.close()
+        st = self.crawler.stats
+        logger.info(
+            "polite-crawler: %s allowed, %s denied; audit log %s (last seq %d)",
+            st.get_value("polite/decision/allow", 0), st.get_value("polite/decision/deny", 0),
+            self.writer.path, self.writer.state.seq,
+        )
+
+
+def get_runtime(crawler: Crawler) -> PoliteRuntime:
+    rt = crawler.get_extension(PoliteRuntime)
+    if rt is None:
+        raise NotConfigured("PoliteRuntime extension is not enabled (use crawler.addon.Addon)")
+    return rt

@@ -1,0 +1,166 @@
+"""Per-origin files (robots.txt, tdmrep.json), fetched once per origin through the engine.
+
+Every request to an origin waits on the same pending fetch; the result is cached per origin
+(scheme, host, port) with an expiry: the TTL (24 h by default, RFC 9309 2.4) for files that
+were read or found absent, a doubling backoff for files that could not be fetched (the origin
+stays refused meanwhile: fail closed). Fetches go through ``crawler.engine.download_async`` so
+the User-Agent, delays, proxies and stats apply, as in Scrapy's ``RobotsTxtMiddleware``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy import Request
+from scrapy.http.request import NO_CALLBACK
+from twisted.internet.defer import Deferred
+
+from crawler.optout.model import SiteFile
+from crawler.policy import site_file
+
+try:  # Scrapy >= 2.13
+    from scrapy.utils.defer import maybe_deferred_to_future
+except ImportError:  # pragma: no cover
+    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+#: Where each per-origin file lives.
+FILE_PATHS = {"robots.txt": "/robots.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
+PREFLIGHT_META = "polite_preflight"
+PREFLIGHT_PRIORITY = 1000
+
+
+@dataclass
+class _Entry:
+    file: SiteFile
+    expires: float
+    failures: int
+
+
+class SiteCache:
+    def __init__(
+        self,
+        crawler: Crawler,
+        *,
+        ttl: float,
+        backoff: float,
+        timeout: float,
+        maxsize: int,
+        max_redirects: int,
+        evidence_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.crawler = crawler
+        self.ttl = ttl
+        self.backoff = backoff
+        self.timeout = timeout
+        self.maxsize = maxsize
+        self.max_redirects = max_redirects
+        self.evidence_dir = evidence_dir
+        self._clock = clock
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._pending: dict[tuple[str, str], Deferred[SiteFile]] = {}
+
+    def cached(self, origin: str, kind: str) -> SiteFile | None:
+        """The current cached file, if any and not expired (no fetch)."""
+        entry = self._entries.get((origin, kind))
+        if entry is not None and entry.expires > self._clock():
+            return entry.file
+        return None
+
+    async def get(self, origin: str, kind: str) -> SiteFile:
+        key = (origin, kind)
+        hit = self.cached(origin, kind)
+        if hit is not None:
+            return hit
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = Deferred()
+            try:
+                f = await self._fetch(origin, kind)
+            except Exception as exc:  # never fail open: an unexpected error is "unreachable"
+                logger.exception("fetching %s for %s failed", kind, origin)
+                f = SiteFile(kind, origin + FILE_PATHS[kind], "unreachable",
+                             error=f"{type(exc).__name__}: {exc}")
+            self._store(key, f)
+            del self._pending[key]
+            pending.callback(f)
+            return f
+        return await maybe_deferred_to_future(pending)
+
+    def _store(self, key: tuple[str, str], f: SiteFile) -> None:
+        now = self._clock()
+        old = self._entries.get(key)
+        if f.outcome == "unreachable":
+            failures = (old.failures + 1) if old and old.file.outcome == "unreachable" else 1
+            wait = min(self.backoff * 2 ** (failures - 1), self.ttl)
+            logger.warning("%s unreachable (%s): %s refused, retrying in %.0f s",
+                           f.url, f.status_text, key[0], wait)
+        else:
+            failures, wait = 0, self.ttl
+        self._entries[key] = _Entry(f, now + wait, failures)
+        stats = self.crawler.stats
+        stats.inc_value(f"polite/site/{key[1]}/{f.outcome}")
+
+    async def _fetch(self, origin: str, kind: str) -> SiteFile:
+        url = origin + FILE_PATHS[kind]
+        request = Request(
+            url,
+            priority=PREFLIGHT_PRIORITY,
+            callback=NO_CALLBACK,
+            dont_filter=True,
+            meta={
+                PREFLIGHT_META: kind,
+                "dont_obey_robotstxt": True,
+                "handle_httpstatus_all": True,
+                "download_timeout": self.timeout,
+                "redirect_ttl": self.max_redirects,
+                "download_slot": origin,
+                "polite_maxsize": self.maxsize,
+            },
+        )
+        assert self.crawler.engine is not None
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:
+            return site_file(kind, url, status=None, error=_describe(exc))
+        status = response.status
+        final_url = response.url if response.url != url else None
+        if 300 <= status < 400:
+            # a redirect that was not followed: no Location, or more than max_redirects hops
+            return site_file(kind, url, status=None, final_url=final_url,
+                             error=f"HTTP {status}: redirect not followed (too many hops?)")
+        body = response.body
+        f = site_file(kind, url, status=status, body=body, final_url=final_url)
+        self._archive(f, body)
+        return f
+
+    def _archive(self, f: SiteFile, body: bytes) -> None:
+        """Keep the evidence file, named by its SHA-256, for auditors."""
+        if self.evidence_dir is None or f.sha256 is None or not (200 <= (f.status or 0) < 300):
+            return
+        path = self.evidence_dir / f.sha256
+        if not path.exists():
+            self.evidence_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(path)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

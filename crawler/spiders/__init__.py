@@ -1,0 +1,1 @@
+"""Spiders of the polite-crawler Scrapy project."""

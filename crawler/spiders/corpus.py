@@ -1,0 +1,104 @@
+"""The corpus spider: crawl from a job config's seeds, keep what no reservation forbids.
+
+``scrapy crawl corpus -a config=configs/demo.yaml`` and ``polite-crawl run configs/demo.yaml``
+run the same crawl: the spider loads the config and applies its settings in
+``from_crawler`` (before Scrapy freezes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.http import Response, TextResponse
+from scrapy.linkextractors import LinkExtractor
+
+from crawler.addon import Addon
+from crawler.config import JobConfig, load_config
+from crawler.middlewares import META_AUDIT, origin_of
+
+_TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
+
+
+class CorpusSpider(scrapy.Spider):
+    name = "corpus"
+    job: JobConfig
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, config: str | None = None,
+                     **kwargs: Any) -> CorpusSpider:
+        if not config:
+            raise ValueError("the corpus spider needs a job config: -a config=PATH.yaml")
+        job = load_config(config)
+        crawler.settings.setdict(job.scrapy_settings(), priority="spider")
+        addons = crawler.settings.getdict("ADDONS")
+        if not any(_is_our_addon(k) for k in addons):
+            crawler.settings["ADDONS"][Addon] = 100
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.job = job
+        return spider
+
+    async def start(self) -> AsyncIterator[Any]:
+        for url in self.job.seeds:
+            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+    def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
+        for url in self.job.seeds:
+            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+    def parse(self, response: Response) -> Iterator[Any]:
+        audit = response.meta.get(META_AUDIT)
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        mime = ctype.split(";")[0].strip().lower()
+        if audit and response.status == 200:
+            item: dict[str, Any] = {
+                "url": response.url,
+                "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "status": response.status,
+                "content_type": mime or "application/octet-stream",
+                "sha256": hashlib.sha256(response.body).hexdigest(),
+                "bytes": len(response.body),
+                "audit_seq": audit["seq"],
+                "audit_hash": audit["hash"],
+                "job": self.job.job,
+            }
+            if isinstance(response, TextResponse) and mime in _TEXT_TYPES:
+                if mime == "text/plain":
+                    item["text"] = response.text
+                else:
+                    item["html"] = response.text
+                    item["title"] = (response.css("title::text").get() or "").strip()
+                    item["text"] = _visible_text(response)
+            yield item
+        if isinstance(response, TextResponse) and mime in _TEXT_TYPES[:2]:
+            yield from self._follow(response)
+
+    def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
+        mode = self.job.follow
+        if mode == "none":
+            return
+        here = origin_of(response.request) if response.request else None
+        host = urlsplit(response.url).hostname
+        for link in LinkExtractor().extract_links(response):
+            target = scrapy.Request(link.url, callback=self.parse)
+            if mode == "same-origin" and origin_of(target) != here:
+                continue
+            if mode == "same-host" and urlsplit(link.url).hostname != host:
+                continue
+            yield target
+
+
+def _visible_text(response: TextResponse) -> str:
+    parts = response.xpath(
+        "//body//text()[not(ancestor::script) and not(ancestor::style)"
+        " and not(ancestor::noscript)]"
+    ).getall()
+    return " ".join(" ".join(p.split()) for p in parts if p.strip())
+
+
+def _is_our_addon(key: Any) -> bool:
+    return key is Addon or key == "crawler.addon.Addon"
