@@ -152,12 +152,14 @@ class ReservationMiddleware:
         wanted = min(wanted, float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))
         request.meta["autothrottle_dont_adjust_delay"] = True
         downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+        # the site's delay is a floor: no random jitter below it
         slot = downloader.slots.get(request.meta["download_slot"])
-        if slot is not None and slot.delay < wanted:
-            slot.delay = wanted
+        if slot is not None and (slot.delay < wanted or slot.jitter):
+            slot.delay, slot.jitter = max(slot.delay, wanted), 0.0
         if self._origin_delay.get(origin) != wanted:
             self._origin_delay[origin] = wanted
-            downloader.per_slot_settings.setdefault(origin, {})["delay"] = wanted
+            downloader.per_slot_settings.setdefault(origin, {}).update(
+                delay=wanted, jitter=0.0)
             self.crawler.stats.set_value(f"polite/crawl_delay/{origin}", wanted)
             logger.info("%s asks for %.1f s between requests: applied", origin, wanted)
 

@@ -261,3 +261,11 @@ def site_file(
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)
     raise ValueError(f"unknown per-origin file {kind!r}")
+
+
+def failure_policy_markdown() -> str:
+    """:data:`FAILURE_POLICY` as the Markdown table printed in the README (a test keeps the
+    two equal)."""
+    lines = ["| file / value | outcome | decision | basis |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in FAILURE_POLICY]
+    return "\n".join(lines)

@@ -62,3 +62,30 @@ class SiteFile:
         if self.status is not None:
             return f"HTTP {self.status}"
         return self.error or "no response"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One machine-readable statement about uses, in the protocol's own vocabulary.
+
+    ``terms`` pairs each term the statement mentions (lower-case, as the protocol names it:
+    ``ai-train`` for Content-Signal, ``train-ai`` for Content-Usage, ``noai`` for robots meta
+    ...) with ``True`` (the use is allowed) or ``False`` (reserved / not allowed). Terms the
+    statement does not mention are unknown. Which crawl purposes a term binds is decided in
+    one table in :mod:`crawler.policy`, not here.
+    """
+
+    signal: str                        # content-usage | content-signal | noai | ai-txt | rsl
+    channel: str                       # robots.txt | header | meta | file | link
+    terms: tuple[tuple[str, bool], ...]
+    rule: str                          # as written, with where: "Content-Signal: ai-train=no (line 3)"
+    agent: str | None = None           # the user-agent group / crawler scope it came from
+    source: str | None = None          # URL of the document it came from, when not the page
+    problems: tuple[str, ...] = ()
+
+    def term(self, name: str) -> bool | None:
+        value = None
+        for term, allowed in self.terms:
+            if term == name:
+                value = allowed if value is None else (value and allowed)
+        return value

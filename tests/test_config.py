@@ -1,0 +1,104 @@
+"""Config validation: every bad key is an error naming the key; exit 2 from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crawler.cli import main
+from crawler.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = {
+    "job": "t",
+    "user_agent": "TestBot/1.0 (+https://example.org/bot)",
+    "seeds": ["https://example.org/"],
+}
+
+
+def test_example_and_demo_configs_are_valid():
+    ex = load_config(ROOT / "configs" / "example.yaml")
+    assert ex.token == "ExampleCorpusBot" and ex.honor_agents[0] == "GPTBot"
+    assert ex.output_dir == (ROOT / "configs" / "out" / "example")
+    demo = load_config(ROOT / "configs" / "demo.yaml")
+    assert demo.allow_private_networks and len(demo.seeds) == 8
+
+
+def test_example_config_documents_every_key():
+    text = (ROOT / "configs" / "example.yaml").read_text()
+    from crawler.config import KNOWN_KEYS
+
+    documented = set(yaml.safe_load(text)) | {"registries"}
+    assert documented == KNOWN_KEYS
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"max_pages": "ten"}, "max_pages"),
+        ({"max_pages": True}, "max_pages"),
+        ({"max_pages": -1}, "max_pages"),
+        ({"seeds": "https://example.org/"}, "seeds"),
+        ({"seeds": ["ftp://example.org/"]}, "seeds[0]"),
+        ({"seeds": [3]}, "seeds[0]"),
+        ({"purpose": "profit"}, "purpose"),
+        ({"honor_agents": ["GPT Bot"]}, "honor_agents[0]"),
+        ({"allow_private_networks": "yes"}, "allow_private_networks"),
+        ({"user_agent": "Mozilla/5.0"}, "user_agent"),
+        ({"user_agent": "Bot1/1.0 (+https://example.org)"}, "user_agent"),
+        ({"user_agent": "Scrapy/2.13 (+https://scrapy.org)"}, "user_agent"),
+        ({"user_agent": ""}, "user_agent"),
+        ({"settings": {"lower": 1}}, "settings.lower"),
+        ({"settings": {"USER_AGENT": "x"}}, "settings.USER_AGENT"),
+        ({"signals": {"robots": "off"}}, "signals.robots"),
+        ({"signals": {"telepathy": True}}, "signals.telepathy"),
+        ({"follow": "everywhere"}, "follow"),
+        ({"registries": [{"type": "file", "path": "r.txt"}]}, "registries"),
+    ],
+)
+def test_bad_values_name_the_key(patch, key):
+    with pytest.raises(ConfigError) as exc:
+        parse_config({**GOOD, **patch})
+    assert str(exc.value).startswith(key + ":")
+    assert "\n" not in str(exc.value)
+
+
+def test_user_agent_needs_token_and_contact():
+    job = parse_config({**GOOD, "user_agent": "Good-Bot_x/2 (mailto:ops@example.org)"})
+    assert job.token == "Good-Bot_x"
+
+
+def test_signals_can_be_switched_off():
+    job = parse_config({**GOOD, "signals": {"tdmrep": False}})
+    assert job.signals == ("robots",)
+
+
+def test_scrapy_settings_layering():
+    job = parse_config({**GOOD, "max_pages": 5, "settings": {"DOWNLOAD_DELAY": 3}})
+    s = job.scrapy_settings()
+    assert s["DOWNLOAD_DELAY"] == 3
+    assert s["CLOSESPIDER_ITEMCOUNT"] == 5
+    assert s["CONCURRENT_REQUESTS_PER_DOMAIN"] == 1
+    assert s["USER_AGENT"] == GOOD["user_agent"]
+    assert s["ROBOTSTXT_OBEY"] is False
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "config file not found"),
+        ("key: [unclosed", "invalid YAML"),
+        ("- a list", "expected a mapping"),
+        ("job: t\nuser_agent: 'T/1 (+https://x.org)'\nseeds: []\nbogus: 1\n", "bogus: unknown"),
+    ],
+)
+def test_cli_exits_2_with_one_line(tmp_path, capsys, content, message):
+    cfg = tmp_path / "c.yaml"
+    if content is not None:
+        cfg.write_text(content)
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
