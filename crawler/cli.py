@@ -99,7 +99,11 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
                                 signal=decision_recorded, weak=False)
     process.crawl(crawler, config=str(config_path), **spider_kwargs)
     process.start()
-    return crawler.stats.get_stats() if crawler.stats else {}
+    stats = crawler.stats.get_stats() if crawler.stats else {}
+    if not stats.get("finish_reason"):
+        print("polite-crawl: the crawl did not run to its end (see the log above)",
+              file=sys.stderr)
+    return stats
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -108,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
     stats = run_crawl(job, path, extra_settings=extra)
     _summary(job, stats)
-    return 0
+    return 0 if stats.get("finish_reason") else 1
 
 
 def _summary(job: JobConfig, stats: dict[str, Any]) -> None:

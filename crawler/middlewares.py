@@ -26,7 +26,6 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Request, Response
 from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet import reactor
 
 from crawler import defaults
 from crawler.network import address_refusal, host_refusal, parse_ip
@@ -130,6 +129,8 @@ class ReservationMiddleware:
         refusal = host_refusal(host)
         if refusal is not None or parse_ip(host) is not None:
             return refusal
+        from twisted.internet import reactor  # the installed one (never at import time)
+
         try:
             ip = await maybe_deferred_to_future(reactor.resolve(host))
         except Exception as exc:

@@ -69,7 +69,7 @@ class SiteCache:
         self.evidence_dir = evidence_dir
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._pending: dict[tuple[str, str], Deferred[SiteFile]] = {}
+        self._pending: dict[tuple[str, str], list[Deferred[SiteFile]]] = {}
 
     def cached(self, origin: str, kind: str) -> SiteFile | None:
         """The current cached file, if any and not expired (no fetch)."""
@@ -83,20 +83,23 @@ class SiteCache:
         hit = self.cached(origin, kind)
         if hit is not None:
             return hit
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = Deferred()
-            try:
-                f = await self._fetch(origin, kind)
-            except Exception as exc:  # never fail open: an unexpected error is "unreachable"
-                logger.exception("fetching %s for %s failed", kind, origin)
-                f = SiteFile(kind, origin + FILE_PATHS[kind], "unreachable",
-                             error=f"{type(exc).__name__}: {exc}")
-            self._store(key, f)
-            del self._pending[key]
-            pending.callback(f)
-            return f
-        return await maybe_deferred_to_future(pending)
+        waiters = self._pending.get(key)
+        if waiters is not None:  # a fetch is under way: wait for it (one Deferred each)
+            d: Deferred[SiteFile] = Deferred()
+            waiters.append(d)
+            return await maybe_deferred_to_future(d)
+        self._pending[key] = waiters = []
+        try:
+            f = await self._fetch(origin, kind)
+        except Exception as exc:  # never fail open: an unexpected error is "unreachable"
+            logger.exception("fetching %s for %s failed", kind, origin)
+            f = SiteFile(kind, origin + FILE_PATHS[kind], "unreachable",
+                         error=f"{type(exc).__name__}: {exc}")
+        self._store(key, f)
+        del self._pending[key]
+        for d in waiters:
+            d.callback(f)
+        return f
 
     def _store(self, key: tuple[str, str], f: SiteFile) -> None:
         now = self._clock()
@@ -122,7 +125,6 @@ class SiteCache:
             meta={
                 PREFLIGHT_META: kind,
                 "dont_obey_robotstxt": True,
-                "handle_httpstatus_all": True,
                 "download_timeout": self.timeout,
                 "redirect_ttl": self.max_redirects,
                 "download_slot": origin,

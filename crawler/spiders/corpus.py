@@ -44,11 +44,11 @@ class CorpusSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         for url in self.job.seeds:
-            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+            yield scrapy.Request(url, callback=self.parse)
 
     def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
         for url in self.job.seeds:
-            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+            yield scrapy.Request(url, callback=self.parse)
 
     def parse(self, response: Response) -> Iterator[Any]:
         audit = response.meta.get(META_AUDIT)

@@ -237,7 +237,7 @@ def test_site_cache_expires_and_refetches(tmp_path):
     pages.update({f"/p{i}": Page(html("p", "x"), delay=0.4) for i in range(4)})
     with LocalWeb([Site("slow", "slow pages", pages)]) as web:
         cfg = write_config(tmp_path / "job.yaml", seeds=[web.origin("slow") + "/"],
-                           settings={"POLITE_SITE_CACHE_TTL": 0.5})
+                           settings={"POLITE_SITE_CACHE_TTL": 0.5, "CONCURRENT_REQUESTS": 1})
         proc = run_cli("run", str(cfg))
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert web.paths("slow").count("/robots.txt") >= 2
