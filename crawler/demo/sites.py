@@ -102,7 +102,8 @@ def demo_sites() -> list[Site]:
         "/header-reserved.html": Page(
             html("Reserved by header", big_secret),
             headers=(("tdm-reservation", "1"),
-                     ("tdm-policy", "https://example.org/policies/tdm.json"))),
+                     ("tdm-policy", "https://example.org/policies/tdm.json")),
+            body_delay=0.3),
     }))
 
     s.append(Site("tdm-meta", "a page carries <meta name=\"tdm-reservation\" content=\"1\">: "

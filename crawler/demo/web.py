@@ -20,6 +20,8 @@ class Page:
     content_type: str = "text/html; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    #: seconds between the headers and the body (lets a test see the client hang up)
+    body_delay: float = 0.0
 
     def payload(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -122,6 +124,9 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not head_only:
                 try:
+                    if page.body_delay:
+                        self.wfile.flush()
+                        time.sleep(page.body_delay)
                     view = memoryview(body)
                     for i in range(0, len(body), 65536):
                         self.wfile.write(view[i:i + 65536])
