@@ -54,10 +54,11 @@ SETTINGS = {
 
 
 def stats_of(stderr: str) -> dict:
-    m = re.search(r"Dumping Scrapy stats:\n(\{.*?\n\})", stderr, re.S)
+    m = re.search(r"Dumping Scrapy stats:\n(\{.*?\})\n(?:\d{4}-|$)", stderr, re.S)
     if not m:
         raise SystemExit("no stats in crawl output:\n" + stderr[-3000:])
-    text = re.sub(r"datetime\.datetime\([^)]*\)", "None", m.group(1))
+    text = re.sub(r"datetime\.datetime\(.*?tzinfo=datetime\.timezone\.utc\)", "None",
+                  m.group(1))
     return ast.literal_eval(text)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from crawler.audit.record import ChainState, canonical_json, seal, verify_lines
 
 logger = logging.getLogger(__name__)
+_HEAD_SIZE = 128
 
 
 def utc_now() -> str:
@@ -65,6 +66,8 @@ class AuditWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.state = self._recover()
         self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for the crawl
+        self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        self._write_head()
 
     def _recover(self) -> ChainState:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -79,7 +82,7 @@ class AuditWriter:
             with open(self.path, "r+b") as fh:
                 fh.truncate(cut)
             data = data[:cut]
-        result = verify_lines(data.splitlines(keepends=True))
+        result = verify_lines(data.splitlines(keepends=True), head=read_head(self.path))
         if not result.ok:
             raise AuditLogError(
                 f"cannot continue {self.path}: {result.describe(str(self.path))}"
@@ -117,18 +120,19 @@ class AuditWriter:
         return rec
 
     def _write_head(self) -> None:
-        target = head_path(self.path)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(
-            json.dumps({"seq": self.state.seq, "hash": self.state.hash}), encoding="utf-8"
-        )
-        os.replace(tmp, target)
+        # one fixed-size pwrite in place: cheap enough for every record; a torn head (power
+        # loss mid-write) reads as "no head", never as a wrong one
+        data = json.dumps({"seq": self.state.seq, "hash": self.state.hash}).encode()
+        os.pwrite(self._head_fd, data.ljust(_HEAD_SIZE), 0)
+        if self.fsync:
+            os.fsync(self._head_fd)
 
     def close(self) -> None:
         if not self._fh.closed:
             if self.fsync:
                 os.fsync(self._fh.fileno())
             self._fh.close()
+            os.close(self._head_fd)
 
 
 def verify_file(path: str | os.PathLike[str]):  # -> VerifyResult

@@ -202,3 +202,11 @@ def test_record_committed_before_a_kill(tmp_path):
     assert proc.returncode == -9
     result = verify_file(log)
     assert result.ok and result.records == 1
+
+
+def test_writer_refuses_a_log_cut_short_of_its_head(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    write_log(log, 3)
+    _mutate(log, lambda ls: ls[:-1])
+    with pytest.raises(AuditLogError, match="removed from the end"):
+        AuditWriter(log, job="t")
