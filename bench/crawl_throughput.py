@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.demo.web import LocalWeb, Page, Site  # noqa: E402
+from crawler.demo.web import LocalWeb, Page, Site
 
 
 def make_site(n: int) -> Site:
@@ -54,7 +54,7 @@ SETTINGS = {
 
 
 def stats_of(stderr: str) -> dict:
-    m = re.search(r"Dumping Scrapy stats:\n(\{.*?\})\n(?:\d{4}-|$)", stderr, re.S)
+    m = re.search(r"Dumping Scrapy stats:\n(\{.*?\})\n(?:\d{4}-|$)", stderr, re.DOTALL)
     if not m:
         raise SystemExit("no stats in crawl output:\n" + stderr[-3000:])
     text = re.sub(r"datetime\.datetime\(.*?tzinfo=datetime\.timezone\.utc\)", "None",

@@ -91,7 +91,7 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
     settings.setmodule("crawler.settings", priority="project")
     if extra_settings:
         settings.setdict(extra_settings, priority="cmdline")
-    process = CrawlerProcess(settings, install_root_handler=True)
+    process = CrawlerProcess(settings)
     cls = CheckSpider if spider == "check" else CorpusSpider
     crawler = process.create_crawler(cls)
     if on_record is not None:
@@ -207,7 +207,7 @@ def demo_config(web: Any, out: Path, token: str) -> dict[str, Any]:
         "allow_private_networks": True,
         "output_dir": str(out),
         "settings": {"DOWNLOAD_DELAY": 0.05, "AUTOTHROTTLE_ENABLED": False,
-                     "POLITE_SITE_RETRY_BACKOFF": 5.0},
+                     "POLITE_SITE_RETRY_BACKOFF": 1.0},
     }
 
 
@@ -225,31 +225,47 @@ def _serve_forever(web: Any) -> int:
 
 
 def print_decision_table(audit_path: Path, web: Any = None) -> None:
+    """One row per decision, grouped by site (demo order), then in decision order."""
     names = {web.origin(n): n for n in web.sites} if web is not None else {}
+    order = {n: i for i, n in enumerate(names.values())}
     rows = []
     for line in audit_path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         url = rec["url"]
         site = next((n for o, n in names.items() if url.startswith(o + "/")), "")
-        path = url.split("/", 3)[3] if url.count("/") >= 3 else url
-        reasons = rec.get("reasons") or []
+        path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else url
         if rec["decision"] == "deny":
+            reasons = rec.get("reasons") or []
             signal = ",".join(sorted({r["signal"] for r in reasons}))
-            evidence = "; ".join(f"{r.get('channel')}: {r.get('rule')}" for r in reasons)
+            evidence = "; ".join(_evidence_text(r) for r in reasons)
+            undecided = rec.get("undecided")
+            if undecided:
+                evidence += (" [final]" if undecided.get("final") else
+                             f" [asked again in {undecided.get('retry_after_s')} s]")
         else:
             signal = "-"
-            evidence = "; ".join(
-                f"{c['signal']}: {c.get('rule')}" for c in rec.get("checks", [])
-                if c.get("outcome") != "unset") or "no reservation found"
-        rows.append((site, "/" + path, rec["decision"], signal, evidence))
-    widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in
-              enumerate(("SITE", "PATH", "DECISION", "SIGNAL"))]
+            evidence = "; ".join(_evidence_text(c) for c in rec.get("checks", [])
+                                 if c.get("outcome") != "unset") or "no reservation found"
+        rows.append((order.get(site, len(order)), rec["seq"], site, path, rec["decision"],
+                     signal, evidence))
+    rows.sort()
+    cells = [r[2:] for r in rows]
     header = ("SITE", "PATH", "DECISION", "SIGNAL", "EVIDENCE")
+    widths = [max([len(c[i]) for c in cells] + [len(header[i])]) for i in range(4)]
     fmt = "  ".join(f"{{:{w}}}" for w in widths) + "  {}"
     print(fmt.format(*header))
-    for r in rows:
-        ev = r[4] if len(r[4]) <= 90 else r[4][:87] + "..."
-        print(fmt.format(r[0], r[1], r[2], r[3], ev))
+    for c in cells:
+        ev = c[4] if len(c[4]) <= 100 else c[4][:97] + "..."
+        print(fmt.format(*c[:4], ev))
+
+
+def _evidence_text(ev: dict[str, Any]) -> str:
+    where = ev.get("channel", "")
+    agent = ev.get("agent")
+    if ev.get("signal") == "robots" and agent:
+        where += f" [{agent}]"
+    rule = " | ".join(str(ev.get("rule", "")).splitlines())
+    return f"{ev.get('signal')} {where}: {rule}"
 
 
 # -- audit verify ---------------------------------------------------------------------------

@@ -25,6 +25,9 @@ POLITE_SITE_CACHE_TTL = 86400.0
 #: After a failed per-origin fetch (5xx, 429, network error) the origin stays refused, and
 #: the file is fetched again after this many seconds, doubling per failure up to the TTL.
 POLITE_SITE_RETRY_BACKOFF = 60.0
+#: A URL refused because a per-origin file could not be fetched is decided again after the
+#: backoff, up to this many times; the last refusal is final (the record says so).
+POLITE_UNDECIDED_RETRIES = 2
 #: Timeout for robots.txt and other per-origin fetches.
 POLITE_PREFLIGHT_TIMEOUT = 30.0
 #: Bytes of a per-origin file read at most (the rest is not downloaded).

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
 from scrapy.http import Request, Response
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -83,7 +83,11 @@ class ReservationMiddleware:
         self.sitecache = self.rt.sitecache
         self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
         self._origin_delay: dict[str, float] = {}
+        self._retries = crawler.settings.getint("POLITE_UNDECIDED_RETRIES",
+                                                defaults.POLITE_UNDECIDED_RETRIES)
+        self._waiting: dict[int, Any] = {}  # undecided requests waiting for a retry
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
+        crawler.signals.connect(self._idle, signal=signals.spider_idle)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
 
     @classmethod
@@ -105,6 +109,8 @@ class ReservationMiddleware:
         files = {kind: await self.sitecache.get(origin, kind)
                  for kind in self.policy.needed_files()}
         verdict = self.policy.before_fetch(request.url, files)
+        if verdict.undetermined:
+            self._defer(request, verdict, origin)
         if verdict.denied:
             self._deny(request, verdict)
         request.meta[META_CHECKS] = [e.to_dict() for e in verdict.checks]
@@ -133,7 +139,7 @@ class ReservationMiddleware:
 
         try:
             ip = await maybe_deferred_to_future(reactor.resolve(host))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any DNS failure refuses the target
             return f"cannot resolve {host}: {type(exc).__name__}"
         parsed = parse_ip(ip)
         if parsed is None:
@@ -222,16 +228,44 @@ class ReservationMiddleware:
                           spider: Any = None) -> None:
         if request.meta.get(META_DENIED):
             raise IgnoreRequest("reserved at the headers")
-        return None
 
-    def _deny(self, request: Request, verdict: Verdict) -> None:
+    def _deny(self, request: Request, verdict: Verdict,
+              extra: dict[str, Any] | None = None) -> None:
         request.meta[META_DENIED] = True
+        fields: dict[str, Any] = {"stage": "request", **(extra or {})}
+        if request.meta.get(PREFLIGHT_META):
+            fields["preflight"] = request.meta[PREFLIGHT_META]
         self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
-                           extra={"stage": "request"}
-                           | ({"preflight": request.meta[PREFLIGHT_META]}
-                              if request.meta.get(PREFLIGHT_META) else {}),
-                           request=request)
+                           extra=fields, request=request)
         raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+
+    # -- undecided: refused now, asked again after the origin's backoff ---------------------
+    def _defer(self, request: Request, verdict: Verdict, origin: str) -> None:
+        """Refuse now (the record says so) and schedule the same URL for a later decision."""
+        from scrapy.utils.asyncio import call_later
+
+        attempt = request.meta.get("polite_attempt", 0) + 1
+        if attempt > self._retries:
+            self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": True}})
+        wait = max(self.sitecache.retry_in(origin, kind) for kind in self.policy.needed_files())
+        wait = max(wait, 1.0)
+        retry = request.replace(dont_filter=True)
+        retry.meta["polite_attempt"] = attempt
+        for key in (META_CHECKS, META_DENIED, META_TDM_FILE, META_TDM_HEADER):
+            retry.meta.pop(key, None)
+        self._waiting[id(retry)] = call_later(wait, self._requeue, retry)
+        self.crawler.stats.inc_value("polite/undecided/deferred")
+        self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": False,
+                                                    "retry_after_s": round(wait, 1)}})
+
+    def _requeue(self, request: Request) -> None:
+        self._waiting.pop(id(request), None)
+        if self.crawler.engine is not None and self.crawler.engine.spider is not None:
+            self.crawler.engine.crawl(request)
+
+    def _idle(self, spider: Any = None) -> None:
+        if self._waiting:
+            raise DontCloseSpider
 
 
 def _tdm_file_statement(f: Any, url: str) -> Any:

@@ -28,21 +28,22 @@ POLICY_VERSION = "1"
 #: What a per-origin fetch outcome means. One table, printed in the README.
 FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
     ("robots.txt", "2xx", "parse and obey", "RFC 9309 2.3.1.1"),
-    ("robots.txt", "3xx", "follow up to 5 hops; the file reached applies to the original "
-     "origin; more hops = deny all", "RFC 9309 2.3.1.2 (stricter: RFC allows allow-all)"),
+    ("robots.txt", "3xx", ("follow up to 5 hops; the file reached applies to the original "
+     "origin; more hops = deny all"), "RFC 9309 2.3.1.2 (stricter: RFC allows allow-all)"),
     ("robots.txt", "4xx except 429", "no restrictions (allow all)", "RFC 9309 2.3.1.3"),
-    ("robots.txt", "429, 5xx, timeout, DNS/TCP/TLS error", "deny all (fail closed); "
-     "fetched again after a backoff", "RFC 9309 2.3.1.4"),
+    ("robots.txt", "429, 5xx, timeout, DNS/TCP/TLS error", ("deny all (fail closed); the URL "
+     "is decided again after a doubling backoff, twice, then refused for good"),
+     "RFC 9309 2.3.1.4"),
     ("robots.txt", "over 512,000 bytes", "first 512,000 bytes parsed", "RFC 9309 2.5"),
     ("tdmrep.json", "2xx, valid JSON array", "first matching rule applies", "TDMRep 3.2"),
     ("tdmrep.json", "4xx, or 2xx that is not a TDMRep array", "TDMRep not used (unset)",
      "TDMRep 3.2"),
-    ("tdmrep.json", "429, 5xx, timeout, network error", "deny all (fail closed); fetched "
-     "again after a backoff", "project rule (spec: 'not implemented')"),
+    ("tdmrep.json", "429, 5xx, timeout, network error", ("deny all (fail closed); decided "
+     "again after a backoff, as for robots.txt"), "project rule (spec: 'not implemented')"),
     ("tdm-reservation value", "not 0 or 1", "unset; string \"1\" and JSON true read as 1",
      "TDMRep 3.1 (conservative reading)"),
-    ("any target", "loopback/private/link-local/metadata address", "deny (signal network) "
-     "unless allow_private_networks", "project rule"),
+    ("any target", "loopback/private/link-local/metadata address", ("deny (signal network) "
+     "unless allow_private_networks"), "project rule"),
 )
 
 #: Which signals bind which purpose (True = binds). robots.txt governs access itself, so it
@@ -63,6 +64,14 @@ class Verdict:
     @property
     def denied(self) -> bool:
         return self.decision == "deny"
+
+    @property
+    def undetermined(self) -> bool:
+        """Denied only because a per-origin file could not be fetched (worth a later retry)."""
+        return self.denied and all(
+            r.signal == "network" and r.channel not in ("address", "preflight")
+            for r in self.reasons
+        )
 
 
 def _verdict(checks: Sequence[Evidence]) -> Verdict:

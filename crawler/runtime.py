@@ -16,7 +16,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawler import defaults
 from crawler.audit.log import AuditWriter
-from crawler.config import ConfigError, PURPOSES, SIGNAL_NAMES, check_user_agent
+from crawler.config import PURPOSES, SIGNAL_NAMES, ConfigError, check_user_agent
 from crawler.decisions import DecisionFunnel
 from crawler.policy import Policy
 from crawler.sitecache import SiteCache
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def polite_setting(crawler: Crawler, name: str):  # noqa: ANN201 - any setting type
+def polite_setting(crawler: Crawler, name: str):
     """A ``POLITE_*`` setting, falling back to :mod:`crawler.defaults`."""
     return crawler.settings.get(name, getattr(defaults, name))
 

@@ -78,6 +78,13 @@ class SiteCache:
             return entry.file
         return None
 
+    def retry_in(self, origin: str, kind: str) -> float:
+        """Seconds until a failed file may be fetched again (0 when it may be now)."""
+        entry = self._entries.get((origin, kind))
+        if entry is None or entry.file.outcome != "unreachable":
+            return 0.0
+        return max(0.0, entry.expires - self._clock())
+
     async def get(self, origin: str, kind: str) -> SiteFile:
         key = (origin, kind)
         hit = self.cached(origin, kind)
@@ -107,7 +114,7 @@ class SiteCache:
         if f.outcome == "unreachable":
             failures = (old.failures + 1) if old and old.file.outcome == "unreachable" else 1
             wait = min(self.backoff * 2 ** (failures - 1), self.ttl)
-            logger.warning("%s unreachable (%s): %s refused, retrying in %.0f s",
+            logger.warning("%s unreachable (%s): %s refused; may be fetched again in %.0f s",
                            f.url, f.status_text, key[0], wait)
         else:
             failures, wait = 0, self.ttl
@@ -128,13 +135,14 @@ class SiteCache:
                 "download_timeout": self.timeout,
                 "redirect_ttl": self.max_redirects,
                 "download_slot": origin,
+                "dont_retry": True,  # our own backoff retries it (fail closed meanwhile)
                 "polite_maxsize": self.maxsize,
             },
         )
         assert self.crawler.engine is not None
         try:
             response = await self.crawler.engine.download_async(request)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is "unreachable" (fail closed)
             return site_file(kind, url, status=None, error=_describe(exc))
         status = response.status
         final_url = response.url if response.url != url else None

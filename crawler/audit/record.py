@@ -61,7 +61,7 @@ def seal(body: Mapping[str, Any], *, seq: int, prev_hash: str) -> dict[str, Any]
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     reasons = body.get("reasons")
     if not isinstance(reasons, list):
-        raise ValueError("reasons must be a list")
+        raise TypeError("reasons must be a list")
     if decision in ("deny", "erase") and not reasons:
         raise ValueError(f"a {decision} record needs at least one reason")
     for reason in reasons:

@@ -84,10 +84,10 @@ class LocalWeb:
             server.server_close()
         self._servers.clear()
 
-    def __enter__(self) -> LocalWeb:
+    def __enter__(self) -> LocalWeb:  # noqa: PYI034 - py3.10 has no typing.Self
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def origin(self, name: str) -> str:
@@ -137,13 +137,13 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                 with web._lock:
                     web.completed.append((site.name, self.path))
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(False)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(True)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

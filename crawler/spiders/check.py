@@ -32,10 +32,10 @@ class CheckSpider(CorpusSpider):
             yield scrapy.Request(url, callback=self.parse, dont_filter=True,
                                  meta={META_NO_FETCH: self.no_fetch})
 
-    def start_requests(self):  # noqa: ANN201 - Scrapy < 2.13
+    def start_requests(self):
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse, dont_filter=True,
                                  meta={META_NO_FETCH: self.no_fetch})
 
-    def parse(self, response: Response):  # noqa: ANN201
+    def parse(self, response: Response):
         return []

@@ -37,14 +37,13 @@ def write_log(path: Path, n: int = 5) -> list[dict]:
 
 def independent_verify(path: Path) -> bool:
     """The ten lines INTERFACE.md promises, with no project code."""
-    prev, seq = "0" * 64, 0
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+    prev = "0" * 64
+    for seq, line in enumerate(path.read_text(encoding="utf-8").splitlines(keepends=True), 1):
         try:
             rec = json.loads(line)
         except ValueError:
             return False
         h = rec.pop("hash")
-        seq += 1
         body = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         if rec["seq"] != seq or rec["prev_hash"] != prev:
             return False

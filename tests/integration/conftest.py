@@ -23,7 +23,7 @@ def write_config(path: Path, **cfg: Any) -> Path:
         "allow_private_networks": True,
         "output_dir": str(path.parent / "out"),
         "settings": {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False,
-                     "POLITE_SITE_RETRY_BACKOFF": 300, "LOG_LEVEL": "INFO",
+                     "POLITE_SITE_RETRY_BACKOFF": 0.3, "LOG_LEVEL": "INFO",
                      "RETRY_TIMES": 1},
     }
     settings = {**base["settings"], **cfg.pop("settings", {})}

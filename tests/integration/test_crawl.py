@@ -5,7 +5,7 @@ What was and was not requested is read from the server's own request log.
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
 
 import pytest
 
@@ -100,6 +100,9 @@ def test_robots_txt_comes_first_and_once_per_origin(crawl):
         assert paths[0] == "/robots.txt", (name, paths)
         if name not in ("robots-5xx", "robots-loop"):  # retried / looping by design
             assert paths.count("/robots.txt") == 1, (name, paths)
+    # an unreachable robots.txt is asked again after the backoff, once per retry, no more
+    assert web.paths("robots-5xx").count("/robots.txt") == 3
+    assert web.paths("tdm-5xx").count("/.well-known/tdmrep.json") == 3
 
 
 def test_tdmrep_file_fetched_once_per_origin_after_robots(crawl):
@@ -151,13 +154,16 @@ def test_every_decision_has_evidence(crawl):
     assert r["decision"] == "deny" and r["reasons"][0]["agent"] == "GPTBot"
     assert r["reasons"][0]["rule"] == "Disallow: / (line 2)"
 
-    r = only("robots-5xx", "/")
-    assert r["reasons"][0]["signal"] == "network" and "503" in r["reasons"][0]["rule"]
-    r = only("robots-loop", "/")
-    assert r["reasons"][0]["signal"] == "network"
-    r = only("tdm-5xx", "/")
-    assert r["reasons"][0]["signal"] == "network"
-    assert r["reasons"][0]["channel"] == "tdmrep.json"
+    for site, channel, why in (("robots-5xx", "robots.txt", "503"),
+                               ("robots-loop", "robots.txt", "redirect"),
+                               ("tdm-5xx", "tdmrep.json", "500")):
+        rs = recs[web.origin(site) + "/"]
+        assert [r["undecided"]["attempt"] for r in rs] == [1, 2, 3], rs
+        assert [r["undecided"]["final"] for r in rs] == [False, False, True]
+        for r in rs:
+            assert r["decision"] == "deny"
+            assert r["reasons"][0]["signal"] == "network"
+            assert r["reasons"][0]["channel"] == channel and why in r["reasons"][0]["rule"]
 
     r = only("tdm-file", "/reserved/novel.html")
     assert r["reasons"][0]["signal"] == "tdmrep" and r["reasons"][0]["channel"] == "file"
@@ -253,5 +259,5 @@ def test_crawl_delay_is_applied_per_origin(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         times = [r.time for r in web.requests if r.path.startswith("/p")]
     assert len(times) == 5
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.29, gaps
