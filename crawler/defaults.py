@@ -15,6 +15,9 @@ POLITE_PURPOSE = "train-ai"
 POLITE_HONOR_AGENTS: list[str] = []
 #: Refuse loopback, private, link-local, metadata and other non-global addresses.
 POLITE_ALLOW_PRIVATE_NETWORKS = False
+#: Origins exempt from the network guard although their address is private, e.g.
+#: ["http://10.0.0.5:8080"] for an internal mirror (also how the tests prove the guard).
+POLITE_ALLOWED_PRIVATE_ORIGINS: list[str] = []
 #: Where corpus.jsonl and audit.jsonl go.
 POLITE_OUTPUT_DIR = "out"
 #: Reservation signals to honour (all by default). Switching one off is recorded in the

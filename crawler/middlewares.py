@@ -82,6 +82,8 @@ class ReservationMiddleware:
         self.funnel = self.rt.funnel
         self.sitecache = self.rt.sitecache
         self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
+        self._exempt = {o.rstrip("/").lower() for o in
+                        crawler.settings.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])}
         self._origin_delay: dict[str, float] = {}
         self._retries = crawler.settings.getint("POLITE_UNDECIDED_RETRIES",
                                                 defaults.POLITE_UNDECIDED_RETRIES)
@@ -100,7 +102,7 @@ class ReservationMiddleware:
             self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
         origin = origin_of(request)
         request.meta.setdefault("download_slot", origin)
-        refusal = await self._network_refusal(request)
+        refusal = None if origin in self._exempt else await self._network_refusal(request)
         if refusal is not None:
             self._deny(request, network_refusal(request.url, refusal))
         if request.meta.get(PREFLIGHT_META):

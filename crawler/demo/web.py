@@ -32,6 +32,8 @@ class Site:
     name: str
     description: str
     pages: dict[str, Page] = field(default_factory=dict)
+    #: path -> pages served in turn (the last one stays), for stateful cases like a 429 first
+    sequences: dict[str, list[Page]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for path in ("/robots.txt", "/.well-known/tdmrep.json"):
@@ -110,7 +112,12 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
         def _serve(self, head_only: bool) -> None:
             web.log(LoggedRequest(site.name, self.command, self.path,
                                   self.headers.get("User-Agent", ""), time.time()))
-            page = site.pages.get(self.path) or site.pages.get(self.path.split("?")[0])
+            seq = site.sequences.get(self.path)
+            if seq:
+                with web._lock:
+                    page = seq.pop(0) if len(seq) > 1 else seq[0]
+            else:
+                page = site.pages.get(self.path) or site.pages.get(self.path.split("?")[0])
             if page is None:
                 page = Page(b"<html><body>not found</body></html>", status=404)
             if page.delay:

@@ -261,3 +261,52 @@ def test_crawl_delay_is_applied_per_origin(tmp_path):
     assert len(times) == 5
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.29, gaps
+
+
+def test_guard_holds_after_redirects_and_for_links(tmp_path):
+    """Only the exempt origin may be fetched: a redirect or a link elsewhere is refused unsent."""
+    inner = [Site("inner", "never to be reached", {"/": Page(html("in", "SECRET-inner"))})]
+    with LocalWeb(inner) as hidden:
+        target = hidden.origin("inner") + "/"
+        outer = [Site("outer", "exempt", {
+            "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),
+            "/": Page(html("o", '<a href="/jump">j</a> <a href="http://169.254.169.254/x">m</a>'
+                           f' <a href="{target}">i</a>')),
+            "/jump": Page(b"", status=302, headers=(("Location", target),)),
+        })]
+        with LocalWeb(outer) as web:
+            cfg = write_config(
+                tmp_path / "job.yaml", allow_private_networks=False, follow="same-host",
+                seeds=[web.origin("outer") + "/"],
+                settings={"POLITE_ALLOWED_PRIVATE_ORIGINS": [web.origin("outer")]})
+            proc = run_cli("run", str(cfg))
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert "/jump" in web.paths("outer")
+        assert hidden.requests == []
+    recs = {r["url"]: r for r in read_jsonl(tmp_path / "out" / "audit.jsonl")}
+    assert recs[target]["decision"] == "deny"
+    assert recs[target]["reasons"][0]["signal"] == "network"
+    assert "loopback" in recs[target]["reasons"][0]["rule"]
+
+
+def test_retry_after_is_honoured(tmp_path):
+    site = Site("busy", "429 then 200", {
+        "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),
+        "/": Page(html("b", '<a href="/later">later</a> <a href="/never">never</a>'))},
+        sequences={
+            "/later": [Page(b"busy", status=429, headers=(("Retry-After", "1"),)),
+                       Page(html("later", "now fine"))],
+            "/never": [Page(b"busy", status=503, headers=(("Retry-After", "86400"),)),
+                       Page(html("never", "too late"))],
+        })
+    with LocalWeb([site]) as web:
+        cfg = write_config(tmp_path / "job.yaml", seeds=[web.origin("busy") + "/"],
+                           settings={"RETRY_TIMES": 2})
+        proc = run_cli("run", str(cfg))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        later = [r.time for r in web.requests if r.path == "/later"]
+        never = [r for r in web.requests if r.path == "/never"]
+    assert len(later) == 2 and later[1] - later[0] >= 0.95, later
+    assert len(never) == 1  # Retry-After beyond POLITE_RETRY_AFTER_MAX: not retried
+    docs = {d["url"].rsplit("/", 1)[1] for d in read_jsonl(tmp_path / "out" / "corpus.jsonl")}
+    assert "later" in docs and "never" not in docs
