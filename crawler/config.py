@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from crawler import defaults
+from crawler.policy import PURPOSES, SWITCHABLE_SIGNALS
 
-PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
-SIGNAL_NAMES = ("robots", "tdmrep")
+SIGNAL_NAMES = SWITCHABLE_SIGNALS
+USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
 FOLLOW_MODES = ("same-origin", "same-host", "none")
 _TOKEN_RE = re.compile(r"^[A-Za-z_-]+$")
 _CONTACT_RE = re.compile(r"(https?://\S+|mailto:\S+|\S+@\S+\.\S+)")
@@ -66,6 +67,8 @@ class JobConfig:
     follow: str = "same-origin"
     max_depth: int = 0
     audit_fsync: bool = False
+    user_type: str = "commercial"
+    country: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +91,8 @@ class JobConfig:
                 "POLITE_SIGNALS": list(self.signals),
                 "POLITE_FOLLOW": self.follow,
                 "POLITE_AUDIT_FSYNC": self.audit_fsync,
+                "POLITE_OPERATOR_USER_TYPE": self.user_type,
+                "POLITE_OPERATOR_COUNTRY": self.country,
             }
         )
         if self.max_pages:
@@ -127,7 +132,7 @@ def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
 KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
-    "audit_fsync",
+    "audit_fsync", "operator",
 }
 
 
@@ -188,6 +193,18 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
     audit_fsync = _expect(data, "audit_fsync", bool, False)
+    operator = _expect(data, "operator", dict, {})
+    for key in operator:
+        if key not in ("user_type", "country"):
+            raise ConfigError(f"operator.{key}: unknown key (known: user_type, country)")
+    user_type = operator.get("user_type", "commercial")
+    if user_type not in USER_TYPES:
+        raise ConfigError(f"operator.user_type: {user_type!r} is not one of "
+                          f"{', '.join(USER_TYPES)}")
+    country = operator.get("country")
+    if country is not None and not (isinstance(country, str) and re.match(r"^[A-Z]{2}$",
+                                                                           country)):
+        raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE")
 
     settings = _expect(data, "settings", dict, {})
     for key in settings:
@@ -200,7 +217,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
         purpose=purpose, honor_agents=honor, allow_private_networks=allow_private,
         output_dir=output_dir, signals=signals, follow=follow, max_depth=max_depth,
-        audit_fsync=audit_fsync, settings=dict(settings),
+        audit_fsync=audit_fsync, user_type=user_type, country=country,
+        settings=dict(settings),
     )
 
 

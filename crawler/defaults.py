@@ -22,7 +22,12 @@ POLITE_ALLOWED_PRIVATE_ORIGINS: list[str] = []
 POLITE_OUTPUT_DIR = "out"
 #: Reservation signals to honour (all by default). Switching one off is recorded in the
 #: policy hash of every audit record.
-POLITE_SIGNALS = ["robots", "tdmrep"]
+POLITE_SIGNALS = ["robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
+                  "rsl", "payment-required"]
+#: Who we are for RSL licences: our user type and the ISO 3166-1 country we operate from
+#: (None: unknown; a licence with a geo restriction then does not apply to us).
+POLITE_OPERATOR_USER_TYPE = "commercial"
+POLITE_OPERATOR_COUNTRY = None
 #: Per-origin files (robots.txt, tdmrep.json) are re-fetched after this many seconds.
 POLITE_SITE_CACHE_TTL = 86400.0
 #: After a failed per-origin fetch (5xx, 429, network error) the origin stays refused, and

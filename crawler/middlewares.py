@@ -30,7 +30,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler import defaults
 from crawler.network import address_refusal, host_refusal, parse_ip
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.policy import Verdict, network_refusal
+from crawler.policy import Verdict, merge_verdicts, network_refusal
 from crawler.runtime import get_runtime, polite_setting
 from crawler.sitecache import PREFLIGHT_META
 
@@ -110,9 +110,11 @@ class ReservationMiddleware:
         request.meta[META_ORIGIN] = origin
         files = {kind: await self.sitecache.get(origin, kind)
                  for kind in self.policy.needed_files()}
-        verdict = self.policy.before_fetch(request.url, files)
+        licences = {u: await self.sitecache.get_url("rsl", u)
+                    for u in self.policy.licence_urls(files)}
+        verdict = self.policy.before_fetch(request.url, files, licences)
         if verdict.undetermined:
-            self._defer(request, verdict, origin)
+            self._defer(request, verdict, [*files.values(), *licences.values()])
         if verdict.denied:
             self._deny(request, verdict)
         request.meta[META_CHECKS] = [e.to_dict() for e in verdict.checks]
@@ -202,27 +204,35 @@ class ReservationMiddleware:
             raise StopDownload(fail=False)
 
     # -- the response -------------------------------------------------------------------------
-    def process_response(self, request: Request, response: Response,
-                         spider: Any = None) -> Response:
+    async def process_response(self, request: Request, response: Response,
+                               spider: Any = None) -> Response:
         if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
             return response
         checks = request.meta[META_CHECKS]
         if 300 <= response.status < 400 and b"Location" in response.headers:
             return response  # a redirect Scrapy did not follow; nothing was collected
-        extra: dict[str, Any] = {"status": response.status}
+        headers = _headers_dict(response.headers)
+        head = None
         if response.status == 200 and _is_html(response):
             head = parse_html_head(response.body, encoding=_charset(response))
-            verdict = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),
-                                              request.meta.get(META_TDM_HEADER))
-            if verdict.denied:
-                request.meta[META_DENIED] = True
-                self.funnel.record(request.url, verdict, checks=checks,
-                                   extra={**extra, "stage": "document"}, request=request)
-                raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
-        else:
-            verdict = Verdict("allow", (), ())
-        rec = self.funnel.record(request.url, verdict, checks=checks,
-                                 extra={**extra, "stage": "response"}, request=request)
+        licences = {}
+        for lic_url, channel in self.policy.licence_links(request.url, headers, head):
+            licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
+        verdict = self.policy.at_response(request.url, response.status, headers, licences)
+        stage = "response"
+        if head is not None:
+            doc = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),
+                                          request.meta.get(META_TDM_HEADER))
+            verdict = merge_verdicts(verdict, doc)
+            stage = "document" if doc.denied else stage
+        extra: dict[str, Any] = {"status": response.status, "stage": stage}
+        if verdict.denied:
+            request.meta[META_DENIED] = True
+            self.funnel.record(request.url, verdict, checks=checks, extra=extra,
+                               request=request)
+            raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+        rec = self.funnel.record(request.url, verdict, checks=checks, extra=extra,
+                                 request=request)
         request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"]}
         return response
 
@@ -242,15 +252,14 @@ class ReservationMiddleware:
         raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
 
     # -- undecided: refused now, asked again after the origin's backoff ---------------------
-    def _defer(self, request: Request, verdict: Verdict, origin: str) -> None:
+    def _defer(self, request: Request, verdict: Verdict, consulted: list[Any]) -> None:
         """Refuse now (the record says so) and schedule the same URL for a later decision."""
         from scrapy.utils.asyncio import call_later
 
         attempt = request.meta.get("polite_attempt", 0) + 1
         if attempt > self._retries:
             self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": True}})
-        wait = max(self.sitecache.retry_in(origin, kind) for kind in self.policy.needed_files())
-        wait = max(wait, 1.0)
+        wait = max([self.sitecache.retry_in(f.kind, f.url) for f in consulted] + [1.0])
         retry = request.replace(dont_filter=True)
         retry.meta["polite_attempt"] = attempt
         for key in (META_CHECKS, META_DENIED, META_TDM_FILE, META_TDM_HEADER):
@@ -320,10 +329,12 @@ class RetryAfterMiddleware:
         downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
         slot = downloader.slots.get(downloader.get_slot_key(request))
         if slot is not None:
-            slot.delay = max(slot.delay, wait)
-            slot.lastseen = time.monotonic()
+            # nothing leaves this origin's slot before `wait` has passed: the downloader waits
+            # until lastseen + delay, so push lastseen into the future (delay must be > 0)
+            slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
+            slot.delay = slot.delay or 0.001
             stats.inc_value("polite/retry_after/honoured")
-            logger.info("%s: HTTP %d with Retry-After %.0f s; slot delay raised",
+            logger.info("%s: HTTP %d with Retry-After %.0f s; the origin waits",
                         request.url, response.status, wait)
         return response
 

@@ -1,13 +1,22 @@
 """The reservation policy: which statements bind this crawl, and what a failed fetch means.
 
 Sans-IO: per-origin file outcomes, header values and parsed HTML go in; a :class:`Verdict`
-with the evidence comes out. The Scrapy glue (``middlewares.py``) calls the three stages:
+with the evidence comes out. The Scrapy glue (``middlewares.py``) calls four stages, each as
+early as its signals can be known:
 
-1. :meth:`Policy.before_fetch`: site-level signals (robots.txt, tdmrep.json). A URL they
-   reserve is never requested.
-2. :meth:`Policy.at_headers`: response headers (``tdm-reservation``); a reserved response is
-   cut off at the headers, its body never downloaded.
-3. :meth:`Policy.at_document`: HTML ``<meta>`` tags, before any item is produced.
+1. :meth:`Policy.before_fetch`: site-level signals (robots.txt and the Content-Usage,
+   Content-Signal and License lines in it, tdmrep.json, ai.txt, RSL licences named by
+   robots.txt). A URL they reserve is never requested.
+2. :meth:`Policy.at_headers`: response headers (``tdm-reservation``, ``X-Robots-Tag``,
+   ``Content-Usage``, ``Content-Signal``, ``crawler-price``); a reserved response is cut off
+   at the headers, its body never downloaded.
+3. :meth:`Policy.at_response`: the status (402, 401, 403) and RSL licences named by a
+   ``Link`` header.
+4. :meth:`Policy.at_document`: HTML ``<meta>`` and ``<link rel="license">``, before any item.
+
+Statements are read in each protocol's vocabulary; :data:`TERM_PURPOSES` is the one table
+that says which crawl purposes each term binds. Any binding "no" denies (most restrictive
+wins) and every binding statement is listed in the record, not just the first.
 """
 
 from __future__ import annotations
@@ -17,10 +26,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from crawler.optout import aipref, aitxt, contentsignal, noai, rsl
 from crawler.optout import robots as robots_mod
 from crawler.optout import tdmrep as tdm
 from crawler.optout.htmlmeta import HtmlHead
-from crawler.optout.model import Evidence, SiteFile
+from crawler.optout.model import Evidence, SiteFile, Statement
 
 #: Bump when the meaning of any row below changes; it is part of every record's policy hash.
 POLICY_VERSION = "1"
@@ -46,12 +56,67 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
      "unless allow_private_networks"), "project rule"),
 )
 
-#: Which signals bind which purpose (True = binds). robots.txt governs access itself, so it
-#: binds every purpose; TDMRep reserves text and data mining, which every purpose we collect
-#: for involves (conservative for ``search``).
-PURPOSE_TABLE: Mapping[str, Mapping[str, bool]] = {
-    "robots": {"train-ai": True, "train-genai": True, "search": True, "ai-input": True},
-    "tdmrep": {"train-ai": True, "train-genai": True, "search": True, "ai-input": True},
+PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
+_ALL = frozenset(PURPOSES)
+_TRAIN = frozenset({"train-ai", "train-genai"})
+_AI = frozenset({"train-ai", "train-genai", "ai-input"})
+
+#: Signals the operator can switch off (``network`` — unreachable files, private addresses —
+#: cannot be: it is how the crawl fails closed).
+SWITCHABLE_SIGNALS = ("robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
+                      "rsl", "payment-required")
+
+#: The one table: (signal, term as the protocol words it) -> the crawl purposes a "no" binds.
+#: A term that is not listed binds nothing (recorded as evidence all the same).
+TERM_PURPOSES: Mapping[tuple[str, str], frozenset[str]] = {
+    # robots.txt governs access itself: a disallowed URL is not fetched, whatever the use.
+    ("robots", "disallow"): _ALL,
+    # TDMRep reserves text and data mining, which every purpose we collect for involves.
+    ("tdmrep", "tdm-reservation"): _ALL,
+    # noai / noimageai / noml: "not for AI datasets"; noarchive: Bing's training opt-out
+    # (conservative). noimageai binds images only (see IMAGE_ONLY_TERMS). Not search.
+    ("noai", "noai"): _AI,
+    ("noai", "noimageai"): _AI,
+    ("noai", "noml"): _TRAIN,
+    ("noai", "noarchive"): _TRAIN,
+    # Spawning ai.txt: datasets for AI training.
+    ("ai-txt", "ai-train"): _TRAIN,
+    # IETF AIPREF vocab-07: train-ai, search. Legacy labels of earlier drafts read as the
+    # training opt-outs their authors meant (digest REC).
+    ("content-usage", "train-ai"): _TRAIN,
+    ("content-usage", "search"): frozenset({"search"}),
+    ("content-usage", "train-genai"): _TRAIN,
+    ("content-usage", "ai"): _TRAIN,
+    ("content-usage", "genai"): _TRAIN,
+    ("content-usage", "all"): _ALL,
+    ("content-usage", "bots"): _ALL,
+    ("content-usage", "tdm"): _ALL,
+    # Cloudflare Content Signals.
+    ("content-signal", "ai-train"): _TRAIN,
+    ("content-signal", "search"): frozenset({"search"}),
+    ("content-signal", "ai-input"): frozenset({"ai-input"}),
+    # RSL usages (ai-all / all are expanded by the parser).
+    ("rsl", "ai-train"): _TRAIN,
+    ("rsl", "ai-input"): frozenset({"ai-input"}),
+    ("rsl", "ai-index"): frozenset({"ai-input"}),
+    ("rsl", "search"): frozenset({"search"}),
+    # HTTP 402 (pay per crawl) and 401/403: content we may not take without an agreement.
+    ("payment-required", "402"): _ALL,
+    ("payment-required", "crawler-price"): _ALL,
+    ("payment-required", "401"): _ALL,
+    ("payment-required", "403"): _ALL,
+}
+#: Terms that bind only when the resource itself is an image.
+IMAGE_ONLY_TERMS = frozenset({("noai", "noimageai")})
+
+#: Which per-origin files each signal needs.
+_FILES_FOR = {
+    "robots": ("robots.txt",),
+    "content-usage": ("robots.txt",),
+    "content-signal": ("robots.txt",),
+    "rsl": ("robots.txt",),
+    "tdmrep": ("tdmrep.json",),
+    "ai-txt": ("ai.txt",),
 }
 
 
@@ -79,14 +144,25 @@ def _verdict(checks: Sequence[Evidence]) -> Verdict:
     return Verdict("deny" if reasons else "allow", reasons, tuple(checks))
 
 
+def merge_verdicts(*verdicts: Verdict) -> Verdict:
+    """One verdict from several stages' (any deny wins; every check kept)."""
+    return _verdict([e for v in verdicts for e in v.checks])
+
+
+def _is_image(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";")[0].strip().lower().startswith("image/")
+
+
 @dataclass(frozen=True)
 class Policy:
     token: str
     user_agent: str
     purpose: str = "train-ai"
     honor_agents: tuple[str, ...] = ()
-    signals: tuple[str, ...] = ("robots", "tdmrep")
+    signals: tuple[str, ...] = SWITCHABLE_SIGNALS
     allow_private_networks: bool = False
+    rsl_user_type: str = "commercial"
+    rsl_country: str | None = None
     sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,32 +174,81 @@ class Policy:
             "honor_agents": list(self.honor_agents),
             "signals": list(self.signals),
             "allow_private_networks": self.allow_private_networks,
+            "rsl": [self.rsl_user_type, self.rsl_country],
             "failure_policy": [list(row) for row in FAILURE_POLICY],
-            "purpose_table": {k: dict(v) for k, v in PURPOSE_TABLE.items()},
+            "term_purposes": sorted([*k, *sorted(v)] for k, v in TERM_PURPOSES.items()),
         }
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "sha256", hashlib.sha256(blob).hexdigest())
 
-    def binds(self, signal: str) -> bool:
-        return signal in self.signals and PURPOSE_TABLE.get(signal, {}).get(self.purpose, True)
+    def on(self, signal: str) -> bool:
+        return signal in self.signals
+
+    # -- statements -> evidence ----------------------------------------------------------
+    def judge(self, stmt: Statement, *, content_type: str | None = None,
+              source: str | None = None, sha256: str | None = None,
+              status: int | None = None) -> Evidence:
+        """A statement as evidence: ``deny`` when a "no" binds our purpose (TERM_PURPOSES)."""
+        bound, allowed, ignored = [], [], []
+        for term, ok in stmt.terms:
+            purposes = TERM_PURPOSES.get((stmt.signal, term), frozenset())
+            if (stmt.signal, term) in IMAGE_ONLY_TERMS and not _is_image(content_type):
+                purposes = frozenset()
+            if self.purpose not in purposes:
+                ignored.append(term)
+            elif ok:
+                allowed.append(term)
+            else:
+                bound.append(term)
+        if bound:
+            outcome, detail = "deny", f"binds {self.purpose}: {', '.join(bound)}=no"
+        elif allowed:
+            outcome, detail = "allow", f"allows {self.purpose}: {', '.join(allowed)}"
+        else:
+            outcome = "unset"
+            detail = (f"not about {self.purpose}: {', '.join(ignored)}" if ignored
+                      else "no preference stated")
+        return Evidence(stmt.signal, stmt.channel, outcome, rule=stmt.rule, agent=stmt.agent,
+                        source=stmt.source or source, source_sha256=sha256, status=status,
+                        detail=detail, problems=stmt.problems)
+
+    def _judge_all(self, stmts: Sequence[Statement | None], **kw: object) -> list[Evidence]:
+        return [self.judge(s, **kw) for s in stmts if s is not None]  # type: ignore[arg-type]
 
     # -- stage 1 -------------------------------------------------------------------------
     def needed_files(self) -> tuple[str, ...]:
         """The per-origin files the enabled signals need, in fetch order."""
-        files = []
-        if self.binds("robots"):
-            files.append("robots.txt")
-        if self.binds("tdmrep"):
-            files.append("tdmrep.json")
-        return tuple(files)
+        out: list[str] = []
+        for signal in SWITCHABLE_SIGNALS:
+            if self.on(signal):
+                out += [f for f in _FILES_FOR.get(signal, ()) if f not in out]
+        return tuple(out)
 
-    def before_fetch(self, url: str, files: Mapping[str, SiteFile]) -> Verdict:
+    def licence_urls(self, files: Mapping[str, SiteFile]) -> tuple[str, ...]:
+        """RSL licences named by robots.txt ``License:`` lines (to fetch before deciding)."""
+        robots = files.get("robots.txt")
+        if not self.on("rsl") or robots is None or robots.parsed is None:
+            return ()
+        return tuple(u for u, _ in rsl.license_urls_from_robots(robots.parsed, robots.url))
+
+    def before_fetch(self, url: str, files: Mapping[str, SiteFile],
+                     licences: Mapping[str, SiteFile] | None = None) -> Verdict:
         checks: list[Evidence] = []
-        if self.binds("robots"):
-            checks.extend(self._robots(url, files["robots.txt"]))
-        if self.binds("tdmrep"):
-            checks.extend(self._tdmrep_file(url, files["tdmrep.json"]))
+        robots = files.get("robots.txt")
+        if robots is not None:
+            checks.extend(self._robots(url, robots))
+        tdm_file = files.get("tdmrep.json")
+        if tdm_file is not None and self.on("tdmrep"):
+            checks.extend(self._tdmrep_file(url, tdm_file))
+        ai_file = files.get("ai.txt")
+        if ai_file is not None and self.on("ai-txt"):
+            checks.extend(self._ai_txt(url, ai_file))
+        for lic_url, lic in (licences or {}).items():
+            checks.extend(self._licence(url, lic, channel="robots.txt", named_by=lic_url))
         return _verdict(checks)
+
+    def _common(self, f: SiteFile) -> dict[str, object]:
+        return {"source": f.url, "sha256": f.sha256, "status": f.status}
 
     def _robots(self, url: str, f: SiteFile) -> list[Evidence]:
         common = {"source": f.url, "source_sha256": f.sha256, "status": f.status}
@@ -132,21 +257,35 @@ class Policy:
                              rule=f"robots.txt unreachable ({f.status_text}): complete "
                              "disallow", **common)]
         if f.outcome == "unavailable":
+            if not self.on("robots"):
+                return []
             return [Evidence("robots", "robots.txt", "allow", agent=self.token,
                              rule=f"robots.txt unavailable ({f.status_text}): no restrictions",
                              **common)]
         rf: robots_mod.RobotsFile = f.parsed
-        problems = rf.problems
-        out = [self._robots_evidence(rf.verdict(url, self.token), self.token, common, problems)]
-        for agent in self.honor_agents:
-            v = rf.verdict(url, agent, fallback_to_star=False)
-            if v.agent is not None:
-                out.append(self._robots_evidence(v, agent, common, ()))
+        out: list[Evidence] = []
+        if self.on("robots"):
+            out.append(self._robots_evidence(rf.verdict(url, self.token), self.token, common,
+                                             rf.problems))
+            for agent in self.honor_agents:
+                v = rf.verdict(url, agent, fallback_to_star=False)
+                if v.agent is not None:
+                    out.append(self._robots_evidence(v, agent, common, ()))
+        agents = (self.token, *self.honor_agents)
+        kw = {"source": f.url, "sha256": f.sha256, "status": f.status}
+        if self.on("content-usage"):
+            out += self._judge_all(_for_agents(aipref.statements_from_robots, rf, url, agents),
+                                   **kw)
+        if self.on("content-signal"):
+            out += self._judge_all(
+                _for_agents(contentsignal.statements_from_robots, rf, url, agents), **kw)
         return out
 
-    @staticmethod
+    def _binds(self, signal: str, term: str) -> bool:
+        return self.purpose in TERM_PURPOSES.get((signal, term), frozenset())
+
     def _robots_evidence(
-        v: robots_mod.RobotsVerdict, token: str, common: dict, problems: tuple[str, ...]
+        self, v: robots_mod.RobotsVerdict, token: str, common: dict, problems: tuple[str, ...]
     ) -> Evidence:
         if v.rule is not None:
             rule = f"{v.rule.text} (line {v.rule.line})"
@@ -154,7 +293,8 @@ class Policy:
             rule = "no group applies"
         else:
             rule = f"no rule matches in group 'User-agent: {v.agent}' (line {v.group_line})"
-        return Evidence("robots", "robots.txt", "allow" if v.allowed else "deny",
+        deny = not v.allowed and self._binds("robots", "disallow")
+        return Evidence("robots", "robots.txt", "deny" if deny else "allow",
                         agent=token if v.agent in (None, "*") else v.agent, rule=rule,
                         detail=None if v.agent != "*" else "group 'User-agent: *'",
                         problems=problems, **common)
@@ -175,10 +315,9 @@ class Policy:
                              problems=f.parsed.problems, **common)]
         return [self._tdm_evidence(stmt, **common)]
 
-    @staticmethod
-    def _tdm_evidence(stmt: tdm.TdmStatement, **common: object) -> Evidence:
+    def _tdm_evidence(self, stmt: tdm.TdmStatement, **common: object) -> Evidence:
         if stmt.reservation is tdm.TdmValue.RESERVED:
-            outcome = "deny"
+            outcome = "deny" if self._binds("tdmrep", "tdm-reservation") else "unset"
         elif stmt.reservation is tdm.TdmValue.NOT_RESERVED:
             outcome = "allow"
         else:
@@ -187,6 +326,48 @@ class Policy:
         return Evidence("tdmrep", stmt.channel, outcome, rule=f"{stmt.source}: {stmt.raw}",
                         detail=detail, problems=stmt.problems, **common)  # type: ignore[arg-type]
 
+    def _ai_txt(self, url: str, f: SiteFile) -> list[Evidence]:
+        common = {"source": f.url, "source_sha256": f.sha256, "status": f.status}
+        if f.outcome == "unreachable":
+            return [Evidence("network", "ai.txt", "deny",
+                             rule=f"ai.txt unreachable ({f.status_text}): undetermined",
+                             **common)]
+        if f.outcome != "parsed":
+            probs = f.parsed.problems[:3] if f.parsed is not None else ()
+            return [Evidence("ai-txt", "file", "unset", rule=f"no Spawning ai.txt "
+                             f"({f.status_text})", problems=probs, **common)]
+        agents = (self.token, *self.honor_agents)
+        stmts = [aitxt.statement_for(f.parsed, url, self.token, source=f.url)]
+        stmts += [s for a in agents[1:]
+                  if (s := aitxt.statement_for(f.parsed, url, a, source=f.url)) is not None
+                  and s.agent not in (None, "*")]
+        out = self._judge_all(stmts, sha256=f.sha256, status=f.status)
+        return out or [Evidence("ai-txt", "file", "unset", rule="no rule matches", **common)]
+
+    def _licence(self, url: str, f: SiteFile, *, channel: str, named_by: str,
+                 content_type: str | None = None) -> list[Evidence]:
+        common = {"source": f.url, "source_sha256": f.sha256, "status": f.status}
+        where = f"RSL licence {named_by} (named in {channel})"
+        if f.outcome == "unreachable":
+            return [Evidence("network", "rsl", "deny", rule=f"{where} unreachable "
+                             f"({f.status_text}): licence terms undetermined", **common)]
+        if f.outcome != "parsed":
+            # a licence is named but cannot be read: no AI use is licensed (conservative)
+            probs = f.parsed.problems[:3] if f.parsed is not None else ()
+            stmt = Statement("rsl", channel, (("ai-train", False), ("ai-input", False),
+                                              ("ai-index", False)),
+                             rule=f"{where} cannot be read ({f.status_text}): no AI use "
+                             "licensed", source=f.url, problems=probs)
+            return [self.judge(stmt, content_type=content_type, sha256=f.sha256,
+                               status=f.status)]
+        stmt = rsl.statement_for(f.parsed, url, source=f.url, user_type=self.rsl_user_type,
+                                 country=self.rsl_country)
+        if stmt is None:
+            return [Evidence("rsl", channel, "unset", rule=f"{where}: no <content> covers "
+                             "this URL", **common)]
+        return [self.judge(replace(stmt, channel=channel), content_type=content_type,
+                           sha256=f.sha256, status=f.status)]
+
     # -- stage 2 -------------------------------------------------------------------------
     def at_headers(
         self, url: str, headers: Mapping[str, Sequence[str]], file_stmt: tdm.TdmStatement | None
@@ -194,7 +375,8 @@ class Policy:
         """Header-level statements. Returns the verdict and the TDMRep header statement."""
         checks: list[Evidence] = []
         header_stmt = None
-        if self.binds("tdmrep"):
+        ctype = (headers.get("content-type") or [None])[0]
+        if self.on("tdmrep"):
             res = headers.get("tdm-reservation")
             pol = headers.get("tdm-policy")
             header_stmt = tdm.statement_from_headers(
@@ -202,12 +384,64 @@ class Policy:
             )
             if header_stmt is not None:
                 ev = self._tdm_evidence(header_stmt, source="tdm-reservation header")
-                if tdm.combine(file_stmt, header_stmt).reserved and ev.outcome != "deny":
+                reserved = tdm.combine(file_stmt, header_stmt).reserved
+                if reserved and ev.outcome != "deny" and self._binds("tdmrep", "tdm-reservation"):
                     ev = replace(ev, outcome="deny")
                 checks.append(ev)
+        if self.on("noai") and headers.get("x-robots-tag"):
+            checks += self._judge_all(
+                [noai.statement_from_x_robots_tag(headers["x-robots-tag"], self.token)],
+                content_type=ctype)
+        if self.on("content-usage") and headers.get("content-usage"):
+            checks += self._judge_all(
+                [aipref.statement_from_header(", ".join(headers["content-usage"]))])
+        if self.on("content-signal") and headers.get("content-signal"):
+            checks += self._judge_all(
+                [contentsignal.statement_from_header(", ".join(headers["content-signal"]))])
+        if self.on("payment-required") and headers.get("crawler-price"):
+            price = ", ".join(headers["crawler-price"])
+            checks.append(self.judge(Statement(
+                "payment-required", "header", (("crawler-price", False),),
+                rule=f"crawler-price: {price}"), content_type=ctype))
         return _verdict(checks), header_stmt
 
     # -- stage 3 -------------------------------------------------------------------------
+    def licence_links(self, url: str, headers: Mapping[str, Sequence[str]],
+                      head: HtmlHead | None = None) -> tuple[tuple[str, str], ...]:
+        """RSL licences a response names: ``((licence_url, channel), ...)``."""
+        if not self.on("rsl"):
+            return ()
+        out = [(u, "header") for u in rsl.license_urls_from_link_header(
+            list(headers.get("link", ())), url)]
+        if head is not None:
+            for link in head.links_with_rel("license"):
+                if (link.type or "").split(";")[0].strip().lower() == rsl.RSL_MEDIA_TYPE:
+                    for u in rsl.license_urls_from_link_header(
+                            f'<{link.href}>; rel="license"; type="{rsl.RSL_MEDIA_TYPE}"', url):
+                        out.append((u, "meta"))
+        seen: set[str] = set()
+        return tuple(x for x in out if not (x[0] in seen or seen.add(x[0])))
+
+    def at_response(self, url: str, status: int, headers: Mapping[str, Sequence[str]],
+                    licences: Mapping[str, tuple[SiteFile, str]] | None = None) -> Verdict:
+        """The final response's status, and licences named by its ``Link`` header."""
+        checks: list[Evidence] = []
+        ctype = (headers.get("content-type") or [None])[0]
+        if self.on("payment-required") and status in (401, 402, 403):
+            price = ", ".join(headers.get("crawler-price", ()))
+            error = ", ".join(headers.get("crawler-error", ()))
+            extra = "; ".join(x for x in (price and f"crawler-price: {price}",
+                                          error and f"crawler-error: {error}") if x)
+            rule = f"HTTP {status}" + (f" ({extra})" if extra else "")
+            checks.append(self.judge(Statement("payment-required", "status",
+                                               ((str(status), False),), rule=rule),
+                                     content_type=ctype))
+        for lic_url, (f, channel) in (licences or {}).items():
+            checks.extend(self._licence(url, f, channel=channel, named_by=lic_url,
+                                        content_type=ctype))
+        return _verdict(checks)
+
+    # -- stage 4 -------------------------------------------------------------------------
     def at_document(
         self,
         url: str,
@@ -216,18 +450,49 @@ class Policy:
         header_stmt: tdm.TdmStatement | None,
     ) -> Verdict:
         checks: list[Evidence] = []
-        if self.binds("tdmrep"):
+        if self.on("tdmrep"):
             meta_stmt = tdm.statement_from_html(head)
             if meta_stmt is not None:
                 decision = tdm.combine(file_stmt, header_stmt, meta_stmt)
                 ev = self._tdm_evidence(meta_stmt, source="html meta")
-                if decision.reserved and ev.outcome != "deny":
+                if (decision.reserved and ev.outcome != "deny"
+                        and self._binds("tdmrep", "tdm-reservation")):
                     ev = replace(ev, outcome="deny")
                 if decision.downgraded:
                     note = "downgrade: an earlier channel reserved, the page says 0"
                     ev = replace(ev, detail=f"{ev.detail}; {note}" if ev.detail else note)
                 checks.append(ev)
+        if self.on("noai"):
+            checks += self._judge_all([noai.statement_from_meta(head, self.token)],
+                                      content_type="text/html")
+        if self.on("content-signal"):
+            checks += self._judge_all([contentsignal.statement_from_meta(head)])
         return _verdict(checks)
+
+
+def _for_agents(fn, robots: robots_mod.RobotsFile, url: str,
+                agents: Sequence[str]) -> list[Statement]:
+    """Statements for our token (with the ``*`` fallback), plus those that groups naming an
+    honoured agent make explicitly (deduplicated)."""
+    out: list[Statement] = list(fn(robots, url, agents[0]))
+    seen = {(s.rule, s.agent) for s in out}
+    for agent in agents[1:]:
+        for s in fn(robots, url, agent):
+            if s.agent not in (None, "*") and (s.rule, s.agent) not in seen:
+                seen.add((s.rule, s.agent))
+                out.append(s)
+    return out
+
+
+def purpose_table_markdown() -> str:
+    """:data:`TERM_PURPOSES` as the README's signal x purpose table."""
+    lines = ["| signal | statement | " + " | ".join(PURPOSES) + " |",
+             "|---|---|" + "---|" * len(PURPOSES)]
+    for (signal, term), purposes in TERM_PURPOSES.items():
+        label = f"`{term}`" + (" (images only)" if (signal, term) in IMAGE_ONLY_TERMS else "")
+        cells = " | ".join("binds" if p in purposes else "—" for p in PURPOSES)
+        lines.append(f"| {signal} | {label} | {cells} |")
+    return "\n".join(lines)
 
 
 def network_refusal(url: str, reason: str) -> Verdict:
@@ -266,6 +531,19 @@ def site_file(
             parsed = tdm.parse_tdmrep_file(body)
             return SiteFile(kind, url, "parsed" if parsed.valid else "unavailable",
                             parsed=parsed, **common)
+        if status is not None and 400 <= status < 500 and status != 429:
+            return SiteFile(kind, url, "unavailable", **common)
+        return SiteFile(kind, url, "unreachable", **common)
+    if kind in ("ai.txt", "rsl"):
+        if status is not None and 200 <= status < 300:
+            if kind == "ai.txt":
+                parsed = aitxt.parse_ai_txt(body)
+                ok = parsed.is_spawning_format
+            else:
+                parsed = rsl.parse_rsl(body, base_url=final_url or url)
+                ok = parsed.valid
+            return SiteFile(kind, url, "parsed" if ok else "unavailable", parsed=parsed,
+                            **common)
         if status is not None and 400 <= status < 500 and status != 429:
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)

@@ -57,6 +57,8 @@ class PoliteRuntime:
             honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
             signals=enabled,
             allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
+            rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
+            rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
         )
         self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
         self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,13 @@ the User-Agent, delays, proxies and stats apply, as in Scrapy's ``RobotsTxtMiddl
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Where each per-origin file lives.
-FILE_PATHS = {"robots.txt": "/robots.txt", "tdmrep.json": "/.well-known/tdmrep.json"}
+#: Where each per-origin file lives (RSL licences live wherever robots.txt or a page says).
+FILE_PATHS = {"robots.txt": "/robots.txt", "tdmrep.json": "/.well-known/tdmrep.json",
+              "ai.txt": "/ai.txt"}
 PREFLIGHT_META = "polite_preflight"
 PREFLIGHT_PRIORITY = 1000
 
@@ -72,22 +73,30 @@ class SiteCache:
         self._pending: dict[tuple[str, str], list[Deferred[SiteFile]]] = {}
 
     def cached(self, origin: str, kind: str) -> SiteFile | None:
-        """The current cached file, if any and not expired (no fetch)."""
-        entry = self._entries.get((origin, kind))
+        """The current cached per-origin file, if any and not expired (no fetch)."""
+        return self.cached_url(kind, origin + FILE_PATHS[kind])
+
+    def cached_url(self, kind: str, url: str) -> SiteFile | None:
+        entry = self._entries.get((kind, url))
         if entry is not None and entry.expires > self._clock():
             return entry.file
         return None
 
-    def retry_in(self, origin: str, kind: str) -> float:
+    def retry_in(self, kind: str, url: str) -> float:
         """Seconds until a failed file may be fetched again (0 when it may be now)."""
-        entry = self._entries.get((origin, kind))
+        entry = self._entries.get((kind, url))
         if entry is None or entry.file.outcome != "unreachable":
             return 0.0
         return max(0.0, entry.expires - self._clock())
 
     async def get(self, origin: str, kind: str) -> SiteFile:
-        key = (origin, kind)
-        hit = self.cached(origin, kind)
+        """The per-origin file ``kind`` of ``origin``, fetched once per cache period."""
+        return await self.get_url(kind, origin + FILE_PATHS[kind])
+
+    async def get_url(self, kind: str, url: str) -> SiteFile:
+        """Any evidence file (e.g. an RSL licence named by robots.txt), cached by URL."""
+        key = (kind, url)
+        hit = self.cached_url(kind, url)
         if hit is not None:
             return hit
         waiters = self._pending.get(key)
@@ -97,11 +106,10 @@ class SiteCache:
             return await maybe_deferred_to_future(d)
         self._pending[key] = waiters = []
         try:
-            f = await self._fetch(origin, kind)
+            f = await self._fetch(kind, url)
         except Exception as exc:  # never fail open: an unexpected error is "unreachable"
-            logger.exception("fetching %s for %s failed", kind, origin)
-            f = SiteFile(kind, origin + FILE_PATHS[kind], "unreachable",
-                         error=f"{type(exc).__name__}: {exc}")
+            logger.exception("fetching %s failed", url)
+            f = SiteFile(kind, url, "unreachable", error=f"{type(exc).__name__}: {exc}")
         self._store(key, f)
         del self._pending[key]
         for d in waiters:
@@ -114,16 +122,15 @@ class SiteCache:
         if f.outcome == "unreachable":
             failures = (old.failures + 1) if old and old.file.outcome == "unreachable" else 1
             wait = min(self.backoff * 2 ** (failures - 1), self.ttl)
-            logger.warning("%s unreachable (%s): %s refused; may be fetched again in %.0f s",
-                           f.url, f.status_text, key[0], wait)
+            logger.warning("%s unreachable (%s): URLs depending on it are refused; it may be "
+                           "fetched again in %.0f s", f.url, f.status_text, wait)
         else:
             failures, wait = 0, self.ttl
         self._entries[key] = _Entry(f, now + wait, failures)
         stats = self.crawler.stats
-        stats.inc_value(f"polite/site/{key[1]}/{f.outcome}")
+        stats.inc_value(f"polite/site/{key[0]}/{f.outcome}")
 
-    async def _fetch(self, origin: str, kind: str) -> SiteFile:
-        url = origin + FILE_PATHS[kind]
+    async def _fetch(self, kind: str, url: str) -> SiteFile:
         request = Request(
             url,
             priority=PREFLIGHT_PRIORITY,
@@ -134,7 +141,7 @@ class SiteCache:
                 "dont_obey_robotstxt": True,
                 "download_timeout": self.timeout,
                 "redirect_ttl": self.max_redirects,
-                "download_slot": origin,
+                "download_slot": _origin(url),
                 "dont_retry": True,  # our own backoff retries it (fail closed meanwhile)
                 "polite_maxsize": self.maxsize,
             },
@@ -167,10 +174,11 @@ class SiteCache:
             tmp.replace(path)
 
 
+def _origin(url: str) -> str:
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc.lower()}"
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -57,6 +57,9 @@ def test_example_config_documents_every_key():
         ({"signals": {"telepathy": True}}, "signals.telepathy"),
         ({"follow": "everywhere"}, "follow"),
         ({"registries": [{"type": "file", "path": "r.txt"}]}, "registries"),
+        ({"operator": {"country": "Germany"}}, "operator.country"),
+        ({"operator": {"user_type": "pirate"}}, "operator.user_type"),
+        ({"operator": {"colour": "x"}}, "operator.colour"),
     ],
 )
 def test_bad_values_name_the_key(patch, key):
@@ -72,8 +75,9 @@ def test_user_agent_needs_token_and_contact():
 
 
 def test_signals_can_be_switched_off():
-    job = parse_config({**GOOD, "signals": {"tdmrep": False}})
-    assert job.signals == ("robots",)
+    job = parse_config({**GOOD, "signals": {"tdmrep": False, "noai": False}})
+    assert "tdmrep" not in job.signals and "noai" not in job.signals
+    assert "robots" in job.signals and "rsl" in job.signals
 
 
 def test_scrapy_settings_layering():
