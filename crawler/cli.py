@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true",
                       help="only serve the demo web on its fixed ports until interrupted")
     demo.add_argument("--any-port", action="store_true",
-                      help="serve on free ports instead of the fixed 8711-8718")
+                      help="serve on free ports instead of the fixed 8711-8725")
 
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
@@ -166,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         web.start()
     except OSError as exc:
-        raise UsageError(f"cannot serve the demo web on ports 8711-8718 ({exc}); "
+        raise UsageError(f"cannot serve the demo web on ports 8711-8725 ({exc}); "
                          "try --any-port") from None
     try:
         if args.serve:

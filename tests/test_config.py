@@ -23,7 +23,7 @@ def test_example_and_demo_configs_are_valid():
     assert ex.token == "ExampleCorpusBot" and ex.honor_agents[0] == "GPTBot"
     assert ex.output_dir == (ROOT / "configs" / "out" / "example")
     demo = load_config(ROOT / "configs" / "demo.yaml")
-    assert demo.allow_private_networks and len(demo.seeds) == 8
+    assert demo.allow_private_networks and len(demo.seeds) == 15
 
 
 def test_example_config_documents_every_key():

@@ -15,3 +15,9 @@ def test_quickstart_is_two_make_commands():
     assert "make demo" in README and "make test" in README
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_purpose_table_matches_code():
+    from crawler.policy import purpose_table_markdown
+
+    assert purpose_table_markdown() in README

@@ -18,6 +18,13 @@ DEMO_PORTS = {
     "tdm-file": 8716,
     "tdm-header": 8717,
     "tdm-meta": 8718,
+    "noai-header": 8719,
+    "noai-meta": 8720,
+    "ai-txt": 8721,
+    "content-usage": 8722,
+    "content-signal": 8723,
+    "rsl": 8724,
+    "pay-per-crawl": 8725,
 }
 #: A body bigger than any socket buffer: stopping at the headers provably leaves it unsent.
 BIG = 4 * 1024 * 1024
@@ -115,4 +122,112 @@ def demo_sites() -> list[Site]:
             "Reserved by meta", _secret("tdm-meta", "/meta-reserved"),
             head='<meta name="tdm-reservation" content="1">')),
     }))
+
+    robots_ok = _txt("User-agent: *\nAllow: /\n")
+    s.append(Site("noai-header", "X-Robots-Tag: noai (ours) and scoped to another bot", {
+        "/robots.txt": robots_ok,
+        "/": Page(html("noai header", _links("/noai.html", "/otherbot.html", "/photo",
+                                             "/page-noimageai.html"))),
+        "/noai.html": Page(html("noai", _secret("noai-header", "/noai")),
+                           headers=(("X-Robots-Tag", "noai"),)),
+        "/otherbot.html": Page(html("otherbot", "Only otherbot is asked not to use this."),
+                               headers=(("X-Robots-Tag", "otherbot: noai"),)),
+        "/photo": Page(b"\xff\xd8\xff SECRET-noai-header-photo", content_type="image/jpeg",
+                           headers=(("X-Robots-Tag", "noimageai"),)),
+        "/page-noimageai.html": Page(html("text page", "noimageai covers images only."),
+                                     headers=(("X-Robots-Tag", "noimageai"),)),
+    }))
+
+    s.append(Site("noai-meta", "<meta name=\"robots\" content=\"noai\"> and a meta for our "
+                  "token", {
+        "/robots.txt": robots_ok,
+        "/": Page(html("noai meta", _links("/robots-meta.html", "/token-meta.html",
+                                           "/noindex.html"))),
+        "/robots-meta.html": Page(html("robots meta", _secret("noai-meta", "/robots-meta"),
+                                       head='<meta name="robots" content="noai, noimageai">')),
+        "/token-meta.html": Page(html("token meta", _secret("noai-meta", "/token-meta"),
+                                      head=f'<meta name="{DEMO_TOKEN}" content="NoAI">')),
+        "/noindex.html": Page(html("noindex", "noindex is not an AI signal.",
+                                   head='<meta name="robots" content="noindex">')),
+    }))
+
+    s.append(Site("ai-txt", "Spawning /ai.txt disallows *.txt and /gallery/", {
+        "/robots.txt": robots_ok,
+        "/ai.txt": _txt("# Spawning AI\n# Prevent datasets from using the following file "
+                        "types\n\nUser-Agent: *\nDisallow: *.txt\nDisallow: /gallery/\n"),
+        "/": Page(html("ai.txt", _links("/essay.html", "/notes.txt", "/gallery/a.html"))),
+        "/essay.html": Page(html("essay", "ai.txt does not cover HTML here.")),
+        "/notes.txt": _txt(_secret("ai-txt", "/notes")),
+        "/gallery/a.html": Page(html("gallery", _secret("ai-txt", "/gallery/a"))),
+    }))
+
+    s.append(Site("content-usage", "IETF AI preferences: robots.txt Content-Usage for "
+                  "/novels/, and a Content-Usage header", {
+        "/robots.txt": _txt("User-agent: *\nAllow: /\nContent-Usage: /novels/ train-ai=n\n"
+                            "Content-Usage: search=y\n"),
+        "/": Page(html("content usage", _links("/novels/one.html", "/header.html",
+                                               "/blog.html"))),
+        "/novels/one.html": Page(html("novel", _secret("content-usage", "/novels/one"))),
+        "/header.html": Page(html("header", _secret("content-usage", "/header")),
+                             headers=(("Content-Usage", "train-ai=n, search=y"),)),
+        "/blog.html": Page(html("blog", "No preference about training here.")),
+    }))
+
+    s.append(Site("content-signal", "Cloudflare Content-Signal in robots.txt: search=yes, "
+                  "ai-train=no (binds train-ai, not search)", {
+        "/robots.txt": _txt("# As a condition of accessing this website...\nUser-Agent: *\n"
+                            "Content-Signal: search=yes, ai-train=no\nAllow: /\n"),
+        "/": Page(html("content signal", _secret("content-signal", "/index")
+                       + _links("/news.html"))),
+        "/news.html": Page(html("news", _secret("content-signal", "/news"))),
+    }))
+
+    s.append(Site("rsl", "RSL licence named in robots.txt prohibits ai-train under /premium/; "
+                  "a Link header names a page licence", {
+        "/robots.txt": _txt("License: /license.xml\n\nUser-agent: *\nAllow: /\n"),
+        "/license.xml": Page(RSL_SITE, content_type="application/rsl+xml"),
+        "/page-license.xml": Page(RSL_PAGE, content_type="application/rsl+xml"),
+        "/": Page(html("rsl", _links("/free.html", "/premium/story.html", "/linked.html"))),
+        "/free.html": Page(html("free", "Licensed for every use, free.")),
+        "/premium/story.html": Page(html("premium", _secret("rsl", "/premium/story"))),
+        "/linked.html": Page(html("linked", _secret("rsl", "/linked")), headers=(
+            ("Link", '</page-license.xml>; rel="license"; type="application/rsl+xml"'),)),
+    }))
+
+    s.append(Site("pay-per-crawl", "HTTP 402 with crawler-price (pay per crawl), and a 403", {
+        "/robots.txt": robots_ok,
+        "/": Page(html("pay per crawl", _links("/paid.html", "/forbidden.html"))),
+        "/paid.html": Page(html("402", _secret("pay-per-crawl", "/paid")), status=402,
+                           headers=(("crawler-price", "USD 0.01"),)),
+        "/forbidden.html": Page(html("403", _secret("pay-per-crawl", "/forbidden")),
+                                status=403, headers=(("crawler-error", "CrawlerForbidden"),)),
+    }))
     return s
+
+
+RSL_SITE = """<?xml version="1.0" encoding="UTF-8"?>
+<rsl xmlns="https://rslstandard.org/rsl">
+  <content url="/premium/">
+    <license>
+      <permits type="usage">search</permits>
+      <prohibits type="usage">ai-train ai-input</prohibits>
+    </license>
+  </content>
+  <content url="/">
+    <license>
+      <permits type="usage">all</permits>
+      <payment type="free"/>
+    </license>
+  </content>
+</rsl>
+"""
+
+RSL_PAGE = """<?xml version="1.0" encoding="UTF-8"?>
+<rsl xmlns="https://rslstandard.org/rsl">
+  <content url="/linked.html">
+    <license>
+      <prohibits type="usage">ai-all</prohibits>
+    </license>
+  </content>
+</rsl>
+"""

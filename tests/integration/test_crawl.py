@@ -84,6 +84,12 @@ NEVER_REQUESTED = [
     ("robots-redirect", "/blocked/x.html"),
     ("robots-loop", "/"),
     ("tdm-5xx", "/"),
+    ("ai-txt", "/notes.txt"),
+    ("ai-txt", "/gallery/a.html"),
+    ("content-usage", "/novels/one.html"),
+    ("content-signal", "/"),
+    ("content-signal", "/news.html"),
+    ("rsl", "/premium/story.html"),
 ]
 
 
@@ -183,6 +189,56 @@ def test_every_decision_has_evidence(crawl):
     assert ("robots", "allow") in signals and ("tdmrep", "unset") in signals
 
 
+SIGNAL_CASES = [
+    # site, path, signal, channel, stage, words in the rule
+    ("noai-header", "/noai.html", "noai", "header", "headers", "X-Robots-Tag: noai"),
+    ("noai-header", "/photo", "noai", "header", "headers", "noimageai"),
+    ("noai-meta", "/robots-meta.html", "noai", "meta", "document", 'content="noai, noimageai"'),
+    ("noai-meta", "/token-meta.html", "noai", "meta", "document", "politedemobot"),
+    ("ai-txt", "/notes.txt", "ai-txt", "file", "request", "Disallow: *.txt"),
+    ("ai-txt", "/gallery/a.html", "ai-txt", "file", "request", "Disallow: /gallery/"),
+    ("content-usage", "/novels/one.html", "content-usage", "robots.txt", "request",
+     "Content-Usage: /novels/ train-ai=n"),
+    ("content-usage", "/header.html", "content-usage", "header", "headers", "train-ai=n"),
+    ("content-signal", "/", "content-signal", "robots.txt", "request", "ai-train=no"),
+    ("rsl", "/premium/story.html", "rsl", "robots.txt", "request", "prohibits usage ai-train"),
+    ("rsl", "/linked.html", "rsl", "header", "response", "ai-all"),
+    ("pay-per-crawl", "/paid.html", "payment-required", "header", "headers", "USD 0.01"),
+    ("pay-per-crawl", "/forbidden.html", "payment-required", "status", "response", "403"),
+]
+
+
+@pytest.mark.parametrize("site, path, signal, channel, stage, words", SIGNAL_CASES)
+def test_each_signal_denies_at_its_stage(crawl, site, path, signal, channel, stage, words):
+    web, recs = crawl["web"], by_url(crawl["audit"])
+    (rec,) = recs[web.origin(site) + path]
+    assert rec["decision"] == "deny" and rec["stage"] == stage
+    assert [(r["signal"], r["channel"]) for r in rec["reasons"]] == [(signal, channel)]
+    assert words in rec["reasons"][0]["rule"]
+    assert rec["reasons"][0]["detail"].startswith("binds train-ai") or signal == "robots"
+
+
+def test_statements_that_do_not_bind_are_recorded_but_allow(crawl):
+    web, recs = crawl["web"], by_url(crawl["audit"])
+    (rec,) = recs[web.origin("noai-header") + "/otherbot.html"]
+    assert rec["decision"] == "allow"
+    (rec,) = recs[web.origin("noai-header") + "/page-noimageai.html"]
+    assert rec["decision"] == "allow"
+    ev = [c for c in rec["checks"] if c["signal"] == "noai"]
+    assert ev and ev[0]["outcome"] == "unset" and "noimageai" in ev[0]["detail"]
+    (rec,) = recs[web.origin("rsl") + "/free.html"]
+    ev = [c for c in rec["checks"] if c["signal"] == "rsl"]
+    assert ev[0]["outcome"] == "allow" and len(ev[0]["source_sha256"]) == 64
+
+
+def test_per_origin_files_fetched_once_and_licences_once(crawl):
+    web = crawl["web"]
+    paths = web.paths("rsl")
+    assert paths.count("/license.xml") == 1 and paths.count("/page-license.xml") == 1
+    assert paths.count("/ai.txt") == 1 and paths.count("/robots.txt") == 1
+    assert web.paths("ai-txt").count("/ai.txt") == 1
+
+
 def test_redirect_into_a_reserved_path_is_refused(crawl):
     web, recs = crawl["web"], by_url(crawl["audit"])
     target = web.origin("robots-partial") + "/private/diary.html"
@@ -201,6 +257,13 @@ def test_corpus_has_exactly_the_allowed_documents_with_provenance(crawl):
     expected |= {web.origin("robots-404") + p for p in ("/", "/page.html")}
     expected |= {web.origin("robots-redirect") + p for p in ("/", "/ok.html")}
     expected |= {web.origin("garbage-robots") + "/", web.origin("redirect-out") + "/"}
+    expected |= {web.origin("noai-header") + p
+                 for p in ("/", "/otherbot.html", "/page-noimageai.html")}
+    expected |= {web.origin("noai-meta") + p for p in ("/", "/noindex.html")}
+    expected |= {web.origin("ai-txt") + p for p in ("/", "/essay.html")}
+    expected |= {web.origin("content-usage") + p for p in ("/", "/blog.html")}
+    expected |= {web.origin("rsl") + p for p in ("/", "/free.html")}
+    expected |= {web.origin("pay-per-crawl") + "/"}
     assert urls == expected
     for doc in crawl["corpus"]:
         rec = audit[doc["audit_seq"]]
