@@ -54,19 +54,19 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
      "TDMRep 3.1 (conservative reading)"),
     ("ai.txt", "2xx in Spawning's robots-style format", "obey for AI training", "Spawning"),
     ("ai.txt", "4xx, or prose/Markdown/HTML (another 'ai.txt')", "no statement", "digest REC"),
-    ("ai.txt", "429, 5xx, timeout, network error", "deny (fail closed), decided again "
-     "later", "digest REC ('do not treat as consent')"),
-    ("RSL licence", "2xx valid RSL", "the <content> matching the URL applies; a use that is "
-     "prohibited, not permitted, paid or needs a licence server = reserved", "RSL 1.0"),
-    ("RSL licence", "named but 4xx, invalid, or with a DTD/entities", "no AI use licensed "
-     "(search unaffected)", "project rule (conservative)"),
-    ("RSL licence", "429, 5xx, timeout, network error", "deny (fail closed), decided again "
-     "later", "RSL 'do not assume permission'"),
+    ("ai.txt", "429, 5xx, timeout, network error", ("deny (fail closed), decided again "
+     "later"), "digest REC ('do not treat as consent')"),
+    ("RSL licence", "2xx valid RSL", ("the <content> matching the URL applies; a use that is "
+     "prohibited, not permitted, paid or needs a licence server = reserved"), "RSL 1.0"),
+    ("RSL licence", "named but 4xx, invalid, or with a DTD/entities", ("no AI use licensed "
+     "(search unaffected)"), "project rule (conservative)"),
+    ("RSL licence", "429, 5xx, timeout, network error", ("deny (fail closed), decided again "
+     "later"), "RSL 'do not assume permission'"),
     ("Content-Usage value", "not a valid Structured Fields dictionary", "no preference",
      "AIPREF vocab"),
     ("Content-Signal value", "unknown value (e.g. maybe)", "that use unknown", "Content Signals"),
-    ("HTTP status", "402 (or a crawler-price header), 401, 403", "deny, never retried, "
-     "never circumvented", "Cloudflare pay per crawl; CoP 1.2"),
+    ("HTTP status", "402 (or a crawler-price header), 401, 403", ("deny, never retried, "
+     "never circumvented"), "Cloudflare pay per crawl; CoP 1.2"),
     ("any target", "loopback/private/link-local/metadata address", ("deny (signal network) "
      "unless allow_private_networks"), "project rule"),
 )

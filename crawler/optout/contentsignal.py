@@ -26,9 +26,7 @@ Choices where the policy text leaves room (each one is also noted where it is ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
-
+from crawler.optout.htmlmeta import MetaInput, meta_entries
 from crawler.optout.model import Statement
 from crawler.optout.robots import RobotsFile, RobotsGroup
 
@@ -58,29 +56,6 @@ _SHOWN = 200
 Terms = tuple[tuple[str, bool], ...]
 
 
-class MetaLike(Protocol):
-    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlMeta`` offers (only these are read)."""
-
-    @property
-    def name(self) -> str | None: ...
-
-    @property
-    def content(self) -> str: ...
-
-    @property
-    def line(self) -> int: ...
-
-
-class HasMetas(Protocol):
-    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlHead`` offers (only this is read)."""
-
-    @property
-    def metas(self) -> Iterable[MetaLike]: ...
-
-
-#: ``<meta>`` elements: an ``HtmlHead``, ``HtmlMeta``-like objects, or ``(name, content, line)``
-#: tuples.
-MetaInput = HasMetas | Iterable[MetaLike | tuple[str | None, str | None, int | None]]
 
 
 def _clip(text: str, limit: int = _SHOWN) -> str:
@@ -253,33 +228,6 @@ def statement_from_header(value: str) -> Statement | None:
     return _statement(value, "header", f"Content-Signal: {_clip(value)}")
 
 
-def _meta_entries(metas: MetaInput) -> list[tuple[str, str, int | None]]:
-    """(lower-cased name, content, line) of each ``<meta>`` that has a name.
-
-    Accepts an ``HtmlHead`` (its ``metas``), ``HtmlMeta``-like objects or ``(name, content,
-    line)`` tuples.
-    """
-    source = getattr(metas, "metas", metas)
-    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
-        raise TypeError(f"metas must be an iterable of meta elements, not {type(metas).__name__}")
-    entries: list[tuple[str, str, int | None]] = []
-    for meta in source:
-        if isinstance(meta, tuple):
-            name, content, line = (tuple(meta) + (None, None, None))[:3]
-        else:
-            name = getattr(meta, "name", None)
-            content = getattr(meta, "content", None)
-            line = getattr(meta, "line", None)
-        if not isinstance(name, str):
-            continue
-        entries.append((
-            name.strip(" \t\n\f\r").lower(),
-            content if isinstance(content, str) else "",
-            line if isinstance(line, int) and not isinstance(line, bool) else None,
-        ))
-    return entries
-
-
 def statement_from_meta(metas: MetaInput) -> Statement | None:
     """The statement of ``<meta name="content-signal" content="...">`` tags; ``None`` if none.
 
@@ -290,7 +238,7 @@ def statement_from_meta(metas: MetaInput) -> Statement | None:
     terms: list[tuple[str, bool]] = []
     problems: list[str] = ["<meta name=\"content-signal\"> is not an official carrier (unconfirmed)"]
     rules: list[str] = []
-    for name, content, line in _meta_entries(metas):
+    for name, content, line in meta_entries(metas):
         if name != _META_NAME:
             continue
         where = f" (line {line})" if line is not None else ""

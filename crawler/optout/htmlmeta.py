@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import unescape
 from html.entities import html5 as _HTML5_ENTITIES
+from typing import Protocol
 
 __all__ = ["HTML_HEAD_LIMIT", "HtmlHead", "HtmlLink", "HtmlMeta", "parse_html_head"]
 
@@ -439,3 +441,55 @@ def parse_html_head(body: bytes, *, encoding: str | None = None) -> HtmlHead:
     return HtmlHead(
         metas=tuple(scanner.metas), links=tuple(scanner.links), problems=tuple(problems)
     )
+
+
+class MetaLike(Protocol):
+    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlMeta`` offers (only these are read)."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def line(self) -> int: ...
+
+
+class HasMetas(Protocol):
+    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlHead`` offers (only this is read)."""
+
+    @property
+    def metas(self) -> Iterable[MetaLike]: ...
+
+
+#: ``<meta>`` elements: an ``HtmlHead``, ``HtmlMeta``-like objects, or ``(name, content, line)``
+#: tuples.
+MetaInput = HasMetas | Iterable[MetaLike | tuple[str | None, str | None, int | None]]
+
+
+def meta_entries(metas: MetaInput) -> list[tuple[str, str, int | None]]:
+    """(lower-cased name, content, line) of each ``<meta>`` that has a name.
+
+    Accepts an ``HtmlHead`` (its ``metas``), ``HtmlMeta``-like objects or ``(name, content,
+    line)`` tuples.
+    """
+    source = getattr(metas, "metas", metas)
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        raise TypeError(f"metas must be an iterable of meta elements, not {type(metas).__name__}")
+    entries: list[tuple[str, str, int | None]] = []
+    for meta in source:
+        if isinstance(meta, tuple):
+            name, content, line = (tuple(meta) + (None, None, None))[:3]
+        else:
+            name = getattr(meta, "name", None)
+            content = getattr(meta, "content", None)
+            line = getattr(meta, "line", None)
+        if not isinstance(name, str):
+            continue
+        entries.append((
+            name.strip(" \t\n\f\r").lower(),
+            content if isinstance(content, str) else "",
+            line if isinstance(line, int) and not isinstance(line, bool) else None,
+        ))
+    return entries

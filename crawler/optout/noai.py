@@ -27,10 +27,10 @@ Choices where the conventions leave room (each one is also noted where it is mad
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from crawler.optout.htmlmeta import MetaInput, meta_entries
 from crawler.optout.model import Statement
 
 __all__ = [
@@ -66,29 +66,6 @@ _SHOWN = 200
 _MAX_PROBLEMS = 20
 
 
-class MetaLike(Protocol):
-    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlMeta`` offers (only these are read)."""
-
-    @property
-    def name(self) -> str | None: ...
-
-    @property
-    def content(self) -> str: ...
-
-    @property
-    def line(self) -> int: ...
-
-
-class HasMetas(Protocol):
-    """What :mod:`crawler.optout.htmlmeta`'s ``HtmlHead`` offers (only this is read)."""
-
-    @property
-    def metas(self) -> Iterable[MetaLike]: ...
-
-
-#: ``<meta>`` elements: an ``HtmlHead``, ``HtmlMeta``-like objects, or ``(name, content, line)``
-#: tuples.
-MetaInput = HasMetas | Iterable[MetaLike | tuple[str | None, str | None, int | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,33 +234,6 @@ def statement_from_x_robots_tag(
     return directives_from_x_robots_tag(values, token).to_statement("header", token)
 
 
-def _meta_entries(metas: MetaInput) -> list[tuple[str, str, int | None]]:
-    """(lower-cased name, content, line) of each ``<meta>`` that has a name.
-
-    Accepts an ``HtmlHead`` (its ``metas``), ``HtmlMeta``-like objects or ``(name, content,
-    line)`` tuples.
-    """
-    source = getattr(metas, "metas", metas)
-    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
-        raise TypeError(f"metas must be an iterable of meta elements, not {type(metas).__name__}")
-    entries: list[tuple[str, str, int | None]] = []
-    for meta in source:
-        if isinstance(meta, tuple):
-            name, content, line = (tuple(meta) + (None, None, None))[:3]
-        else:
-            name = getattr(meta, "name", None)
-            content = getattr(meta, "content", None)
-            line = getattr(meta, "line", None)
-        if not isinstance(name, str):
-            continue
-        entries.append((
-            name.strip(" \t\n\f\r").lower(),
-            content if isinstance(content, str) else "",
-            line if isinstance(line, int) and not isinstance(line, bool) else None,
-        ))
-    return entries
-
-
 def directives_from_meta(metas: MetaInput, token: str) -> Directives:
     """The directives of ``<meta name="robots">`` and ``<meta name="<token>">`` tags.
 
@@ -293,7 +243,7 @@ def directives_from_meta(metas: MetaInput, token: str) -> Directives:
     """
     wanted = _check_token(token)
     collector = _Collector()
-    for name, content, line in _meta_entries(metas):
+    for name, content, line in meta_entries(metas):
         # protocols.md §6.3: "In HTML, `name="robots"` addresses all crawlers;
         # `name="<crawler>"` (e.g. `googlebot`, `googlebot-news`) addresses one."
         if name != "robots" and (not wanted or name != wanted):
