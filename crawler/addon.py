@@ -20,6 +20,7 @@ RUNTIME = "crawler.runtime.PoliteRuntime"
 RESERVATIONS = "crawler.middlewares.ReservationMiddleware"
 RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
+PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 
 
@@ -33,6 +34,7 @@ class Addon:
         # 560: sees 429/503 before RetryMiddleware (550) schedules the retry.
         settings["DOWNLOADER_MIDDLEWARES"][RETRY_AFTER] = 560
         settings["EXTENSIONS"][RUNTIME] = 0
+        settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):
             settings["ITEM_PIPELINES"][CORPUS] = 800
         ua = settings.get("POLITE_USER_AGENT")

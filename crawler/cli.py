@@ -49,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--any-port", action="store_true",
                       help="serve on free ports instead of the fixed 8711-8725")
 
+    registry = sub.add_parser("registry", help="opt-out registries: import a list, serve one")
+    rsub = registry.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
+    rimport = rsub.add_parser("import", help="build an SQLite registry from a text list")
+    rimport.add_argument("list", metavar="LIST", help="text list: one entry a line")
+    rimport.add_argument("db", metavar="DB", help="SQLite file to write (replaced atomically)")
+    rserve = rsub.add_parser("serve", help="serve a Spawning-compatible registry API")
+    rserve.add_argument("source", metavar="DB_OR_LIST")
+    rserve.add_argument("--port", type=int, default=8700)
+    rserve.add_argument("--host", default="127.0.0.1", help="loopback only (default)")
+    rserve.add_argument("--api-key-env", default=None,
+                        help="require 'Authorization: API <key>' with the key from this "
+                             "environment variable")
+
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     verify = asub.add_parser("verify", help="check the hash chain of audit logs")
@@ -68,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "audit" and args.audit_command == "verify":
             return cmd_verify(args)
+        if args.command == "registry" and args.registry_command == "import":
+            return cmd_registry_import(args)
+        if args.command == "registry" and args.registry_command == "serve":
+            return cmd_registry_serve(args)
         parser.print_help(sys.stderr)
         return 2
     except (ConfigError, UsageError) as exc:
@@ -124,6 +141,31 @@ def _summary(job: JobConfig, stats: dict[str, Any]) -> None:
         f"audit log {out / 'audit.jsonl'}",
         file=sys.stderr,
     )
+    undecided = undecided_urls(out / "audit.jsonl")
+    if undecided:
+        print(f"polite-crawl: {len(undecided)} URLs left undecided (a reservation could not be "
+              "determined; not fetched):", file=sys.stderr)
+        for url, why in list(undecided.items())[:20]:
+            print(f"  {url}  ({why})", file=sys.stderr)
+        if len(undecided) > 20:
+            print(f"  ... and {len(undecided) - 20} more (audit records with "
+                  '"undecided": {"final": true})', file=sys.stderr)
+
+
+def undecided_urls(audit_path: Path) -> dict[str, str]:
+    """URLs whose last decision was a final 'undecided' refusal, with the reason."""
+    out: dict[str, str] = {}
+    if not audit_path.exists():
+        return out
+    with open(audit_path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            und = rec.get("undecided")
+            if und and und.get("final"):
+                out[rec["url"]] = (rec.get("reasons") or [{}])[0].get("rule", "")
+            elif rec["url"] in out and rec["decision"] == "allow":
+                del out[rec["url"]]
+    return out
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -282,3 +324,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not result.ok:
             status = 1
     return status
+
+
+# -- registry -------------------------------------------------------------------------------
+def cmd_registry_import(args: argparse.Namespace) -> int:
+    from crawler.registry import import_list
+
+    src = Path(args.list)
+    if not src.is_file():
+        raise UsageError(f"{src}: no such list")
+    count, problems = import_list(src, Path(args.db))
+    for problem in problems[:50]:
+        print(f"{src}: {problem}", file=sys.stderr)
+    if len(problems) > 50:
+        print(f"{src}: ... {len(problems) - 50} more problems", file=sys.stderr)
+    print(f"polite-crawl: {count} entries imported into {args.db} "
+          f"({len(problems)} lines skipped)")
+    return 0
+
+
+def cmd_registry_serve(args: argparse.Namespace) -> int:
+    from crawler.registry_server import serve
+
+    src = Path(args.source)
+    if not src.is_file():
+        raise UsageError(f"{src}: no such registry file or list")
+    try:
+        return serve(src, host=args.host, port=args.port, api_key_env=args.api_key_env)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None

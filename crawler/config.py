@@ -6,6 +6,7 @@ one line naming the key). Paths are relative to the config file.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class JobConfig:
     follow: str = "same-origin"
     max_depth: int = 0
     audit_fsync: bool = False
+    registries: tuple[dict[str, Any], ...] = ()
     user_type: str = "commercial"
     country: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +95,7 @@ class JobConfig:
                 "POLITE_AUDIT_FSYNC": self.audit_fsync,
                 "POLITE_OPERATOR_USER_TYPE": self.user_type,
                 "POLITE_OPERATOR_COUNTRY": self.country,
+                "POLITE_REGISTRIES": [dict(r) for r in self.registries],
             }
         )
         if self.max_pages:
@@ -166,12 +169,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         if not _TOKEN_RE.match(token):
             raise ConfigError(f"honor_agents[{i}]: {token!r} is not a product token (RFC 9309)")
 
-    registries = _expect(data, "registries", list, [])
-    if registries:
-        raise ConfigError(
-            "registries: opt-out registries are not supported by this version; remove the key "
-            "(a registry that is configured but not consulted would fail open)"
-        )
+    registries = tuple(_registry(i, r, base) for i, r in
+                       enumerate(_expect(data, "registries", list, [])))
 
     allow_private = _expect(data, "allow_private_networks", bool, False)
     output_dir = Path(_expect(data, "output_dir", str, f"out/{job}"))
@@ -217,9 +216,66 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
         purpose=purpose, honor_agents=honor, allow_private_networks=allow_private,
         output_dir=output_dir, signals=signals, follow=follow, max_depth=max_depth,
-        audit_fsync=audit_fsync, user_type=user_type, country=country,
+        audit_fsync=audit_fsync, registries=registries, user_type=user_type, country=country,
         settings=dict(settings),
     )
+
+
+REGISTRY_KEYS = {
+    "file": {"type", "path", "name"},
+    "sqlite": {"type", "path", "name"},
+    "http": {"type", "url", "format", "name", "api_key_env", "batch_size", "max_wait",
+             "timeout", "retries"},
+}
+
+
+def _registry(i: int, spec: Any, base: Path) -> dict[str, Any]:
+    """One ``registries:`` entry, validated; paths made absolute; the API key read from the
+    environment variable the entry names (never from the config itself)."""
+    key = f"registries[{i}]"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{key}: expected a mapping such as {{type: file, path: list.txt}}")
+    kind = spec.get("type")
+    if kind not in REGISTRY_KEYS:
+        raise ConfigError(f"{key}.type: {kind!r} is not one of file, sqlite, http")
+    unknown = sorted(set(map(str, spec)) - REGISTRY_KEYS[kind])
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key for a {kind} registry")
+    out: dict[str, Any] = {"type": kind}
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{key}.name: expected a string")
+    if kind in ("file", "sqlite"):
+        raw = spec.get("path")
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{key}.path: required, the {kind} registry's file")
+        path = Path(raw) if Path(raw).is_absolute() else base / raw
+        if not path.is_file():
+            raise ConfigError(f"{key}.path: {path} not found")
+        out.update(path=str(path), name=name or path.name)
+        return out
+    url = spec.get("url")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}.url: an http(s) URL of the registry API is required")
+    fmt = spec.get("format", "spawning")
+    if fmt != "spawning":
+        raise ConfigError(f"{key}.format: {fmt!r} is not supported (supported: spawning)")
+    env = spec.get("api_key_env")
+    if env is not None:  # the key itself is read at run time, never stored in settings/logs
+        if not isinstance(env, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", env):
+            raise ConfigError(f"{key}.api_key_env: the name of an environment variable")
+        if not os.environ.get(env):
+            raise ConfigError(f"{key}.api_key_env: environment variable {env} is not set")
+    numbers = {"batch_size": (int, 100, 1, 10_000), "max_wait": ((int, float), 0.2, 0, 60),
+               "timeout": ((int, float), 20, 1, 600), "retries": (int, 3, 0, 10)}
+    for field_name, (types, default, lo, hi) in numbers.items():
+        value = spec.get(field_name, default)
+        if isinstance(value, bool) or not isinstance(value, types) or not lo <= value <= hi:
+            raise ConfigError(f"{key}.{field_name}: a number from {lo} to {hi}")
+        out[field_name] = value
+    out.update(url=url, format=fmt, name=name or parts.netloc, api_key_env=env)
+    return out
 
 
 def load_config(path: str | Path) -> JobConfig:

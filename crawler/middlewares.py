@@ -31,6 +31,7 @@ from crawler import defaults
 from crawler.network import address_refusal, host_refusal, parse_ip
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.policy import Verdict, merge_verdicts, network_refusal
+from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
 from crawler.sitecache import PREFLIGHT_META
 
@@ -81,6 +82,7 @@ class ReservationMiddleware:
         self.policy = self.rt.policy
         self.funnel = self.rt.funnel
         self.sitecache = self.rt.sitecache
+        self.registries = self.rt.registries
         self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
         self._exempt = {o.rstrip("/").lower() for o in
                         crawler.settings.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])}
@@ -102,12 +104,22 @@ class ReservationMiddleware:
             self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
         origin = origin_of(request)
         request.meta.setdefault("download_slot", origin)
+        if request.meta.get("polite_trusted") and request.meta.get(PREFLIGHT_META):
+            return  # an endpoint the operator configured (a registry API), not a crawl target
         refusal = None if origin in self._exempt else await self._network_refusal(request)
         if refusal is not None:
             self._deny(request, network_refusal(request.url, refusal))
         if request.meta.get(PREFLIGHT_META):
             return
         request.meta[META_ORIGIN] = origin
+        if self.registries:
+            # before anything is fetched from the origin, robots.txt included
+            reg = _verdict_of(await self.registries.check(request.url))
+            if reg.undetermined:
+                self._defer(request, reg, [], self.registries.retry_in(request.url))
+            if reg.denied:
+                self._deny(request, reg)
+            request.meta[META_CHECKS] = [e.to_dict() for e in reg.checks]
         files = {kind: await self.sitecache.get(origin, kind)
                  for kind in self.policy.needed_files()}
         licences = {u: await self.sitecache.get_url("rsl", u)
@@ -117,7 +129,8 @@ class ReservationMiddleware:
             self._defer(request, verdict, [*files.values(), *licences.values()])
         if verdict.denied:
             self._deny(request, verdict)
-        request.meta[META_CHECKS] = [e.to_dict() for e in verdict.checks]
+        request.meta[META_CHECKS] = request.meta.get(META_CHECKS, []) + [
+            e.to_dict() for e in verdict.checks]
         tdm_file = files.get("tdmrep.json")
         request.meta[META_TDM_FILE] = (
             _tdm_file_statement(tdm_file, request.url) if tdm_file is not None else None
@@ -252,14 +265,15 @@ class ReservationMiddleware:
         raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
 
     # -- undecided: refused now, asked again after the origin's backoff ---------------------
-    def _defer(self, request: Request, verdict: Verdict, consulted: list[Any]) -> None:
+    def _defer(self, request: Request, verdict: Verdict, consulted: list[Any],
+               wait: float = 0.0) -> None:
         """Refuse now (the record says so) and schedule the same URL for a later decision."""
         from scrapy.utils.asyncio import call_later
 
         attempt = request.meta.get("polite_attempt", 0) + 1
         if attempt > self._retries:
             self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": True}})
-        wait = max([self.sitecache.retry_in(f.kind, f.url) for f in consulted] + [1.0])
+        wait = max([self.sitecache.retry_in(f.kind, f.url) for f in consulted] + [wait, 1.0])
         retry = request.replace(dont_filter=True)
         retry.meta["polite_attempt"] = attempt
         for key in (META_CHECKS, META_DENIED, META_TDM_FILE, META_TDM_HEADER):

@@ -115,6 +115,8 @@ TERM_PURPOSES: Mapping[tuple[str, str], frozenset[str]] = {
     ("rsl", "ai-input"): frozenset({"ai-input"}),
     ("rsl", "ai-index"): frozenset({"ai-input"}),
     ("rsl", "search"): frozenset({"search"}),
+    # Opt-out registries (Spawning's API, local lists, piracy-site lists): no use at all.
+    ("registry", "opt-out"): _ALL,
     # HTTP 402 (pay per crawl) and 401/403: content we may not take without an agreement.
     ("payment-required", "402"): _ALL,
     ("payment-required", "crawler-price"): _ALL,
@@ -159,6 +161,11 @@ def _verdict(checks: Sequence[Evidence]) -> Verdict:
     return Verdict("deny" if reasons else "allow", reasons, tuple(checks))
 
 
+def verdict_of(checks: Sequence[Evidence]) -> Verdict:
+    """The verdict of a list of evidence (any deny wins)."""
+    return _verdict(checks)
+
+
 def merge_verdicts(*verdicts: Verdict) -> Verdict:
     """One verdict from several stages' (any deny wins; every check kept)."""
     return _verdict([e for v in verdicts for e in v.checks])
@@ -178,6 +185,7 @@ class Policy:
     allow_private_networks: bool = False
     rsl_user_type: str = "commercial"
     rsl_country: str | None = None
+    registries: tuple[str, ...] = ()   # "type name" of each registry consulted
     sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,6 +198,7 @@ class Policy:
             "signals": list(self.signals),
             "allow_private_networks": self.allow_private_networks,
             "rsl": [self.rsl_user_type, self.rsl_country],
+            "registries": list(self.registries),
             "failure_policy": [list(row) for row in FAILURE_POLICY],
             "term_purposes": sorted([*k, *sorted(v)] for k, v in TERM_PURPOSES.items()),
         }

@@ -19,6 +19,7 @@ from crawler.audit.log import AuditWriter
 from crawler.config import PURPOSES, SIGNAL_NAMES, ConfigError, check_user_agent
 from crawler.decisions import DecisionFunnel
 from crawler.policy import Policy
+from crawler.registry_client import Registries
 from crawler.sitecache import SiteCache
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class PoliteRuntime:
             allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
             rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
             rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
+            registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"
+                             for r in s.getlist("POLITE_REGISTRIES", [])),
         )
         self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,9 @@ class PoliteRuntime:
                                    defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
             evidence_dir=self.output_dir / "evidence",
         )
+        self.registries = Registries(
+            [dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], self.policy, crawler,
+            ttl=self.sitecache.ttl, backoff=self.sitecache.backoff)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
         logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
                     token, purpose, ",".join(enabled), self.policy.sha256[:12],
@@ -90,6 +96,7 @@ class PoliteRuntime:
 
     def _closed(self, spider: object, reason: str) -> None:
         self.writer.close()
+        self.registries.close()
         st = self.crawler.stats
         logger.info(
             "polite-crawler: %s allowed, %s denied; audit log %s (last seq %d)",

@@ -30,7 +30,7 @@ def test_example_config_documents_every_key():
     text = (ROOT / "configs" / "example.yaml").read_text()
     from crawler.config import KNOWN_KEYS
 
-    documented = set(yaml.safe_load(text)) | {"registries"}
+    documented = set(yaml.safe_load(text))
     assert documented == KNOWN_KEYS
 
 
@@ -56,7 +56,17 @@ def test_example_config_documents_every_key():
         ({"signals": {"robots": "off"}}, "signals.robots"),
         ({"signals": {"telepathy": True}}, "signals.telepathy"),
         ({"follow": "everywhere"}, "follow"),
-        ({"registries": [{"type": "file", "path": "r.txt"}]}, "registries"),
+        ({"registries": [{"type": "file", "path": "missing.txt"}]}, "registries[0].path"),
+        ({"registries": [{"type": "ftp"}]}, "registries[0].type"),
+        ({"registries": ["list.txt"]}, "registries[0]"),
+        ({"registries": [{"type": "http", "url": "nope"}]}, "registries[0].url"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q", "format": "x"}]},
+         "registries[0].format"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q", "batch_size": 0}]},
+         "registries[0].batch_size"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q",
+                          "api_key_env": "POLITE_TEST_UNSET_KEY"}]}, "registries[0].api_key_env"),
+        ({"registries": [{"type": "file", "path": "x", "colour": 1}]}, "registries[0].colour"),
         ({"operator": {"country": "Germany"}}, "operator.country"),
         ({"operator": {"user_type": "pirate"}}, "operator.user_type"),
         ({"operator": {"colour": "x"}}, "operator.colour"),
@@ -106,3 +116,15 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys, content, message):
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_registries_resolve_paths_and_never_hold_the_key(tmp_path, monkeypatch):
+    (tmp_path / "list.txt").write_text("example.com\n")
+    monkeypatch.setenv("POLITE_TEST_KEY", "s3cret")
+    job = parse_config({**GOOD, "registries": [
+        {"type": "file", "path": "list.txt"},
+        {"type": "http", "url": "http://127.0.0.1:8700/api/v2/query/urls",
+         "api_key_env": "POLITE_TEST_KEY"}]}, path=tmp_path / "c.yaml")
+    assert job.registries[0]["path"] == str(tmp_path / "list.txt")
+    assert job.registries[1]["batch_size"] == 100
+    assert "s3cret" not in repr(job.scrapy_settings())

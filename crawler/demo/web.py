@@ -150,6 +150,11 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self._serve(True)
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(min(length, 64 * 1024 * 1024))
+            self._serve(False)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
