@@ -27,14 +27,14 @@ sys.path.insert(0, str(ROOT))
 from crawler.demo.web import LocalWeb, Page, Site
 
 
-def make_site(n: int) -> Site:
+def make_site(n: int, fanout: int = 2) -> Site:
     pages = {"/robots.txt": Page("User-agent: *\nDisallow: /nowhere/\n",
                                  content_type="text/plain"),
              "/.well-known/tdmrep.json": Page('[{"location": "/nowhere/", "tdm-reservation": 1}]',
                                               content_type="application/json")}
     filler = "<p>" + "Lorem ipsum dolor sit amet. " * 40 + "</p>"
     for i in range(n):
-        kids = [k for k in (2 * i + 1, 2 * i + 2) if k < n]
+        kids = [k for k in range(fanout * i + 1, fanout * i + fanout + 1) if k < n]
         links = "".join(f'<a href="/p/{k}.html">page {k}</a> ' for k in kids)
         path = "/" if i == 0 else f"/p/{i}.html"
         pages[path] = Page(f"<html><head><title>Page {i}</title></head><body>"

@@ -135,6 +135,19 @@ class HttpRegistry:
                 self.blocked -= 1
         return self._evidence(hit)
 
+    async def ready(self, urls: list[str]) -> None:
+        """Wait until every one of ``urls`` has an answer (or a failure) in the cache."""
+        waits = []
+        for url in urls:
+            if self._fresh(url) is None:
+                if url not in self._waiters:
+                    self._enqueue(url)
+                d: Deferred[_Cached] = Deferred()
+                self._waiters[url].append(d)
+                waits.append(d)
+        for d in waits:
+            await maybe_deferred_to_future(d)
+
     def retry_in(self, url: str) -> float:
         c = self._cache.get(url)
         if c is None or c.opted_out is not None:
@@ -279,6 +292,10 @@ class Registries:
         for r in self.http:
             r.prefetch(url)
 
+    async def ready(self, urls: list[str]) -> None:
+        for r in self.http:
+            await r.ready(urls)
+
     async def check(self, url: str) -> list[Evidence]:
         out = [r.check(url) for r in self.local]
         for r in self.http:
@@ -294,8 +311,10 @@ class Registries:
 
 
 class RegistryPrefetchMiddleware:
-    """Spider middleware: queue the URLs of new requests for the next registry batch, so that
-    verdicts are usually in hand before the downloader asks."""
+    """Spider middleware: a callback's new requests reach the scheduler only once the HTTP
+    registries have answered for them (in batches with other callbacks' requests), so the
+    downloader finds verdicts in hand instead of waiting on the registry. Items pass at once.
+    """
 
     def __init__(self, crawler: Crawler) -> None:
         from crawler.runtime import get_runtime
@@ -306,16 +325,20 @@ class RegistryPrefetchMiddleware:
     def from_crawler(cls, crawler: Crawler) -> RegistryPrefetchMiddleware:
         return cls(crawler)
 
-    def _see(self, obj: Any) -> Any:
-        if isinstance(obj, Request) and self.registries.http:
-            self.registries.prefetch(obj.url)
-        return obj
-
-    def process_spider_output(self, response: Any, result: Any, spider: Any = None) -> Any:
-        for obj in result:
-            yield self._see(obj)
-
-    async def process_spider_output_async(self, response: Any, result: Any,
-                                          spider: Any = None) -> Any:
+    async def process_spider_output(self, response: Any, result: Any,
+                                    spider: Any = None) -> Any:
+        if not self.registries.http:
+            async for obj in result:
+                yield obj
+            return
+        held: list[Request] = []
         async for obj in result:
-            yield self._see(obj)
+            if isinstance(obj, Request):
+                self.registries.prefetch(obj.url)
+                held.append(obj)
+            else:
+                yield obj
+        if held:
+            await self.registries.ready([r.url for r in held])
+        for request in held:
+            yield request
