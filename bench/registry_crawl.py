@@ -22,12 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from crawl_throughput import SETTINGS, make_site, stats_of  # noqa: E402
+from crawl_throughput import SETTINGS, make_site, stats_of
 
-from crawler.demo.web import LocalWeb  # noqa: E402
-from crawler.registry import RegistryIndex, parse_list  # noqa: E402
-from crawler.registry_server import RegistryServer  # noqa: E402
-
+from crawler.demo.web import LocalWeb
+from crawler.registry import RegistryIndex, parse_list
+from crawler.registry_server import RegistryServer
 
 MAX_WAIT = float(__import__("os").environ.get("BENCH_MAX_WAIT", "0.2"))
 
