@@ -62,6 +62,21 @@ def _parser() -> argparse.ArgumentParser:
                         help="require 'Authorization: API <key>' with the key from this "
                              "environment variable")
 
+    survey = sub.add_parser("survey", help="measure opt-out uptake: one JSON line per origin")
+    survey.add_argument("origins", nargs="?", metavar="ORIGINS.txt",
+                        help="origins or domains, one a line ('#' comments)")
+    survey.add_argument("--out", required=True, help="survey JSONL (appended; re-runs resume)")
+    survey.add_argument("--config", help=f"config (default: {DEFAULT_CONFIG.name})")
+    survey.add_argument("--from-dir", metavar="DIR",
+                        help="offline: archived robots.txt files named HOST.txt")
+    survey.add_argument("--from-warc", nargs="+", metavar="WARC",
+                        help="offline: WARC captures of robots.txt")
+
+    report = sub.add_parser("report", help="report.md/.html/.json and charts")
+    report.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="survey files (several = a time series) or an audit log")
+    report.add_argument("--out", required=True, help="output directory")
+
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     verify = asub.add_parser("verify", help="check the hash chain of audit logs")
@@ -81,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "audit" and args.audit_command == "verify":
             return cmd_verify(args)
+        if args.command == "survey":
+            return cmd_survey(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "registry" and args.registry_command == "import":
             return cmd_registry_import(args)
         if args.command == "registry" and args.registry_command == "serve":
@@ -109,7 +128,9 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
     if extra_settings:
         settings.setdict(extra_settings, priority="cmdline")
     process = CrawlerProcess(settings)
-    cls = CheckSpider if spider == "check" else CorpusSpider
+    from crawler.spiders.survey import SurveySpider
+
+    cls = {"check": CheckSpider, "survey": SurveySpider}.get(spider, CorpusSpider)
     crawler = process.create_crawler(cls)
     if on_record is not None:
         crawler.signals.connect(lambda record, request=None, **kw: on_record(record),
@@ -353,3 +374,65 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
         return serve(src, host=args.host, port=args.port, api_key_env=args.api_key_env)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
+
+
+# -- survey / report -------------------------------------------------------------------------
+def cmd_survey(args: argparse.Namespace) -> int:
+    from crawler.survey import survey_from_dir, survey_from_warc
+
+    out = Path(args.out)
+    modes = [m for m in (args.origins, args.from_dir, args.from_warc) if m]
+    if len(modes) != 1:
+        raise UsageError("survey takes exactly one of ORIGINS.txt, --from-dir DIR, "
+                         "--from-warc FILE...")
+    if args.from_dir or args.from_warc:
+        if args.from_dir and not Path(args.from_dir).is_dir():
+            raise UsageError(f"{args.from_dir}: not a directory")
+        for w in args.from_warc or ():
+            if not Path(w).is_file():
+                raise UsageError(f"{w}: no such WARC file")
+        errors: list[str] = []
+        records = (survey_from_dir(Path(args.from_dir)) if args.from_dir
+                   else survey_from_warc([Path(w) for w in args.from_warc], errors=errors))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        n = 0
+        with open(out, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+        for err in errors[:20]:
+            print(f"polite-crawl: {err}", file=sys.stderr)
+        print(f"polite-crawl: {n} origins analysed offline into {out}", file=sys.stderr)
+        return 0
+    src = Path(args.origins)
+    if not src.is_file():
+        raise UsageError(f"{src}: no such origins file")
+    path = Path(args.config) if args.config else DEFAULT_CONFIG
+    job = load_config(path)
+    from crawler.spiders.survey import read_origins
+
+    try:
+        total = len(read_origins(src))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{src}: cannot read origins ({exc})") from None
+    stats = run_crawl(job, path, spider="survey", origins=str(src), out=str(out.resolve()))
+    print(f"polite-crawl: {stats.get('polite/survey/origins', 0)} origins surveyed this run "
+          f"({total} listed) into {out}", file=sys.stderr)
+    return 0 if stats.get("finish_reason") else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from crawler.report import ReportError, build_report
+
+    inputs = [Path(p) for p in args.inputs]
+    for p in inputs:
+        if not p.is_file():
+            raise UsageError(f"{p}: no such input file")
+    try:
+        result = build_report(inputs, Path(args.out))
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"polite-crawl: report written to {Path(args.out) / 'report.md'}, report.html, "
+          f"report.json" + (f" and {len(result.get('charts', []))} charts"
+                           if isinstance(result, dict) and result.get("charts") else ""))
+    return 0
