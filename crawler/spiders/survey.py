@@ -105,7 +105,7 @@ class SurveySpider(scrapy.Spider):
 
     def _open_out(self) -> Any:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.out_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in closed()
+        return open(self.out_path, "a", encoding="utf-8")
 
     async def homepage(self, response: Response) -> AsyncIterator[Any]:
         headers = {k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
