@@ -7,6 +7,7 @@ per-origin file cache. Components reach it with ``crawler.get_extension(PoliteRu
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler import defaults
-from crawler.audit.log import AuditWriter
+from crawler.audit.log import AuditWriter, utc_now
 from crawler.config import PURPOSES, SIGNAL_NAMES, ConfigError, check_user_agent
 from crawler.decisions import DecisionFunnel
 from crawler.policy import Policy
@@ -85,6 +86,7 @@ class PoliteRuntime:
         self.registries = Registries(
             [dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], self.policy, crawler,
             ttl=self.sitecache.ttl, backoff=self.sitecache.backoff)
+        crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
         logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
                     token, purpose, ",".join(enabled), self.policy.sha256[:12],
@@ -94,7 +96,38 @@ class PoliteRuntime:
     def from_crawler(cls, crawler: Crawler) -> PoliteRuntime:
         return cls(crawler)
 
+    def _run_info(self, **extra: object) -> None:
+        """``output_dir/run.json``: what this run honoured, for transparency and revalidation."""
+        from crawler import __version__
+
+        s = self.crawler.settings
+        info = {
+            "job": str(polite_setting(self.crawler, "POLITE_JOB")),
+            "user_agent": self.policy.user_agent,
+            "token": self.policy.token,
+            "purpose": self.policy.purpose,
+            "signals": list(self.policy.signals),
+            "honor_agents": list(self.policy.honor_agents),
+            "registries": [{"type": r["type"], "name": r.get("name")}
+                           for r in s.getlist("POLITE_REGISTRIES", [])],
+            "policy_sha256": self.policy.sha256,
+            "config": s.get("POLITE_CONFIG_PATH"),
+            "version": __version__,
+            **self._info_extra,
+            **extra,
+        }
+        self._info_extra = {k: v for k, v in info.items() if k.endswith("_at")}
+        tmp = self.output_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(self.output_dir / "run.json")
+
+    def _opened(self, spider: object) -> None:
+        self._info_extra: dict[str, object] = {}
+        self._run_info(started_at=utc_now(), finished_at=None)
+
     def _closed(self, spider: object, reason: str) -> None:
+        if hasattr(self, "_info_extra"):
+            self._run_info(finished_at=utc_now(), finish_reason=reason)
         self.writer.close()
         self.registries.close()
         st = self.crawler.stats

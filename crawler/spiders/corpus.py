@@ -35,6 +35,8 @@ class CorpusSpider(scrapy.Spider):
             raise ValueError("the corpus spider needs a job config: -a config=PATH.yaml")
         job = load_config(config)
         crawler.settings.setdict(job.scrapy_settings(), priority="spider")
+        crawler.settings.set("POLITE_CONFIG_PATH", str(job.path) if job.path else None,
+                             priority="spider")
         addons = crawler.settings.getdict("ADDONS")
         if not any(_is_our_addon(k) for k in addons):
             crawler.settings["ADDONS"][Addon] = 100
