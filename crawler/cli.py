@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     survey.add_argument("--from-warc", nargs="+", metavar="WARC",
                         help="offline: WARC captures of robots.txt")
 
+    reval = sub.add_parser("revalidate", help="re-check collected documents; --purge erases "
+                           "those now reserved")
+    reval.add_argument("output_dir", metavar="OUTPUT_DIR")
+    reval.add_argument("--purge", action="store_true",
+                       help="remove them from the corpus and append erase records")
+    reval.add_argument("--config", help="config (default: the one recorded in run.json)")
+
     report = sub.add_parser("report", help="report.md/.html/.json and charts")
     report.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="survey files (several = a time series) or an audit log")
@@ -96,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "audit" and args.audit_command == "verify":
             return cmd_verify(args)
+        if args.command == "revalidate":
+            return cmd_revalidate(args)
         if args.command == "survey":
             return cmd_survey(args)
         if args.command == "report":
@@ -128,9 +137,11 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
     if extra_settings:
         settings.setdict(extra_settings, priority="cmdline")
     process = CrawlerProcess(settings)
+    from crawler.spiders.revalidate import RevalidateSpider
     from crawler.spiders.survey import SurveySpider
 
-    cls = {"check": CheckSpider, "survey": SurveySpider}.get(spider, CorpusSpider)
+    cls = {"check": CheckSpider, "survey": SurveySpider,
+           "revalidate": RevalidateSpider}.get(spider, CorpusSpider)
     crawler = process.create_crawler(cls)
     if on_record is not None:
         crawler.signals.connect(lambda record, request=None, **kw: on_record(record),
@@ -435,4 +446,63 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"polite-crawl: report written to {Path(args.out) / 'report.md'}, report.html, "
           f"report.json" + (f" and {len(result.get('charts', []))} charts"
                            if isinstance(result, dict) and result.get("charts") else ""))
+    return 0
+
+
+# -- revalidate -------------------------------------------------------------------------------
+def cmd_revalidate(args: argparse.Namespace) -> int:
+    from crawler import revalidate as rv
+    from crawler.audit.log import verify_file
+
+    out = Path(args.output_dir).resolve()
+    try:
+        rv.check_output_dir(out)
+    except rv.RevalidateError as exc:
+        raise UsageError(str(exc)) from None
+    cfg_path = Path(args.config) if args.config else None
+    if cfg_path is None:
+        info = out / "run.json"
+        recorded = json.loads(info.read_text()).get("config") if info.exists() else None
+        if not recorded:
+            raise UsageError(f"{out}: no config recorded in run.json; pass --config")
+        cfg_path = Path(recorded)
+    job = load_config(cfg_path)
+    if args.purge and (out / "purge.pending.json").exists():
+        n = rv.purge(out, rv.Outcome(), job=job.job, policy_sha256="")
+        print(f"polite-crawl: completed an interrupted purge ({n} erase records)",
+              file=sys.stderr)
+    work = out / "revalidate" / "current"
+    work.mkdir(parents=True, exist_ok=True)
+    urls = rv.pending_urls(out, work)
+    if urls:
+        with open(work / "urls.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(u) + "\n" for u in urls)
+        stats = run_crawl(job, cfg_path, spider="revalidate",
+                          urls_file=str(work / "urls.jsonl"),
+                          extra_settings={"POLITE_OUTPUT_DIR": str(work),
+                                          "POLITE_CORPUS_ENABLED": False, "POLITE_WARC": False,
+                                          "CLOSESPIDER_ITEMCOUNT": 0, "DEPTH_LIMIT": 0})
+        if not stats.get("finish_reason"):
+            return 1
+    outcome = rv.assess(out, work)
+    for e in outcome.reserved:
+        why = "; ".join(f"{r['signal']}: {r.get('rule')}" for r in e["reasons"])
+        print(f"RESERVED  {e['url']}  ({len(e['documents'])} document(s))  {why}")
+    for e in outcome.undetermined:
+        why = "; ".join(str(r.get("rule")) for r in e["reasons"])
+        print(f"UNDETERMINED (kept)  {e['url']}  {why}")
+    erased = 0
+    if args.purge and outcome.reserved:
+        policy = outcome.reserved[0]["reasons"] and rv.decisions(work)[
+            outcome.reserved[0]["url"]]["policy_sha256"]
+        erased = rv.purge(out, outcome, job=job.job, policy_sha256=policy or "")
+    report = rv.write_report(work, outcome)
+    docs = sum(len(e["documents"]) for e in outcome.reserved)
+    print(f"polite-crawl: {docs} documents now reserved, {len(outcome.undetermined)} URLs "
+          f"undetermined (kept), {outcome.kept} kept; {erased} erased; report {report}",
+          file=sys.stderr)
+    result = verify_file(out / "audit.jsonl")
+    if not result.ok:
+        print(result.describe(str(out / "audit.jsonl")), file=sys.stderr)
+        return 1
     return 0

@@ -139,6 +139,7 @@ class CorpusWarcWriter:
         policy_sha256: str,
         info: Mapping[str, str] | None = None,
         filename: str | None = WARC_FILENAME,
+        software: str = SOFTWARE,
         gzip: bool = True,
         clock: Callable[[], datetime] = utc_now,
         record_id: Callable[[], str] = uuid_record_id,
@@ -149,6 +150,7 @@ class CorpusWarcWriter:
         self.policy_sha256 = policy_sha256
         self.info = dict(info or {})
         self.filename = filename
+        self.software = software
         self._clock = clock
         self._new_id = record_id
         self.warcinfo_id: str | None = None
@@ -161,7 +163,7 @@ class CorpusWarcWriter:
         if self.warcinfo_id is not None:
             return self.warcinfo_id
         fields: dict[str, str] = {
-            "software": SOFTWARE,
+            "software": self.software,
             "format": "WARC File Format 1.0",
             "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
                           "warc-format/warc-1.0/",

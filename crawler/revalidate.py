@@ -1,0 +1,215 @@
+"""``polite-crawl revalidate OUTPUT_DIR [--purge]``: find, and erase, documents whose rights
+holders have reserved them since they were collected.
+
+1. The corpus's URLs are decided again by a crawl of :class:`~crawler.spiders.revalidate.
+   RevalidateSpider` (same stages, same politeness; site-level files fetched once per origin).
+   Its decisions are chained in ``OUTPUT_DIR/revalidate/current/audit.jsonl``; a killed
+   revalidation resumes there, asking only about URLs it has no decision for.
+2. The report (``revalidate/<stamp>/report.jsonl`` and stdout) lists the documents now
+   reserved, with the signals that reserve them; URLs whose reservation could not be
+   determined are listed apart and kept.
+3. With ``--purge``: the documents now reserved are removed from ``corpus.jsonl`` (and
+   ``corpus.warc.gz``) by writing new files, fsync, rename — a crash leaves the old or the new
+   corpus, never a mix — and an ``erase`` record per document is appended to the job's audit
+   log, chained like every other record. A pending-purge journal makes the purge idempotent
+   and completes an interrupted one: running it twice erases nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from crawler.audit.log import AuditWriter, verify_file
+
+
+class RevalidateError(Exception):
+    """The output directory cannot be revalidated (the message says why)."""
+
+
+@dataclass
+class Outcome:
+    reserved: list[dict[str, Any]] = field(default_factory=list)   # {url, docs, reasons}
+    undetermined: list[dict[str, Any]] = field(default_factory=list)
+    kept: int = 0
+    erased: int = 0
+    report_dir: Path | None = None
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def check_output_dir(out: Path) -> None:
+    if not (out / "corpus.jsonl").is_file():
+        raise RevalidateError(f"{out}: no corpus.jsonl (not an output directory?)")
+    audit = out / "audit.jsonl"
+    if not audit.is_file():
+        raise RevalidateError(f"{out}: no audit.jsonl")
+    result = verify_file(audit)
+    if not result.ok:
+        raise RevalidateError(f"{out}: the audit log does not verify: {result.describe()}")
+
+
+def pending_urls(out: Path, work: Path) -> list[str]:
+    """Corpus URLs (once each) that the current revalidation has not decided yet."""
+    decided = {rec["url"] for rec in iter_jsonl(work / "audit.jsonl") if _final(rec)}
+    urls = dict.fromkeys(doc["url"] for doc in iter_jsonl(out / "corpus.jsonl"))
+    return [u for u in urls if u not in decided]
+
+
+def _final(rec: dict[str, Any]) -> bool:
+    und = rec.get("undecided")
+    return not und or bool(und.get("final")) or rec["decision"] == "allow"
+
+
+def decisions(work: Path) -> dict[str, dict[str, Any]]:
+    """The last final decision per URL in the revalidation log."""
+    last: dict[str, dict[str, Any]] = {}
+    for rec in iter_jsonl(work / "audit.jsonl"):
+        if _final(rec) and not rec.get("preflight"):
+            last[rec["url"]] = rec
+    return last
+
+
+def assess(out: Path, work: Path) -> Outcome:
+    decided = decisions(work)
+    outcome = Outcome()
+    by_url: dict[str, list[dict[str, Any]]] = {}
+    for doc in iter_jsonl(out / "corpus.jsonl"):
+        by_url.setdefault(doc["url"], []).append(doc)
+    for url, docs in by_url.items():
+        rec = decided.get(url)
+        if rec is None or rec["decision"] == "allow":
+            outcome.kept += len(docs)
+            continue
+        entry = {"url": url, "documents": [{"audit_seq": d["audit_seq"], "sha256": d["sha256"]}
+                                           for d in docs],
+                 "reasons": rec["reasons"], "revalidation": {"seq": rec["seq"],
+                                                             "hash": rec["hash"]}}
+        if rec.get("undecided"):
+            outcome.undetermined.append(entry)
+            outcome.kept += len(docs)
+        else:
+            outcome.reserved.append(entry)
+    return outcome
+
+
+def purge(out: Path, outcome: Outcome, *, job: str, policy_sha256: str,
+          fsync: bool = True) -> int:
+    """Remove the reserved documents; append one ``erase`` record each. Idempotent."""
+    journal = out / "purge.pending.json"
+    if not journal.exists():
+        if not outcome.reserved:
+            return 0
+        _atomic_write(journal, json.dumps({"policy_sha256": policy_sha256,
+                                           "entries": outcome.reserved}).encode(), fsync)
+    pending = json.loads(journal.read_text(encoding="utf-8"))
+    entries, policy_sha256 = pending["entries"], pending["policy_sha256"]
+    gone = {d["audit_seq"] for e in entries for d in e["documents"]}
+    urls = {e["url"] for e in entries}
+    _rewrite_corpus(out / "corpus.jsonl", gone, fsync)
+    warc = out / "corpus.warc.gz"
+    if warc.exists():
+        _rewrite_warc(warc, urls, fsync)
+    already = {rec.get("erases", {}).get("audit_seq")
+               for rec in iter_jsonl(out / "audit.jsonl") if rec["decision"] == "erase"}
+    writer = AuditWriter(out / "audit.jsonl", job=job, fsync=fsync)
+    erased = 0
+    try:
+        for e in entries:
+            for d in e["documents"]:
+                if d["audit_seq"] in already:
+                    continue
+                writer.write(url=e["url"], decision="erase", reasons=e["reasons"],
+                             policy_sha256=policy_sha256,
+                             extra={"erases": d, "revalidation": e["revalidation"],
+                                    "stage": "revalidate"})
+                erased += 1
+                _crash_point("after-first-erase")
+    finally:
+        writer.close()
+    journal.unlink()
+    return erased
+
+
+def _rewrite_corpus(path: Path, gone: set[int], fsync: bool) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            if line.strip() and json.loads(line).get("audit_seq") not in gone:
+                dst.write(line)
+        dst.flush()
+        if fsync:
+            os.fsync(dst.fileno())
+    _crash_point("before-corpus-rename")
+    os.replace(tmp, path)
+    _fsync_dir(path.parent, fsync)
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: ``POLITE_CRASH_POINT=<name>`` kills the process
+    here, as a power cut or ``kill -9`` would."""
+    if os.environ.get("POLITE_CRASH_POINT") == name:
+        os._exit(137)
+
+
+def _rewrite_warc(path: Path, urls: set[str], fsync: bool) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        writer = WARCWriter(dst, gzip=True)
+        for record in ArchiveIterator(src):
+            target = record.rec_headers.get_header("WARC-Target-URI")
+            if target in urls and record.rec_type in ("request", "response", "metadata",
+                                                      "resource", "revisit"):
+                continue
+            writer.write_record(record)
+        dst.flush()
+        if fsync:
+            os.fsync(dst.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent, fsync)
+
+
+def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        if fsync:
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent, fsync)
+
+
+def _fsync_dir(path: Path, fsync: bool) -> None:
+    if fsync and hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path, os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_report(work: Path, outcome: Outcome) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    done = work.parent / stamp
+    with open(work / "report.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"status": "reserved", **e}, sort_keys=True) + "\n" for e in outcome.reserved)
+        fh.writelines(json.dumps({"status": "undetermined", **e}, sort_keys=True) + "\n" for e in outcome.undetermined)
+    shutil.move(str(work), str(done))
+    return done

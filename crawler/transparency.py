@@ -1,0 +1,553 @@
+"""The crawled-data part of the EU AI Act public summary of training content (Art. 53(1)(d)).
+
+The Commission's template (24 July 2025) asks, for data crawled by the provider or on its
+behalf: the crawler name(s) and identifiers, the purpose, the crawler's behaviour (robots.txt
+and other opt-outs respected), the period of collection, the types of content, and the most
+relevant domain names: **the top 10 % of all domains by size of content scraped** (SMEs: the
+top 5 % or 1,000 domains, whichever is lower). :func:`build_transparency` computes these from
+one or more output directories and writes ``transparency.md`` and ``transparency.json`` with
+the same figures.
+
+Sources, each streamed line by line (a corpus may be large):
+
+* ``corpus.jsonl``: documents collected (as the corpus stands now, after any purge), their
+  ``bytes``, ``content_type`` and URL (hence registrable domain);
+* ``audit.jsonl``: decisions (allow / deny / erase) and the signals that refused; collection
+  period = first and last record ``time``; the hash chain is verified first;
+* ``run.json`` (written by ``polite-crawl run``), else a job config saved in the directory
+  (``*.yaml``): crawler identity, purpose, signals honoured. Optional.
+
+Counting rules: a refusal that only postpones a URL (``undecided`` with ``final`` false: a
+per-origin file could not be fetched and the URL is decided again later) is not counted;
+records about per-origin file fetches themselves (``preflight``) are counted apart from
+documents. A refusal citing several signals counts once under each, so the per-signal counts
+may add up to more than the refusals.
+
+Registrable domains come from the Public Suffix List bundled with the ``publicsuffixlist``
+package (offline; ICANN and private sections, as browsers use it): ``www.example.co.uk`` and
+``news.example.co.uk`` are both ``example.co.uk``. An IP address, ``localhost`` and a host
+that is itself a public suffix count as their own domain. The top list has ``ceil(share x
+domains)`` entries, at least one; ties in bytes are broken by domain name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from crawler import __version__
+from crawler.about import PURPOSE_TEXT, contact_url, protocols, registry_label
+from crawler.audit.log import verify_file
+from crawler.config import product_token
+from crawler.policy import FAILURE_POLICY, SWITCHABLE_SIGNALS
+
+logger = logging.getLogger(__name__)
+
+TOP_SHARE = Fraction(1, 10)
+SME_SHARE = Fraction(1, 20)
+SME_MAX_DOMAINS = 1000
+RUN_INFO = "run.json"
+MD_NAME, JSON_NAME = "transparency.md", "transparency.json"
+
+
+# -- registrable domains -------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _psl() -> Any:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()  # the list bundled with the package: no network
+
+
+@lru_cache(maxsize=65536)
+def registrable_domain(host: str) -> str:
+    """The registrable domain ("eTLD+1") of a host name or URL, by the Public Suffix List.
+
+    IP addresses (normalised), ``localhost`` and hosts that are public suffixes themselves are
+    their own domain. Internationalised names are compared in their ASCII (punycode) form.
+    """
+    if "/" in host:
+        host = urlsplit(host).hostname or ""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if not host:
+        return ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost"):
+        return "localhost"
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return _psl().privatesuffix(host) or host
+
+
+def top_domain_count(domains: int, *, top_share: float | Fraction = TOP_SHARE,
+                     sme: bool = False) -> int:
+    """How many domains the summary lists: ``ceil(top_share x domains)`` (SMEs: the lower of
+    ``ceil(5 % x domains)`` and 1,000), and at least one when any was collected."""
+    if domains <= 0:
+        return 0
+    share = SME_SHARE if sme else Fraction(str(top_share))
+    k = math.ceil(share * domains)
+    if sme:
+        k = min(k, SME_MAX_DOMAINS)
+    return max(1, k)
+
+
+# -- reading an output directory -----------------------------------------------------------
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                logger.warning("%s line %d: not JSON, skipped", path, lineno)
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def read_run_info(output_dir: str | Path) -> tuple[dict[str, Any], str | None]:
+    """What is known of the run that wrote ``output_dir``, and where it came from.
+
+    ``run.json`` first (the fields ``polite-crawl run`` writes: job, user_agent, token,
+    purpose, signals, honor_agents, registries, started_at, finished_at, policy_sha256,
+    version), else a job config saved beside the output (``*.yaml``), else nothing.
+    """
+    out = Path(output_dir)
+    path = out / RUN_INFO
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return data, RUN_INFO
+        except (OSError, ValueError):
+            logger.warning("%s cannot be read; looking for a job config instead", path)
+    for cfg in sorted(out.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("user_agent"), str):
+            continue
+        info: dict[str, Any] = {k: data[k] for k in ("job", "user_agent", "purpose",
+                                                     "honor_agents") if k in data}
+        sig = data.get("signals")
+        if isinstance(sig, dict):
+            info["signals"] = [s for s in SWITCHABLE_SIGNALS if sig.get(s, True) is not False]
+        elif sig is None:
+            info["signals"] = list(SWITCHABLE_SIGNALS)
+        if isinstance(data.get("registries"), list):
+            info["registries"] = [r for r in data["registries"] if isinstance(r, dict)]
+        return info, cfg.name
+    return {}, None
+
+
+@dataclass
+class RunFigures:
+    """Figures of one output directory."""
+
+    output_dir: str
+    info: dict[str, Any]
+    info_source: str | None
+    audit_ok: bool | None = None
+    audit_message: str = ""
+    records: int = 0
+    first_time: str | None = None
+    last_time: str | None = None
+    jobs: set[str] = field(default_factory=set)
+    policies: set[str] = field(default_factory=set)
+    decisions: Counter[str] = field(default_factory=Counter)
+    refused_by_signal: Counter[str] = field(default_factory=Counter)
+    erased_by_signal: Counter[str] = field(default_factory=Counter)
+    provisional_refusals: int = 0
+    preflight: Counter[str] = field(default_factory=Counter)
+    documents: int = 0
+    bytes: int = 0
+    content_types: Counter[str] = field(default_factory=Counter)
+    domains: dict[str, list[int]] = field(default_factory=dict)   # domain -> [bytes, docs]
+
+
+def read_output_dir(output_dir: str | Path) -> RunFigures:
+    out = Path(output_dir)
+    info, source = read_run_info(out)
+    run = RunFigures(str(output_dir), info, source)
+    audit = out / "audit.jsonl"
+    if audit.is_file():
+        result = verify_file(audit)
+        run.audit_ok, run.audit_message = result.ok, result.describe(str(audit))
+        for rec in _jsonl(audit):
+            _count_record(run, rec)
+    else:
+        run.audit_message = f"{audit}: not found"
+    corpus = out / "corpus.jsonl"
+    if corpus.is_file():
+        for doc in _jsonl(corpus):
+            _count_document(run, doc)
+    return run
+
+
+def _count_record(run: RunFigures, rec: Mapping[str, Any]) -> None:
+    run.records += 1
+    t = rec.get("time")
+    if isinstance(t, str):
+        if run.first_time is None or t < run.first_time:
+            run.first_time = t
+        if run.last_time is None or t > run.last_time:
+            run.last_time = t
+    if isinstance(rec.get("job"), str):
+        run.jobs.add(rec["job"])
+    if isinstance(rec.get("policy_sha256"), str):
+        run.policies.add(rec["policy_sha256"])
+    decision = rec.get("decision")
+    if rec.get("preflight"):
+        run.preflight[str(decision)] += 1
+        return
+    undecided = rec.get("undecided")
+    if decision == "deny" and isinstance(undecided, Mapping) and not undecided.get("final"):
+        run.provisional_refusals += 1
+        return
+    run.decisions[str(decision)] += 1
+    signals = {r.get("signal") for r in rec.get("reasons") or () if isinstance(r, Mapping)}
+    target = {"deny": run.refused_by_signal, "erase": run.erased_by_signal}.get(str(decision))
+    if target is not None:
+        for s in signals:
+            target[str(s)] += 1
+
+
+def _count_document(run: RunFigures, doc: Mapping[str, Any]) -> None:
+    if doc.get("audit_seq") in (None, "") or not isinstance(doc.get("url"), str):
+        return
+    size = doc.get("bytes")
+    if not isinstance(size, int):
+        body = doc.get("html") or doc.get("text") or ""
+        size = len(body.encode("utf-8")) if isinstance(body, str) else 0
+    run.documents += 1
+    run.bytes += size
+    run.content_types[str(doc.get("content_type") or "unknown")] += 1
+    entry = run.domains.setdefault(registrable_domain(doc["url"]), [0, 0])
+    entry[0] += size
+    entry[1] += 1
+
+
+# -- the summary ---------------------------------------------------------------------------
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "n/a"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part:,} of {whole:,} ({100 * part / whole:.1f} %)" if whole else f"{part:,} of 0"
+
+
+def build_transparency(
+    output_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    top_share: float = 0.10,
+    sme: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Compute the summary over ``output_dirs``, write transparency.md/.json into
+    ``out_dir`` and return the JSON document."""
+    runs = [read_output_dir(d) for d in output_dirs]
+    summary = summarise(runs, top_share=top_share, sme=sme)
+    if now is not None:
+        summary["generated_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JSON_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                 encoding="utf-8")
+    (out / MD_NAME).write_text(render_markdown(summary), encoding="utf-8")
+    return summary
+
+
+def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
+              sme: bool = False) -> dict[str, Any]:
+    decisions: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    erased: Counter[str] = Counter()
+    preflight: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    domains: dict[str, list[int]] = {}
+    provisional = documents = total_bytes = 0
+    for run in runs:
+        decisions.update(run.decisions)
+        refused.update(run.refused_by_signal)
+        erased.update(run.erased_by_signal)
+        preflight.update(run.preflight)
+        types.update(run.content_types)
+        provisional += run.provisional_refusals
+        documents += run.documents
+        total_bytes += run.bytes
+        for dom, (b, n) in run.domains.items():
+            entry = domains.setdefault(dom, [0, 0])
+            entry[0] += b
+            entry[1] += n
+
+    crawlers = _crawlers(runs)
+    purposes = sorted({c["purpose"] for c in crawlers if c.get("purpose")})
+    firsts = [r.first_time for r in runs if r.first_time]
+    lasts = [r.last_time for r in runs if r.last_time]
+    decided = decisions["allow"] + decisions["deny"]
+
+    ranked = sorted(domains.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    k = top_domain_count(len(ranked), top_share=top_share, sme=sme)
+    top = [{"rank": i, "domain": dom, "bytes": b, "documents": n,
+            "share_of_bytes": _ratio(b, total_bytes)}
+           for i, (dom, (b, n)) in enumerate(ranked[:k], start=1)]
+    top_bytes = sum(t["bytes"] for t in top)
+    if sme:
+        rule = (f"SME rule: top 5 % of domains by bytes (rounded up) or {SME_MAX_DOMAINS:,}, "
+                "whichever is lower; at least one")
+    else:
+        rule = (f"top {float(Fraction(str(top_share))) * 100:g} % of domains by bytes "
+                "collected (rounded up; at least one)")
+
+    return {
+        "title": "Public summary of training content: data crawled from online sources",
+        "basis": "EU AI Act Art. 53(1)(d); Commission template of 24 July 2025, section 2 "
+                 "(data crawled and scraped from online sources)",
+        "generator": f"polite-crawler {__version__}",
+        "output_dirs": [r.output_dir for r in runs],
+        "crawlers": crawlers,
+        "purposes": [{"name": p, "description": PURPOSE_TEXT.get(p, p)} for p in purposes],
+        "collection_period": {"first": min(firsts) if firsts else None,
+                              "last": max(lasts) if lasts else None},
+        "protocols": _protocols(runs),
+        "failure_policy": [list(row) for row in FAILURE_POLICY],
+        "documents": {
+            "decided": decided,
+            "allowed": decisions["allow"],
+            "refused": decisions["deny"],
+            "refused_share": _ratio(decisions["deny"], decided),
+            "collected": documents,
+            "erased_later": decisions["erase"],
+            "postponed_refusals_not_counted": provisional,
+            "preflight_records": dict(sorted(preflight.items())),
+        },
+        "refused_by_signal": [
+            {"signal": s, "documents": n, "of_refused": decisions["deny"],
+             "share": _ratio(n, decisions["deny"])}
+            for s, n in sorted(refused.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "erased_by_signal": [{"signal": s, "documents": n, "of_erased": decisions["erase"]}
+                             for s, n in sorted(erased.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "content": {
+            "bytes": total_bytes,
+            "documents": documents,
+            "types": [{"content_type": t, "documents": n, "of_documents": documents,
+                       "share": _ratio(n, documents)}
+                      for t, n in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))],
+        },
+        "domains": {
+            "rule": rule,
+            "total_domains": len(ranked),
+            "listed": len(top),
+            "listed_bytes": top_bytes,
+            "listed_share_of_bytes": _ratio(top_bytes, total_bytes),
+            "top": top,
+        },
+        "runs": [_run_json(r) for r in runs],
+    }
+
+
+def _crawlers(runs: Sequence[RunFigures]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in runs:
+        ua = run.info.get("user_agent")
+        if not isinstance(ua, str) or not ua:
+            continue
+        token = run.info.get("token") or product_token(ua)
+        purpose = run.info.get("purpose") or "train-ai"
+        entry = seen.setdefault((ua, purpose), {
+            "name": token, "product_token": token, "user_agent": ua,
+            "contact": contact_url(ua), "purpose": purpose,
+            "honor_agents": list(run.info.get("honor_agents") or []), "runs": 0})
+        entry["runs"] += 1
+    out = list(seen.values())
+    if not out:
+        out.append({"name": None, "product_token": None, "user_agent": None, "contact": None,
+                    "purpose": None, "honor_agents": [], "runs": len(runs),
+                    "note": "no run.json or job config in the output directories"})
+    return out
+
+
+def _run_signals(run: RunFigures) -> list[str] | None:
+    sig = run.info.get("signals")
+    if isinstance(sig, list):
+        return [s for s in SWITCHABLE_SIGNALS if s in sig]
+    return None
+
+
+def _protocols(runs: Sequence[RunFigures]) -> list[dict[str, Any]]:
+    """Each protocol: in how many runs it was honoured (of those that recorded it), where it
+    is read and the statements that bind each purpose crawled for."""
+    known = [(r, _run_signals(r)) for r in runs]
+    recorded = [(r, s) for r, s in known if s is not None]
+    purposes = sorted({str(r.info.get("purpose") or "train-ai") for r in runs}) or ["train-ai"]
+    rows: dict[str, dict[str, Any]] = {}
+    for purpose in purposes:
+        for p in protocols(purpose, SWITCHABLE_SIGNALS):
+            row = rows.setdefault(p["signal"], {
+                "signal": p["signal"], "name": p["name"], "where": p["where"],
+                "binds": {}, "failure_policy": p["failure_policy"]})
+            row["binds"][purpose] = p["binds"]
+    out = []
+    for signal, row in rows.items():
+        if signal == "network":
+            honoured = len(runs)
+            of = len(runs)
+        elif signal == "registry":
+            regs = [r for r in runs if r.info.get("registries")]
+            honoured, of = len(regs), len([r for r in runs if r.info_source])
+            row["registries"] = sorted({f"{lab['type']} {lab['name']}" for r in regs
+                                        for lab in map(registry_label,
+                                                       r.info.get("registries") or [])})
+        else:
+            honoured = sum(1 for _, s in recorded if signal in s)
+            of = len(recorded)
+        row["honoured_in_runs"] = honoured
+        row["of_runs_recorded"] = of
+        out.append(row)
+    return out
+
+
+def _run_json(run: RunFigures) -> dict[str, Any]:
+    info = run.info
+    return {
+        "output_dir": run.output_dir,
+        "info_source": run.info_source,
+        "job": info.get("job") or (min(run.jobs) if len(run.jobs) == 1 else
+                                   sorted(run.jobs)),
+        "user_agent": info.get("user_agent"),
+        "purpose": info.get("purpose"),
+        "signals": _run_signals(run),
+        "started_at": info.get("started_at"),
+        "finished_at": info.get("finished_at"),
+        "first_record": run.first_time,
+        "last_record": run.last_time,
+        "policy_sha256": sorted(run.policies),
+        "audit_log": {"verified": run.audit_ok, "message": run.audit_message,
+                      "records": run.records},
+        "documents": run.documents,
+        "bytes": run.bytes,
+        "allowed": run.decisions["allow"],
+        "refused": run.decisions["deny"],
+    }
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+def render_markdown(s: Mapping[str, Any]) -> str:
+    d, c, dom = s["documents"], s["content"], s["domains"]
+    lines = [f"# {s['title']}", "", f"Basis: {s['basis']}.", ""]
+    if s.get("generated_at"):
+        lines += [f"Generated {s['generated_at']} by {s['generator']}.", ""]
+
+    lines += ["## 1. Crawler", ""]
+    for cr in s["crawlers"]:
+        if cr.get("user_agent") is None:
+            lines.append(f"- Crawler identity not recorded ({cr.get('note')}).")
+            continue
+        lines += [f"- Name / product token: `{cr['product_token']}`",
+                  f"- User-Agent: `{cr['user_agent']}`",
+                  f"- Contact: {cr['contact'] or 'not given'}",
+                  f"- Purpose: `{cr['purpose']}` ({PURPOSE_TEXT.get(cr['purpose'], '')})"]
+        if cr["honor_agents"]:
+            lines.append("- Also obeys robots.txt groups for: "
+                         + ", ".join(f"`{a}`" for a in cr["honor_agents"]))
+        lines.append(f"- Runs: {cr['runs']} of {len(s['runs'])}")
+    period = s["collection_period"]
+    lines += ["", "## 2. Period of data collection", "",
+              (f"From {period['first'] or 'unknown'} to {period['last'] or 'unknown'} (first and "
+              "last decision in the audit logs, UTC)."), ""]
+
+    lines += ["## 3. Measures to respect reservations of rights", "",
+              ("Reservations are checked before each request, at the response headers and in "
+              "the document, and the most restrictive statement wins; every decision is "
+              "written to a hash-chained audit log with the evidence files. No paywall, login "
+              "or other technical protection is circumvented."), "",
+              "| protocol | honoured (runs) | where it is read | statements that refuse |",
+              "|---|---|---|---|"]
+    for p in s["protocols"]:
+        binds = "; ".join(f"{purpose}: " + (", ".join(f"`{t}`" for t in terms) or "none")
+                          for purpose, terms in p["binds"].items())
+        honoured = f"{p['honoured_in_runs']} of {p['of_runs_recorded']}"
+        if p["signal"] == "registry" and p.get("registries"):
+            honoured += " (" + ", ".join(p["registries"]) + ")"
+        lines.append(f"| {p['name']} | {honoured} | {_md(p['where'])} | {binds} |")
+    lines += ["", "When a reservation cannot be determined (fail closed):", "",
+              "| file / value | outcome | decision | basis |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(_md(x) for x in row)} |" for row in s["failure_policy"]]
+
+    lines += ["", "## 4. Documents collected and refused", "",
+              f"- Decisions on documents (allowed + refused): {d['decided']:,}",
+              f"- Allowed: {_pct(d['allowed'], d['decided'])}",
+              f"- Refused: {_pct(d['refused'], d['decided'])}",
+              (f"- Documents in the corpus now: {d['collected']:,} (allowed responses that "
+              "were stored; erased documents removed)"),
+              f"- Erased after collection (opt-out seen later): {d['erased_later']:,}",
+              (f"- Postponed refusals not counted (decided again later): "
+              f"{d['postponed_refusals_not_counted']:,}"), ""]
+    if s["refused_by_signal"]:
+        lines += ["| signal | refusals citing it | share of refusals |", "|---|---|---|"]
+        for r in s["refused_by_signal"]:
+            lines.append(f"| {r['signal']} | {r['documents']:,} of {r['of_refused']:,} | "
+                         f"{_share(r['documents'], r['of_refused'])} |")
+        lines += ["", "A refusal citing several signals counts under each.", ""]
+
+    lines += ["## 5. Content collected", "",
+              f"{c['documents']:,} documents, {c['bytes']:,} bytes.", ""]
+    if c["types"]:
+        lines += ["| content type | documents | share |", "|---|---|---|"]
+        lines += [f"| {t['content_type']} | {t['documents']:,} of {t['of_documents']:,} | "
+                  f"{_share(t['documents'], t['of_documents'])} |" for t in c["types"]]
+        lines.append("")
+
+    lines += ["## 6. Most relevant domain names", "",
+              (f"Rule: {dom['rule']}. {dom['listed']:,} of {dom['total_domains']:,} "
+              f"registrable domains listed, holding {_pct(dom['listed_bytes'], c['bytes'])} "
+              "of the bytes collected."), ""]
+    if dom["top"]:
+        lines += ["| rank | domain | bytes | share of bytes | documents |", "|---|---|---|---|---|"]
+        lines += [f"| {t['rank']} | {t['domain']} | {t['bytes']:,} of {c['bytes']:,} | "
+                  f"{_share(t['bytes'], c['bytes'])} | {t['documents']:,} |"
+                  for t in dom["top"]]
+        lines.append("")
+
+    lines += ["## Runs", "", "| output | job | period | documents | bytes | audit log |",
+              "|---|---|---|---|---|---|"]
+    for r in s["runs"]:
+        audit = ("verified" if r["audit_log"]["verified"] else
+                 "NOT verified" if r["audit_log"]["verified"] is False else "missing")
+        lines.append(f"| {r['output_dir']} | {r['job']} | {r['first_record'] or '?'} to "
+                     f"{r['last_record'] or '?'} | {r['documents']:,} | {r['bytes']:,} | "
+                     f"{audit} ({r['audit_log']['records']:,} records) |")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;")
