@@ -122,7 +122,7 @@ def test_not_an_output_dir(tmp_path):
 
 
 def test_erase_records_carry_the_policy_hash(collected):
-    web, out, _ = collected
+    _web, out, _ = collected
     env = {**os.environ, "POLITE_CRASH_POINT": "after-first-erase"}
     subprocess.run([sys.executable, "-m", "crawler", "revalidate", str(out), "--purge"],
                    cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
