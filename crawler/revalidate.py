@@ -66,7 +66,20 @@ def pending_urls(out: Path, work: Path) -> list[str]:
     """Corpus URLs (once each) that the current revalidation has not decided yet."""
     decided = {rec["url"] for rec in iter_jsonl(work / "audit.jsonl") if _final(rec)}
     urls = dict.fromkeys(doc["url"] for doc in iter_jsonl(out / "corpus.jsonl"))
-    return [u for u in urls if u not in decided]
+    return _round_robin([u for u in urls if u not in decided])
+
+
+def _round_robin(urls: list[str]) -> list[str]:
+    """Interleave origins, so the downloader has work for many per-origin slots at once
+    (a corpus is written origin by origin; asked in that order, origins would take turns)."""
+    from itertools import zip_longest
+    from urllib.parse import urlsplit
+
+    groups: dict[str, list[str]] = {}
+    for u in urls:
+        p = urlsplit(u)
+        groups.setdefault(f"{p.scheme}://{p.netloc}", []).append(u)
+    return [u for row in zip_longest(*groups.values()) for u in row if u is not None]
 
 
 def _final(rec: dict[str, Any]) -> bool:

@@ -23,7 +23,8 @@ SHA-256, followed by a ``metadata`` record whose JSON has ``"role": "evidence"``
 bytes served at another URL (e.g. one robots.txt shared by many hosts) get a ``revisit``
 record (identical payload digest) instead of a second copy. Only the body of an evidence file
 is kept on disk (``output_dir/evidence/<sha256>``), so its status line comes from the audit
-record and its only header is ``Content-Length``; the evidence metadata says so.
+record, its only header is ``Content-Length`` and its ``WARC-Date`` is when it was
+archived (the fetch time is not kept with it); the evidence metadata says so.
 
 :class:`WarcWriterPipeline` is the Scrapy glue (``POLITE_WARC = True``), and
 :func:`iter_warc_documents` a lazy reader for tests and revalidation.
@@ -208,6 +209,7 @@ class CorpusWarcWriter:
         file not yet archived is written before the document's records.
         """
         warcinfo = self.write_warcinfo()
+        protocol = _http_version(protocol)
         date = self._date(fetched_at)
         refs = evidence_refs(audit.get("checks") or ())
         evidence_ids: list[str] = []
@@ -397,6 +399,15 @@ def _stored_response_headers(headers: Headers, length: int) -> list[tuple[str, s
     if fix_length and not any(k.lower() == "content-length" for k, _ in out):
         out.append(("Content-Length", str(length)))
     return out
+
+
+def _http_version(protocol: str | None) -> str:
+    """Scrapy's ``response.protocol`` ("HTTP/1.1", "h2", None) as an HTTP-version."""
+    if not protocol:
+        return "HTTP/1.1"
+    if protocol.lower() in ("h2", "http/2", "http/2.0"):
+        return "HTTP/2"
+    return protocol if protocol.upper().startswith("HTTP/") else "HTTP/1.1"
 
 
 def _status_line(status: int) -> str:

@@ -431,3 +431,13 @@ def test_pipeline_takes_checks_from_the_item_when_given(tmp_path: Path) -> None:
     # the evidence directory does not hold the file: referenced, not archived
     assert meta[0].payload["evidence"][0]["source_sha256"] == ROBOTS_SHA
     assert "warc_record_id" not in meta[0].payload["evidence"][0]
+
+
+def test_http2_responses_get_an_http_version_status_line() -> None:
+    buf = io.BytesIO()
+    _writer(buf, gzip_=False).write_document(
+        url="https://h2.example/", status=299, response_headers={}, body=b"",
+        audit={"seq": 1, "hash": "a" * 64}, protocol="h2")
+    text = buf.getvalue().decode()
+    assert "GET / HTTP/2\r\nHost: h2.example\r\n" in text
+    assert "\r\nHTTP/2 299\r\n" in text                          # no reason phrase for 299

@@ -108,6 +108,7 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "polite-crawler-localweb"
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms stalls
 
         def _serve(self, head_only: bool) -> None:
             web.log(LoggedRequest(site.name, self.command, self.path,

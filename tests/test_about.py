@@ -1,0 +1,286 @@
+"""The crawler information page: generated from the policy tables, opt-out examples that the
+policy really refuses, a valid Atom change feed with entries only on change, deterministic."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from crawler.about import (
+    ATOM_NS,
+    FAILURE_ROWS_FOR,
+    PURPOSE_TEXT,
+    SIGNAL_INFO,
+    AboutError,
+    about_content,
+    binding_terms,
+    build_about,
+    contact_url,
+    crawler_identity,
+    opt_out_examples,
+)
+from crawler.audit.record import SIGNALS
+from crawler.config import JobConfig, parse_config
+from crawler.optout.htmlmeta import parse_html_head
+from crawler.policy import (
+    FAILURE_POLICY,
+    PURPOSES,
+    SWITCHABLE_SIGNALS,
+    TERM_PURPOSES,
+    Policy,
+    site_file,
+)
+
+UA = "InfoBot/2.0 (+https://example.org/infobot)"
+A = f"{{{ATOM_NS}}}"
+T1 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+T2 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+T3 = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _job(**kw: object) -> JobConfig:
+    base = JobConfig(path=None, job="info", user_agent=UA, seeds=("https://example.org/",),
+                     honor_agents=("GPTBot",))
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+# -- generated from the policy ------------------------------------------------------------
+
+def test_tables_cover_every_signal_and_failure_row() -> None:
+    assert set(SIGNAL_INFO) == set(SIGNALS)       # every signal an audit record can name
+    assert set(PURPOSE_TEXT) == set(PURPOSES)
+    named = {n for names in FAILURE_ROWS_FOR.values() for n in names}
+    assert {row[0] for row in FAILURE_POLICY} <= named   # a new kind of row fails this test
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_protocols_come_from_term_purposes(purpose: str) -> None:
+    doc = about_content(_job(purpose=purpose))
+    rows = {p["signal"]: p for p in doc["protocols"]}
+    assert list(rows) == [*SWITCHABLE_SIGNALS, "registry", "network"]
+    for signal, row in rows.items():
+        terms = [t for (s, t) in TERM_PURPOSES if s == signal]
+        binding = [t for t in terms if purpose in TERM_PURPOSES[(signal, t)]]
+        assert [t.split(" ")[0] for t in row["binds"]] == binding
+        assert [t.split(" ")[0] for t in row["not_binding"]] == [
+            t for t in terms if t not in binding]
+        assert row["failure_policy"] == [list(r) for r in FAILURE_POLICY
+                                         if r[0] in FAILURE_ROWS_FOR.get(signal, ())]
+    assert doc["failure_policy"] == [list(r) for r in FAILURE_POLICY]
+
+
+def test_page_shows_identity_protocols_and_failure_policy(tmp_path: Path) -> None:
+    page = build_about(_job(), tmp_path, now=T1)
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "<title>InfoBot: crawler information</title>" in text
+    assert f"<code>{html.escape(UA)}</code>" in text
+    assert '<a href="https://example.org/infobot">' in text
+    assert '<link rel="alternate" type="application/atom+xml" href="changes.atom"' in text
+    assert "<code>GPTBot</code>" in text
+    for signal in (*SWITCHABLE_SIGNALS, "registry", "network"):
+        assert f"<td>{html.escape(SIGNAL_INFO[signal][0])}</td>" in text
+    for row in FAILURE_POLICY:
+        assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in text
+    assert "User-agent: InfoBot\nDisallow: /" in text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//(?!example\.org/infobot)""", text), \
+        "the page must be self-contained"
+    doc = json.loads((tmp_path / "about.json").read_text())
+    assert doc["crawler"] == {"name": "InfoBot", "product_token": "InfoBot", "user_agent": UA,
+                              "contact": "https://example.org/infobot"}
+    assert doc["updated"] == "2026-05-01T12:00:00Z"
+
+
+def test_switched_off_signal_is_shown_as_not_honoured(tmp_path: Path) -> None:
+    doc = about_content(_job(signals=tuple(s for s in SWITCHABLE_SIGNALS if s != "ai-txt")))
+    row = next(p for p in doc["protocols"] if p["signal"] == "ai-txt")
+    assert row["honoured"] is False
+    assert "ai-txt" not in {e["signal"] for e in doc["opt_out"]}
+
+
+def test_registries_are_named_never_keyed(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REG_KEY_FOR_TEST", "s3cret-value")
+    job = parse_config({"job": "j", "user_agent": UA, "seeds": [], "registries": [
+        {"type": "http", "url": "https://registry.example/api/v2/query/urls",
+         "api_key_env": "REG_KEY_FOR_TEST"}]})
+    build_about(job, tmp_path, now=T1)
+    for name in ("about.json", "about.html", "changes.atom"):
+        data = (tmp_path / name).read_text()
+        assert "s3cret-value" not in data and "REG_KEY_FOR_TEST" not in data
+    doc = json.loads((tmp_path / "about.json").read_text())
+    assert doc["registries"] == [{"type": "http", "name": "registry.example"}]
+    assert doc["opt_out"][-1]["signal"] == "registry"
+
+
+def _denied(policy: Policy, signal: str, where: str, example: str) -> bool:
+    """Feed one opt-out example through the real policy, the way the crawler meets it."""
+    url = "https://example.com/page"
+    if where.startswith("/robots.txt") and signal != "rsl":
+        f = site_file("robots.txt", "https://example.com/robots.txt", status=200,
+                      body=example.encode())
+        return policy.before_fetch(url, {"robots.txt": f}).denied
+    if signal == "tdmrep" and where.startswith("/.well-known"):
+        f = site_file("tdmrep.json", "https://example.com/.well-known/tdmrep.json",
+                      status=200, body=example.encode())
+        return policy.before_fetch(url, {"tdmrep.json": f}).denied
+    if signal == "ai-txt":
+        f = site_file("ai.txt", "https://example.com/ai.txt", status=200, body=example.encode())
+        return policy.before_fetch(url, {"ai.txt": f}).denied
+    if signal == "rsl":
+        line, licence = example.split("\n\n", 1)
+        robots = site_file("robots.txt", "https://example.com/robots.txt", status=200,
+                           body=f"User-agent: *\nAllow: /\n\n{line}\n".encode())
+        (lic_url,) = policy.licence_urls({"robots.txt": robots})
+        lic = site_file("rsl", lic_url, status=200, body=licence.encode())
+        return policy.before_fetch(url, {"robots.txt": robots}, {lic_url: lic}).denied
+    if signal == "payment-required":
+        status = int(example.split()[1])
+        price = re.search(r"crawler-price: (.*)", example)
+        headers = {"crawler-price": [price.group(1)]} if price else {}
+        return policy.at_response(url, status, headers).denied
+    # header and meta lines: every line on its own must refuse
+    results = []
+    for line in example.strip().splitlines():
+        if line.startswith("<meta"):
+            head = parse_html_head(f"<html><head>{line}</head></html>".encode())
+            results.append(policy.at_document(url, head, None, None).denied)
+        else:
+            name, value = line.split(": ", 1)
+            verdict, _ = policy.at_headers(url, {name.lower(): [value]}, None)
+            results.append(verdict.denied)
+    return bool(results) and all(results)
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_every_opt_out_example_is_refused_by_the_policy(purpose: str) -> None:
+    policy = Policy(token="InfoBot", user_agent=UA, purpose=purpose)
+    examples = opt_out_examples("InfoBot", purpose, SWITCHABLE_SIGNALS)
+    shown = {e["signal"] for e in examples}
+    # a protocol gets an example exactly when one of its statements binds this purpose
+    expected = {s for s in SWITCHABLE_SIGNALS
+                if [t for t in binding_terms(s, purpose) if t != "noimageai"]}
+    assert shown == expected
+    for ex in examples:
+        assert _denied(policy, ex["signal"], ex["where"], ex["example"]), ex
+
+
+def test_contact_url() -> None:
+    assert contact_url("Bot/1.0 (+https://e.org/bot)") == "https://e.org/bot"
+    assert contact_url("Bot/1.0 (compatible; +http://e.org/b; x)") == "http://e.org/b"
+    assert contact_url("Bot/1.0 (mailto:ops@e.org)") == "mailto:ops@e.org"
+    assert contact_url("Bot/1.0 (ops@e.org)") == "mailto:ops@e.org"
+    assert contact_url("Bot/1.0") is None
+
+
+def test_identity_from_run_json_and_settings() -> None:
+    run = {"user_agent": UA, "purpose": "search", "signals": ["robots", "tdmrep"],
+           "honor_agents": ["CCBot"], "registries": ["file /srv/lists/optout.txt"]}
+    ident = crawler_identity(run)
+    assert ident["token"] == "InfoBot" and ident["signals"] == ["robots", "tdmrep"]
+    assert ident["registries"] == [{"type": "file", "name": "optout.txt"}]
+    from scrapy.settings import Settings
+
+    settings = Settings({"POLITE_USER_AGENT": UA, "POLITE_PURPOSE": "ai-input",
+                         "POLITE_SIGNALS": ["robots"], "POLITE_HONOR_AGENTS": []})
+    ident = crawler_identity(settings)
+    assert (ident["purpose"], ident["signals"], ident["token"]) == ("ai-input", ["robots"],
+                                                                     "InfoBot")
+
+
+# -- the feed ---------------------------------------------------------------------------------
+
+def _feed(path: Path) -> ET.Element:
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{A}feed"
+    for tag in ("id", "title", "updated"):
+        assert (root.findtext(f"{A}{tag}") or "").strip(), f"feed lacks {tag}"
+    assert (root.findtext(f"{A}author/{A}name") or "").strip()
+    assert root.find(f"{A}link[@rel='self']") is not None
+    rfc3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    assert rfc3339.match(root.findtext(f"{A}updated") or "")
+    ids = []
+    for entry in root.findall(f"{A}entry"):
+        for tag in ("id", "title", "updated", "content"):
+            assert (entry.findtext(f"{A}{tag}") or "").strip(), f"entry lacks {tag}"
+        assert rfc3339.match(entry.findtext(f"{A}updated") or "")
+        ids.append(entry.findtext(f"{A}id"))
+    assert len(ids) == len(set(ids))
+    return root
+
+
+def _entries(root: ET.Element) -> list[tuple[str, str]]:
+    return [(e.findtext(f"{A}updated") or "", e.findtext(f"{A}summary") or "")
+            for e in root.findall(f"{A}entry")]
+
+
+def test_feed_is_valid_atom_and_grows_only_on_change(tmp_path: Path) -> None:
+    build_about(_job(), tmp_path, now=T1)
+    first = {n: (tmp_path / n).read_bytes() for n in ("about.html", "about.json",
+                                                      "changes.atom")}
+    root = _feed(tmp_path / "changes.atom")
+    assert _entries(root) == [("2026-05-01T12:00:00Z", "first published")]
+    feed_id = root.findtext(f"{A}id")
+
+    build_about(_job(), tmp_path, now=T2)          # nothing changed: nothing rewritten
+    assert {n: (tmp_path / n).read_bytes() for n in first} == first
+
+    build_about(_job(signals=tuple(s for s in SWITCHABLE_SIGNALS if s != "rsl"),
+                     honor_agents=("GPTBot", "CCBot")), tmp_path, now=T3)
+    root = _feed(tmp_path / "changes.atom")
+    assert root.findtext(f"{A}id") == feed_id
+    assert root.findtext(f"{A}updated") == "2026-07-01T12:00:00Z"
+    assert _entries(root) == [
+        ("2026-07-01T12:00:00Z", "signals: -rsl; honoured agents: +CCBot"),
+        ("2026-05-01T12:00:00Z", "first published")]
+    page = (tmp_path / "about.html").read_text()
+    assert "2026-07-01T12:00:00Z: signals: -rsl; honoured agents: +CCBot" in page
+
+
+@pytest.mark.parametrize(("change", "summary"), [
+    ({"user_agent": "InfoBot/3.0 (+https://example.org/infobot)"}, "user agent changed"),
+    ({"user_agent": "OtherBot/1.0 (+https://example.org/infobot)"},
+     "product token: InfoBot -> OtherBot; user agent changed"),
+    ({"user_agent": "InfoBot/2.0 (+https://example.net/bot)"},
+     "user agent changed; contact changed"),
+    ({"purpose": "search"}, "purpose: train-ai -> search"),
+    ({"honor_agents": ()}, "honoured agents: -GPTBot"),
+])
+def test_change_summaries(tmp_path: Path, change: dict[str, object], summary: str) -> None:
+    build_about(_job(), tmp_path, now=T1)
+    build_about(_job(**change), tmp_path, now=T2)
+    assert _entries(_feed(tmp_path / "changes.atom"))[0] == ("2026-06-01T12:00:00Z", summary)
+
+
+def test_previous_dir_keeps_history_and_output_is_deterministic(tmp_path: Path) -> None:
+    build_about(_job(), tmp_path / "published", now=T1)
+    build_about(_job(purpose="search"), tmp_path / "new", now=T2,
+                previous_dir=tmp_path / "published")
+    root = _feed(tmp_path / "new" / "changes.atom")
+    assert [s for _, s in _entries(root)] == ["purpose: train-ai -> search", "first published"]
+    assert root.findtext(f"{A}id") == _feed(tmp_path / "published" / "changes.atom").findtext(
+        f"{A}id")
+    build_about(_job(), tmp_path / "again", now=T1)
+    for name in ("about.html", "about.json", "changes.atom"):
+        assert (tmp_path / "again" / name).read_bytes() == \
+            (tmp_path / "published" / name).read_bytes()
+
+
+def test_base_url_makes_feed_links_absolute(tmp_path: Path) -> None:
+    build_about(_job(), tmp_path, now=T1, base_url="https://example.org/infobot/")
+    root = _feed(tmp_path / "changes.atom")
+    assert root.find(f"{A}link[@rel='self']").get("href") == \
+        "https://example.org/infobot/changes.atom"  # type: ignore[union-attr]
+
+
+def test_unreadable_previous_feed_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "changes.atom").write_text("<feed><entry>", encoding="utf-8")
+    with pytest.raises(AboutError, match="cannot read the previous change feed"):
+        build_about(_job(), tmp_path, now=T1)

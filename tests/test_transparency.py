@@ -1,0 +1,256 @@
+"""The EU training-content summary (crawled data): figures checked exactly on synthetic output
+directories with known sizes, registrable domains from the bundled Public Suffix List."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import transparency
+from crawler.audit.log import AuditWriter
+from crawler.policy import FAILURE_POLICY, SWITCHABLE_SIGNALS
+from crawler.transparency import (
+    build_transparency,
+    read_run_info,
+    registrable_domain,
+    top_domain_count,
+)
+
+UA = "SumBot/1.0 (+https://example.org/sumbot)"
+POLICY = "9" * 64
+
+
+@pytest.mark.parametrize(("host", "domain"), [
+    ("www.example.co.uk", "example.co.uk"),
+    ("news.example.co.uk", "example.co.uk"),
+    ("example.co.uk", "example.co.uk"),
+    ("a.b.example.com", "example.com"),
+    ("WWW.Example.COM.", "example.com"),
+    ("https://user@www.example.co.uk:8443/x?y", "example.co.uk"),
+    ("foo.github.io", "foo.github.io"),          # private section of the PSL
+    ("co.uk", "co.uk"),                          # a public suffix is its own domain
+    ("127.0.0.1", "127.0.0.1"),
+    ("http://127.0.0.1:8711/a", "127.0.0.1"),
+    ("http://[::1]:8080/", "::1"),
+    ("localhost", "localhost"),
+    ("http://localhost:8000/", "localhost"),
+    ("bücher.example.de", "example.de"),
+    ("", ""),
+])
+def test_registrable_domain(host: str, domain: str) -> None:
+    assert registrable_domain(host) == domain
+
+
+def test_public_suffix_list_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the Public Suffix List must be read from the package, offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    transparency._psl.cache_clear()
+    registrable_domain.cache_clear()
+    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
+
+
+@pytest.mark.parametrize(("domains", "sme", "expected"), [
+    (0, False, 0),
+    (1, False, 1),
+    (9, False, 1),
+    (10, False, 1),
+    (11, False, 2),
+    (30, False, 3),          # 30 x 0.1 is 3.0000000000000004 in floating point
+    (100_000, False, 10_000),
+    (1, True, 1),
+    (30, True, 2),
+    (40, True, 2),
+    (41, True, 3),
+    (19_999, True, 1000),
+    (100_000, True, 1000),   # 5 % would be 5,000: the lower figure, 1,000, applies
+])
+def test_top_domain_count(domains: int, sme: bool, expected: int) -> None:
+    assert top_domain_count(domains, sme=sme) == expected
+
+
+# -- a synthetic crawl -----------------------------------------------------------------------
+
+DOCS_A = [("https://www.example.co.uk/a", 1000), ("https://news.example.co.uk/b", 500),
+          ("https://a.example.com/", 700), ("https://b.example.com/x", 900),
+          ("http://127.0.0.1:8711/", 300)]
+DOCS_B = [("http://localhost:8000/", 200), ("https://foo.github.io/", 50),
+          *[(f"https://www.site{i:02d}.org/p", i) for i in range(1, 26)]]
+
+
+def _clock(day: int) -> Iterator[str]:
+    for minute in range(10_000):
+        yield f"2026-03-{day:02d}T{10 + minute // 60:02d}:{minute % 60:02d}:00.000000Z"
+
+
+def _reason(signal: str) -> dict[str, Any]:
+    return {"signal": signal, "channel": "test", "outcome": "deny", "rule": f"{signal} says no"}
+
+
+def _write_dir(out: Path, docs: list[tuple[str, int]], *, day: int, job: str,
+               extra: list[tuple[str, str, list[str], dict[str, Any]]]) -> None:
+    """An audit log (allow per document, then ``extra`` decisions) and a corpus."""
+    out.mkdir(parents=True)
+    times = _clock(day)
+    writer = AuditWriter(out / "audit.jsonl", job=job, clock=lambda: next(times))
+    lines = []
+    try:
+        for url, size in docs:
+            rec = writer.write(url=url, decision="allow", reasons=[], policy_sha256=POLICY,
+                               extra={"checks": [], "status": 200})
+            lines.append({"url": url, "bytes": size, "status": 200,
+                          "content_type": "text/plain" if size == 300 else "text/html",
+                          "fetched_at": rec["time"], "sha256": "0" * 64, "job": job,
+                          "audit_seq": rec["seq"], "audit_hash": rec["hash"], "text": "x"})
+        for url, decision, signals, fields in extra:
+            writer.write(url=url, decision=decision, reasons=[_reason(s) for s in signals],
+                         policy_sha256=POLICY, extra=fields)
+    finally:
+        writer.close()
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line) + "\n" for line in lines)
+
+
+@pytest.fixture
+def crawl(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "run-a", tmp_path / "run-b"
+    _write_dir(a, DOCS_A, day=1, job="alpha", extra=[
+        ("https://x.example/robots.txt", "deny", ["network"], {"preflight": "robots.txt"}),
+        ("https://x.example/1", "deny", ["robots"], {}),
+        ("https://x.example/2", "deny", ["robots"], {}),
+        ("https://x.example/3", "deny", ["tdmrep", "noai"], {}),
+        ("https://y.example/1", "deny", ["network"], {"undecided": {"attempt": 1,
+                                                                   "final": False}}),
+        ("https://y.example/1", "deny", ["network"], {"undecided": {"attempt": 3,
+                                                                   "final": True}}),
+        ("https://x.example/404", "allow", [], {"status": 404}),
+        ("https://www.example.co.uk/gone", "erase", ["registry"], {}),
+    ])
+    with open(a / "corpus.jsonl", "a", encoding="utf-8") as fh:   # no provenance: ignored
+        fh.write(json.dumps({"url": "https://ignored.example/", "bytes": 10**6}) + "\n")
+    (a / "run.json").write_text(json.dumps({
+        "job": "alpha", "user_agent": UA, "token": "SumBot", "purpose": "train-ai",
+        "signals": [s for s in SWITCHABLE_SIGNALS if s != "rsl"], "honor_agents": ["GPTBot"],
+        "registries": [{"type": "file", "name": "optout.txt"}],
+        "started_at": "2026-03-01T09:59:00Z", "finished_at": "2026-03-01T11:00:00Z",
+        "policy_sha256": POLICY, "version": "0.1.0"}), encoding="utf-8")
+    _write_dir(b, DOCS_B, day=5, job="beta", extra=[
+        ("https://pay.example/", "deny", ["payment-required"], {}),
+    ])
+    return a, b
+
+
+def test_figures_across_two_output_dirs(crawl: tuple[Path, Path], tmp_path: Path) -> None:
+    s = build_transparency(list(crawl), tmp_path / "report")
+    assert json.loads((tmp_path / "report" / "transparency.json").read_text()) == s
+
+    assert s["documents"] == {
+        "decided": 38, "allowed": 33, "refused": 5, "refused_share": round(5 / 38, 4),
+        "collected": 32, "erased_later": 1, "postponed_refusals_not_counted": 1,
+        "preflight_records": {"deny": 1}}
+    assert [(r["signal"], r["documents"], r["of_refused"]) for r in s["refused_by_signal"]] == [
+        ("robots", 2, 5), ("network", 1, 5), ("noai", 1, 5), ("payment-required", 1, 5),
+        ("tdmrep", 1, 5)]
+    assert s["erased_by_signal"] == [{"signal": "registry", "documents": 1, "of_erased": 1}]
+    assert s["content"]["bytes"] == 3975 and s["content"]["documents"] == 32
+    assert [(t["content_type"], t["documents"]) for t in s["content"]["types"]] == [
+        ("text/html", 31), ("text/plain", 1)]
+    assert s["collection_period"] == {"first": "2026-03-01T10:00:00.000000Z",
+                                      "last": "2026-03-05T10:27:00.000000Z"}
+
+    dom = s["domains"]
+    assert (dom["total_domains"], dom["listed"]) == (30, 3)
+    assert [(t["rank"], t["domain"], t["bytes"], t["documents"]) for t in dom["top"]] == [
+        (1, "example.com", 1600, 2), (2, "example.co.uk", 1500, 2), (3, "127.0.0.1", 300, 1)]
+    assert dom["listed_bytes"] == 3400
+    assert dom["listed_share_of_bytes"] == round(3400 / 3975, 4)
+
+    crawler = s["crawlers"]
+    assert len(crawler) == 1
+    assert crawler[0] == {"name": "SumBot", "product_token": "SumBot", "user_agent": UA,
+                               "contact": "https://example.org/sumbot", "purpose": "train-ai",
+                               "honor_agents": ["GPTBot"], "runs": 1}
+    protocols = {p["signal"]: p for p in s["protocols"]}
+    assert set(protocols) == {*SWITCHABLE_SIGNALS, "registry", "network"}
+    assert (protocols["robots"]["honoured_in_runs"], protocols["robots"]["of_runs_recorded"]) \
+        == (1, 1)
+    assert protocols["rsl"]["honoured_in_runs"] == 0          # switched off in run.json
+    assert protocols["registry"]["registries"] == ["file optout.txt"]
+    assert protocols["robots"]["binds"] == {"train-ai": ["disallow"]}
+    assert s["failure_policy"] == [list(r) for r in FAILURE_POLICY]
+    runs = {r["job"]: r for r in s["runs"]}
+    assert runs["alpha"]["audit_log"]["verified"] is True
+    assert runs["alpha"]["audit_log"]["records"] == 13
+    assert (runs["alpha"]["documents"], runs["alpha"]["bytes"]) == (5, 3400)
+    assert runs["beta"]["info_source"] is None and runs["beta"]["signals"] is None
+
+    md = (tmp_path / "report" / "transparency.md").read_text()
+    assert "- User-Agent: `SumBot/1.0 (+https://example.org/sumbot)`" in md
+    assert "- Refused: 5 of 38 (13.2 %)" in md
+    assert "- Allowed: 33 of 38 (86.8 %)" in md
+    assert "| robots | 2 of 5 | 40.0 % |" in md
+    assert "3 of 30 registrable domains listed, holding 3,400 of 3,975 (85.5 %)" in md
+    assert "| 1 | example.com | 1,600 of 3,975 | 40.3 % | 2 |" in md
+    assert "From 2026-03-01T10:00:00.000000Z to 2026-03-05T10:27:00.000000Z" in md
+    for row in FAILURE_POLICY:
+        assert row[2].replace("<", "&lt;") in md
+
+
+def test_sme_rule_lists_fewer_domains(crawl: tuple[Path, Path], tmp_path: Path) -> None:
+    s = build_transparency(list(crawl), tmp_path / "sme", sme=True)
+    assert [t["domain"] for t in s["domains"]["top"]] == ["example.com", "example.co.uk"]
+    assert "SME rule" in s["domains"]["rule"]
+
+
+def test_at_least_one_domain_and_custom_share(tmp_path: Path) -> None:
+    _write_dir(tmp_path / "one", [("https://only.example.net/", 5)], day=2, job="one",
+               extra=[])
+    s = build_transparency([tmp_path / "one"], tmp_path / "r1")
+    assert [t["domain"] for t in s["domains"]["top"]] == ["example.net"]
+    s = build_transparency([tmp_path / "one"], tmp_path / "r2", top_share=0.5)
+    assert s["domains"]["listed"] == 1 and "top 50 %" in s["domains"]["rule"]
+
+
+def test_missing_run_json_is_reported_not_fatal(crawl: tuple[Path, Path],
+                                                tmp_path: Path) -> None:
+    s = build_transparency([crawl[1]], tmp_path / "norun")
+    assert s["crawlers"][0]["user_agent"] is None
+    assert "no run.json" in s["crawlers"][0]["note"]
+    robots = next(p for p in s["protocols"] if p["signal"] == "robots")
+    assert (robots["honoured_in_runs"], robots["of_runs_recorded"]) == (0, 0)
+    md = (tmp_path / "norun" / "transparency.md").read_text()
+    assert "Crawler identity not recorded" in md
+    assert s["documents"]["collected"] == 27
+
+
+def test_job_config_beside_the_output_is_the_fallback(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    _write_dir(out, [("https://a.example.org/", 10)], day=3, job="demo", extra=[])
+    (out / "demo-config.yaml").write_text(
+        f"job: demo\nuser_agent: '{UA}'\npurpose: search\nsignals: {{noai: false}}\n",
+        encoding="utf-8")
+    info, source = read_run_info(out)
+    assert source == "demo-config.yaml"
+    assert info["purpose"] == "search" and "noai" not in info["signals"]
+    s = build_transparency([out], tmp_path / "r")
+    assert s["crawlers"][0]["purpose"] == "search"
+    assert s["purposes"] == [{"name": "search", "description":
+                              "building a search index (no AI training, no AI answers)"}]
+    noai = next(p for p in s["protocols"] if p["signal"] == "noai")
+    assert noai["honoured_in_runs"] == 0 and noai["binds"] == {"search": []}
+
+
+def test_a_tampered_audit_log_is_flagged(crawl: tuple[Path, Path], tmp_path: Path) -> None:
+    audit = crawl[0] / "audit.jsonl"
+    audit.write_text(audit.read_text().replace('"robots says no"', '"robots said no"'))
+    s = build_transparency([crawl[0]], tmp_path / "r")
+    assert s["runs"][0]["audit_log"]["verified"] is False
+    assert "NOT verified" in (tmp_path / "r" / "transparency.md").read_text()
