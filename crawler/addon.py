@@ -21,6 +21,7 @@ RESERVATIONS = "crawler.middlewares.ReservationMiddleware"
 RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
+WARC = "crawler.warc.WarcWriterPipeline"
 SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 
 
@@ -37,6 +38,8 @@ class Addon:
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):
             settings["ITEM_PIPELINES"][CORPUS] = 800
+        # 700: before the corpus writer; it switches itself off unless POLITE_WARC is true
+        settings["ITEM_PIPELINES"][WARC] = 700
         ua = settings.get("POLITE_USER_AGENT")
         if ua:
             settings.set("USER_AGENT", ua, settings.getpriority("POLITE_USER_AGENT"))

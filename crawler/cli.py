@@ -81,8 +81,20 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="report.md/.html/.json and charts")
     report.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="survey files (several = a time series) or an audit log")
+                        help="survey files (several = a time series) or an audit log; with "
+                             "--transparency: crawl output directories")
     report.add_argument("--out", required=True, help="output directory")
+    report.add_argument("--transparency", action="store_true",
+                        help="the crawled-data part of the EU public training-content summary")
+    report.add_argument("--sme", action="store_true",
+                        help="with --transparency: the SME rule (top 5 %% or 1,000 domains)")
+
+    about = sub.add_parser("about", help="the crawler information page and its change feed")
+    about.add_argument("--out", required=True, help="output directory (about.html, "
+                       "about.json, changes.atom; the feed keeps earlier entries)")
+    about.add_argument("--config", help=f"config (default: {DEFAULT_CONFIG.name})")
+    about.add_argument("--previous", help="directory of the previously published page")
+    about.add_argument("--base-url", help="where the page will be published")
 
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
@@ -108,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "survey":
             return cmd_survey(args)
         if args.command == "report":
-            return cmd_report(args)
+            return cmd_transparency(args) if args.transparency else cmd_report(args)
+        if args.command == "about":
+            return cmd_about(args)
         if args.command == "registry" and args.registry_command == "import":
             return cmd_registry_import(args)
         if args.command == "registry" and args.registry_command == "serve":
@@ -505,4 +519,33 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
     if not result.ok:
         print(result.describe(str(out / "audit.jsonl")), file=sys.stderr)
         return 1
+    return 0
+
+
+# -- transparency / about ---------------------------------------------------------------------
+def cmd_transparency(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from crawler.transparency import build_transparency
+
+    dirs = [Path(p) for p in args.inputs]
+    for d in dirs:
+        if not (d / "audit.jsonl").is_file():
+            raise UsageError(f"{d}: not a crawl output directory (no audit.jsonl)")
+    build_transparency(dirs, Path(args.out), top_share=0.10, sme=args.sme,
+                       now=datetime.now(timezone.utc))
+    print(f"polite-crawl: {Path(args.out) / 'transparency.md'} and transparency.json written")
+    return 0
+
+
+def cmd_about(args: argparse.Namespace) -> int:
+    from crawler.about import AboutError, build_about
+
+    job = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)
+    try:
+        page = build_about(job, Path(args.out), previous_dir=args.previous,
+                           base_url=args.base_url)
+    except AboutError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"polite-crawl: {page}, about.json and changes.atom written")
     return 0

@@ -69,6 +69,7 @@ class JobConfig:
     max_depth: int = 0
     audit_fsync: bool = False
     registries: tuple[dict[str, Any], ...] = ()
+    warc: bool = False
     user_type: str = "commercial"
     country: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class JobConfig:
                 "POLITE_OPERATOR_USER_TYPE": self.user_type,
                 "POLITE_OPERATOR_COUNTRY": self.country,
                 "POLITE_REGISTRIES": [dict(r) for r in self.registries],
+                "POLITE_WARC": self.warc,
             }
         )
         if self.max_pages:
@@ -135,7 +137,7 @@ def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
 KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
-    "audit_fsync", "operator",
+    "audit_fsync", "operator", "output",
 }
 
 
@@ -192,6 +194,12 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
     audit_fsync = _expect(data, "audit_fsync", bool, False)
+    output = _expect(data, "output", dict, {})
+    for key, value in output.items():
+        if key != "warc":
+            raise ConfigError(f"output.{key}: unknown key (known: warc)")
+        if not isinstance(value, bool):
+            raise ConfigError("output.warc: expected true/false")
     operator = _expect(data, "operator", dict, {})
     for key in operator:
         if key not in ("user_type", "country"):
@@ -216,7 +224,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
         purpose=purpose, honor_agents=honor, allow_private_networks=allow_private,
         output_dir=output_dir, signals=signals, follow=follow, max_depth=max_depth,
-        audit_fsync=audit_fsync, registries=registries, user_type=user_type, country=country,
+        audit_fsync=audit_fsync, registries=registries, warc=bool(output.get("warc", False)),
+        user_type=user_type, country=country,
         settings=dict(settings),
     )
 

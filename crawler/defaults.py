@@ -42,6 +42,8 @@ POLITE_PREFLIGHT_TIMEOUT = 30.0
 POLITE_PREFLIGHT_MAXSIZE = 1_048_576
 #: Redirect hops followed for per-origin files (RFC 9309: at least five).
 POLITE_PREFLIGHT_MAX_REDIRECTS = 5
+#: Also write request/response/metadata records to output_dir/corpus.warc.gz (warcio).
+POLITE_WARC = False
 #: fsync the audit log after every record (survives power loss, not only a killed process).
 POLITE_AUDIT_FSYNC = False
 #: Longest Retry-After (seconds) honoured on 429/503; a longer one drops the retry.

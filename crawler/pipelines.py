@@ -39,7 +39,7 @@ class CorpusWriterPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        data = ItemAdapter(item).asdict()
+        data = {k: v for k, v in ItemAdapter(item).asdict().items() if not k.startswith("_")}
         missing = [k for k in REQUIRED if data.get(k) in (None, "")]
         if missing:
             self.crawler.stats.inc_value("polite/corpus/dropped_no_provenance")

@@ -68,6 +68,11 @@ class CorpusSpider(scrapy.Spider):
                 "audit_hash": audit["hash"],
                 "job": self.job.job,
             }
+            if self.job.warc:
+                item["_warc"] = {"request_headers": response.request.headers,
+                                 "response_headers": response.headers, "body": response.body,
+                                 "protocol": getattr(response, "protocol", None),
+                                 "ip_address": str(response.ip_address or "") or None}
             if isinstance(response, TextResponse) and mime in _TEXT_TYPES:
                 if mime == "text/plain":
                     item["text"] = response.text

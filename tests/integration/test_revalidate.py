@@ -30,6 +30,14 @@ def sites() -> list[Site]:
     return [site(n) for n in ("robots", "tdm", "header", "registry", "same")]
 
 
+def warc_targets(path):
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(path, "rb") as fh:
+        return {r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
+                if r.rec_type in ("request", "response", "metadata")}
+
+
 def urls(recs):
     return {r["url"] for r in recs}
 
@@ -40,7 +48,7 @@ def collected(tmp_path):
     (tmp_path / "list.txt").write_text("# nothing yet\n")
     cfg = write_config(tmp_path / "job.yaml", seeds=[web.origin(s) + "/" for s in web.sites],
                        registries=[{"type": "file", "path": "list.txt"}],
-                       settings={"POLITE_SITE_CACHE_TTL": 3600})
+                       settings={"POLITE_SITE_CACHE_TTL": 3600}, output={"warc": True})
     proc = run_cli("run", str(cfg))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "out"
@@ -84,6 +92,9 @@ def test_report_then_purge_then_nothing(collected):
     assert urls(erased) == expected_reserved(web) and len(erased) == 6
     assert {r["reasons"][0]["signal"] for r in erased} == {"robots", "tdmrep", "registry"}
     assert verify_file(out / "audit.jsonl").ok
+    in_warc = warc_targets(out / "corpus.warc.gz")
+    assert in_warc.isdisjoint(expected_reserved(web))
+    assert corpus <= in_warc  # the kept documents are still archived
     # site-level files once per origin and run, not once per document
     robots_fetches = [r.path for r in web.requests if r.path == "/robots.txt"]
     assert len(robots_fetches) - len(origin_files) == 5
