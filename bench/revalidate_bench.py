@@ -25,8 +25,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.audit.log import AuditWriter  # noqa: E402
-from crawler.demo.web import LocalWeb, Page, Site  # noqa: E402
+from crawler.audit.log import AuditWriter
+from crawler.demo.web import LocalWeb, Page, Site
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ def test_warc_holds_exactly_the_corpus_and_the_evidence(crawl):
     assert len(evidence) == len(set(evidence)) == len(SITES)
     for _, _, body in recs:
         assert b"SECRET-" not in body
-    raw = gzip.open(out / "corpus.warc.gz").read()
+    with gzip.open(out / "corpus.warc.gz") as fh:
+        raw = fh.read()
     assert b"SECRET-" not in raw
 
 
