@@ -22,6 +22,7 @@ RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 WARC = "crawler.warc.WarcWriterPipeline"
+RECRAWL = "crawler.resume.RecrawlMiddleware"
 SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 
 
@@ -32,6 +33,9 @@ class Addon:
         # 100: where Scrapy's robots middleware sits, before every other downloader
         # middleware's process_request and after all of them on the way back.
         settings["DOWNLOADER_MIDDLEWARES"][RESERVATIONS] = 100
+        # 50: a resumed run replays what it had before anything is asked; a re-crawl turns a
+        # 304 (recorded by the reservation middleware) into the stored page for its links
+        settings["DOWNLOADER_MIDDLEWARES"][RECRAWL] = 50
         # 560: sees 429/503 before RetryMiddleware (550) schedules the retry.
         settings["DOWNLOADER_MIDDLEWARES"][RETRY_AFTER] = 560
         settings["EXTENSIONS"][RUNTIME] = 0

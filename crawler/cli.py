@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _serve_forever(web)
         out = Path(args.out).resolve()
         if (out / "audit.jsonl").exists():
-            for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl"):
+            for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl", "run.json"):
                 (out / name).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         cfg = demo_config(web, out, DEMO_TOKEN)

@@ -42,6 +42,9 @@ POLITE_PREFLIGHT_TIMEOUT = 30.0
 POLITE_PREFLIGHT_MAXSIZE = 1_048_576
 #: Redirect hops followed for per-origin files (RFC 9309: at least five).
 POLITE_PREFLIGHT_MAX_REDIRECTS = 5
+#: Continue an interrupted run / re-crawl a finished one in the same output_dir
+#: (see crawler/resume.py). False: every run starts from scratch (the audit chain continues).
+POLITE_RESUME = True
 #: Also write request/response/metadata records to output_dir/corpus.warc.gz (warcio).
 POLITE_WARC = False
 #: fsync the audit log after every record (survives power loss, not only a killed process).

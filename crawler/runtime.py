@@ -66,6 +66,9 @@ class PoliteRuntime:
         )
         self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        from crawler.resume import previous_run
+
+        self.previous_run = previous_run(self.output_dir)  # before this run overwrites it
         self.writer = AuditWriter(
             self.output_dir / "audit.jsonl",
             job=str(polite_setting(crawler, "POLITE_JOB")),

@@ -56,18 +56,27 @@ class CorpusSpider(scrapy.Spider):
         audit = response.meta.get(META_AUDIT)
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
         mime = ctype.split(";")[0].strip().lower()
-        if audit and response.status == 200:
+        body_sha = hashlib.sha256(response.body).hexdigest()
+        unchanged = response.meta.get("polite_previous_sha256") == body_sha
+        if unchanged:
+            self.crawler.stats.inc_value("polite/recrawl/unchanged_body")
+        if (audit and response.status == 200 and not response.meta.get("polite_replayed")
+                and not unchanged):
             item: dict[str, Any] = {
                 "url": response.url,
                 "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "status": response.status,
                 "content_type": mime or "application/octet-stream",
-                "sha256": hashlib.sha256(response.body).hexdigest(),
+                "sha256": body_sha,
                 "bytes": len(response.body),
                 "audit_seq": audit["seq"],
                 "audit_hash": audit["hash"],
                 "job": self.job.job,
             }
+            for key, header in (("etag", b"ETag"), ("last_modified", b"Last-Modified")):
+                value = response.headers.get(header)
+                if value:
+                    item[key] = value.decode("latin-1")
             if self.job.warc:
                 item["_warc"] = {"request_headers": response.request.headers,
                                  "response_headers": response.headers, "body": response.body,
