@@ -123,7 +123,7 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                 page = Page(b"<html><body>not found</body></html>", status=404)
             if page.delay:
                 time.sleep(page.delay)
-            etag = dict((k.lower(), v) for k, v in page.headers).get("etag")
+            etag = {k.lower(): v for k, v in page.headers}.get("etag")
             if etag and self.headers.get("If-None-Match") == etag:
                 self.send_response(304)
                 self.send_header("ETag", etag)
