@@ -22,6 +22,7 @@ from crawler.config import JobConfig, load_config
 from crawler.middlewares import META_AUDIT, origin_of
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
+_LINKS = LinkExtractor()  # built once: it compiles its patterns
 
 
 class CorpusSpider(scrapy.Spider):
@@ -99,7 +100,7 @@ class CorpusSpider(scrapy.Spider):
             return
         here = origin_of(response.request) if response.request else None
         host = urlsplit(response.url).hostname
-        for link in LinkExtractor().extract_links(response):
+        for link in _LINKS.extract_links(response):
             target = scrapy.Request(link.url, callback=self.parse)
             if mode == "same-origin" and origin_of(target) != here:
                 continue
