@@ -74,10 +74,11 @@ def run_plain(seed: str, tmp: Path) -> tuple[dict, float]:
     return stats_of(proc.stderr), time.perf_counter() - t0
 
 
-def run_polite(seed: str, tmp: Path) -> tuple[dict, float]:
+def run_polite(seed: str, tmp: Path, **extra: object) -> tuple[dict, float]:
+    """`polite-crawl run` on ``seed`` (``extra``: more config keys); (stats, wall seconds)."""
     cfg = {"job": "bench", "user_agent": "BenchBot/1.0 (+https://example.org/bot)",
            "seeds": [seed], "allow_private_networks": True, "honor_agents": ["GPTBot"],
-           "output_dir": str(tmp / "polite"), "settings": SETTINGS}
+           "output_dir": str(tmp / "polite"), "settings": SETTINGS, **extra}
     path = tmp / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))
     t0 = time.perf_counter()

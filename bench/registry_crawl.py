@@ -10,19 +10,15 @@ Prints pages/s for both, the throughput ratio (target >= 0.9) and registry reque
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from crawl_throughput import SETTINGS, make_site, stats_of
+from crawl_throughput import make_site, run_polite
 
 from crawler.demo.web import LocalWeb
 from crawler.registry import RegistryIndex, parse_list
@@ -32,17 +28,9 @@ MAX_WAIT = float(__import__("os").environ.get("BENCH_MAX_WAIT", "0.2"))
 
 
 def run(seed: str, tmp: Path, registry_url: str | None) -> tuple[dict, float]:
-    cfg = {"job": "bench", "user_agent": "BenchBot/1.0 (+https://example.org/bot)",
-           "seeds": [seed], "allow_private_networks": True, "output_dir": str(tmp / "out"),
-           "settings": SETTINGS}
-    if registry_url:
-        cfg["registries"] = [{"type": "http", "url": registry_url, "max_wait": MAX_WAIT}]
-    path = tmp / "bench.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "crawler", "run", str(path)],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
-    return stats_of(proc.stderr), time.perf_counter() - t0
+    extra = {"registries": [{"type": "http", "url": registry_url, "max_wait": MAX_WAIT}]
+             } if registry_url else {}
+    return run_polite(seed, tmp, **extra)
 
 
 def main() -> None:
