@@ -24,7 +24,7 @@ from crawler.demo.web import LocalWeb
 from crawler.registry import RegistryIndex, parse_list
 from crawler.registry_server import RegistryServer
 
-MAX_WAIT = float(__import__("os").environ.get("BENCH_MAX_WAIT", "0.2"))
+MAX_WAIT = float(__import__("os").environ.get("BENCH_MAX_WAIT", "0.1"))
 
 
 def run(seed: str, tmp: Path, registry_url: str | None) -> tuple[dict, float]:

@@ -276,7 +276,7 @@ def _registry(i: int, spec: Any, base: Path) -> dict[str, Any]:
             raise ConfigError(f"{key}.api_key_env: the name of an environment variable")
         if not os.environ.get(env):
             raise ConfigError(f"{key}.api_key_env: environment variable {env} is not set")
-    numbers = {"batch_size": (int, 100, 1, 10_000), "max_wait": ((int, float), 0.2, 0, 60),
+    numbers = {"batch_size": (int, 100, 1, 10_000), "max_wait": ((int, float), 0.1, 0, 60),
                "timeout": ((int, float), 20, 1, 600), "retries": (int, 3, 0, 10)}
     for field_name, (types, default, lo, hi) in numbers.items():
         value = spec.get(field_name, default)
