@@ -30,7 +30,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler import defaults
 from crawler.network import address_refusal, host_refusal, parse_ip
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.policy import Verdict, merge_verdicts, network_refusal
+from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal
 from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
 from crawler.sitecache import PREFLIGHT_META
@@ -194,6 +194,21 @@ class ReservationMiddleware:
             return
         if b"Location" in headers:  # a redirect: judged on the final response
             return
+        try:
+            self._decide_headers(headers, request)
+        except StopDownload:
+            raise
+        except Exception as exc:
+            # Scrapy logs and swallows a signal handler's other errors and goes on
+            # downloading: here an error must stop the download instead (fail closed)
+            logger.exception("evaluating the headers of %s failed", request.url)
+            request.meta[META_DENIED] = True
+            self.funnel.record(request.url, internal_error(request.url, "headers", exc),
+                               checks=request.meta[META_CHECKS], extra={"stage": "headers"},
+                               request=request)
+            raise StopDownload(fail=True) from None
+
+    def _decide_headers(self, headers: Any, request: Request) -> None:
         verdict, header_stmt = self.policy.at_headers(
             request.url, _headers_dict(headers), request.meta.get(META_TDM_FILE)
         )
@@ -221,6 +236,20 @@ class ReservationMiddleware:
                                spider: Any = None) -> Response:
         if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
             return response
+        try:
+            return await self._decide_response(request, response)
+        except IgnoreRequest:
+            raise
+        except Exception as exc:
+            logger.exception("evaluating the response of %s failed", request.url)
+            request.meta[META_DENIED] = True
+            self.funnel.record(request.url, internal_error(request.url, "response", exc),
+                               checks=request.meta[META_CHECKS],
+                               extra={"status": response.status, "stage": "response"},
+                               request=request)
+            raise IgnoreRequest("internal error: refused (fail closed)") from None
+
+    async def _decide_response(self, request: Request, response: Response) -> Response:
         checks = request.meta[META_CHECKS]
         if 300 <= response.status < 400 and b"Location" in response.headers:
             return response  # a redirect Scrapy did not follow; nothing was collected

@@ -526,9 +526,11 @@ def network_refusal(url: str, reason: str) -> Verdict:
     return Verdict("deny", (ev,), (ev,))
 
 
-def preflight_failure(url: str, reason: str) -> Verdict:
-    """The verdict for a URL whose reservations could not be determined."""
-    ev = Evidence("network", "preflight", "deny", rule=reason, source=url)
+def internal_error(url: str, stage: str, exc: BaseException) -> Verdict:
+    """The verdict when evaluating a URL failed unexpectedly: refused (fail closed)."""
+    ev = Evidence("network", "internal-error", "deny", source=url,
+                  rule=f"evaluating the {stage} failed ({type(exc).__name__}: {exc}); refused",
+                  detail="a bug, not a reservation: the log has the traceback")
     return Verdict("deny", (ev,), (ev,))
 
 
