@@ -100,6 +100,15 @@ class ReservationMiddleware:
 
     # -- before the request -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
+        try:
+            await self._decide_request(request)
+        except IgnoreRequest:
+            raise
+        except Exception as exc:
+            logger.exception("deciding on %s failed", request.url)
+            self._deny(request, internal_error(request.url, "request", exc))
+
+    async def _decide_request(self, request: Request) -> None:
         if request.url.startswith(("data:", "file:", "about:")):
             self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
         origin = origin_of(request)
