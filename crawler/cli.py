@@ -35,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="crawl from a config's seeds; write corpus + audit log")
     run.add_argument("config", help="job config (YAML)")
     run.add_argument("--log-level", default=None, help="Scrapy LOG_LEVEL (default INFO)")
+    run.add_argument("--worker", metavar="NAME", default=None,
+                     help="cluster mode: run one worker of the job (the config's cluster: "
+                          "redis_url); writes audit-NAME.jsonl and corpus-NAME.jsonl")
+
+    seed = sub.add_parser("seed", help="cluster mode: push a config's seeds to its job's "
+                          "Redis start URLs")
+    seed.add_argument("config", help="job config (YAML) with cluster: {redis_url: ...}")
+    seed.add_argument("--reset", action="store_true",
+                      help="first delete the job's queue, duplicate filter and shared cache "
+                           "(a fresh re-crawl; refused while a worker is alive)")
 
     check = sub.add_parser("check", help="decide without collecting; one JSON line per URL")
     check.add_argument("urls", nargs="+", metavar="URL")
@@ -100,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     verify = asub.add_parser("verify", help="check the hash chain of audit logs")
     verify.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
+    merge = asub.add_parser("merge", help="one time-ordered report from several workers' "
+                            "audit logs (each chain verified first; the report is not a chain)")
+    merge.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
+    merge.add_argument("--out", required=True, help="the report (JSONL, header line first)")
     return p
 
 
@@ -115,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "audit" and args.audit_command == "verify":
             return cmd_verify(args)
+        if args.command == "audit" and args.audit_command == "merge":
+            return cmd_merge(args)
+        if args.command == "seed":
+            return cmd_seed(args)
         if args.command == "revalidate":
             return cmd_revalidate(args)
         if args.command == "survey":
@@ -173,21 +191,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.config)
     job = load_config(path)
     extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
-    stats = run_crawl(job, path, extra_settings=extra)
-    _summary(job, stats)
+    kwargs: dict[str, Any] = {}
+    if args.worker is not None:
+        if not job.cluster_redis_url:
+            raise UsageError(f"{path}: --worker needs a cluster job (cluster: {{redis_url: ...}})")
+        from crawler.cluster.keys import check_name
+
+        try:
+            kwargs["worker"] = check_name(args.worker, "--worker")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif job.cluster_redis_url:
+        raise UsageError(f"{path} is a cluster job: start each worker with --worker NAME "
+                         "(and push the seeds once with polite-crawl seed)")
+    stats = run_crawl(job, path, extra_settings=extra, **kwargs)
+    _summary(job, stats, worker=args.worker)
     return 0 if stats.get("finish_reason") else 1
 
 
-def _summary(job: JobConfig, stats: dict[str, Any]) -> None:
+def _summary(job: JobConfig, stats: dict[str, Any], worker: str | None = None) -> None:
     out = job.output_dir
+    audit, corpus = ((f"audit-{worker}.jsonl", f"corpus-{worker}.jsonl") if worker
+                     else ("audit.jsonl", "corpus.jsonl"))
     print(
         f"polite-crawl: job {job.job!r}: {stats.get('polite/decision/allow', 0)} allowed, "
         f"{stats.get('polite/decision/deny', 0)} denied, "
-        f"{stats.get('polite/corpus/documents', 0)} documents in {out / 'corpus.jsonl'}; "
-        f"audit log {out / 'audit.jsonl'}",
+        f"{stats.get('polite/corpus/documents', 0)} documents in {out / corpus}; "
+        f"audit log {out / audit}",
         file=sys.stderr,
     )
-    undecided = undecided_urls(out / "audit.jsonl")
+    undecided = undecided_urls(out / audit)
     if undecided:
         print(f"polite-crawl: {len(undecided)} URLs left undecided (a reservation could not be "
               "determined; not fetched):", file=sys.stderr)
@@ -359,17 +392,61 @@ def _evidence_text(ev: dict[str, Any]) -> str:
 # -- audit verify ---------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
     from crawler.audit.log import verify_file
+    from crawler.cluster.audit import is_report, verify_report
 
     status = 0
     for name in args.logs:
         try:
-            result = verify_file(name)
+            if is_report(name):  # a merged cluster report: each worker's chain inside it
+                results = {f"{name} [{w}]": r for w, r in verify_report(name).items()}
+            else:
+                results = {name: verify_file(name)}
         except FileNotFoundError:
             raise UsageError(f"{name}: no such file") from None
-        print(result.describe(name))
-        if not result.ok:
-            status = 1
+        for label, result in results.items():
+            print(result.describe(label))
+            if not result.ok:
+                status = 1
     return status
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from crawler.cluster.audit import MergeError, merge_logs
+
+    try:
+        result = merge_logs(args.logs, args.out)
+    except MergeError as exc:
+        print(f"polite-crawl: {exc}", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return 0
+
+
+# -- seed (cluster mode) -------------------------------------------------------------------
+def cmd_seed(args: argparse.Namespace) -> int:
+    from crawler.cluster.connection import redis_client
+    from crawler.cluster.seeds import push_seeds, reset_job
+
+    path = Path(args.config)
+    job = load_config(path)
+    if not job.cluster_redis_url:
+        raise UsageError(f"{path}: not a cluster job (add cluster: {{redis_url: ...}})")
+    if not job.seeds:
+        raise UsageError(f"{path}: no seeds to push")
+    client = redis_client(job.cluster_redis_url)
+    try:
+        if args.reset:
+            n = reset_job(client, job.job)
+            print(f"polite-crawl: job {job.job!r}: {n} Redis keys deleted", file=sys.stderr)
+        pushed = push_seeds(client, job.job, job.seeds)
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - redis errors: one line, exit 2
+        raise UsageError(f"cannot reach Redis at {job.cluster_redis_url}: {exc}") from None
+    finally:
+        client.close()
+    print(f"polite-crawl: job {job.job!r}: {pushed} seeds pushed to polite:{job.job}:start_urls")
+    return 0
 
 
 # -- registry -------------------------------------------------------------------------------

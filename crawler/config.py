@@ -73,6 +73,8 @@ class JobConfig:
     user_type: str = "commercial"
     country: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: cluster mode: the Redis server the workers share (``cluster: {redis_url: ...}``)
+    cluster_redis_url: str | None = None
 
     @property
     def token(self) -> str:
@@ -137,7 +139,7 @@ def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
 KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
-    "audit_fsync", "operator", "output",
+    "audit_fsync", "operator", "output", "cluster",
 }
 
 
@@ -213,6 +215,15 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
                                                                            country)):
         raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE")
 
+    cluster = _expect(data, "cluster", dict, {})
+    for key in cluster:
+        if key != "redis_url":
+            raise ConfigError(f"cluster.{key}: unknown key (known: redis_url)")
+    redis_url = cluster.get("redis_url")
+    if cluster and not (isinstance(redis_url, str)
+                        and redis_url.startswith(("redis://", "rediss://", "unix://"))):
+        raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required")
+
     settings = _expect(data, "settings", dict, {})
     for key in settings:
         if not isinstance(key, str) or not re.match(r"^[A-Z][A-Z0-9_]*$", key):
@@ -226,7 +237,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         output_dir=output_dir, signals=signals, follow=follow, max_depth=max_depth,
         audit_fsync=audit_fsync, registries=registries, warc=bool(output.get("warc", False)),
         user_type=user_type, country=country,
-        settings=dict(settings),
+        settings=dict(settings), cluster_redis_url=redis_url,
     )
 
 

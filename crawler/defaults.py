@@ -20,6 +20,10 @@ POLITE_ALLOW_PRIVATE_NETWORKS = False
 POLITE_ALLOWED_PRIVATE_ORIGINS: list[str] = []
 #: Where corpus.jsonl and audit.jsonl go.
 POLITE_OUTPUT_DIR = "out"
+#: File names inside POLITE_OUTPUT_DIR (a cluster worker writes audit-<worker>.jsonl, ...).
+POLITE_AUDIT_FILE = "audit.jsonl"
+POLITE_CORPUS_FILE = "corpus.jsonl"
+POLITE_RUN_FILE = "run.json"
 #: Reservation signals to honour (all by default). Switching one off is recorded in the
 #: policy hash of every audit record.
 POLITE_SIGNALS = ["robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",

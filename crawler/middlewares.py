@@ -87,6 +87,9 @@ class ReservationMiddleware:
         self._exempt = {o.rstrip("/").lower() for o in
                         crawler.settings.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])}
         self._origin_delay: dict[str, float] = {}
+        # cluster mode: the shared gate (crawler.cluster.politeness) spaces every origin's
+        # requests; a local slot delay on top would only shift a granted send
+        self._cluster = bool(crawler.settings.get("POLITE_CLUSTER_REDIS_URL"))
         self._retries = crawler.settings.getint("POLITE_UNDECIDED_RETRIES",
                                                 defaults.POLITE_UNDECIDED_RETRIES)
         self._waiting: dict[int, Any] = {}  # undecided requests waiting for a retry
@@ -180,7 +183,7 @@ class ReservationMiddleware:
         if rate is not None:
             delays.append(rate.delay)
         wanted = max([d for d in delays if d is not None], default=None)
-        if wanted is None or wanted <= self._base_delay:
+        if self._cluster or wanted is None or wanted <= self._base_delay:
             return
         wanted = min(wanted, float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))
         request.meta["autothrottle_dont_adjust_delay"] = True

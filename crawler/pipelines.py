@@ -11,7 +11,7 @@ from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
-from crawler.runtime import get_runtime
+from crawler.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -30,7 +30,8 @@ class CorpusWriterPipeline:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.path = Path(get_runtime(crawler).output_dir) / "corpus.jsonl"
+        self.path = Path(get_runtime(crawler).output_dir) / str(
+            polite_setting(crawler, "POLITE_CORPUS_FILE"))
         self._fh: Any = None
         crawler.signals.connect(self.close, signal=signals.spider_closed)
 

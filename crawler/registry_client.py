@@ -280,9 +280,10 @@ class Registries:
     """Every configured registry, asked in order; built once per crawl by the runtime."""
 
     def __init__(self, specs: list[dict[str, Any]], policy: Policy, crawler: Crawler, *,
-                 ttl: float, backoff: float) -> None:
+                 ttl: float, backoff: float, http_cls: type[HttpRegistry] | None = None) -> None:
+        http_cls = http_cls or HttpRegistry
         self.local = [LocalRegistry(s, policy) for s in specs if s["type"] in ("file", "sqlite")]
-        self.http = [HttpRegistry(s, policy, crawler, ttl=ttl, backoff=backoff)
+        self.http = [http_cls(s, policy, crawler, ttl=ttl, backoff=backoff)
                      for s in specs if s["type"] == "http"]
 
     def __bool__(self) -> bool:

@@ -31,9 +31,9 @@ logger = logging.getLogger(__name__)
 META_REPLAYED = "polite_replayed"
 
 
-def previous_run(output_dir: Path) -> dict[str, Any] | None:
+def previous_run(output_dir: Path, name: str = "run.json") -> dict[str, Any] | None:
     try:
-        return json.loads((output_dir / "run.json").read_text(encoding="utf-8"))
+        return json.loads((output_dir / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -99,8 +99,9 @@ class RecrawlMiddleware:
 
         rt = get_runtime(crawler)
         prev = rt.previous_run
-        if prev is None or not crawler.settings.getbool("POLITE_RESUME", True):
-            raise NotConfigured
+        if (prev is None or not crawler.settings.getbool("POLITE_RESUME", True)
+                or crawler.settings.get("POLITE_CLUSTER_REDIS_URL")):
+            raise NotConfigured  # (a cluster keeps its queue and seen set in Redis)
         self.crawler = crawler
         self.mode = "recrawl" if prev.get("finished_at") else "resume"
         self.corpus = CorpusIndex(rt.output_dir / "corpus.jsonl")

@@ -68,15 +68,22 @@ class PoliteRuntime:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         from crawler.resume import previous_run
 
-        self.previous_run = previous_run(self.output_dir)  # before this run overwrites it
+        self.previous_run = previous_run(  # read before this run overwrites it
+            self.output_dir, str(polite_setting(crawler, "POLITE_RUN_FILE")))
         self.writer = AuditWriter(
-            self.output_dir / "audit.jsonl",
+            self.output_dir / str(polite_setting(crawler, "POLITE_AUDIT_FILE")),
             job=str(polite_setting(crawler, "POLITE_JOB")),
             fsync=s.getbool("POLITE_AUDIT_FSYNC", False),
         )
         self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
                                      crawler.signals.send_catch_log)
-        self.sitecache = SiteCache(
+        cache_cls: type[SiteCache] = SiteCache
+        http_cls = None
+        if s.get("POLITE_CLUSTER_REDIS_URL"):
+            from crawler.cluster.store import SharedHttpRegistry, SharedSiteCache
+
+            cache_cls, http_cls = SharedSiteCache, SharedHttpRegistry
+        self.sitecache = cache_cls(
             crawler,
             ttl=s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
             backoff=s.getfloat("POLITE_SITE_RETRY_BACKOFF", defaults.POLITE_SITE_RETRY_BACKOFF),
@@ -88,7 +95,7 @@ class PoliteRuntime:
         )
         self.registries = Registries(
             [dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], self.policy, crawler,
-            ttl=self.sitecache.ttl, backoff=self.sitecache.backoff)
+            ttl=self.sitecache.ttl, backoff=self.sitecache.backoff, http_cls=http_cls)
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
         logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
@@ -120,9 +127,10 @@ class PoliteRuntime:
             **extra,
         }
         self._info_extra = {k: v for k, v in info.items() if k.endswith("_at")}
-        tmp = self.output_dir / "run.json.tmp"
+        name = str(polite_setting(self.crawler, "POLITE_RUN_FILE"))
+        tmp = self.output_dir / f"{name}.tmp"
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.output_dir / "run.json")
+        tmp.replace(self.output_dir / name)
 
     def _opened(self, spider: object) -> None:
         self._info_extra: dict[str, object] = {}

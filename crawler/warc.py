@@ -444,7 +444,8 @@ class WarcWriterPipeline:
         self.policy = runtime.policy
         self.job = str(crawler.settings.get("POLITE_JOB", "default"))
         self.output_dir = Path(runtime.output_dir)
-        self.path = self.output_dir / WARC_FILENAME
+        self.path = self.output_dir / str(crawler.settings.get("POLITE_WARC_FILE")
+                                          or WARC_FILENAME)
         self.evidence_dir = self.output_dir / "evidence"
         self._fh: IO[bytes] | None = None
         self._writer: CorpusWarcWriter | None = None

@@ -31,11 +31,17 @@ class CorpusSpider(scrapy.Spider):
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, config: str | None = None,
-                     **kwargs: Any) -> CorpusSpider:
+                     worker: str | None = None, **kwargs: Any) -> CorpusSpider:
         if not config:
             raise ValueError("the corpus spider needs a job config: -a config=PATH.yaml")
         job = load_config(config)
         crawler.settings.setdict(job.scrapy_settings(), priority="spider")
+        if worker:
+            if not job.cluster_redis_url:
+                raise ValueError("a worker name needs a cluster job: cluster: {redis_url: ...}")
+            from crawler.cluster import apply_cluster_settings
+
+            apply_cluster_settings(crawler.settings, job.cluster_redis_url, job.job, worker)
         crawler.settings.set("POLITE_CONFIG_PATH", str(job.path) if job.path else None,
                              priority="spider")
         addons = crawler.settings.getdict("ADDONS")
@@ -46,6 +52,12 @@ class CorpusSpider(scrapy.Spider):
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
+        if self.settings.get("POLITE_CLUSTER_REDIS_URL"):
+            from crawler.cluster.seeds import cluster_start_requests
+
+            for request in cluster_start_requests(self.crawler, self):
+                yield request
+            return
         for url in self.job.seeds:
             yield scrapy.Request(url, callback=self.parse)
 

@@ -1,0 +1,22 @@
+"""Cluster mode: several worker processes crawl one job through Redis and stay polite as one.
+
+On top of scrapy-redis (shared request queue and duplicate filter), one module per Scrapy
+extension point it adds or replaces, all settings in :mod:`crawler.cluster.defaults`:
+
+* :mod:`~crawler.cluster.scheduler` — ``SCHEDULER``: scrapy-redis's scheduler and duplicate
+  filter, per job, with requests in flight kept until finished (a killed worker's go back);
+* :mod:`~crawler.cluster.politeness` — ``DOWNLOADER_MIDDLEWARES``: per-origin delay and
+  concurrency 1 for the whole cluster, one atomic Lua script per grant;
+* :mod:`~crawler.cluster.store` — the runtime's ``SiteCache``: per-origin files and registry
+  answers fetched once per cluster per expiry, shared as raw bytes with their hashes;
+* :mod:`~crawler.cluster.worker` — ``EXTENSIONS``: presence, heartbeat, idle and close;
+* :mod:`~crawler.cluster.seeds` — start URLs (``polite-crawl seed``);
+* :mod:`~crawler.cluster.audit` — one time-ordered report from the workers' audit logs;
+* :mod:`~crawler.cluster.settings` — every setting a worker needs.
+
+Keys live under ``polite:<job>:`` (:mod:`~crawler.cluster.keys`).
+"""
+
+from crawler.cluster.settings import apply_cluster_settings, cluster_enabled, cluster_settings
+
+__all__ = ["apply_cluster_settings", "cluster_enabled", "cluster_settings"]

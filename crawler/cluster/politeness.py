@@ -1,0 +1,349 @@
+"""Per-origin politeness for the whole cluster: one Lua script decides every send.
+
+Each origin has one Redis hash (``polite:<job>:origin:<origin>``): the current lease (token,
+worker, expiry) and what ``next_allowed`` is computed from. :data:`ACQUIRE_SCRIPT` grants a
+send only if
+
+* no *live* worker holds the origin's lease (concurrency 1 across the cluster; a lease
+  expires after the request's download timeout plus a margin, and is void at once when its
+  holder's presence key has expired: a killed worker blocks nobody), and
+* the server's clock (Redis ``TIME``: one clock for all workers) has reached
+  ``next_allowed`` (the previous request's reference time plus the delay, or a Retry-After),
+
+and then records the lease and the new reference (``next_allowed = now + delay``) in the
+same atomic call. Otherwise it answers how long to wait. A request whose delay is larger than the one the
+previous grant recorded waits for its own: a Crawl-delay learnt from the robots.txt just
+fetched already spaces the next request.
+
+``POLITE_CLUSTER_SPACING`` says where the delay counts from. ``response`` (the default):
+releasing the lease moves the reference to the release, so the next request leaves at least
+``delay`` after the previous one was *answered* — a guarantee the server can check in its own
+log, since an answer always follows the request's arrival. ``grant``: from the previous grant
+only (Scrapy's DOWNLOAD_DELAY meaning, send to send): faster by one download time per
+request, but the server may see a gap shorter than the delay by however much longer the
+previous request took from its grant to the server (a new connection, a busy worker).
+
+The delay is the larger of ``POLITE_CLUSTER_DELAY`` (the job's ``DOWNLOAD_DELAY``) and the
+robots.txt ``Crawl-delay`` / ``Request-rate`` for our token (capped by
+``POLITE_MAX_CRAWL_DELAY``), read from the robots.txt the worker holds — so per-origin files
+fetched after robots.txt are spaced by it too.
+
+:class:`ClusterPolitenessMiddleware` asks just before the downloader (order 950: its
+``process_request`` runs after every other middleware's, its ``process_response`` and
+``process_exception`` before theirs, so the lease is released before a redirect or a retry
+is made). Per-origin files (``polite_preflight``) and registry calls pass through it like
+any request. Within one worker, requests for one origin queue locally and only the first
+asks Redis, so a page costs about one grant call and one release call. A 429/503 with
+``Retry-After`` defers the origin for the whole cluster.
+
+Scrapy's own per-slot delay is set to 0 in cluster mode (settings.py): a local delay on top of
+the shared one could only move a granted send later, closer to the next worker's grant.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from redis.exceptions import RedisError
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from twisted.internet.defer import Deferred
+
+from crawler import defaults as crawler_defaults
+from crawler.cluster.keys import JobKeys
+from crawler.cluster.settings import cluster_enabled
+from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
+
+try:  # Scrapy >= 2.13
+    from scrapy.utils.defer import maybe_deferred_to_future
+except ImportError:  # pragma: no cover
+    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request, Response
+
+    from crawler.cluster.connection import CountingRedis
+
+logger = logging.getLogger(__name__)
+
+META_LEASE = "polite_cluster_lease"
+
+# The origin hash: token / worker / lease_until (the lease), ref (when spacing counts from:
+# the last grant, or its response once released), ref_delay (the delay that grant recorded),
+# defer_until (Retry-After), granted_at (for the record).
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS[1] origin hash. ARGV: token, worker, delay ms, lease ms, poll ms, alive-key prefix.
+# Returns {1, now_ms} (granted) or {0, wait_ms}.
+ACQUIRE_SCRIPT = _NOW + """
+local f = redis.call('HMGET', KEYS[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
+                     'defer_until')
+local delay = tonumber(ARGV[3])
+local lease_until = tonumber(f[3]) or 0
+local allowed = 0
+if f[4] then
+  -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
+  allowed = tonumber(f[4]) + math.max(tonumber(f[5]) or 0, delay)
+end
+allowed = math.max(allowed, tonumber(f[6]) or 0)
+local held = false
+if f[1] and f[1] ~= ARGV[1] and lease_until > now then
+  held = redis.call('EXISTS', ARGV[6] .. f[2]) == 1
+end
+if held or now < allowed then
+  local wait = allowed - now
+  if held then
+    wait = math.max(wait, math.min(tonumber(ARGV[5]), lease_until - now))
+  end
+  return {0, math.max(wait, 1)}
+end
+local lease = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'worker', ARGV[2], 'lease_until', now + lease,
+           'ref', now, 'ref_delay', delay, 'granted_at', now)
+redis.call('PEXPIRE', KEYS[1], math.max(lease, delay) + 60000)
+return {1, now}
+"""
+
+# KEYS[1] origin hash. ARGV: token, "1" to count the spacing from now (the response).
+# Returns 1 when the lease was this token's.
+RELEASE_SCRIPT = _NOW + """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'token', 'worker', 'lease_until')
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'ref', now)
+  local d = tonumber(redis.call('HGET', KEYS[1], 'ref_delay')) or 0
+  redis.call('PEXPIRE', KEYS[1], d + 60000)
+end
+return 1
+"""
+
+# KEYS[1] origin hash. ARGV: wait ms. Nothing is granted before now + wait.
+DEFER_SCRIPT = _NOW + """
+local until_ms = now + tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'defer_until')) or 0
+if until_ms > cur then
+  redis.call('HSET', KEYS[1], 'defer_until', until_ms)
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) + 60000 then
+    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
+  end
+end
+return until_ms
+"""
+
+#: Spacing modes (``POLITE_CLUSTER_SPACING``).
+SPACING_MODES = ("response", "grant")
+
+
+class Grant(NamedTuple):
+    granted: bool
+    wait: float   # seconds to wait before asking again (0 when granted)
+
+
+class OriginGate:
+    """The three scripts for one job, bound to one client and one worker name."""
+
+    def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *,
+                 poll: float = 0.1, spacing: str = "response") -> None:
+        if spacing not in SPACING_MODES:
+            raise ValueError(f"POLITE_CLUSTER_SPACING: {spacing!r} is not one of "
+                             f"{', '.join(SPACING_MODES)}")
+        self.spacing = spacing
+        self.client = client
+        self.keys = keys
+        self.worker = worker
+        self.poll_ms = max(1, int(poll * 1000))
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._defer = client.register_script(DEFER_SCRIPT)
+
+    def try_acquire(self, origin: str, token: str, *, delay: float, lease: float) -> Grant:
+        """One attempt: the lease on ``origin`` for ``token``, or how long to wait."""
+        ok, value = self._acquire(
+            keys=[self.keys.origin(origin)],
+            args=[token, self.worker, max(0, int(delay * 1000)), max(1, int(lease * 1000)),
+                  self.poll_ms, self.keys.alive_prefix],
+        )
+        if int(ok):
+            return Grant(True, 0.0)
+        return Grant(False, int(value) / 1000)
+
+    def release(self, origin: str, token: str) -> bool:
+        from_now = "1" if self.spacing == "response" else "0"
+        return bool(int(self._release(keys=[self.keys.origin(origin)], args=[token, from_now])))
+
+    def defer(self, origin: str, seconds: float) -> None:
+        """Nothing is sent to ``origin`` by any worker for ``seconds`` from now."""
+        self._defer(keys=[self.keys.origin(origin)], args=[max(0, int(seconds * 1000))])
+
+    def state(self, origin: str) -> dict[str, str]:
+        raw = self.client.hgetall(self.keys.origin(origin))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def robots_delay(robots: Any, token: str) -> float | None:
+    """``Crawl-delay`` / ``Request-rate`` interval for ``token`` in a parsed robots.txt (the
+    same reading as ``ReservationMiddleware._apply_crawl_delay``)."""
+    delays = [robots.crawl_delay(token)]
+    rate = robots.request_rate(token)
+    if rate is not None:
+        delays.append(rate.delay)
+    return max([d for d in delays if d is not None], default=None)
+
+
+class ClusterPolitenessMiddleware:
+    """Downloader middleware: no request leaves before the cluster grants its origin."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        if not cluster_enabled(s):
+            raise NotConfigured
+        self.crawler = crawler
+        self.worker = ClusterWorker.of(crawler)
+        self.gate = OriginGate(self.worker.redis, self.worker.keys, self.worker.name,
+                               poll=float(cluster_setting(s, "POLITE_CLUSTER_LEASE_POLL")),
+                               spacing=str(cluster_setting(s, "POLITE_CLUSTER_SPACING")))
+        self.base_delay = float(cluster_setting(s, "POLITE_CLUSTER_DELAY"))
+        self.max_delay = float(s.get("POLITE_MAX_CRAWL_DELAY")
+                               or crawler_defaults.POLITE_MAX_CRAWL_DELAY)
+        self.download_timeout = s.getfloat("DOWNLOAD_TIMEOUT", 180.0)
+        self.margin = float(cluster_setting(s, "POLITE_CLUSTER_LEASE_MARGIN"))
+        self.gate_timeout = float(cluster_setting(s, "POLITE_CLUSTER_GATE_TIMEOUT"))
+        self.retry_after_max = float(s.get("POLITE_RETRY_AFTER_MAX")
+                                     or crawler_defaults.POLITE_RETRY_AFTER_MAX)
+        self._turns: dict[str, deque[Deferred[None]]] = {}
+        self._seq = itertools.count(1)
+        self._delays: dict[str, float] = {}
+        self._runtime: Any = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ClusterPolitenessMiddleware:
+        return cls(crawler)
+
+    # -- the delay ---------------------------------------------------------------------
+    def delay_for(self, origin: str) -> float:
+        """``POLITE_CLUSTER_DELAY``, or the origin's robots.txt interval when larger."""
+        rt = self._get_runtime()
+        delay = self.base_delay
+        if rt is None:
+            return delay
+        robots = rt.sitecache.cached(origin, "robots.txt")
+        if robots is not None and robots.parsed is not None:
+            wanted = robots_delay(robots.parsed, rt.policy.token)
+            if wanted is not None and wanted > delay:
+                delay = min(wanted, self.max_delay)
+                if self._delays.get(origin) != delay:
+                    self._delays[origin] = delay
+                    self.crawler.stats.set_value(f"polite/crawl_delay/{origin}", delay)
+                    logger.info("%s asks for %.1f s between requests: applied across the "
+                                "cluster", origin, delay)
+        return delay
+
+    def _get_runtime(self) -> Any:
+        if self._runtime is None:
+            from crawler.runtime import PoliteRuntime
+
+            self._runtime = self.crawler.get_extension(PoliteRuntime)
+        return self._runtime
+
+    # -- before the download -------------------------------------------------------------
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        from crawler.middlewares import origin_of
+
+        origin = origin_of(request)
+        delay = self.delay_for(origin)
+        lease = float(request.meta.get("download_timeout") or self.download_timeout) + self.margin
+        token = f"{self.worker.name}:{next(self._seq)}"
+        await self._local_turn(origin)
+        try:
+            await self._acquire(request, origin, token, delay, lease)
+        finally:
+            self._next_turn(origin)
+        request.meta[META_LEASE] = (origin, token)
+
+    async def _acquire(self, request: Request, origin: str, token: str, delay: float,
+                       lease: float) -> None:
+        stats = self.crawler.stats
+        started = time.monotonic()
+        errors = 0
+        while True:
+            try:
+                grant = self.gate.try_acquire(origin, token, delay=delay, lease=lease)
+                errors = 0
+            except RedisError as exc:  # fail closed: nothing is sent without a grant
+                errors += 1
+                grant = Grant(False, min(5.0, 0.2 * 2 ** errors))
+                logger.warning("cluster politeness: Redis unavailable (%s); %s waits", exc,
+                               request.url)
+            stats.inc_value("polite/cluster/gate/tries")
+            if grant.granted:
+                break
+            if time.monotonic() - started + grant.wait > self.gate_timeout:
+                stats.inc_value("polite/cluster/gate/timeout")
+                logger.error("cluster politeness: %s not granted within %.0f s: not sent",
+                             request.url, self.gate_timeout)
+                raise IgnoreRequest(f"{origin} not granted within {self.gate_timeout:.0f} s")
+            await sleep(grant.wait + 0.001)
+        waited = time.monotonic() - started
+        stats.inc_value("polite/cluster/gate/granted")
+        if waited > 0.005:
+            stats.inc_value("polite/cluster/gate/waited")
+            stats.inc_value("polite/cluster/gate/wait_seconds", round(waited, 3))
+
+    async def _local_turn(self, origin: str) -> None:
+        """One request per origin at a time asks Redis from this worker; the others queue."""
+        queue = self._turns.get(origin)
+        if queue is None:
+            self._turns[origin] = deque()
+            return
+        d: Deferred[None] = Deferred()
+        queue.append(d)
+        await maybe_deferred_to_future(d)
+
+    def _next_turn(self, origin: str) -> None:
+        queue = self._turns.get(origin)
+        while queue:
+            d = queue.popleft()
+            if not d.called:  # a waiter whose request was cancelled is skipped
+                d.callback(None)
+                return
+        self._turns.pop(origin, None)
+
+    # -- after the download ---------------------------------------------------------------
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Response:
+        origin = self._release(request)
+        if origin is not None and response.status in (429, 503):
+            from crawler.middlewares import parse_retry_after
+
+            wait = parse_retry_after(response.headers.get(b"Retry-After"))
+            if wait is not None and 0 < wait <= self.retry_after_max:
+                try:
+                    self.gate.defer(origin, wait)
+                    self.crawler.stats.inc_value("polite/cluster/retry_after")
+                except RedisError as exc:
+                    logger.warning("cluster politeness: cannot defer %s (%s)", origin, exc)
+        return response
+
+    def process_exception(self, request: Request, exception: BaseException,
+                          spider: Any = None) -> None:
+        self._release(request)
+
+    def _release(self, request: Request) -> str | None:
+        held = request.meta.pop(META_LEASE, None)
+        if held is None:
+            return None
+        origin, token = held
+        try:
+            self.gate.release(origin, token)
+        except RedisError as exc:  # the lease expires by itself
+            logger.warning("cluster politeness: cannot release %s (%s)", origin, exc)
+        return origin

@@ -1,0 +1,372 @@
+"""The shared reservation cache: per-origin files and registry answers, once per cluster.
+
+:class:`RedisSiteStore` keeps what a fetch of robots.txt, tdmrep.json, ai.txt or an RSL licence
+returned — raw status, body, error, final URL, fetch time and the body's SHA-256 (the evidence
+hash the audit records cite) — under ``polite:<job>:site:<kind>:<url>``, with an expiry: the
+TTL for files that were read or found absent, a backoff for files that could not be fetched
+(doubling per consecutive failure, counted for the cluster, capped by the TTL: an unreachable
+file is never cached long, and the URLs depending on it stay refused meanwhile). Every worker
+re-parses the raw bytes itself with :func:`crawler.policy.site_file`, so a worker never trusts
+a parsed object from another process, and its own audit records carry the same hashes.
+
+:class:`SharedSiteCache` is :class:`crawler.sitecache.SiteCache` with the fetch going through
+the store: a worker that finds the file there uses it; otherwise it takes the file's fetch
+lock (``SET NX PX``; void at once if its holder's presence key expired) and fetches it through
+the engine as usual, then stores it; a worker that does not get the lock polls the store for up
+to ``POLITE_CLUSTER_FETCH_WAIT`` seconds, then fetches the file itself. Never fail open: if
+neither happens (the fetch fails, Redis is gone and the fetch fails), the file counts as
+unreachable, as in a single process.
+
+:class:`SharedHttpRegistry` does the same for the answers of an HTTP registry API (without a
+lock: each URL is asked by the worker that needs it first; answers are shared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from redis.exceptions import RedisError
+
+from crawler.cluster.keys import JobKeys
+from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
+from crawler.optout.model import SiteFile
+from crawler.policy import site_file
+from crawler.registry_client import HttpRegistry, _Cached
+from crawler.sitecache import SiteCache
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.cluster.connection import CountingRedis
+
+logger = logging.getLogger(__name__)
+
+
+class StoredFile(NamedTuple):
+    """One fetch of a per-origin file as the cluster stored it."""
+
+    status: int | None      # None: no response (network error, timeout, redirect loop)
+    body: bytes
+    error: str | None
+    final_url: str | None
+    fetched_at: float       # Unix time of the fetch
+    sha256: str | None      # of ``body`` when there was a response (the evidence hash)
+    expires_in: float       # seconds the entry has left
+
+
+class StoredAnswer(NamedTuple):
+    """One registry answer for one URL (``opted_out`` None: the registry could not answer)."""
+
+    opted_out: bool | None
+    detail: str
+    fetched_at: float
+    expires_in: float
+
+
+# KEYS: entry hash, failure counter. ARGV: unreachable ("1"/"0"), ttl ms, backoff ms, then the
+# entry's field/value pairs. Returns the entry's lifetime in ms.
+_PUT = """
+local ttl = tonumber(ARGV[2])
+local wait = ttl
+if ARGV[1] == '1' then
+  local n = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  wait = math.min(tonumber(ARGV[3]) * 2 ^ (n - 1), ttl)
+else
+  redis.call('DEL', KEYS[2])
+end
+wait = math.max(math.floor(wait), 1)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], wait)
+return wait
+"""
+
+# KEYS: lock. ARGV: worker, ttl ms, alive-key prefix. 1 when this worker holds the lock now.
+_LOCK = """
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. cur) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lock. ARGV: worker.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisSiteStore:
+    """Raw per-origin file fetches and registry answers shared by a job's workers."""
+
+    def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *, ttl: float,
+                 backoff: float, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.keys = keys
+        self.worker = worker
+        self.ttl = ttl
+        self.backoff = backoff
+        self._clock = clock
+        self._put = client.register_script(_PUT)
+        self._lock = client.register_script(_LOCK)
+        self._unlock = client.register_script(_UNLOCK)
+
+    # -- per-origin files ------------------------------------------------------------------
+    def get(self, kind: str, url: str) -> StoredFile | None:
+        """The stored fetch of ``url``, or None (absent, expired, or failing its hash)."""
+        key = self.keys.site(kind, url)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.pttl(key)
+            raw, pttl = pipe.execute()
+        if not raw or pttl is None or int(pttl) <= 0:
+            return None
+        f = {k.decode(): v for k, v in raw.items()}
+        status = int(f["status"]) if f.get("status") else None
+        body = f.get("body", b"")
+        sha = f["sha256"].decode() if f.get("sha256") else None
+        if status is not None and sha != hashlib.sha256(body).hexdigest():
+            logger.warning("shared cache entry for %s does not match its hash: ignored", url)
+            return None
+        return StoredFile(status, body, _text(f.get("error")), _text(f.get("final_url")),
+                          float(f.get("fetched_at", b"0")), sha, int(pttl) / 1000)
+
+    def put(self, kind: str, url: str, *, status: int | None, body: bytes = b"",
+            error: str | None = None, final_url: str | None = None, outcome: str,
+            fetched_at: float | None = None) -> float:
+        """Store one fetch; returns its lifetime in seconds (the TTL, or the backoff when
+        ``outcome`` is ``unreachable``, doubling per consecutive failure, capped by the TTL)."""
+        sha = hashlib.sha256(body).hexdigest() if status is not None else ""
+        fields = {"status": "" if status is None else str(status), "body": body,
+                  "error": error or "", "final_url": final_url or "",
+                  "fetched_at": repr(self._clock() if fetched_at is None else fetched_at),
+                  "sha256": sha, "outcome": outcome, "worker": self.worker}
+        args: list[Any] = ["1" if outcome == "unreachable" else "0",
+                           max(1, int(self.ttl * 1000)), max(1, int(self.backoff * 1000))]
+        for k, v in fields.items():
+            args += [k, v]
+        ms = self._put(keys=[self.keys.site(kind, url), self.keys.site_failures(kind, url)],
+                       args=args)
+        return int(ms) / 1000
+
+    def acquire(self, kind: str, url: str, timeout: float) -> bool:
+        """The fetch lock for ``url`` (held for at most ``timeout`` seconds); False when a
+        live worker holds it."""
+        return bool(int(self._lock(keys=[self.keys.site_lock(kind, url)],
+                                   args=[self.worker, max(1, int(timeout * 1000)),
+                                         self.keys.alive_prefix])))
+
+    def release(self, kind: str, url: str) -> bool:
+        return bool(int(self._unlock(keys=[self.keys.site_lock(kind, url)],
+                                     args=[self.worker])))
+
+    # -- registry answers ------------------------------------------------------------------
+    def get_registry(self, name: str, url: str) -> StoredAnswer | None:
+        return self.get_registry_many(name, [url]).get(url)
+
+    def get_registry_many(self, name: str, urls: Iterable[str]) -> dict[str, StoredAnswer]:
+        urls = list(urls)
+        if not urls:
+            return {}
+        with self.client.pipeline(transaction=False) as pipe:
+            for url in urls:
+                key = self.keys.registry(name, url)
+                pipe.hgetall(key)
+                pipe.pttl(key)
+            res = pipe.execute()
+        out = {}
+        for i, url in enumerate(urls):
+            raw, pttl = res[2 * i], res[2 * i + 1]
+            if not raw or pttl is None or int(pttl) <= 0:
+                continue
+            f = {k.decode(): v for k, v in raw.items()}
+            opted = {b"1": True, b"0": False}.get(f.get("opted_out", b""))
+            out[url] = StoredAnswer(opted, _text(f.get("detail")) or "",
+                                    float(f.get("fetched_at", b"0")), int(pttl) / 1000)
+        return out
+
+    def put_registry(self, name: str, url: str, opted_out: bool | None, detail: str) -> float:
+        return self.put_registry_many(name, {url: (opted_out, detail)})[url]
+
+    def put_registry_many(self, name: str,
+                          answers: Mapping[str, tuple[bool | None, str]]) -> dict[str, float]:
+        """Definite answers live for the TTL; "could not answer" for the backoff."""
+        out: dict[str, float] = {}
+        if not answers:
+            return out
+        now = repr(self._clock())
+        with self.client.pipeline(transaction=False) as pipe:
+            for url, (opted, detail) in answers.items():
+                key = self.keys.registry(name, url)
+                life = self.ttl if opted is not None else min(self.backoff, self.ttl)
+                pipe.delete(key)
+                pipe.hset(key, mapping={"opted_out": {True: "1", False: "0"}.get(opted, ""),
+                                        "detail": detail, "fetched_at": now,
+                                        "worker": self.worker})
+                pipe.pexpire(key, max(1, int(life * 1000)))
+                out[url] = life
+            pipe.execute()
+        return out
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("utf-8", "replace") if value else None
+
+
+class SharedSiteCache(SiteCache):
+    """:class:`~crawler.sitecache.SiteCache` whose fetches go through :class:`RedisSiteStore`.
+
+    Same constructor as ``SiteCache`` (the runtime swaps the class in cluster mode); the
+    store comes from the crawler's :class:`~crawler.cluster.worker.ClusterWorker`.
+    """
+
+    def __init__(self, crawler: Crawler, **kwargs: Any) -> None:
+        super().__init__(crawler, **kwargs)
+        worker = ClusterWorker.of(crawler)
+        s = crawler.settings
+        self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=self.ttl,
+                                    backoff=self.backoff)
+        self.fetch_wait = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_WAIT"))
+        self.fetch_poll = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_POLL"))
+        self.lock_ttl = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL"))
+        self._bodies: dict[tuple[str, str], bytes] = {}
+        self._shared_expiry: dict[tuple[str, str], float] = {}
+
+    async def _fetch(self, kind: str, url: str) -> SiteFile:
+        try:
+            return await self._fetch_shared(kind, url)
+        except RedisError as exc:
+            self.crawler.stats.inc_value("polite/cluster/site/redis_error")
+            logger.warning("shared reservation cache unavailable (%s): %s fetched by this "
+                           "worker alone", exc, url)
+            return await self._fetch_here(kind, url, share=False)
+
+    async def _fetch_shared(self, kind: str, url: str) -> SiteFile:
+        stats = self.crawler.stats
+        deadline = time.monotonic() + self.fetch_wait
+        waited = False
+        while True:
+            hit = self.store.get(kind, url)
+            if hit is not None:
+                stats.inc_value("polite/cluster/site/waited" if waited else
+                                "polite/cluster/site/shared")
+                return self._from_store(kind, url, hit)
+            if self.store.acquire(kind, url, self.lock_ttl):
+                try:
+                    hit = self.store.get(kind, url)  # stored just before we took the lock
+                    if hit is not None:
+                        stats.inc_value("polite/cluster/site/shared")
+                        return self._from_store(kind, url, hit)
+                    return await self._fetch_here(kind, url, share=True)
+                finally:
+                    try:
+                        self.store.release(kind, url)
+                    except RedisError:  # the lock expires by itself
+                        pass
+            if time.monotonic() >= deadline:
+                stats.inc_value("polite/cluster/site/wait_timeout")
+                logger.warning("%s: another worker has been fetching it for %.0f s; fetching "
+                               "it here too", url, self.fetch_wait)
+                return await self._fetch_here(kind, url, share=True)
+            waited = True
+            await sleep(self.fetch_poll)
+
+    async def _fetch_here(self, kind: str, url: str, *, share: bool) -> SiteFile:
+        f = await super()._fetch(kind, url)
+        body = self._bodies.pop((kind, url), b"")
+        self.crawler.stats.inc_value("polite/cluster/site/fetched")
+        if share:
+            try:
+                self._shared_expiry[(kind, url)] = self.store.put(
+                    kind, url, status=f.status, body=body, error=f.error,
+                    final_url=f.final_url, outcome=f.outcome)
+            except RedisError as exc:
+                logger.warning("could not share %s with the cluster (%s)", url, exc)
+        return f
+
+    def _from_store(self, kind: str, url: str, hit: StoredFile) -> SiteFile:
+        f = site_file(kind, url, status=hit.status, body=hit.body, error=hit.error,
+                      final_url=hit.final_url)
+        self._keep_evidence(f, hit.body)  # this worker's evidence directory too
+        self._shared_expiry[(kind, url)] = hit.expires_in
+        return f
+
+    def _archive(self, f: SiteFile, body: bytes) -> None:
+        # SiteCache._fetch hands every response body it parsed to _archive: keep it for the
+        # store (the fetch coroutine picks it up right after _fetch returns)
+        self._bodies[(f.kind, f.url)] = body
+        self._keep_evidence(f, body)
+
+    def _keep_evidence(self, f: SiteFile, body: bytes) -> None:
+        """SiteCache._archive, safe when several workers share one output directory: each
+        writes its own temporary file (the same name would race), and an evidence file that
+        another worker wrote first is fine as it is (its name is its hash)."""
+        if self.evidence_dir is None or f.sha256 is None or not (200 <= (f.status or 0) < 300):
+            return
+        path = self.evidence_dir / f.sha256
+        if path.exists():
+            return
+        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{f.sha256}.{os.getpid()}.{id(body):x}.tmp")
+        try:
+            tmp.write_bytes(body)
+            tmp.replace(path)
+        except OSError as exc:  # evidence is kept best-effort; the audit record has the hash
+            logger.warning("could not keep evidence file %s (%s)", path, exc)
+            tmp.unlink(missing_ok=True)
+
+    def _store(self, key: tuple[str, str], f: SiteFile) -> None:
+        super()._store(key, f)
+        remaining = self._shared_expiry.pop(key, None)
+        if remaining is not None and key in self._entries:
+            # expire with the cluster's entry, not a full TTL after this worker read it
+            self._entries[key].expires = self._clock() + remaining
+
+
+class SharedHttpRegistry(HttpRegistry):
+    """:class:`~crawler.registry_client.HttpRegistry` whose answers are shared by the job's
+    workers: a URL already answered (or found unanswerable, for the backoff) is not asked
+    again by another worker. Same constructor as ``HttpRegistry``."""
+
+    def __init__(self, spec: dict[str, Any], policy: Any, crawler: Crawler, *, ttl: float,
+                 backoff: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(spec, policy, crawler, ttl=ttl, backoff=backoff, clock=clock)
+        worker = ClusterWorker.of(crawler)
+        self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=ttl,
+                                    backoff=backoff)
+
+    async def _ask(self, batch: list[str]) -> None:
+        stats = self.crawler.stats
+        try:
+            known = self.store.get_registry_many(self.name, batch)
+        except RedisError as exc:
+            logger.warning("shared registry answers unavailable (%s)", exc)
+            known = {}
+        now = self._clock()
+        for url, hit in known.items():
+            c = _Cached(hit.opted_out, hit.detail, now + hit.expires_in)
+            self._cache[url] = c
+            for d in self._waiters.pop(url, []):
+                d.callback(c)
+        if known:
+            stats.inc_value(f"polite/cluster/registry/{self.name}/shared", len(known))
+        rest = [u for u in batch if u not in known]
+        if not rest:
+            return
+        await super()._ask(rest)
+        answers = {u: (self._cache[u].opted_out, self._cache[u].detail)
+                   for u in rest if u in self._cache}
+        try:
+            self.store.put_registry_many(self.name, answers)
+        except RedisError as exc:
+            logger.warning("could not share registry answers (%s)", exc)
