@@ -42,8 +42,8 @@ class Addon:
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):
             settings["ITEM_PIPELINES"][CORPUS] = 800
-        # 700: before the corpus writer; it switches itself off unless POLITE_WARC is true
-        settings["ITEM_PIPELINES"][WARC] = 700
+        if settings.getbool("POLITE_WARC", False):
+            settings["ITEM_PIPELINES"][WARC] = 700  # before the corpus writer
         ua = settings.get("POLITE_USER_AGENT")
         if ua:
             settings.set("USER_AGENT", ua, settings.getpriority("POLITE_USER_AGENT"))
