@@ -34,10 +34,8 @@ A run on a 2-CPU machine (``--origins 80 --pages 20``; LocalWeb and Redis on the
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -51,6 +49,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from crawl_throughput import stats_of
 
 from crawler.cluster.connection import redis_client
 from crawler.cluster.seeds import reset_job
@@ -95,15 +96,6 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
             client.close()
     proc.kill()
     raise SystemExit("redis-server did not start")
-
-
-def stats_of(text: str) -> dict:
-    m = re.search(r"Dumping Scrapy stats:\n(\{.*?\})\n(?:\d{4}-|$)", text, re.DOTALL)
-    if not m:
-        raise SystemExit("no stats in the worker's output:\n" + text[-3000:])
-    body = re.sub(r"datetime\.datetime\(.*?tzinfo=datetime\.timezone\.utc\)", "None",
-                  m.group(1))
-    return ast.literal_eval(body)
 
 
 def run_cluster(web: LocalWeb, redis_url: str, tmp: Path, workers: int,

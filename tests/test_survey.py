@@ -3,15 +3,12 @@ semantics, every mechanism on synthetic inputs, offline inputs (directory, WARC)
 
 from __future__ import annotations
 
-import ast
 import gzip
 import hashlib
 import io
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -567,30 +564,3 @@ def test_agent_list_is_bundled_with_its_provenance():
         gpt.token = "x"  # type: ignore[misc]
 
 
-# --------------------------------------------------------------------------- layering
-
-SANS_IO = [Path(__file__).parent.parent / "crawler" / name for name in ("survey.py",
-                                                                        "agents.py")]
-
-
-@pytest.mark.parametrize("path", SANS_IO, ids=lambda p: p.name)
-def test_survey_modules_do_no_network_io(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            top = name.split(".")[0]
-            assert top not in {"scrapy", "twisted", "socket", "http", "asyncio", "requests",
-                               "subprocess"}, f"{path.name} imports {name}"
-            assert name != "urllib.request", f"{path.name} imports {name}"
-
-
-def test_importing_survey_loads_no_scrapy_or_twisted():
-    code = ("import sys, crawler.survey, crawler.agents\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
-            "assert not bad, bad\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
