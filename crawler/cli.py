@@ -605,10 +605,12 @@ def cmd_transparency(args: argparse.Namespace) -> int:
 
     from crawler.transparency import build_transparency
 
+    from crawler.transparency import output_files
+
     dirs = [Path(p) for p in args.inputs]
     for d in dirs:
-        if not (d / "audit.jsonl").is_file():
-            raise UsageError(f"{d}: not a crawl output directory (no audit.jsonl)")
+        if not output_files(d)[0]:
+            raise UsageError(f"{d}: not a crawl output directory (no audit log)")
     build_transparency(dirs, Path(args.out), top_share=0.10, sme=args.sme,
                        now=datetime.now(timezone.utc))
     print(f"polite-crawl: {Path(args.out) / 'transparency.md'} and transparency.json written")

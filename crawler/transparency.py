@@ -135,11 +135,13 @@ def read_run_info(output_dir: str | Path) -> tuple[dict[str, Any], str | None]:
     """
     out = Path(output_dir)
     path = out / RUN_INFO
+    if not path.is_file():  # a cluster job: one run-<worker>.json per worker
+        path = next(iter(sorted(out.glob("run-*.json"))), path)
     if path.is_file():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
-                return data, RUN_INFO
+                return data, path.name
         except (OSError, ValueError):
             logger.warning("%s cannot be read; looking for a job config instead", path)
     for cfg in sorted(out.glob("*.yaml")):
@@ -191,19 +193,35 @@ def read_output_dir(output_dir: str | Path) -> RunFigures:
     out = Path(output_dir)
     info, source = read_run_info(out)
     run = RunFigures(str(output_dir), info, source)
-    audit = out / "audit.jsonl"
-    if audit.is_file():
-        result = verify_file(audit)
-        run.audit_ok, run.audit_message = result.ok, result.describe(str(audit))
-        for rec in _jsonl(audit):
-            _count_record(run, rec)
+    audits, corpora = output_files(out)
+    if audits:
+        results = [verify_file(a) for a in audits]
+        run.audit_ok = all(r.ok for r in results)
+        run.audit_message = "; ".join(r.describe(str(a)) for a, r in zip(audits, results))
+        for audit in audits:
+            for rec in _jsonl(audit):
+                _count_record(run, rec)
     else:
-        run.audit_message = f"{audit}: not found"
-    corpus = out / "corpus.jsonl"
-    if corpus.is_file():
+        run.audit_message = f"{out / 'audit.jsonl'}: not found"
+    for corpus in corpora:
         for doc in _jsonl(corpus):
             _count_document(run, doc)
     return run
+
+
+def output_files(out: Path) -> tuple[list[Path], list[Path]]:
+    """The audit logs and corpora of an output directory: ``audit.jsonl``/``corpus.jsonl``,
+    or a cluster job's ``audit-<worker>.jsonl``/``corpus-<worker>.jsonl`` (merged reports,
+    which are not chains, are left out)."""
+    from crawler.cluster.audit import is_report
+
+    if (out / "audit.jsonl").is_file():
+        audits = [out / "audit.jsonl"]
+    else:
+        audits = [p for p in sorted(out.glob("audit-*.jsonl")) if not is_report(p)]
+    corpora = ([out / "corpus.jsonl"] if (out / "corpus.jsonl").is_file()
+               else sorted(out.glob("corpus-*.jsonl")))
+    return audits, corpora
 
 
 def _count_record(run: RunFigures, rec: Mapping[str, Any]) -> None:

@@ -254,3 +254,29 @@ def test_a_tampered_audit_log_is_flagged(crawl: tuple[Path, Path], tmp_path: Pat
     s = build_transparency([crawl[0]], tmp_path / "r")
     assert s["runs"][0]["audit_log"]["verified"] is False
     assert "NOT verified" in (tmp_path / "r" / "transparency.md").read_text()
+
+
+def test_cluster_output_dir_reads_every_worker(tmp_path):
+    """A cluster job's directory: audit-<worker>.jsonl and corpus-<worker>.jsonl, and a merged
+    report beside them that must not be counted twice."""
+    from crawler.audit.log import AuditWriter
+    from crawler.cluster.audit import merge_logs
+    from crawler.transparency import read_output_dir
+
+    for worker, urls in (("a", ["https://a.example.com/1", "https://a.example.com/2"]),
+                         ("b", ["https://b.example.org/1"])):
+        writer = AuditWriter(tmp_path / f"audit-{worker}.jsonl", job="j")
+        with open(tmp_path / f"corpus-{worker}.jsonl", "w", encoding="utf-8") as fh:
+            for url in urls:
+                rec = writer.write(url=url, decision="allow", reasons=[], policy_sha256="p")
+                fh.write(json.dumps({"url": url, "audit_seq": rec["seq"], "bytes": 100,
+                                     "content_type": "text/html"}) + "\n")
+        writer.write(url=urls[0] + "x", decision="deny", policy_sha256="p",
+                     reasons=[{"signal": "robots", "channel": "robots.txt"}])
+        writer.close()
+    merge_logs([tmp_path / "audit-a.jsonl", tmp_path / "audit-b.jsonl"],
+               tmp_path / "audit-merged.jsonl")
+    run = read_output_dir(tmp_path)
+    assert run.audit_ok is True
+    assert run.documents == 3 and run.bytes == 300
+    assert run.decisions["allow"] == 3 and run.refused_by_signal["robots"] == 2
