@@ -603,9 +603,7 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
 def cmd_transparency(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from crawler.transparency import build_transparency
-
-    from crawler.transparency import output_files
+    from crawler.transparency import build_transparency, output_files
 
     dirs = [Path(p) for p in args.inputs]
     for d in dirs:
