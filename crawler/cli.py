@@ -547,24 +547,27 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir).resolve()
     try:
-        rv.check_output_dir(out)
+        found = rv.check_output_dir(out)
     except rv.RevalidateError as exc:
         raise UsageError(str(exc)) from None
     cfg_path = Path(args.config) if args.config else None
     if cfg_path is None:
-        info = out / "run.json"
-        recorded = json.loads(info.read_text()).get("config") if info.exists() else None
+        infos = [out / "run.json", *sorted(out.glob("run-*.json"))]
+        recorded = next((json.loads(i.read_text()).get("config") for i in infos
+                         if i.exists()), None)
         if not recorded:
             raise UsageError(f"{out}: no config recorded in run.json; pass --config")
         cfg_path = Path(recorded)
     job = load_config(cfg_path)
-    if args.purge and (out / "purge.pending.json").exists():
-        n = rv.purge(out, rv.Outcome(), job=job.job, policy_sha256="")
-        print(f"polite-crawl: completed an interrupted purge ({n} erase records)",
-              file=sys.stderr)
+    if args.purge:
+        for part in found:
+            if part.journal.exists():
+                n = rv.purge(part, rv.Outcome(), job=job.job, policy_sha256="")
+                print(f"polite-crawl: completed an interrupted purge of {part.corpus.name} "
+                      f"({n} erase records)", file=sys.stderr)
     work = out / "revalidate" / "current"
     work.mkdir(parents=True, exist_ok=True)
-    urls = rv.pending_urls(out, work)
+    urls = rv.pending_urls(found, work)
     if urls:
         with open(work / "urls.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(u) + "\n" for u in urls)
@@ -575,28 +578,33 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
                                           "CLOSESPIDER_ITEMCOUNT": 0, "DEPTH_LIMIT": 0})
         if not stats.get("finish_reason"):
             return 1
-    outcome = rv.assess(out, work)
-    for e in outcome.reserved:
+    decided = rv.decisions(work)
+    outcomes = []
+    for part in found:
+        outcome = rv.assess(part, work)
+        if args.purge and outcome.reserved:
+            policy = decided[outcome.reserved[0]["url"]]["policy_sha256"]
+            outcome.erased = rv.purge(part, outcome, job=job.job, policy_sha256=policy)
+        outcomes.append(outcome)
+    total = rv.merge_outcomes(outcomes)
+    for e in total.reserved:
         why = "; ".join(f"{r['signal']}: {r.get('rule')}" for r in e["reasons"])
         print(f"RESERVED  {e['url']}  ({len(e['documents'])} document(s))  {why}")
-    for e in outcome.undetermined:
+    for e in total.undetermined:
         why = "; ".join(str(r.get("rule")) for r in e["reasons"])
         print(f"UNDETERMINED (kept)  {e['url']}  {why}")
-    erased = 0
-    if args.purge and outcome.reserved:
-        policy = outcome.reserved[0]["reasons"] and rv.decisions(work)[
-            outcome.reserved[0]["url"]]["policy_sha256"]
-        erased = rv.purge(out, outcome, job=job.job, policy_sha256=policy or "")
-    report = rv.write_report(work, outcome)
-    docs = sum(len(e["documents"]) for e in outcome.reserved)
-    print(f"polite-crawl: {docs} documents now reserved, {len(outcome.undetermined)} URLs "
-          f"undetermined (kept), {outcome.kept} kept; {erased} erased; report {report}",
+    report = rv.write_report(work, total)
+    docs = sum(len(e["documents"]) for e in total.reserved)
+    print(f"polite-crawl: {docs} documents now reserved, {len(total.undetermined)} URLs "
+          f"undetermined (kept), {total.kept} kept; {total.erased} erased; report {report}",
           file=sys.stderr)
-    result = verify_file(out / "audit.jsonl")
-    if not result.ok:
-        print(result.describe(str(out / "audit.jsonl")), file=sys.stderr)
-        return 1
-    return 0
+    status = 0
+    for part in found:
+        result = verify_file(part.audit)
+        if not result.ok:
+            print(result.describe(str(part.audit)), file=sys.stderr)
+            status = 1
+    return status
 
 
 # -- transparency / about ---------------------------------------------------------------------

@@ -51,21 +51,51 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def check_output_dir(out: Path) -> None:
-    if not (out / "corpus.jsonl").is_file():
+@dataclass(frozen=True)
+class Part:
+    """A corpus and the audit log that accounts for it: ``corpus.jsonl`` + ``audit.jsonl``, or
+    one cluster worker's ``corpus-<w>.jsonl`` + ``audit-<w>.jsonl`` (+ its WARC)."""
+
+    corpus: Path
+    audit: Path
+    warc: Path
+
+    @property
+    def journal(self) -> Path:
+        stem = self.corpus.name.removesuffix(".jsonl")
+        name = "purge.pending.json" if stem == "corpus" else f"{stem}.purge.pending.json"
+        return self.corpus.with_name(name)
+
+
+def parts(out: Path) -> list[Part]:
+    if (out / "corpus.jsonl").is_file():
+        return [Part(out / "corpus.jsonl", out / "audit.jsonl", out / "corpus.warc.gz")]
+    found = []
+    for corpus in sorted(out.glob("corpus-*.jsonl")):
+        worker = corpus.name.removeprefix("corpus-").removesuffix(".jsonl")
+        found.append(Part(corpus, out / f"audit-{worker}.jsonl",
+                          out / f"corpus-{worker}.warc.gz"))
+    return found
+
+
+def check_output_dir(out: Path) -> list[Part]:
+    found = parts(out)
+    if not found:
         raise RevalidateError(f"{out}: no corpus.jsonl (not an output directory?)")
-    audit = out / "audit.jsonl"
-    if not audit.is_file():
-        raise RevalidateError(f"{out}: no audit.jsonl")
-    result = verify_file(audit)
-    if not result.ok:
-        raise RevalidateError(f"{out}: the audit log does not verify: {result.describe()}")
+    for part in found:
+        if not part.audit.is_file():
+            raise RevalidateError(f"{out}: no {part.audit.name} beside {part.corpus.name}")
+        result = verify_file(part.audit)
+        if not result.ok:
+            raise RevalidateError(f"{out}: {part.audit.name} does not verify: "
+                                  f"{result.describe()}")
+    return found
 
 
-def pending_urls(out: Path, work: Path) -> list[str]:
+def pending_urls(found: list[Part], work: Path) -> list[str]:
     """Corpus URLs (once each) that the current revalidation has not decided yet."""
     decided = {rec["url"] for rec in iter_jsonl(work / "audit.jsonl") if _final(rec)}
-    urls = dict.fromkeys(doc["url"] for doc in iter_jsonl(out / "corpus.jsonl"))
+    urls = dict.fromkeys(doc["url"] for part in found for doc in iter_jsonl(part.corpus))
     return _round_robin([u for u in urls if u not in decided])
 
 
@@ -96,11 +126,11 @@ def decisions(work: Path) -> dict[str, dict[str, Any]]:
     return last
 
 
-def assess(out: Path, work: Path) -> Outcome:
+def assess(part: Part, work: Path) -> Outcome:
     decided = decisions(work)
     outcome = Outcome()
     by_url: dict[str, list[dict[str, Any]]] = {}
-    for doc in iter_jsonl(out / "corpus.jsonl"):
+    for doc in iter_jsonl(part.corpus):
         by_url.setdefault(doc["url"], []).append(doc)
     for url, docs in by_url.items():
         rec = decided.get(url)
@@ -119,10 +149,10 @@ def assess(out: Path, work: Path) -> Outcome:
     return outcome
 
 
-def purge(out: Path, outcome: Outcome, *, job: str, policy_sha256: str,
+def purge(part: Part, outcome: Outcome, *, job: str, policy_sha256: str,
           fsync: bool = True) -> int:
     """Remove the reserved documents; append one ``erase`` record each. Idempotent."""
-    journal = out / "purge.pending.json"
+    journal = part.journal
     if not journal.exists():
         if not outcome.reserved:
             return 0
@@ -132,13 +162,12 @@ def purge(out: Path, outcome: Outcome, *, job: str, policy_sha256: str,
     entries, policy_sha256 = pending["entries"], pending["policy_sha256"]
     gone = {d["audit_seq"] for e in entries for d in e["documents"]}
     urls = {e["url"] for e in entries}
-    _rewrite_corpus(out / "corpus.jsonl", gone, fsync)
-    warc = out / "corpus.warc.gz"
-    if warc.exists():
-        _rewrite_warc(warc, urls, fsync)
+    _rewrite_corpus(part.corpus, gone, fsync)
+    if part.warc.exists():
+        _rewrite_warc(part.warc, urls, fsync)
     already = {rec.get("erases", {}).get("audit_seq")
-               for rec in iter_jsonl(out / "audit.jsonl") if rec["decision"] == "erase"}
-    writer = AuditWriter(out / "audit.jsonl", job=job, fsync=fsync)
+               for rec in iter_jsonl(part.audit) if rec["decision"] == "erase"}
+    writer = AuditWriter(part.audit, job=job, fsync=fsync)
     erased = 0
     try:
         for e in entries:
@@ -216,6 +245,16 @@ def _fsync_dir(path: Path, fsync: bool) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def merge_outcomes(outcomes: list[Outcome]) -> Outcome:
+    total = Outcome()
+    for o in outcomes:
+        total.reserved += o.reserved
+        total.undetermined += o.undetermined
+        total.kept += o.kept
+        total.erased += o.erased
+    return total
 
 
 def write_report(work: Path, outcome: Outcome) -> Path:

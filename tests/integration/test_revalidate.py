@@ -141,3 +141,36 @@ def test_erase_records_carry_the_policy_hash(collected):
     erased = [r for r in read_jsonl(out / "audit.jsonl") if r["decision"] == "erase"]
     assert len({r["policy_sha256"] for r in erased}) == 1
     assert len(erased[0]["policy_sha256"]) == 64
+
+
+def test_cluster_output_dir_per_worker_logs(tmp_path):
+    """A cluster job's directory (corpus-<w>.jsonl + audit-<w>.jsonl per worker): erase
+    records go to the chain of the worker that collected the document."""
+    import json
+
+    from crawler.audit.log import AuditWriter
+
+    s = sites()[0]
+    with LocalWeb([s]) as web:
+        o = web.origin("robots")
+        for worker, paths in (("a", ["/", "/x.html"]), ("b", ["/y.html"])):
+            writer = AuditWriter(tmp_path / "out" / f"audit-{worker}.jsonl", job="itest")
+            with open(tmp_path / "out" / f"corpus-{worker}.jsonl", "w") as fh:
+                for p in paths:
+                    rec = writer.write(url=o + p, decision="allow", reasons=[],
+                                       policy_sha256="0" * 64)
+                    fh.write(json.dumps({"url": o + p, "audit_seq": rec["seq"],
+                                         "sha256": "0" * 64}) + "\n")
+            writer.close()
+        s.pages["/robots.txt"] = Page("User-agent: *\nDisallow: /x.html\nDisallow: /y.html\n",
+                                      content_type=TXT)
+        cfg = write_config(tmp_path / "job.yaml", seeds=[])
+        proc = run_cli("revalidate", str(tmp_path / "out"), "--purge", "--config", str(cfg))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert urls(read_jsonl(out / "corpus-a.jsonl")) == {o + "/"}
+    assert read_jsonl(out / "corpus-b.jsonl") == []
+    erased_a = [r for r in read_jsonl(out / "audit-a.jsonl") if r["decision"] == "erase"]
+    erased_b = [r for r in read_jsonl(out / "audit-b.jsonl") if r["decision"] == "erase"]
+    assert urls(erased_a) == {o + "/x.html"} and urls(erased_b) == {o + "/y.html"}
+    assert verify_file(out / "audit-a.jsonl").ok and verify_file(out / "audit-b.jsonl").ok
