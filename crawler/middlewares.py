@@ -52,6 +52,7 @@ META_DENIED = "polite_denied"
 META_AUDIT = "polite_audit"
 META_ORIGIN = "polite_origin"
 META_NO_FETCH = "polite_no_fetch"
+META_HEADERS_DONE = "polite_headers_checked"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
@@ -225,6 +226,7 @@ class ReservationMiddleware:
             request.url, _headers_dict(headers), request.meta.get(META_TDM_FILE)
         )
         request.meta[META_TDM_HEADER] = header_stmt
+        request.meta[META_HEADERS_DONE] = True
         if verdict.denied:
             request.meta[META_DENIED] = True
             self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
@@ -266,6 +268,14 @@ class ReservationMiddleware:
         if 300 <= response.status < 400 and b"Location" in response.headers:
             return response  # a redirect Scrapy did not follow; nothing was collected
         headers = _headers_dict(response.headers)
+        header_verdict = None
+        if not request.meta.get(META_HEADERS_DONE):
+            # the headers were not judged while downloading (a Location header on a final
+            # response, a cached or replayed response, another download handler): judge them
+            # now, before anything of the body is used
+            header_verdict, header_stmt = self.policy.at_headers(
+                request.url, headers, request.meta.get(META_TDM_FILE))
+            request.meta[META_TDM_HEADER] = header_stmt
         head = None
         if response.status == 200 and _is_html(response):
             head = parse_html_head(response.body, encoding=_charset(response))
@@ -273,6 +283,8 @@ class ReservationMiddleware:
         for lic_url, channel in self.policy.licence_links(request.url, headers, head):
             licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
         verdict = self.policy.at_response(request.url, response.status, headers, licences)
+        if header_verdict is not None:
+            verdict = merge_verdicts(header_verdict, verdict)
         stage = "response"
         if head is not None:
             doc = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),

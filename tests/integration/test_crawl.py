@@ -43,6 +43,12 @@ def extra_sites() -> list[Site]:
                                 content_type="application/octet-stream"),
             "/": Page(html("garbage", "collected despite garbage robots")),
         }),
+        Site("location-200", "a 200 carrying a Location header and a reservation", {
+            "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type=txt),
+            "/": Page(html("l", '<a href="/trick.html">t</a>')),
+            "/trick.html": Page(html("t", "SECRET-location-200"), headers=(
+                ("Location", "/elsewhere"), ("tdm-reservation", "1"))),
+        }),
         Site("redirect-out", "a page redirects to a reserved page on another site", {
             "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type=txt),
             "/": Page(html("ro", '<a href="/go">go</a>')),
@@ -205,6 +211,8 @@ SIGNAL_CASES = [
     ("rsl", "/linked.html", "rsl", "header", "response", "ai-all"),
     ("pay-per-crawl", "/paid.html", "payment-required", "header", "headers", "USD 0.01"),
     ("pay-per-crawl", "/forbidden.html", "payment-required", "status", "response", "403"),
+    # headers not judged while downloading are judged before the body is used
+    ("location-200", "/trick.html", "tdmrep", "header", "response", "tdm-reservation: 1"),
 ]
 
 
@@ -215,7 +223,8 @@ def test_each_signal_denies_at_its_stage(crawl, site, path, signal, channel, sta
     assert rec["decision"] == "deny" and rec["stage"] == stage
     assert [(r["signal"], r["channel"]) for r in rec["reasons"]] == [(signal, channel)]
     assert words in rec["reasons"][0]["rule"]
-    assert rec["reasons"][0]["detail"].startswith("binds train-ai") or signal == "robots"
+    if signal not in ("robots", "tdmrep"):  # the statement-based signals say what bound
+        assert rec["reasons"][0]["detail"].startswith("binds train-ai")
 
 
 def test_statements_that_do_not_bind_are_recorded_but_allow(crawl):
@@ -263,7 +272,7 @@ def test_corpus_has_exactly_the_allowed_documents_with_provenance(crawl):
     expected |= {web.origin("ai-txt") + p for p in ("/", "/essay.html")}
     expected |= {web.origin("content-usage") + p for p in ("/", "/blog.html")}
     expected |= {web.origin("rsl") + p for p in ("/", "/free.html")}
-    expected |= {web.origin("pay-per-crawl") + "/"}
+    expected |= {web.origin("pay-per-crawl") + "/", web.origin("location-200") + "/"}
     assert urls == expected
     for doc in crawl["corpus"]:
         rec = audit[doc["audit_seq"]]
