@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
 from scrapy.http import Request, Response
+from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler import defaults
@@ -55,6 +56,12 @@ META_NO_FETCH = "polite_no_fetch"
 META_HEADERS_DONE = "polite_headers_checked"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+
+
+def is_preflight(request: Request) -> bool:
+    """One of our own per-origin/registry fetches (never a page for a spider callback: a
+    request that merely carries the meta key is judged like any other)."""
+    return bool(request.meta.get(PREFLIGHT_META)) and request.callback is NO_CALLBACK
 
 
 def origin_of(request: Request) -> str:
@@ -117,12 +124,12 @@ class ReservationMiddleware:
             self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
         origin = origin_of(request)
         request.meta.setdefault("download_slot", origin)
-        if request.meta.get("polite_trusted") and request.meta.get(PREFLIGHT_META):
+        if request.meta.get("polite_trusted") and is_preflight(request):
             return  # an endpoint the operator configured (a registry API), not a crawl target
         refusal = None if origin in self._exempt else await self._network_refusal(request)
         if refusal is not None:
             self._deny(request, network_refusal(request.url, refusal))
-        if request.meta.get(PREFLIGHT_META):
+        if is_preflight(request):
             return
         request.meta[META_ORIGIN] = origin
         if self.registries:
@@ -203,7 +210,7 @@ class ReservationMiddleware:
     # -- at the headers ---------------------------------------------------------------------
     def headers_received(self, headers: Any, body_length: Any, request: Request,
                          spider: Any = None) -> None:
-        if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
+        if is_preflight(request) or META_CHECKS not in request.meta:
             return
         if b"Location" in headers:  # a redirect: judged on the final response
             return
@@ -248,7 +255,7 @@ class ReservationMiddleware:
     # -- the response -------------------------------------------------------------------------
     async def process_response(self, request: Request, response: Response,
                                spider: Any = None) -> Response:
-        if request.meta.get(PREFLIGHT_META) or META_CHECKS not in request.meta:
+        if is_preflight(request) or META_CHECKS not in request.meta:
             return response
         try:
             return await self._decide_response(request, response)
@@ -311,7 +318,7 @@ class ReservationMiddleware:
               extra: dict[str, Any] | None = None) -> None:
         request.meta[META_DENIED] = True
         fields: dict[str, Any] = {"stage": "request", **(extra or {})}
-        if request.meta.get(PREFLIGHT_META):
+        if is_preflight(request):
             fields["preflight"] = request.meta[PREFLIGHT_META]
         self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
                            extra=fields, request=request)

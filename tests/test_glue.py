@@ -61,3 +61,21 @@ def test_error_at_the_response_refuses(middleware):
         asyncio.run(mw.process_response(request, response))
     (rec,) = records(out)
     assert rec["decision"] == "deny" and rec["stage"] == "response"
+
+
+def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
+    """Only our own per-origin fetches (no callback) skip the checks; a spider request that
+    carries the meta key is judged like any other."""
+    from scrapy.http.request import NO_CALLBACK
+
+    from crawler.middlewares import is_preflight
+    from crawler.sitecache import PREFLIGHT_META
+
+    def cb(response):
+        return None
+
+    assert is_preflight(Request("https://e.org/robots.txt", callback=NO_CALLBACK,
+                                meta={PREFLIGHT_META: "robots.txt"}))
+    assert not is_preflight(Request("https://e.org/page", callback=cb,
+                                    meta={PREFLIGHT_META: "robots.txt"}))
+    assert not is_preflight(Request("https://e.org/page", meta={PREFLIGHT_META: "x"}))
