@@ -186,11 +186,7 @@ class ReservationMiddleware:
 
     def _apply_crawl_delay(self, request: Request, origin: str, robots: Any) -> None:
         """Crawl-delay / Request-rate for our token, per origin (Scrapy ignores both)."""
-        delays = [robots.crawl_delay(self.policy.token)]
-        rate = robots.request_rate(self.policy.token)
-        if rate is not None:
-            delays.append(rate.delay)
-        wanted = max([d for d in delays if d is not None], default=None)
+        wanted = robots.visit_interval(self.policy.token)
         if self._cluster or wanted is None or wanted <= self._base_delay:
             return
         wanted = min(wanted, float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))

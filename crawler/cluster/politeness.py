@@ -189,16 +189,6 @@ class OriginGate:
         return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-def robots_delay(robots: Any, token: str) -> float | None:
-    """``Crawl-delay`` / ``Request-rate`` interval for ``token`` in a parsed robots.txt (the
-    same reading as ``ReservationMiddleware._apply_crawl_delay``)."""
-    delays = [robots.crawl_delay(token)]
-    rate = robots.request_rate(token)
-    if rate is not None:
-        delays.append(rate.delay)
-    return max([d for d in delays if d is not None], default=None)
-
-
 class ClusterPolitenessMiddleware:
     """Downloader middleware: no request leaves before the cluster grants its origin."""
 
@@ -237,7 +227,7 @@ class ClusterPolitenessMiddleware:
             return delay
         robots = rt.sitecache.cached(origin, "robots.txt")
         if robots is not None and robots.parsed is not None:
-            wanted = robots_delay(robots.parsed, rt.policy.token)
+            wanted = robots.parsed.visit_interval(rt.policy.token)
             if wanted is not None and wanted > delay:
                 delay = min(wanted, self.max_delay)
                 if self._delays.get(origin) != delay:

@@ -370,6 +370,14 @@ class RobotsFile:
         rates = [g.request_rate for g in self.matching_groups(token) if g.request_rate is not None]
         return max(rates, key=lambda rate: rate.delay) if rates else None
 
+    def visit_interval(self, token: str) -> float | None:
+        """Seconds between two requests the site asks of ``token``: the larger of its
+        ``Crawl-delay`` and its ``Request-rate`` interval (None when it asks for neither)."""
+        rate = self.request_rate(token)
+        delays = [d for d in (self.crawl_delay(token), rate.delay if rate else None)
+                  if d is not None]
+        return max(delays, default=None)
+
 
 #: An empty file: what RFC 9309 §2.3.1.3 makes of an "unavailable" (4xx) robots.txt.
 ALLOW_ALL = RobotsFile(

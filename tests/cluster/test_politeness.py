@@ -10,7 +10,7 @@ import pytest
 
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.politeness import OriginGate, robots_delay
+from crawler.cluster.politeness import OriginGate
 from crawler.cluster.worker import Presence
 from crawler.optout.robots import parse_robots
 
@@ -152,8 +152,9 @@ def test_concurrent_workers_never_overlap_nor_go_faster_than_the_delay(redis_url
 
 def test_robots_delay_reads_crawl_delay_and_request_rate():
     robots = parse_robots(b"User-agent: *\nCrawl-delay: 2\nRequest-rate: 1/5\n")
-    assert robots_delay(robots, "PoliteDemoBot") == 5.0
-    assert robots_delay(parse_robots(b"User-agent: *\nDisallow:\n"), "PoliteDemoBot") is None
+    # the gate reads the same interval as the single-process middleware: RobotsFile's
+    assert robots.visit_interval("PoliteDemoBot") == 5.0
+    assert parse_robots(b"User-agent: *\nDisallow:\n").visit_interval("PoliteDemoBot") is None
 
 
 def test_a_larger_delay_learnt_later_spaces_the_next_request(redis_url):

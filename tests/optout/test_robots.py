@@ -645,3 +645,17 @@ def test_modules_import_nothing_outside_stdlib() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "body, interval",
+    [
+        ("User-agent: *\nCrawl-delay: 2.5\n", 2.5),
+        ("User-agent: *\nRequest-rate: 1/10s\n", 10.0),
+        ("User-agent: *\nCrawl-delay: 3\nRequest-rate: 100/15m\n", 9.0),
+        ("User-agent: *\nDisallow: /x\n", None),
+        ("User-agent: OtherBot\nCrawl-delay: 60\n", None),
+    ],
+)
+def test_visit_interval_is_the_larger_ask(body, interval):
+    assert parse_robots(body.encode()).visit_interval("MyBot") == interval
