@@ -10,6 +10,7 @@ the User-Agent, delays, proxies and stats apply, as in Scrapy's ``RobotsTxtMiddl
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,15 +164,25 @@ class SiteCache:
         return f
 
     def _archive(self, f: SiteFile, body: bytes) -> None:
-        """Keep the evidence file, named by its SHA-256, for auditors."""
+        """Keep the evidence file, named by its SHA-256, for auditors.
+
+        Safe when several processes share the output directory (cluster workers): each writes
+        its own temporary file and a file another wrote first is fine as it is (its name is
+        its hash). Best effort: the audit records carry the hash either way.
+        """
         if self.evidence_dir is None or f.sha256 is None or not (200 <= (f.status or 0) < 300):
             return
         path = self.evidence_dir / f.sha256
-        if not path.exists():
+        if path.exists():
+            return
+        tmp = path.with_name(f"{f.sha256}.{os.getpid()}.{id(body):x}.tmp")
+        try:
             self.evidence_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
             tmp.write_bytes(body)
             tmp.replace(path)
+        except OSError as exc:
+            logger.warning("could not keep evidence file %s (%s)", path, exc)
+            tmp.unlink(missing_ok=True)
 
 
 def _origin(url: str) -> str:

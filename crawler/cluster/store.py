@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -297,7 +296,7 @@ class SharedSiteCache(SiteCache):
     def _from_store(self, kind: str, url: str, hit: StoredFile) -> SiteFile:
         f = site_file(kind, url, status=hit.status, body=hit.body, error=hit.error,
                       final_url=hit.final_url)
-        self._keep_evidence(f, hit.body)  # this worker's evidence directory too
+        SiteCache._archive(self, f, hit.body)  # this worker's evidence directory too
         self._shared_expiry[(kind, url)] = hit.expires_in
         return f
 
@@ -305,25 +304,7 @@ class SharedSiteCache(SiteCache):
         # SiteCache._fetch hands every response body it parsed to _archive: keep it for the
         # store (the fetch coroutine picks it up right after _fetch returns)
         self._bodies[(f.kind, f.url)] = body
-        self._keep_evidence(f, body)
-
-    def _keep_evidence(self, f: SiteFile, body: bytes) -> None:
-        """SiteCache._archive, safe when several workers share one output directory: each
-        writes its own temporary file (the same name would race), and an evidence file that
-        another worker wrote first is fine as it is (its name is its hash)."""
-        if self.evidence_dir is None or f.sha256 is None or not (200 <= (f.status or 0) < 300):
-            return
-        path = self.evidence_dir / f.sha256
-        if path.exists():
-            return
-        self.evidence_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{f.sha256}.{os.getpid()}.{id(body):x}.tmp")
-        try:
-            tmp.write_bytes(body)
-            tmp.replace(path)
-        except OSError as exc:  # evidence is kept best-effort; the audit record has the hash
-            logger.warning("could not keep evidence file %s (%s)", path, exc)
-            tmp.unlink(missing_ok=True)
+        super()._archive(f, body)
 
     def _store(self, key: tuple[str, str], f: SiteFile) -> None:
         super()._store(key, f)
