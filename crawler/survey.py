@@ -343,13 +343,7 @@ def _content_usage(robots: RobotsFile) -> dict[str, Any] | None:
     all_terms: list[tuple[str, bool]] = []
     problems: list[str] = []
     for line, agents in lines:
-        value = line.value
-        path = None
-        if value.startswith("/"):
-            # attach-05: the path "ends immediately before the first SP or HTAB".
-            cut = min((i for i in (value.find(" "), value.find("\t")) if i >= 0),
-                      default=len(value))
-            path, value = value[:cut], value[cut:].lstrip(" \t")
+        path, value = aipref.split_rule(line.value)
         terms, notes = aipref.parse_preferences(value)
         if agents is None:
             notes = ("outside any user-agent group", *notes)

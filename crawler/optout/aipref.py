@@ -178,7 +178,7 @@ def statement_from_header(value: str) -> Statement | None:
     )
 
 
-def _split_rule(value: str) -> tuple[str | None, str]:
+def split_rule(value: str) -> tuple[str | None, str]:
     """Split a robots.txt ``Content-Usage`` value into (path or None, preference).
 
     attach-05: "The first part of the rule value is the path. It always starts with "/" (U+2F),
@@ -230,7 +230,7 @@ def statements_from_robots(
         for line in group.extensions:
             if line.key != _ROBOTS_KEY:
                 continue
-            path, preference = _split_rule(line.value)
+            path, preference = split_rule(line.value)
             if not preference:
                 # ``[ path-pattern 1*WS ] usage-pref``: a line with no preference is no rule.
                 continue
