@@ -15,6 +15,14 @@ Scope
   tracking-pixel ``<img>`` inside ``<noscript>``, common in heads) does *not* end the scan,
   unlike a browser's tree builder, which would open an implied body there.
 * At most :data:`HTML_HEAD_LIMIT` bytes (1 MiB) are read; the rest is dropped with a problem.
+* :attr:`HtmlHead.complete` says whether the whole head was seen: True when the scan stopped
+  at the end of the head (``</head>``, ``<body>``, ``<frameset>``, or ``<plaintext>``, after
+  which nothing is markup) or when the whole document was read (it ended inside the head, so
+  nothing more can follow); False when the head was still open at :data:`HTML_HEAD_LIMIT`, at
+  the end of a body the caller marked ``truncated=True`` (a cut download, a body that could not
+  be fully decoded), or when the scan aborted on an internal error.  A reservation may hide in
+  the unseen part of an incomplete head, so a fail-closed caller must not read "no
+  ``tdm-reservation`` meta found" as "none there" when ``complete`` is False.
 
 Tokenising
 ----------
@@ -139,6 +147,10 @@ class HtmlHead:
     metas: tuple[HtmlMeta, ...]
     links: tuple[HtmlLink, ...]
     problems: tuple[str, ...]
+    #: Whether the head was scanned to its end (see the module docstring): False means head
+    #: elements after the scanned part -- a reservation among them -- may have been missed, and
+    #: :attr:`problems` says why.  Defaults to True for heads built by hand.
+    complete: bool = True
 
     def meta_values(self, name: str) -> tuple[HtmlMeta, ...]:
         """The ``<meta name=...>`` elements whose name equals ``name``, ASCII case-insensitively
@@ -221,7 +233,7 @@ def _decode(body: bytes, encoding: str | None, problems: list[str]) -> str:
 class _HeadScanner:
     """One pass over a decoded document; collects head elements until the head ends."""
 
-    __slots__ = ("line", "line_pos", "links", "metas", "pos", "problems", "text")
+    __slots__ = ("closed", "line", "line_pos", "links", "metas", "pos", "problems", "text")
 
     def __init__(self, text: str, problems: list[str]) -> None:
         self.text = text
@@ -231,6 +243,9 @@ class _HeadScanner:
         self.metas: list[HtmlMeta] = []
         self.links: list[HtmlLink] = []
         self.problems = problems
+        # True once the head has ended (</head>, <body>, <frameset>, <plaintext>); False when
+        # the scan stopped because the text ran out (possibly inside a construct).
+        self.closed = False
 
     def line_at(self, index: int) -> int:
         # Positions only move forward, so counting newlines incrementally stays linear.
@@ -344,6 +359,7 @@ class _HeadScanner:
             return False
         attrs, self.pos = parsed
         if tag in _BODY_START_TAGS:
+            self.closed = True
             return False
         if tag == "meta":
             self.meta(attrs, self.line_at(start))
@@ -358,6 +374,8 @@ class _HeadScanner:
                 return False
             self.pos = close.start()
         elif tag == "plaintext":
+            # Everything after <plaintext> is text: no further head element can follow.
+            self.closed = True
             return False
         return True
 
@@ -376,7 +394,10 @@ class _HeadScanner:
         if parsed is None:
             return False
         self.pos = parsed[1]
-        return _ascii_lower(name_match.group(0)) not in _HEAD_END_TAGS
+        if _ascii_lower(name_match.group(0)) in _HEAD_END_TAGS:
+            self.closed = True
+            return False
+        return True
 
     def meta(self, attrs: dict[str, str], line: int) -> None:
         name = attrs.get("name")
@@ -413,18 +434,24 @@ class _HeadScanner:
         )
 
 
-def parse_html_head(body: bytes, *, encoding: str | None = None) -> HtmlHead:
+def parse_html_head(
+    body: bytes, *, encoding: str | None = None, truncated: bool = False
+) -> HtmlHead:
     """Read the ``<meta>`` and ``<link>`` elements of the head of an HTML document.
 
     ``encoding`` is the charset the server declared (``Content-Type: text/html;
-    charset=...``), if any.  Never raises for ``bytes`` input: whatever had to be dropped or
-    guessed is listed in :attr:`HtmlHead.problems`.
+    charset=...``), if any.  ``truncated=True`` says ``body`` is only a prefix of the document
+    (the download was cut, or the body could not be fully decoded): reaching its end with the
+    head still open then leaves :attr:`HtmlHead.complete` False, since more head elements may
+    follow in the part not given.  Never raises for ``bytes`` input: whatever had to be dropped
+    or guessed is listed in :attr:`HtmlHead.problems`.
     """
     problems: list[str] = []
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"body must be bytes, not {type(body).__name__}")
+    cut = len(body) > HTML_HEAD_LIMIT
     data = bytes(body[:HTML_HEAD_LIMIT])
-    if len(body) > HTML_HEAD_LIMIT:
+    if cut:
         problems.append(f"document longer than {HTML_HEAD_LIMIT} bytes; only the start was read")
     scanner: _HeadScanner | None = None
     try:
@@ -436,10 +463,36 @@ def parse_html_head(body: bytes, *, encoding: str | None = None) -> HtmlHead:
         scanner.run()
     except Exception as exc:  # noqa: BLE001 -- a bug here must not crash on a remote page
         problems.append(f"HTML scan aborted: {type(exc).__name__}: {_clip(str(exc))}")
-    if scanner is None:
-        return HtmlHead(metas=(), links=(), problems=tuple(problems))
+        problems.append(
+            "head not scanned to its end (internal error): reservations after that point "
+            "cannot be seen"
+        )
+        if scanner is None:
+            return HtmlHead(metas=(), links=(), problems=tuple(problems), complete=False)
+        return HtmlHead(
+            metas=tuple(scanner.metas),
+            links=tuple(scanner.links),
+            problems=tuple(problems),
+            complete=False,
+        )
+    # The head is complete when the scan saw it end, or when it saw the whole document.
+    complete = scanner.closed or not (cut or truncated)
+    if not complete:
+        if cut:
+            problems.append(
+                f"head not closed within the first {HTML_HEAD_LIMIT} bytes: reservations after "
+                "that point cannot be seen"
+            )
+        else:
+            problems.append(
+                f"head not closed within the {len(data)} bytes received (body truncated): "
+                "reservations after that point cannot be seen"
+            )
     return HtmlHead(
-        metas=tuple(scanner.metas), links=tuple(scanner.links), problems=tuple(problems)
+        metas=tuple(scanner.metas),
+        links=tuple(scanner.links),
+        problems=tuple(problems),
+        complete=complete,
     )
 
 

@@ -346,3 +346,169 @@ def test_results_are_frozen() -> None:
 def test_body_type_is_checked() -> None:
     with pytest.raises(TypeError):
         parse_html_head("<meta>")  # type: ignore[arg-type]
+
+
+# --- completeness: was the whole head seen? ---------------------------------------------------
+
+LIMIT_PROBLEM = (
+    f"head not closed within the first {HTML_HEAD_LIMIT} bytes: reservations after that point "
+    "cannot be seen"
+)
+
+COMPLETE_DOCUMENTS = {
+    "head closed": b"<html><head><meta name=a content=1></head><body><meta name=b content=2>",
+    "body opened": b"<meta name=a content=1><body><meta name=b content=2>",
+    "frameset opened": b"<meta name=a content=1><FRAMESET><meta name=b content=2>",
+    "plaintext": b"<meta name=a content=1><plaintext><meta name=b content=2>",
+    "ends inside the head": b"<html><head><meta name=a content=1>",
+    "ends inside a comment": b"<meta name=a content=1><!-- <meta name=b content=2>",
+    "ends inside a tag": b'<meta name=a content=1><meta name="b',
+    "ends inside a script": b"<meta name=a content=1><script>x",
+    "empty": b"",
+    "not html at all": b"just some text",
+    "head closed just before the limit": (
+        b"<meta name=a content=1>" + b" " * (HTML_HEAD_LIMIT - 30) + b"</head>"
+        + b"<meta name=b content=2>" * 10
+    ),
+}
+
+
+@pytest.mark.parametrize("document", COMPLETE_DOCUMENTS.values(), ids=COMPLETE_DOCUMENTS.keys())
+def test_complete_heads(document: bytes) -> None:
+    head = parse_html_head(document)
+    assert head.complete is True
+    assert not any("reservations after that point" in problem for problem in head.problems)
+    if b"name=a" in document:
+        assert [meta.name for meta in head.metas] == ["a"]
+
+
+def test_reservation_after_the_limit_is_reported_as_unseen() -> None:
+    body = (
+        b"<html><head><title>x</title>"
+        + b"<!-- padding -->" * (HTML_HEAD_LIMIT // 16 + 1)
+        + b'<meta name="tdm-reservation" content="1"></head><body>'
+    )
+    assert len(body) > HTML_HEAD_LIMIT
+    head = parse_html_head(body)
+    assert head.complete is False
+    assert head.meta_values("tdm-reservation") == ()
+    assert LIMIT_PROBLEM in head.problems
+
+
+def test_existing_limit_test_document_is_incomplete() -> None:
+    body = b"<meta name=a content=1>" + b" " * HTML_HEAD_LIMIT + b"<meta name=b content=2>"
+    head = parse_html_head(body)
+    assert head.complete is False
+    assert head.problems[-1] == LIMIT_PROBLEM
+
+
+def test_head_end_straddling_the_limit_is_incomplete() -> None:
+    body = b"<meta name=a content=1>"
+    body += b" " * (HTML_HEAD_LIMIT - len(body) - 3) + b"</head>"
+    assert len(body) == HTML_HEAD_LIMIT + 4
+    assert parse_html_head(body).complete is False
+    # A head that ends exactly at the limit was seen whole.
+    exact = body[: HTML_HEAD_LIMIT - 6] + b"<body>"
+    assert len(exact) == HTML_HEAD_LIMIT
+    assert parse_html_head(exact + b"more").complete is True
+
+
+def test_document_of_exactly_the_limit_ending_inside_the_head_is_complete() -> None:
+    body = b"<meta name=a content=1>" + b" " * (HTML_HEAD_LIMIT - 23)
+    assert len(body) == HTML_HEAD_LIMIT
+    assert parse_html_head(body).complete is True
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<html><head><meta name=a content=1>",
+        b"<meta name=a content=1><!-- cut here",
+        b'<meta name=a content=1><meta name="tdm-res',
+        b"",
+    ],
+    ids=["open head", "inside a comment", "inside a tag", "empty"],
+)
+def test_truncated_body_with_open_head_is_incomplete(document: bytes) -> None:
+    head = parse_html_head(document, truncated=True)
+    assert head.complete is False
+    assert head.problems[-1] == (
+        f"head not closed within the {len(document)} bytes received (body truncated): "
+        "reservations after that point cannot be seen"
+    )
+    # The same bytes as a whole document: complete.
+    assert parse_html_head(document).complete is True
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<head><meta name=a content=1></head><p>cut he",
+        b"<meta name=a content=1><body><p>cut he",
+        b"<meta name=a content=1></HEAD ><!-- cut",
+    ],
+    ids=["head end tag", "body start tag", "head end then cut comment"],
+)
+def test_truncated_body_with_closed_head_is_complete(document: bytes) -> None:
+    head = parse_html_head(document, truncated=True)
+    assert head.complete is True
+    assert [meta.name for meta in head.metas] == ["a"]
+
+
+def test_truncated_and_over_the_limit_names_the_limit() -> None:
+    body = b"<meta name=a content=1>" + b" " * HTML_HEAD_LIMIT
+    head = parse_html_head(body, truncated=True)
+    assert head.complete is False
+    assert head.problems[-1] == LIMIT_PROBLEM
+
+
+def test_internal_error_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crawler.optout import htmlmeta
+
+    def boom(self: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(htmlmeta._HeadScanner, "run", boom)
+    head = parse_html_head(b"<head></head>")
+    assert head.complete is False
+    assert head.problems[0] == "HTML scan aborted: RuntimeError: bug"
+    assert "reservations after that point cannot be seen" in head.problems[1]
+
+
+def test_internal_error_before_scanning_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crawler.optout import htmlmeta
+
+    def boom(body: bytes, encoding: str | None, problems: list[str]) -> str:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(htmlmeta, "_decode", boom)
+    head = parse_html_head(b"<head></head>")
+    assert head.complete is False
+    assert head.metas == () and head.links == ()
+
+
+def test_metas_found_before_an_internal_error_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crawler.optout import htmlmeta
+
+    original = htmlmeta._HeadScanner.link
+
+    def broken_link(self: object, attrs: dict[str, str], line: int) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(htmlmeta._HeadScanner, "link", broken_link)
+    head = parse_html_head(b"<meta name=a content=1><link rel=x href=/><meta name=b content=2>")
+    assert head.complete is False
+    assert [meta.name for meta in head.metas] == ["a"]
+    assert original is not broken_link
+
+
+def test_complete_defaults_to_true_for_heads_built_by_hand() -> None:
+    assert HtmlHead(metas=(), links=(), problems=()).complete is True
+    assert HtmlHead((), (), (), False).complete is False
+
+
+def test_hostile_inputs_are_incomplete_only_when_cut() -> None:
+    for document in HOSTILE.values():
+        head = parse_html_head(document)
+        if len(document) <= HTML_HEAD_LIMIT:
+            assert head.complete is True
