@@ -7,16 +7,33 @@ a trailing ``$``.  Matching is a prefix match on the path, parameters and query 
 (:func:`path_query`), octet by octet and case-sensitive (§2.2.2: "The matching SHOULD be
 case sensitive").
 
-Percent-encoding follows Google's reference parser rather than the letter of RFC 9309 §2.2.2:
+Percent-encoding is read two ways, and a URL is bound by a rule if either reading says so
+(fail closed; see :class:`PathPattern`):
 
-* patterns: characters outside US-ASCII are UTF-8 percent-encoded and ``%xx`` escapes are
-  upper-cased (Google's ``MaybeEscapePattern``);
-* URLs: ``%xx`` escapes are upper-cased and nothing else is touched -- in particular escapes of
-  unreserved characters are *not* decoded (``%62%61%7A`` does not match ``baz``) and raw non-ASCII
-  characters are *not* encoded (the URL is expected to be a URI already, as Scrapy makes it);
-* on both sides, the US-ASCII characters that can never appear literally in a URI (controls,
-  space, ``"<>\\^`{|}``) are percent-encoded, so ``Disallow: /a%3cd.html`` covers a URL written
-  ``/a<d.html`` and a rule written with a raw space covers the ``%20`` a URL will carry.
+* the *raw* reading is Google's reference parser: patterns have characters outside US-ASCII
+  UTF-8 percent-encoded and ``%xx`` escapes upper-cased (Google's ``MaybeEscapePattern``); URLs
+  have ``%xx`` escapes upper-cased and nothing else touched -- ``%62%61%7A`` does not match ``baz``
+  and a raw ``ツ`` in the URL does not match ``%E3%83%84`` (Google's test ``ID_Encoding``);
+* the *RFC* reading is RFC 9309 §2.2.2: on both sides characters outside US-ASCII are UTF-8
+  percent-encoded and escapes of *unreserved* characters (RFC 3986 §2.3: ``A-Za-z0-9-._~``) are
+  decoded ("If a percent-encoded ASCII octet is encountered in the URI, it MUST be unencoded prior
+  to comparison, unless it is a reserved character"), so ``/%7Ejoe/`` and ``/~joe/`` are the same
+  path.  Escapes of reserved characters are never decoded: ``%2F`` is not ``/``.  A ``%`` that
+  starts no escape is read as ``%25`` (RFC 3986 §2.4), so ``/p%xy`` and ``/p%25xy`` are the same.
+
+In both readings (RFC 9309 §2.2.3, "If crawlers match special characters verbatim in the URI,
+crawlers SHOULD use "%" encoding"): ``%24`` and ``%2A`` in a pattern are a literal ``$`` and ``*``
+(neither an anchor nor a wildcard), and they match ``$``/``*`` in the URL written raw or escaped;
+``$`` other than at the very end of a pattern is an ordinary character too.  On both sides the
+US-ASCII characters that can never appear literally in a URI (controls, space, ``"<>\\^`{|}``) are
+percent-encoded, so ``Disallow: /a%3cd.html`` covers a URL written ``/a<d.html`` and a rule
+written with a raw space covers the ``%20`` a URL will carry.
+
+Most patterns and URLs contain no ``%`` and only US-ASCII: then the two readings coincide and
+only one is evaluated.  Rule sets that need "longest match wins" over both readings (robots.txt)
+evaluate each reading separately and deny if either denies; :meth:`PathPattern.matches` (used
+where a matching rule *binds* a statement: TDMRep, Content-Usage, RSL) is True if either reading
+matches.
 
 Matching is done by a hand-written matcher (literal prefix, exact, or ``*``-separated parts found
 left to right) whose cost is linear in the URL length for every pattern, so a hostile pattern such
@@ -28,7 +45,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["PathPattern", "compile_pattern", "escape_pattern", "path_query"]
+__all__ = [
+    "PathPattern",
+    "compile_pattern",
+    "escape_pattern",
+    "match_forms",
+    "path_query",
+    "rfc_path_query",
+]
 
 # A %xx escape (the hex digits may be of either case).
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -40,6 +64,10 @@ _PATTERN_NEEDS_ESCAPE = re.compile(f"[{_URI_UNSAFE_ASCII}]|[^\x00-\x7f]")
 # Google's GetPathParamsQuery looks for the first of these to find where the path starts.
 _PATH_START = re.compile(r"[/?;]")
 _STARS = re.compile(r"\*{2,}")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# RFC 3986 §2.3: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~".
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 # Matcher kinds.
 _NEVER = 0  # empty pattern: matches nothing
@@ -69,6 +97,48 @@ def _normalise_escapes(text: str) -> str:
     if "%" not in text:
         return text
     return _ESCAPE.sub(_upper_escape, text)
+
+
+def _decode_if_unreserved(match: re.Match[str]) -> str:
+    escape = match.group(0)
+    char = chr(int(escape[1:], 16))
+    return char if char in _UNRESERVED else escape.upper()
+
+
+def _decode_unreserved(text: str) -> str:
+    """RFC 9309 §2.2.2: decode escapes of unreserved characters; upper-case the others.  A ``%``
+    that starts no escape is data, written ``%25`` (RFC 3986 §2.4)."""
+    if "%" not in text:
+        return text
+    return _ESCAPE.sub(_decode_if_unreserved, _STRAY_PERCENT.sub("%25", text))
+
+
+def _literal_specials(text: str) -> str:
+    """``%24`` and ``%2A`` (hex already upper-cased) as the literal ``$`` and ``*`` they stand for:
+    the matcher splits wildcards off before this is applied, so they stay literal."""
+    if "%" not in text:
+        return text
+    return text.replace("%24", "$").replace("%2A", "*")
+
+
+def rfc_path_query(path: str) -> str:
+    """The RFC 9309 §2.2.2 reading of a :func:`path_query` result: characters outside US-ASCII
+    UTF-8 percent-encoded, escapes of unreserved characters decoded.  (``%24``/``%2A`` are left as
+    they are; :meth:`PathPattern.matches` takes care of them.)"""
+    if not path.isascii():
+        path = _NON_ASCII.sub(_percent_encode_char, path)
+    return _decode_unreserved(path)
+
+
+def match_forms(path: str) -> tuple[str, str]:
+    """``(raw, rfc)``: a :func:`path_query` result in the raw and in the RFC 9309 reading, ready
+    for matching (``%24``/``%2A`` read as ``$``/``*``).  When the two are the same string (no
+    ``%``, only US-ASCII: the usual case) the same object is returned twice, for free."""
+    if "%" not in path and path.isascii():
+        return path, path
+    raw = _literal_specials(path)
+    rfc = _literal_specials(rfc_path_query(path))
+    return raw, (raw if rfc == raw else rfc)
 
 
 def escape_pattern(text: str) -> str:
@@ -129,8 +199,11 @@ class PathPattern:
     """A compiled path pattern.
 
     ``raw`` is the value as written (after comment stripping and trimming); ``encoded`` is what is
-    matched (see :func:`escape_pattern`).  Build one with :func:`compile_pattern`; constructing it
-    directly trusts ``encoded`` as given.
+    matched in the raw (Google) reading (see :func:`escape_pattern`).  Build one with
+    :func:`compile_pattern`; constructing it directly trusts ``encoded`` as given.
+
+    :attr:`rfc` is the same pattern in the RFC 9309 reading (escapes of unreserved characters
+    decoded); it is the pattern itself when that changes nothing, as for most patterns.
     """
 
     raw: str
@@ -138,6 +211,7 @@ class PathPattern:
     _kind: int = field(init=False, repr=False, compare=False)
     _parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _anchored: bool = field(init=False, repr=False, compare=False)
+    _rfc: PathPattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         encoded = self.encoded
@@ -158,9 +232,22 @@ class PathPattern:
                 kind, parts = _PREFIX, (body,)
             else:
                 kind, parts = _WILDCARD, tuple(body.split("*"))
+        if "%" in encoded:
+            # RFC 9309 §2.2.3: "%2A" and "%24" are a literal '*' and '$' (the wildcards and the
+            # anchor are already split off, so the literal characters are not special any more).
+            parts = tuple(_literal_specials(part) for part in parts)
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_parts", parts)
         object.__setattr__(self, "_anchored", anchored)
+        decoded = _decode_unreserved(encoded)
+        rfc = self if decoded == encoded else PathPattern(raw=self.raw, encoded=decoded)
+        object.__setattr__(self, "_rfc", rfc)
+
+    @property
+    def rfc(self) -> PathPattern:
+        """This pattern in the RFC 9309 §2.2.2 reading (escapes of unreserved characters
+        decoded); ``self`` when that reading is the same."""
+        return self._rfc
 
     @property
     def specificity(self) -> int:
@@ -178,7 +265,20 @@ class PathPattern:
         return self._parts[0] if self._kind == _PREFIX else None
 
     def matches(self, path_query: str) -> bool:
-        """True when this pattern matches ``path_query`` (as returned by :func:`path_query`)."""
+        """True when this pattern matches ``path_query`` (as returned by :func:`path_query`) in
+        the raw or in the RFC 9309 reading (see the module docstring)."""
+        if "%" not in path_query:
+            if self._match(path_query):
+                return True
+            if self._rfc is self and path_query.isascii():
+                return False  # both readings are the same
+        elif self._match(_literal_specials(path_query)):
+            return True
+        return self._rfc._match(_literal_specials(rfc_path_query(path_query)))
+
+    def _match(self, path_query: str) -> bool:
+        """This reading of the pattern against a path in the same reading, with ``%24``/``%2A``
+        already turned into ``$``/``*`` (see :func:`match_forms`)."""
         kind = self._kind
         if kind == _PREFIX:
             return path_query.startswith(self._parts[0])

@@ -43,13 +43,15 @@ From Google's reference parser:
 * Several ``Crawl-delay`` (``Request-rate``) lines in the groups that apply: the largest delay
   wins.
 
-From RFC 9309 (the first three as Google's reference parser does):
+From RFC 9309 (the first two as Google's reference parser does):
 
-* §2.2.2 asks for percent-encoded *unreserved* characters in the URI to be decoded before
-  matching; here nothing is decoded on either side, only hex digits are upper-cased, so
-  ``Allow: /foo/bar/%62%61%7A`` does not match ``/foo/bar/baz`` (test case ID_Encoding).
-* Non-ASCII characters in the URL are not percent-encoded (ID_Encoding: a raw ``ツ`` in the URL
-  does not match ``Allow: /foo/bar/ツ``); callers pass URLs that are already URIs, as Scrapy's are.
+* Percent-encoding is read two ways (see :mod:`.pathpattern`): Google's (nothing decoded) and
+  §2.2.2's (escapes of unreserved characters decoded, non-ASCII encoded).  Each reading is
+  evaluated on its own and the URL is denied if either denies, so ``Allow: /foo/bar/%62%61%7A``
+  does not open ``/foo/bar/baz`` (Google's ID_Encoding) while ``Disallow: /%7Ejoe/`` binds
+  ``/~joe/`` (§2.2.2).  :attr:`RobotsVerdict.rule` is the rule of the reading that decided.
+* Trailing control characters of a ``Disallow`` value are cut (and reported): read as ``%00``
+  they would make the rule bind nothing; those of an ``Allow`` are kept (cutting would widen it).
 * The AIPREF attachment draft makes ``Content-Usage`` a rule; here, as for every other non
   allow/disallow line, it does not end a run of ``User-agent`` lines, so
   ``User-agent: a / Content-Usage: ... / User-agent: b / Disallow: /`` is one group for a and b
@@ -65,7 +67,12 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
-from crawler.optout.pathpattern import PathPattern, escape_pattern, path_query
+from crawler.optout.pathpattern import (
+    PathPattern,
+    escape_pattern,
+    match_forms,
+    path_query,
+)
 
 __all__ = [
     "ALLOW_ALL",
@@ -93,6 +100,8 @@ MAX_LINE_PROBLEMS = 100
 _UTF8_BOM = b"\xef\xbb\xbf"
 # Whitespace around keys and values (lines never contain CR or LF).
 _WS = " \t\v\f"
+# ASCII control characters (C0 and DEL): never part of a real path.
+_CONTROLS = "".join(map(chr, range(0x20))) + "\x7f"
 # A line needs a UTF-8 check for length only if it could exceed MAX_LINE_BYTES.
 _LONG_LINE_CHARS = MAX_LINE_BYTES // 4
 
@@ -186,13 +195,6 @@ class RequestRate:
         return self.seconds / self.requests
 
 
-def _precedence(rule: RobotsRule) -> tuple[int, bool, int]:
-    # RFC 9309 §2.2.2: "The most specific match found MUST be used. The most specific match is the
-    # match that has the most octets." ... "If an "allow" rule and a "disallow" rule are
-    # equivalent, then the "allow" rule SHOULD be used."  Equal rules: the first in the file.
-    return (-rule.pattern.specificity, rule.kind != _ALLOW, rule.line)
-
-
 @dataclass(frozen=True, slots=True)
 class RobotsGroup:
     """One group: consecutive user-agent lines and the lines that follow up to the next group.
@@ -209,52 +211,71 @@ class RobotsGroup:
     request_rate: RequestRate | None
     extensions: tuple[RobotsLine, ...]
     agent_lines: tuple[RobotsLine, ...] = ()
-    # Evaluation tables, built once: plain-prefix rules by prefix (best rule per prefix), the
+    # Evaluation tables, built once per reading of the patterns (raw, RFC 9309; see
+    # crawler.optout.pathpattern): plain-prefix rules by prefix (best rule per prefix), the
     # distinct prefix lengths, and the other rules ('*' inside, '$' anchor) in precedence order.
-    _by_prefix: dict[str, tuple[tuple[int, bool, int], RobotsRule]] = field(
-        init=False, repr=False, compare=False
-    )
-    _prefix_lengths: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _others: tuple[tuple[tuple[int, bool, int], RobotsRule], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    # ``_rfc_tables`` is None when no pattern reads differently under RFC 9309 (the usual case).
+    _tables: _Tables = field(init=False, repr=False, compare=False)
+    _rfc_tables: _Tables | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_prefix: dict[str, tuple[tuple[int, bool, int], RobotsRule]] = {}
-        others: list[tuple[tuple[int, bool, int], RobotsRule]] = []
-        for rule in self.rules:
-            if not rule.pattern.encoded:
-                continue  # an empty pattern matches nothing
-            entry = (_precedence(rule), rule)
-            prefix = rule.pattern.prefix
-            if prefix is None:
-                others.append(entry)
-            elif prefix not in by_prefix or entry[0] < by_prefix[prefix][0]:
-                by_prefix[prefix] = entry
-        others.sort(key=lambda item: item[0])
-        object.__setattr__(self, "_by_prefix", by_prefix)
-        object.__setattr__(self, "_prefix_lengths", tuple(sorted({len(p) for p in by_prefix})))
-        object.__setattr__(self, "_others", tuple(others))
+        tables = _build_tables(self.rules, rfc=False)
+        differs = any(rule.pattern.rfc is not rule.pattern for rule in self.rules)
+        object.__setattr__(self, "_tables", tables)
+        rfc_tables = _build_tables(self.rules, rfc=True) if differs else None
+        object.__setattr__(self, "_rfc_tables", rfc_tables)
 
-    def _first_match(self, path: str) -> RobotsRule | None:
-        """The rule of highest precedence matching ``path``, or None."""
-        best: tuple[tuple[int, bool, int], RobotsRule] | None = None
-        by_prefix = self._by_prefix
+    def _first_entry(self, path: str, rfc: bool = False) -> _Entry | None:
+        """The (precedence, rule, pattern as read) of highest precedence matching ``path`` (in
+        the reading ``rfc`` selects, as :func:`.pathpattern.match_forms` gives it), or None."""
+        tables = self._tables if not rfc or self._rfc_tables is None else self._rfc_tables
+        by_prefix, prefix_lengths, others = tables
+        best: _Entry | None = None
         if by_prefix:
             size = len(path)
-            for length in self._prefix_lengths:
+            for length in prefix_lengths:
                 if length > size:
                     break
                 entry = by_prefix.get(path[:length])
                 if entry is not None and (best is None or entry[0] < best[0]):
                     best = entry
-        for entry in self._others:
+        for entry in others:
             if best is not None and entry[0] >= best[0]:
                 break
-            if entry[1].pattern.matches(path):
+            if entry[2]._match(path):
                 best = entry
                 break
-        return best[1] if best is not None else None
+        return best
+
+    def _first_match(self, path: str) -> RobotsRule | None:
+        """The rule of highest precedence matching ``path`` in the raw reading, or None."""
+        entry = self._first_entry(path)
+        return entry[1] if entry is not None else None
+
+
+_Entry = tuple[tuple[int, bool, int], RobotsRule, PathPattern]
+_Tables = tuple[dict[str, _Entry], tuple[int, ...], tuple[_Entry, ...]]
+
+
+def _build_tables(rules: tuple[RobotsRule, ...], *, rfc: bool) -> _Tables:
+    by_prefix: dict[str, _Entry] = {}
+    others: list[_Entry] = []
+    for rule in rules:
+        pattern = rule.pattern.rfc if rfc else rule.pattern
+        if not pattern.encoded:
+            continue  # an empty pattern matches nothing
+        # RFC 9309 §2.2.2: "The most specific match found MUST be used. The most specific match
+        # is the match that has the most octets." ... "If an "allow" rule and a "disallow" rule
+        # are equivalent, then the "allow" rule SHOULD be used."  Equal rules: the first in the
+        # file.  Octets are counted in the reading being evaluated.
+        entry = ((-pattern.specificity, rule.kind != _ALLOW, rule.line), rule, pattern)
+        prefix = pattern.prefix
+        if prefix is None:
+            others.append(entry)
+        elif prefix not in by_prefix or entry[0] < by_prefix[prefix][0]:
+            by_prefix[prefix] = entry
+    others.sort(key=lambda item: item[0])
+    return by_prefix, tuple(sorted({len(p) for p in by_prefix})), tuple(others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,13 +359,16 @@ class RobotsFile:
         best: RobotsRule | None = None
         best_group = groups[0]
         if path != "/robots.txt":  # "The /robots.txt URI is implicitly allowed."
-            best_key = (-1, False)
-            for group in groups:
-                rule = group._first_match(path)
-                if rule is not None:
-                    key = (rule.pattern.specificity, rule.kind == _ALLOW)
-                    if key > best_key:
-                        best, best_key, best_group = rule, key, group
+            # Two readings of percent-encoding (see crawler.optout.pathpattern): Google's raw one
+            # and RFC 9309 §2.2.2's.  Each is evaluated on its own ("longest match wins, allow
+            # wins ties"); where they disagree the more restrictive answer is taken.
+            raw_path, rfc_path = match_forms(path)
+            best, best_group = _evaluate(groups, raw_path, rfc=False)
+            if best is None or best.kind == _ALLOW:
+                if rfc_path is not raw_path or any(g._rfc_tables is not None for g in groups):
+                    rfc_best, rfc_group = _evaluate(groups, rfc_path, rfc=True)
+                    if rfc_best is not None and rfc_best.kind != _ALLOW:
+                        best, best_group = rfc_best, rfc_group
         if explicit:
             lowered = token.lower()
             agent = next(a for a in best_group.agents if a.lower() == lowered)
@@ -377,6 +401,23 @@ class RobotsFile:
         delays = [d for d in (self.crawl_delay(token), rate.delay if rate else None)
                   if d is not None]
         return max(delays, default=None)
+
+
+def _evaluate(
+    groups: tuple[RobotsGroup, ...], path: str, *, rfc: bool
+) -> tuple[RobotsRule | None, RobotsGroup]:
+    """The winning rule over the combined ``groups`` in one reading, and its group."""
+    best: RobotsRule | None = None
+    best_group = groups[0]
+    best_key = (-1, False)
+    for group in groups:
+        entry = group._first_entry(path, rfc)
+        if entry is not None:
+            rule = entry[1]
+            key = (entry[2].specificity, rule.kind == _ALLOW)
+            if key > best_key:
+                best, best_key, best_group = rule, key, group
+    return best, best_group
 
 
 #: An empty file: what RFC 9309 §2.3.1.3 makes of an "unavailable" (4xx) robots.txt.
@@ -611,6 +652,19 @@ def parse_robots(body: bytes, *, limit: int = ROBOTS_PARSE_LIMIT) -> RobotsFile:
                 # A rule before any user-agent line belongs to no group: ignore it.
                 line_problems.append(f"line {number}: rule before any user-agent line ignored")
                 continue
+            stripped = value.rstrip(_CONTROLS)
+            if stripped != value:
+                # "Disallow: /family/photos\x00\x00\x00": control characters are never part of
+                # a real path, and read as %00 the rule would bind nothing.  A Disallow keeps its
+                # intended prefix (fail closed); an Allow is left as written, since cutting it
+                # would only widen what it allows.
+                cut = "removed" if key == _DISALLOW else "kept (the rule matches almost nothing)"
+                line_problems.append(
+                    f"line {number}: trailing control characters in pattern {shown_value!r} {cut}"
+                )
+                if key == _DISALLOW:
+                    value = stripped
+                    shown_value = _replace_invalid(value) if dirty else value
             pattern = PathPattern(raw=shown_value, encoded=escape_pattern(value))
             if value and value[0] not in "/*":
                 line_problems.append(

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from crawler.optout.pathpattern import PathPattern, compile_pattern, escape_pattern, path_query
+from crawler.optout.pathpattern import (
+    PathPattern,
+    compile_pattern,
+    escape_pattern,
+    match_forms,
+    path_query,
+)
+from crawler.optout.robots import parse_robots
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "google_robotstxt_cases.json"
 GOOGLE = json.loads(DATA.read_text(encoding="utf-8"))
@@ -74,19 +81,20 @@ MATCH_VECTORS: list[tuple[str, str, bool]] = [
     # empty pattern matches nothing
     ("", "/", False),
     ("", "", False),
-    # percent-encoding: hex case normalised, nothing decoded
+    # percent-encoding: hex case normalised; matches() is True in the raw (Google) or the RFC 9309
+    # reading (unreserved escapes decoded, non-ASCII encoded); reserved escapes never decoded
     ("/foo/bar%2Fbaz", "/foo/bar/baz", False),
     ("/foo/bar%2fbaz", path_query("/foo/bar%2fbaz"), True),
     ("/a%3cd.html", path_query("/a<d.html"), True),
     ("/a%3Cd.html", "/a%3Cd.html", True),
-    ("/foo/bar/%62%61%7A", "/foo/bar/baz", False),
+    ("/foo/bar/%62%61%7A", "/foo/bar/baz", True),  # RFC reading (robots.txt: see test_robots)
     ("/foo/bar/%62%61%7A", "/foo/bar/%62%61%7A", True),
     ("/foo/bar/ツ", "/foo/bar/%E3%83%84", True),
-    ("/foo/bar/ツ", "/foo/bar/ツ", False),
+    ("/foo/bar/ツ", "/foo/bar/ツ", True),  # RFC reading encodes the URL's non-ASCII
     ("/ä", "/%C3%A4", True),
     ("/my page", path_query("/my page"), True),
     ("/my page", "/my%20page", True),
-    ("/%2A", "/*", False),
+    ("/%2A", "/*", True),  # RFC 9309 §2.2.3: %2A is a literal '*'
     ("/%2A", "/%2A", True),
 ]
 
@@ -185,3 +193,148 @@ def test_hostile_pattern_is_linear() -> None:
     seconds = timeit.timeit(lambda: pattern.matches(path), number=10) / 10
     assert not pattern.matches(path)
     assert seconds < 0.01
+
+
+# --------------------------------------------------------------- issue 10, items 5, 6 and 7
+
+
+def _allowed(body: str, url: str, agent: str = "FooBot") -> bool:
+    return parse_robots(body.encode("utf-8", "surrogateescape")).verdict(url, agent).allowed
+
+
+@pytest.mark.parametrize(
+    ("rule", "url"),
+    [
+        # RFC 9309 §2.2.2: escapes of unreserved characters are decoded on both sides.
+        ("/%7Ejoe/", "http://x/~joe/index.html"),
+        ("/%7ejoe/", "http://x/~joe/index.html"),
+        ("/~joe/", "http://x/%7Ejoe/index.html"),
+        ("/~joe/", "http://x/%7ejoe/index.html"),
+        ("/a2/%5A%2D%2E%5F%7E", "http://x/a2/Z-._~"),
+        ("/a1/Z-._~", "http://x/a1/%5A%2D%2E%5F%7E"),
+        ("/*/%62az", "http://x/foo/baz"),
+        ("/foo/%62az$", "http://x/foo/baz"),
+        # Non-ASCII in the URL is UTF-8 encoded before comparison (RFC reading).
+        ("/u/%F0%9F%90%8D", "http://x/u/\U0001f40d"),
+        ("/u/\U0001f40d", "http://x/u/\U0001f40d"),
+    ],
+)
+def test_unreserved_escapes_bind_either_way(rule: str, url: str) -> None:
+    body = f"User-agent: *\nDisallow: {rule}\n"
+    assert _allowed(body, url) is False
+
+
+@pytest.mark.parametrize(
+    ("rule", "url"),
+    [
+        ("/a%2Fb", "http://x/a/b"),  # reserved escapes are never decoded
+        ("/a/b", "http://x/a%2Fb"),
+        ("/q%3Fx", "http://x/q?x"),
+        ("/%7Ejoe/", "http://x/~jo"),
+        ("/~joe/", "http://x/%7Ejo"),
+    ],
+)
+def test_reserved_escapes_stay_distinct(rule: str, url: str) -> None:
+    assert _allowed(f"User-agent: *\nDisallow: {rule}\n", url) is True
+
+
+def test_encoded_allow_does_not_open_a_plain_url() -> None:
+    """Google's ID_Encoding: where the readings disagree the more restrictive one wins."""
+    body = "User-agent: FooBot\nDisallow: /\nAllow: /foo/bar/%62%61%7A\n"
+    assert _allowed(body, "http://x/foo/bar/baz") is False
+    assert _allowed(body, "http://x/foo/bar/%62%61%7A") is True
+    body = "User-agent: FooBot\nDisallow: /\nAllow: /foo/bar/\u30c4\n"
+    assert _allowed(body, "http://x/foo/bar/%E3%83%84") is True
+    assert _allowed(body, "http://x/foo/bar/\u30c4") is False
+
+
+def test_longest_match_is_counted_per_reading() -> None:
+    # Raw reading: only the Allow matches /foo/%62ar.  RFC reading: the Allow is /foo/ba (7
+    # octets), the Disallow /foo/bar (8): the Disallow is longer and wins, so the URL is denied.
+    body = "User-agent: *\nDisallow: /foo/bar\nAllow: /foo/%62a\n"
+    assert _allowed(body, "http://x/foo/%62ar") is False
+    assert _allowed(body, "http://x/foo/bax") is True
+    # An encoded Allow that stays longer than the Disallow after decoding still wins.
+    body = "User-agent: *\nDisallow: /foo/ba\nAllow: /foo/%62ar\n"
+    assert _allowed(body, "http://x/foo/%62ar") is True
+    assert _allowed(body, "http://x/foo/bar") is False  # raw reading: only the Disallow matches
+    # Allow wins ties in each reading.
+    body = "User-agent: *\nDisallow: /~joe\nAllow: /%7Ejoe\n"
+    for url in ("http://x/%7Ejoe/a", "http://x/~joe/a"):
+        # RFC reading: Allow /~joe and Disallow /~joe tie and the Allow wins.  Raw reading: only
+        # the Allow matches /%7Ejoe/a, only the Disallow matches /~joe/a -- which is denied.
+        verdict = parse_robots(body.encode()).verdict(url, "a")
+        assert (verdict.allowed, url) == (url.endswith("%7Ejoe/a"), url)
+
+
+def test_winning_rule_of_the_rfc_reading_is_reported() -> None:
+    robots = parse_robots(b"User-agent: *\nDisallow: /%7Ejoe/\n")
+    verdict = robots.verdict("http://x/~joe/index.html", "FooBot")
+    assert verdict.allowed is False
+    assert verdict.rule is not None and verdict.rule.text == "Disallow: /%7Ejoe/"
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://foo.bar/x/abc$abc", False),
+        ("http://foo.bar/x/abc$", False),
+        ("http://foo.bar/x/abc%24", False),
+        ("http://foo.bar/x/abc", True),
+        ("http://foo.bar/x*x/abc", False),
+        ("http://foo.bar/x*x/abcdef", False),
+        ("http://foo.bar/x%2Ax/abc", False),
+        ("http://foo.bar/x%2ax/abc", False),
+        ("http://foo.bar/xabcx/abc", True),
+    ],
+)
+def test_escaped_special_characters_are_literal(url: str, allowed: bool) -> None:
+    """RFC 9309 §2.2.3 (Protego's test_escaped_special_symbols)."""
+    body = "user-agent: FooBot\ndisallow: /x/abc%24\ndisallow: /x%2Ax/abc\n"
+    assert _allowed(body, url) is allowed
+
+
+def test_escaped_specials_at_pattern_level() -> None:
+    assert compile_pattern("/a%24").matches("/a$b")
+    assert compile_pattern("/a%24$").matches("/a%24")
+    assert not compile_pattern("/a%24$").matches("/a%24b")
+    assert not compile_pattern("/a%24").matches("/a")  # %24 is not an anchor
+    assert compile_pattern("/a%2Ab").matches("/a*b")
+    assert not compile_pattern("/a%2Ab").matches("/axb")  # %2A is not a wildcard
+    assert compile_pattern("/a%2ab").prefix == "/a*b"
+
+
+def test_trailing_control_characters_in_a_disallow_are_cut() -> None:
+    robots = parse_robots(b"User-agent: *\nDisallow: /family/photos\x00\x00\x00\n")
+    verdict = robots.verdict("http://x/family/photos", "FooBot")
+    assert verdict.allowed is False
+    assert verdict.rule is not None and verdict.rule.text == "Disallow: /family/photos"
+    assert any("line 2: trailing control characters" in p for p in robots.problems)
+    assert robots.verdict("http://x/family/photos/a.jpg", "FooBot").allowed is False
+    assert robots.verdict("http://x/family/", "FooBot").allowed is True
+
+
+def test_trailing_control_characters_in_an_allow_are_kept() -> None:
+    """Cutting them would only widen the Allow: fail closed."""
+    robots = parse_robots(b"User-agent: *\nDisallow: /\nAllow: /family\x01\n")
+    assert robots.verdict("http://x/family/photos", "FooBot").allowed is False
+    assert any("line 3: trailing control characters" in p for p in robots.problems)
+
+
+def test_match_forms_fast_path_returns_the_same_object() -> None:
+    path = path_query("http://x/articles/2024/story.html?page=2")
+    raw, rfc = match_forms(path)
+    assert raw is path and rfc is path
+    assert match_forms("/%7Ea%2A") == ("/%7Ea*", "/~a*")
+    raw, rfc = match_forms("/%2F")
+    assert raw is rfc
+
+
+def test_rfc_form_of_patterns() -> None:
+    plain = compile_pattern("/a/b")
+    assert plain.rfc is plain
+    encoded = compile_pattern("/%7ejoe/%2f")
+    assert encoded.encoded == "/%7Ejoe/%2F"
+    assert encoded.rfc.encoded == "/~joe/%2F"
+    assert encoded.rfc.specificity == 9
+    assert encoded.rfc.rfc is encoded.rfc
