@@ -1,11 +1,13 @@
 """YAML job config → validated, frozen :class:`JobConfig` → Scrapy settings.
 
 Unknown keys, wrong types and missing files are :class:`ConfigError` (the CLI exits 2 with
-one line naming the key). Paths are relative to the config file.
+one line naming the key). Paths are relative to the config file. Numbers must be finite and
+not negative, our own keys' and those under ``settings:`` alike (see :func:`number_problem`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -107,6 +109,34 @@ class JobConfig:
         if self.max_depth:
             out["DEPTH_LIMIT"] = self.max_depth
         return out
+
+
+def number_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the number setting ``key`` holds, or None when it can.
+
+    A NaN or infinite number, or a negative one, is refused: ``DOWNLOAD_DELAY: .nan`` would
+    otherwise switch off the robots.txt Crawl-delay floor (every comparison with NaN is
+    false). A string that ``float()`` reads (``"nan"``, ``"1e999"``, ``"-1"``: Scrapy's
+    ``getfloat`` would) is judged as that number; other strings, booleans, None, lists and
+    mappings are not numbers and pass. Keys naming a priority (``DEPTH_PRIORITY``,
+    ``RETRY_PRIORITY_ADJUST``) may be negative, never NaN or infinite.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            number: float | int = float(value)
+        except ValueError:
+            return None
+    elif isinstance(value, (int, float)):
+        number = value
+    else:
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return f"{value!r} is not a finite number"
+    if number < 0 and "PRIORITY" not in key:
+        return f"{value!r} is negative (numbers must be 0 or more)"
+    return None
 
 
 def _expect(data: dict[str, Any], key: str, types: type | tuple[type, ...], default: Any) -> Any:
@@ -230,6 +260,9 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
             raise ConfigError(f"settings.{key}: Scrapy setting names are UPPER_CASE")
         if key in ("USER_AGENT", "ROBOTSTXT_OBEY"):
             raise ConfigError(f"settings.{key}: set by polite-crawler itself; use user_agent")
+        problem = number_problem(key, settings[key])
+        if problem:
+            raise ConfigError(f"settings.{key}: {problem}")
 
     return JobConfig(
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
@@ -291,7 +324,8 @@ def _registry(i: int, spec: Any, base: Path) -> dict[str, Any]:
                "timeout": ((int, float), 20, 1, 600), "retries": (int, 3, 0, 10)}
     for field_name, (types, default, lo, hi) in numbers.items():
         value = spec.get(field_name, default)
-        if isinstance(value, bool) or not isinstance(value, types) or not lo <= value <= hi:
+        if (isinstance(value, bool) or not isinstance(value, types)
+                or not math.isfinite(value) or not lo <= value <= hi):
             raise ConfigError(f"{key}.{field_name}: a number from {lo} to {hi}")
         out[field_name] = value
     out.update(url=url, format=fmt, name=name or parts.netloc, api_key_env=env)

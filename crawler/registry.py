@@ -25,7 +25,10 @@ Entry syntax (one entry per line of a UTF-8 text list)
 
 Both entries and looked-up URLs are normalised the same way: scheme and host lower-cased,
 internationalised host names converted to punycode (IDNA 2003, the stdlib ``idna`` codec), one
-trailing dot removed from the host, the default port dropped, user info dropped, an empty path
+trailing dot removed from the host, an IPv6 address compressed and an IPv4-mapped one
+(``[::ffff:192.0.2.1]``) read as the IPv4 address -- the host as
+:func:`crawler.network.normalize_host` gives it, as for the network guard and the per-origin
+keys --, the default port dropped, user info dropped, an empty path
 read as ``/``, percent-escapes upper-cased (``%2f`` -> ``%2F``, nothing decoded), characters
 that are not allowed in a URL (non-ASCII, spaces, ``"<>\\^`{|}``) percent-encoded as UTF-8, and
 the fragment dropped.
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import encodings.idna
 import ipaddress
 import json
 import os
@@ -58,6 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
+
+from crawler.network import normalize_host
 
 __all__ = [
     "MAX_ENTRY_LENGTH",
@@ -90,8 +94,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _URL_START_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _ASCII_HOST_RE = re.compile(r"[a-z0-9_\-]+(?:\.[a-z0-9_\-]+)*")
-#: IDNA 2003 label separators (RFC 3490 §3.1): full stop and its ideographic/full-width forms.
-_IDNA_DOTS_RE = re.compile("[.\u3002\uff0e\uff61]")
 _PCT_RE = re.compile(r"%[0-9a-fA-F]{2}")
 #: Characters that stay as they are in a normalised path/query (RFC 3986 unreserved, reserved
 #: and "%"); anything else is percent-encoded.
@@ -143,33 +145,27 @@ class RegistryFormatError(ValueError):
 
 
 def _normalize_host(host: str) -> tuple[str, bool]:
-    """(normalised host, is an IP address); raises ValueError naming what is wrong."""
+    """(normalised host, is an IP address); raises ValueError naming what is wrong.
+
+    The normal form is :func:`crawler.network.normalize_host`'s (the one the network guard and
+    the origin keys use), with an IPv6 address put back in brackets; this adds the checks.
+    """
     if not host:
         raise ValueError("empty host")
     if host[0] == "[":
         if host[-1] != "]":
             raise ValueError(f"host {host!r}: unclosed '['")
         try:
-            ip6 = ipaddress.IPv6Address(host[1:-1])
+            ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise ValueError(f"host {host!r} is not an IPv6 address") from None
-        return f"[{ip6.compressed}]", True
-    if host[-1] in ".\u3002\uff0e\uff61":  # one trailing dot: the same name, fully qualified
-        host = host[:-1]
-    if host.isascii():
-        h = host.lower()
-    else:
-        labels = []
-        for label in _IDNA_DOTS_RE.split(host):
-            if label.isascii():
-                labels.append(label.lower())
-                continue
-            try:
-                labels.append(encodings.idna.ToASCII(label).decode("ascii").lower())
-            except UnicodeError as exc:
-                raise ValueError(f"host {host!r} is not a valid internationalised name "
-                                 f"({exc})") from None
-        h = ".".join(labels)
+        h = normalize_host(host)
+        return (f"[{h}]" if ":" in h else h), True  # IPv4-mapped: the IPv4 address
+    if ":" in host:
+        raise ValueError(f"host {host!r} has characters not allowed in a host name")
+    h = normalize_host(host)
+    if not h.isascii():
+        raise ValueError(f"host {host!r} is not a valid internationalised name (IDNA)")
     if not _ASCII_HOST_RE.fullmatch(h):
         if not h or ".." in h or h[0] == "." or h[-1] == ".":
             raise ValueError(f"host {host!r} has an empty label")

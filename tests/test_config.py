@@ -128,3 +128,77 @@ def test_registries_resolve_paths_and_never_hold_the_key(tmp_path, monkeypatch):
     assert job.registries[0]["path"] == str(tmp_path / "list.txt")
     assert job.registries[1]["batch_size"] == 100
     assert "s3cret" not in repr(job.scrapy_settings())
+
+
+# --- numbers: finite and not negative (a NaN DOWNLOAD_DELAY would switch the floor off) -------
+
+BAD_NUMBERS = [".nan", ".NaN", ".inf", "-.inf", "-1", "-0.5", '"nan"', '"inf"', '"-1"',
+               '" NaN "', '"1e999"']
+
+
+NUMERIC_SETTINGS = ["DOWNLOAD_TIMEOUT", "CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN",
+                    "AUTOTHROTTLE_START_DELAY", "AUTOTHROTTLE_MAX_DELAY",
+                    "AUTOTHROTTLE_TARGET_CONCURRENCY", "RETRY_TIMES", "DOWNLOAD_MAXSIZE",
+                    "POLITE_MAX_CRAWL_DELAY", "POLITE_SITE_CACHE_TTL", "POLITE_RETRY_AFTER_MAX",
+                    "POLITE_CLUSTER_DELAY"]
+
+
+@pytest.mark.parametrize(
+    "key, number",
+    [("DOWNLOAD_DELAY", n) for n in BAD_NUMBERS]
+    + [(k, BAD_NUMBERS[i % len(BAD_NUMBERS)]) for i, k in enumerate(NUMERIC_SETTINGS)])
+def test_settings_numbers_must_be_finite_and_not_negative(key, number):
+    data = {**GOOD, "settings": {key: yaml.safe_load(number)}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    assert str(exc.value).startswith(f"settings.{key}: ") and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"max_pages": float("nan")}, "max_pages"),
+        ({"max_pages": float("inf")}, "max_pages"),
+        ({"max_depth": -1}, "max_depth"),
+        ({"max_depth": float("nan")}, "max_depth"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q", "max_wait": float("nan")}]},
+         "registries[0].max_wait"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q", "timeout": float("inf")}]},
+         "registries[0].timeout"),
+        ({"registries": [{"type": "http", "url": "http://x.org/q", "retries": -1}]},
+         "registries[0].retries"),
+    ],
+)
+def test_own_numbers_must_be_finite_and_not_negative(patch, key):
+    with pytest.raises(ConfigError) as exc:
+        parse_config({**GOOD, **patch})
+    assert str(exc.value).startswith(key + ":") and "\n" not in str(exc.value)
+
+
+def test_usable_numbers_and_other_settings_pass():
+    job = parse_config({**GOOD, "settings": {
+        "DOWNLOAD_DELAY": 0, "DOWNLOAD_TIMEOUT": "1.5", "AUTOTHROTTLE_MAX_DELAY": 60.0,
+        "RETRY_PRIORITY_ADJUST": -1, "DEPTH_PRIORITY": -1, "LOG_LEVEL": "INFO",
+        "AUTOTHROTTLE_ENABLED": False, "RETRY_HTTP_CODES": [500, 503], "JOBDIR": None}})
+    assert job.settings["RETRY_PRIORITY_ADJUST"] == -1
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [("settings: {DOWNLOAD_DELAY: .nan}", "settings.DOWNLOAD_DELAY"),
+     ("settings: {DOWNLOAD_DELAY: .inf}", "settings.DOWNLOAD_DELAY"),
+     ("settings: {DOWNLOAD_DELAY: -1}", "settings.DOWNLOAD_DELAY"),
+     ("settings: {DOWNLOAD_DELAY: 'nan'}", "settings.DOWNLOAD_DELAY"),
+     ("settings: {AUTOTHROTTLE_MAX_DELAY: .nan}", "settings.AUTOTHROTTLE_MAX_DELAY"),
+     ("settings: {POLITE_MAX_CRAWL_DELAY: -.inf}", "settings.POLITE_MAX_CRAWL_DELAY"),
+     ("max_pages: .nan", "max_pages"),
+     ("max_depth: -1", "max_depth")],
+)
+def test_cli_exits_2_naming_the_bad_number(tmp_path, capsys, line, key):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("job: t\nuser_agent: 'T/1 (+https://x.org)'\n"
+                   "seeds: ['https://example.org/']\n" + line + "\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{key}: " in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before anything ran

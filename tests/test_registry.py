@@ -408,6 +408,63 @@ def test_canonical_url() -> None:
         canonical_url("file:///etc/passwd")
 
 
+HOST_LIST = """\
+http://127.0.0.2:9821
+http://Example.COM.:9821
+[::ffff:192.0.2.9]
+https://[::FFFF:198.51.100.3]/private/
+http://bücher.example:9821/
+"""
+
+HOST_VECTORS = [
+    # every spelling of one host matches the entry written in any other spelling
+    ("http://127.0.0.2:9821/x", ("origin", "http://127.0.0.2:9821")),
+    ("http://[::ffff:127.0.0.2]:9821/x", ("origin", "http://127.0.0.2:9821")),
+    ("http://[::FFFF:7f00:2]:9821/", ("origin", "http://127.0.0.2:9821")),
+    ("http://[0:0:0:0:0:ffff:127.0.0.2]:9821/x?y", ("origin", "http://127.0.0.2:9821")),
+    ("http://[::ffff:127.0.0.3]:9821/x", None),
+    ("http://[::ffff:127.0.0.2]:9822/x", None),
+    ("HTTP://Example.COM.:9821/", ("origin", "http://example.com:9821")),
+    ("http://EXAMPLE.com:9821/a", ("origin", "http://example.com:9821")),
+    ("http://192.0.2.9/", ("domain", "192.0.2.9")),
+    ("https://[::ffff:192.0.2.9]:8443/x", ("domain", "192.0.2.9")),
+    ("https://198.51.100.3/private/x", ("prefix", "https://198.51.100.3/private/")),
+    ("https://[::ffff:198.51.100.3]/private/x", ("prefix", "https://198.51.100.3/private/")),
+    ("https://[::ffff:198.51.100.3]/public/x", None),
+    ("HTTP://XN--BCHER-KVA.Example.:9821/x", ("origin", "http://xn--bcher-kva.example:9821")),
+    ("http://BÜCHER.example\u3002:9821/", ("origin", "http://xn--bcher-kva.example:9821")),
+]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_host_spellings_match_one_entry(kind: str, tmp_path: Path) -> None:
+    """IPv4-mapped IPv6, trailing dots, case and IDNA, on the entry side and the URL side,
+    for the text-list registry and the SQLite database (its keys are the normal forms)."""
+    reg = build(kind, tmp_path, HOST_LIST)
+    try:
+        assert reg.problems == ()
+        failures = [(url, want, _kv(reg.lookup(url))) for url, want in HOST_VECTORS
+                    if _kv(reg.lookup(url)) != want]
+        assert failures == []
+        many = reg.lookup_many([url for url, _ in HOST_VECTORS])
+        assert [_kv(many[url]) for url, _ in HOST_VECTORS] == [want for _, want in HOST_VECTORS]
+    finally:
+        if isinstance(reg, SqliteRegistry):
+            reg.close()
+
+
+def test_entries_and_urls_use_the_network_host_form() -> None:
+    """The registry's host normal form is crawler.network.normalize_host's (bracketed IPv6)."""
+    from crawler.network import normalize_host
+
+    assert parse_entry("[::ffff:192.0.2.1]").value == "192.0.2.1"
+    assert parse_entry("http://[::ffff:127.0.0.2]:9821/").value == "http://127.0.0.2:9821"
+    assert canonical_url("http://[::ffff:127.0.0.2]:9821/x") == "http://127.0.0.2:9821/x"
+    for host in ("Example.COM.", "BÜCHER.example", "[::FFFF:127.0.0.2]", "[2001:DB8:0::1]",
+                 "192.0.2.1", "xn--BCHER-kva.example\u3002"):
+        assert registry._normalize_host(host)[0].strip("[]") == normalize_host(host)
+
+
 def test_index_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown entry kind"):
         RegistryIndex([RegistryEntry("regex", ".*", ".*", None)])
