@@ -118,8 +118,8 @@ from crawler.optout import aipref, contentsignal, noai, rsl
 from crawler.optout import tdmrep as tdm
 from crawler.optout.htmlmeta import HtmlHead, parse_html_head
 from crawler.optout.model import SiteFile
-from crawler.optout.pathpattern import PathPattern
-from crawler.optout.robots import RobotsFile, RobotsGroup, is_valid_product_token
+from crawler.optout.pathpattern import PathPattern, match_forms
+from crawler.optout.robots import RobotsFile, RobotsGroup, _evaluate, is_valid_product_token
 from crawler.policy import site_file
 
 __all__ = [
@@ -199,16 +199,17 @@ def _probes(pattern: PathPattern, filler: str) -> Iterator[str]:
 
 
 def _allowed(groups: Sequence[RobotsGroup], path: str) -> bool:
-    """RFC 9309 §2.2.2 over the combined rules of ``groups`` (as RobotsFile.verdict does)."""
-    best = None
-    best_key = (-1, False)
-    for group in groups:
-        rule = group._first_match(path)  # the crawler's own matcher (prefix index + wildcards)
-        if rule is not None:
-            key = (rule.pattern.specificity, rule.kind == "allow")
-            if key > best_key:
-                best, best_key = rule, key
-    return best is None or best.kind == "allow"
+    """RFC 9309 §2.2.2 over the combined rules of ``groups``, as RobotsFile.verdict does it (the
+    crawler's own matcher, in both readings of percent-encoding; a deny in either wins)."""
+    combined = tuple(groups)
+    if not combined:
+        return True
+    raw, rfc = match_forms(path)
+    for form, reading in ((raw, False), (rfc, True)):
+        best, _ = _evaluate(combined, form, rfc=reading)
+        if best is not None and best.kind != "allow":
+            return False
+    return True
 
 
 def _universal(pattern: PathPattern, filler: str) -> bool:

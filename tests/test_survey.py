@@ -564,3 +564,4 @@ def test_agent_list_is_bundled_with_its_provenance():
         gpt.token = "x"  # type: ignore[misc]
 
 
+

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from crawler.optout.model import Statement
-from crawler.optout.pathpattern import PathPattern, compile_pattern, path_query
+from crawler.optout.pathpattern import PathPattern, compile_pattern, match_forms, path_query
 from crawler.optout.robots import RobotsFile, RobotsGroup
 from crawler.optout.sfv import DisplayString, InnerList, Member, Token, parse_dictionary
 
@@ -221,9 +221,9 @@ def statements_from_robots(
     # to Allow/Disallow rules; no preferences are implied for resources that are disallowed."
     if not robots.verdict(url, token).allowed:
         return ()
-    target = path_query(url)
-    best = -2
-    winners: list[tuple[RobotsGroup, int, str, str, tuple[str, ...]]] = []
+    forms = match_forms(path_query(url))
+    # (group, line, value, preference, notes, pattern or None for a path-less rule)
+    candidates: list[tuple[RobotsGroup, int, str, str, tuple[str, ...], PathPattern | None]] = []
     # attach-05: "Each group in the file applies to a set of crawlers, identified by product
     # token as defined in Section 2.2.1 of [RFC9309]" -- the same groups as Allow/Disallow.
     for group in robots.matching_groups(token):
@@ -235,10 +235,10 @@ def statements_from_robots(
                 # ``[ path-pattern 1*WS ] usage-pref``: a line with no preference is no rule.
                 continue
             notes: tuple[str, ...] = ()
+            pattern = None
             if path is None:
                 # No path: applies to every path, below any rule that has one (inferred from the
                 # draft's example; protocols.md §3.6).
-                specificity = -1
                 if line.value.startswith("*"):
                     note = (
                         f"line {line.line}: a path must start with '/'; the whole value is"
@@ -246,18 +246,39 @@ def statements_from_robots(
                     )
                     notes = (note,)
             else:
-                # attach-05: "Any Content-Usage rules determine the usage preferences for
-                # resources using the same path prefix matching rules as defined for Allow and
-                # Disallow.  That is, the path prefix length is determined by counting the
-                # number of bytes in the encoded path."
                 pattern = _compiled(path)
-                if not pattern.matches(target):
-                    continue
+            candidates.append((group, line.line, line.value, preference, notes, pattern))
+    if not candidates:
+        return ()
+    # attach-05: "Any Content-Usage rules determine the usage preferences for resources using
+    # the same path prefix matching rules as defined for Allow and Disallow.  That is, the path
+    # prefix length is determined by counting the number of bytes in the encoded path."  The
+    # most specific rules are found in each reading of percent-encoding (crawler.optout.
+    # pathpattern); the winners of both are kept, and combine() takes the most restrictive.
+    readings = [False]
+    if forms[0] is not forms[1] or any(c[5] is not None and not c[5].reads_alike
+                                       for c in candidates):
+        readings.append(True)
+    winners: list[tuple[RobotsGroup, int, str, str, tuple[str, ...]]] = []
+    seen: set[int] = set()
+    for rfc in readings:
+        best = -2
+        chosen: list[tuple[RobotsGroup, int, str, str, tuple[str, ...]]] = []
+        for group, number, value, preference, notes, pattern in candidates:
+            if pattern is None:
+                specificity = -1
+            elif pattern.matches_reading(forms, rfc):
                 specificity = pattern.specificity
+            else:
+                continue
             if specificity > best:
-                best, winners = specificity, []
+                best, chosen = specificity, []
             if specificity == best:
-                winners.append((group, line.line, line.value, preference, notes))
+                chosen.append((group, number, value, preference, notes))
+        for entry in chosen:
+            if entry[1] not in seen:
+                seen.add(entry[1])
+                winners.append(entry)
     statements = []
     for group, number, value, preference, notes in winners:
         terms, problems = parse_preferences(preference)

@@ -276,6 +276,20 @@ class PathPattern:
             return True
         return self._rfc._match(_literal_specials(rfc_path_query(path_query)))
 
+    def matches_reading(self, forms: tuple[str, str], rfc: bool) -> bool:
+        """True when this pattern matches in one reading only: ``forms`` is
+        :func:`match_forms` of the path, ``rfc`` picks the RFC 9309 reading (else Google's raw
+        one).  For readers that select one rule among several (first match, longest match): they
+        select once per reading and keep the more restrictive outcome, as robots.txt does."""
+        if rfc:
+            return self._rfc._match(forms[1])
+        return self._match(forms[0])
+
+    @property
+    def reads_alike(self) -> bool:
+        """True when the RFC 9309 reading of this pattern is the raw one (the usual case)."""
+        return self._rfc is self
+
     def _match(self, path_query: str) -> bool:
         """This reading of the pattern against a path in the same reading, with ``%24``/``%2A``
         already turned into ``$``/``*`` (see :func:`match_forms`)."""

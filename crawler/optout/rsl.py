@@ -71,14 +71,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 from xml.parsers import expat
 
 from .model import Statement
-from .pathpattern import PathPattern, compile_pattern, path_query
+from .pathpattern import PathPattern, compile_pattern, match_forms, path_query
 from .robots import RobotsFile
 
 __all__ = [
@@ -193,14 +193,20 @@ class RslContent:
     url_origin: str | None = None
     licenses: tuple[RslLicense, ...] = ()
 
-    def match_length(self, url: str) -> int | None:
+    def match_length(self, url: str, *, forms: tuple[str, str] | None = None,
+                     rfc: bool = False) -> int | None:
         """How specifically this element covers ``url``: the pattern's length in octets (-1 for
-        an element covering any URL), or None when it does not cover ``url``."""
+        an element covering any URL), or None when it does not cover ``url``.  With ``forms``
+        (:func:`.pathpattern.match_forms` of the URL's path) only one reading of
+        percent-encoding is tried, the RFC 9309 one when ``rfc``."""
         if self.url_origin is not None and _origin(url) != self.url_origin:
             return None
         if self.url_pattern is None:
             return -1
-        if not self.url_pattern.matches(path_query(url)):
+        if forms is None:
+            if not self.url_pattern.matches(path_query(url)):
+                return None
+        elif not self.url_pattern.matches_reading(forms, rfc):
             return None
         return self.url_pattern.specificity
 
@@ -851,14 +857,25 @@ def _decide(lic: RslLicense, term: str, server: str | None) -> tuple[int, str] |
     return _NOT_LICENSED, f"usage {_TERMS} not among permitted usages ({listed})"
 
 
-def _select(doc: RslDocument, url: str) -> RslContent | None:
-    best: RslContent | None = None
-    best_length = -2
-    for content in doc.contents:
-        length = content.match_length(url)
-        if length is not None and length > best_length:
-            best, best_length = content, length
-    return best
+def _select(doc: RslDocument, url: str) -> list[RslContent]:
+    """The longest-matching ``<content>`` in each reading of percent-encoding (one element when
+    both readings agree, none when nothing covers ``url``)."""
+    forms = match_forms(path_query(url))
+    readings = [False]
+    if forms[0] is not forms[1] or any(
+            c.url_pattern is not None and not c.url_pattern.reads_alike for c in doc.contents):
+        readings.append(True)
+    chosen: list[RslContent] = []
+    for rfc in readings:
+        best: RslContent | None = None
+        best_length = -2
+        for content in doc.contents:
+            length = content.match_length(url, forms=forms, rfc=rfc)
+            if length is not None and length > best_length:
+                best, best_length = content, length
+        if best is not None and all(best is not c for c in chosen):
+            chosen.append(best)
+    return chosen
 
 
 def statement_for(
@@ -882,9 +899,21 @@ def statement_for(
         raise TypeError(f"doc must be RslDocument, not {type(doc).__name__}")
     if not doc.valid:
         return None
-    content = _select(doc, url)
-    if content is None:
-        return None
+    statements = [st for content in _select(doc, url)
+                  if (st := _content_statement(doc, content, source, user_type, country))]
+    if len(statements) <= 1:
+        return statements[0] if statements else None
+    # the two readings of percent-encoding pick different <content>s: most restrictive per term
+    merged: dict[str, bool] = {}
+    for st in statements:
+        for term, ok in st.terms:
+            merged[term] = merged.get(term, True) and ok
+    return replace(statements[0], terms=tuple(merged.items()),
+                   rule=" + ".join(st.rule for st in statements))
+
+
+def _content_statement(doc: RslDocument, content: RslContent, source: str, user_type: str,
+                       country: str | None) -> Statement | None:
     user_type = user_type.strip().lower()
     country = country.strip().upper() if country else None
     where = f'RSL <content url="{content.url_raw}">'

@@ -62,7 +62,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from .htmlmeta import HtmlHead, HtmlMeta
-from .pathpattern import PathPattern, compile_pattern, path_query
+from .pathpattern import PathPattern, compile_pattern, match_forms, path_query
 
 __all__ = [
     "TDMREP_FILE_LIMIT",
@@ -140,9 +140,22 @@ class TdmRepFile:
         """
         if not self.valid or not self.rules:
             return None
-        target = path_query(url)
+        # Two readings of percent-encoding (crawler.optout.pathpattern): the first match is
+        # found in each; where they pick different rules, a reserving one wins.
+        forms = match_forms(path_query(url))
+        raw = self._first(forms, rfc=False)
+        if forms[0] is forms[1] and all(r.location.reads_alike for r in self.rules):
+            return raw
+        rfc = self._first(forms, rfc=True)
+        if rfc is not None and rfc is not raw and (
+                raw is None or (rfc.reservation is TdmValue.RESERVED
+                                and raw.reservation is not TdmValue.RESERVED)):
+            return rfc
+        return raw
+
+    def _first(self, forms: tuple[str, str], *, rfc: bool) -> TdmRule | None:
         for rule in self.rules:
-            if rule.location.matches(target):
+            if rule.location.matches_reading(forms, rfc):
                 return rule
         return None
 

@@ -409,3 +409,18 @@ def test_large_robots_value() -> None:
 def test_empty_rule_is_no_rule() -> None:
     text = "User-agent: *\nContent-Usage:\nContent-Usage: /a\n"
     assert statements_from_robots(robots(text), "https://example.com/a", "MyBot") == ()
+
+
+@pytest.mark.parametrize(("url", "train"), [("https://x.org/~joe/a", False),
+                                           ("https://x.org/%7Ejoe/a", True)])
+def test_longest_match_in_either_reading_of_percent_encoding_most_restrictive(url, train):
+    """A more specific rule that matches in one reading only cannot lift the rule the other
+    reading selects: the winners of both readings are combined, most restrictive."""
+    robots = parse_robots(b"User-agent: *\nAllow: /\nContent-Usage: / train-ai=n\n"
+                          b"Content-Usage: /%7Ejoe/ train-ai=y\n")
+    assert combine(statements_from_robots(robots, url, "Bot"))["train-ai"] is train
+    # where both readings select the specific rule, it applies
+    robots = parse_robots(b"User-agent: *\nAllow: /\nContent-Usage: / train-ai=n\n"
+                          b"Content-Usage: /~joe/ train-ai=y\n")
+    got = combine(statements_from_robots(robots, "https://x.org/~joe/a", "Bot"))
+    assert got["train-ai"] is True

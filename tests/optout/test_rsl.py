@@ -768,3 +768,17 @@ def test_link_header_garbage_never_raises(seed: int) -> None:
     value = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120)))
     result = license_urls_from_link_header([value], BASE)
     assert isinstance(result, tuple)
+
+
+@pytest.mark.parametrize(("url", "train"), [("https://ex.com/~joe/a", False),
+                                           ("https://ex.com/%7Ejoe/a", True)])
+def test_longest_content_in_either_reading_of_percent_encoding_most_restrictive(url, train):
+    """/~joe/a: Google's raw reading selects <content url="/">, RFC 9309's the /%7Ejoe/ one:
+    the more restrictive terms apply. /%7Ejoe/a: both readings select /%7Ejoe/."""
+    document = parse(
+        '<content url="/"><license><prohibits type="usage">ai-train</prohibits></license>'
+        '</content>'
+        '<content url="/%7Ejoe/"><license><permits type="usage">all</permits>'
+        '<payment type="free"/></license></content>')
+    got = terms(document, url)
+    assert got is not None and got["ai-train"] is train

@@ -792,3 +792,19 @@ def test_end_to_end_all_channels() -> None:
     assert decision.reserved
     assert [s.channel for s in decision.statements] == ["file", "header"]
     assert decision.statements[0].source == "tdmrep.json rule #2"
+
+
+@pytest.mark.parametrize("url", ["https://x.org/~joe/a", "https://x.org/%7Ejoe/a",
+                                 "https://x.org/%7ejoe/a"])
+@pytest.mark.parametrize("first,second", [("/%7Ejoe/*", "/~joe/*"), ("/~joe/*", "/%7Ejoe/*")])
+def test_first_match_in_either_reading_of_percent_encoding_reserves(url, first, second):
+    """RFC 9309 §2.2.2's reading (TDMRep's location: "the same syntax") and Google's raw one pick
+    different first rules here; the one that reserves wins."""
+    f = parse_tdmrep_file(json.dumps([{"location": first, "tdm-reservation": 0},
+                                      {"location": second, "tdm-reservation": 1}]).encode())
+    if (first.startswith("/~") and "~" in url) or (first.startswith("/%7E")
+                                                   and "%7e" in url.lower()):
+        # the first rule matches in both readings: it is the first match, whatever the other
+        assert statement_from_file(f, url).reservation is TdmValue.NOT_RESERVED
+    else:
+        assert statement_from_file(f, url).reservation is TdmValue.RESERVED
