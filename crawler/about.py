@@ -94,7 +94,7 @@ FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
     "content-usage": ("Content-Usage value",),
     "content-signal": ("Content-Signal value",),
     "payment-required": ("HTTP status",),
-    "network": ("any target",),
+    "network": ("any target", "HTML page", "page body"),
 }
 
 

@@ -19,6 +19,7 @@ from crawler import defaults
 RUNTIME = "crawler.runtime.PoliteRuntime"
 RESERVATIONS = "crawler.middlewares.ReservationMiddleware"
 RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
+INTEGRITY = "crawler.middlewares.ContentIntegrityMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 WARC = "crawler.warc.WarcWriterPipeline"
@@ -38,6 +39,9 @@ class Addon:
         settings["DOWNLOADER_MIDDLEWARES"][RECRAWL] = 50
         # 560: sees 429/503 before RetryMiddleware (550) schedules the retry.
         settings["DOWNLOADER_MIDDLEWARES"][RETRY_AFTER] = 560
+        # 595: between HttpCompressionMiddleware (590) and RedirectMiddleware (600): decodes
+        # final responses strictly and notes cut or undecodable bodies (fail closed)
+        settings["DOWNLOADER_MIDDLEWARES"][INTEGRITY] = 595
         settings["EXTENSIONS"][RUNTIME] = 0
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):

@@ -18,23 +18,28 @@ Every decision goes through the one funnel (audit record first, then the refusal
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
-from scrapy.http import Request, Response
+from scrapy.http import Request, Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
+from scrapy.responsetypes import responsetypes
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler import defaults
-from crawler.network import address_refusal, host_refusal, parse_ip
+from crawler.network import address_refusal, format_origin, host_refusal, parse_ip
+from crawler.optout.content import decode_content
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal
+from crawler.optout.sniff import sniff_html
+from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal, unreadable
 from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
-from crawler.sitecache import PREFLIGHT_META
+from crawler.sitecache import META_BODY, PREFLIGHT_META, body_state
 
 try:  # Scrapy >= 2.13
     from scrapy.utils.defer import maybe_deferred_to_future
@@ -54,8 +59,6 @@ META_AUDIT = "polite_audit"
 META_ORIGIN = "polite_origin"
 META_NO_FETCH = "polite_no_fetch"
 META_HEADERS_DONE = "polite_headers_checked"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 
 
 def is_preflight(request: Request) -> bool:
@@ -65,15 +68,19 @@ def is_preflight(request: Request) -> bool:
 
 
 def origin_of(request: Request) -> str:
-    """``scheme://host[:port]`` with the default port left out (RFC 9309's authority)."""
+    """``scheme://host[:port]`` with the default port left out (RFC 9309's authority); the
+    host as :func:`crawler.network.normalize_host` gives it (``http://EXAMPLE.com./`` and
+    ``http://example.com/`` share one key, ``[::ffff:a.b.c.d]`` keys as ``a.b.c.d``)."""
     u = urlparse_cached(request)
-    host = (u.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = u.port
-    if port is None or port == _DEFAULT_PORTS.get(u.scheme):
-        return f"{u.scheme}://{host}"
-    return f"{u.scheme}://{host}:{port}"
+    return format_origin(u.scheme, u.hostname, u.port)
+
+
+def _origin_key(origin: str) -> str:
+    """``origin_of`` for an origin written in the settings (``http://10.0.0.5:8080``)."""
+    try:
+        return origin_of(Request(origin.strip().rstrip("/") + "/"))
+    except ValueError:
+        return origin.strip().rstrip("/").lower()
 
 
 def _headers_dict(headers: Any) -> dict[str, list[str]]:
@@ -91,9 +98,10 @@ class ReservationMiddleware:
         self.funnel = self.rt.funnel
         self.sitecache = self.rt.sitecache
         self.registries = self.rt.registries
-        self._base_delay = crawler.settings.getfloat("DOWNLOAD_DELAY")
-        self._exempt = {o.rstrip("/").lower() for o in
-                        crawler.settings.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])}
+        base = crawler.settings.getfloat("DOWNLOAD_DELAY")  # NaN/inf/negative: the floor holds
+        self._base_delay = base if math.isfinite(base) and base > 0 else 0.0
+        # keyed like origin_of (the same host normalisation); part of the policy hash
+        self._exempt = {_origin_key(o) for o in self.policy.allowed_private_origins}
         self._origin_delay: dict[str, float] = {}
         # cluster mode: the shared gate (crawler.cluster.politeness) spaces every origin's
         # requests; a local slot delay on top would only shift a granted send
@@ -189,13 +197,18 @@ class ReservationMiddleware:
         wanted = robots.visit_interval(self.policy.token)
         if self._cluster or wanted is None or wanted <= self._base_delay:
             return
-        wanted = min(wanted, float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))
+        cap = float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY"))
+        if math.isfinite(cap) and cap >= 0:  # validated at start; a bad cap caps nothing
+            wanted = min(wanted, cap)
         request.meta["autothrottle_dont_adjust_delay"] = True
         downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
-        # the site's delay is a floor: no random jitter below it
+        # the site's delay is a floor: no random jitter below it (and a NaN, infinite or
+        # negative slot delay, which no comparison would catch, counts as 0)
         slot = downloader.slots.get(request.meta["download_slot"])
-        if slot is not None and (slot.delay < wanted or slot.jitter):
-            slot.delay, slot.jitter = max(slot.delay, wanted), 0.0
+        if slot is not None:
+            current = slot.delay if math.isfinite(slot.delay) and slot.delay > 0 else 0.0
+            if current < wanted or slot.jitter or current != slot.delay:
+                slot.delay, slot.jitter = max(current, wanted), 0.0
         if self._origin_delay.get(origin) != wanted:
             self._origin_delay[origin] = wanted
             downloader.per_slot_settings.setdefault(origin, {}).update(
@@ -218,7 +231,7 @@ class ReservationMiddleware:
             # Scrapy logs and swallows a signal handler's other errors and goes on
             # downloading: here an error must stop the download instead (fail closed)
             logger.exception("evaluating the headers of %s failed", request.url)
-            request.meta[META_DENIED] = True
+            request.meta[META_DENIED] = "refused at the headers: internal error (fail closed)"
             self.funnel.record(request.url, internal_error(request.url, "headers", exc),
                                checks=request.meta[META_CHECKS], extra={"stage": "headers"},
                                request=request)
@@ -231,7 +244,7 @@ class ReservationMiddleware:
         request.meta[META_TDM_HEADER] = header_stmt
         request.meta[META_HEADERS_DONE] = True
         if verdict.denied:
-            request.meta[META_DENIED] = True
+            request.meta[META_DENIED] = _refusal_text(verdict, "reserved at the headers")
             self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
                                extra={"stage": "headers"}, request=request)
             raise StopDownload(fail=True)
@@ -259,7 +272,7 @@ class ReservationMiddleware:
             raise
         except Exception as exc:
             logger.exception("evaluating the response of %s failed", request.url)
-            request.meta[META_DENIED] = True
+            request.meta[META_DENIED] = "refused at the response: internal error (fail closed)"
             self.funnel.record(request.url, internal_error(request.url, "response", exc),
                                checks=request.meta[META_CHECKS],
                                extra={"status": response.status, "stage": "response"},
@@ -279,9 +292,21 @@ class ReservationMiddleware:
             header_verdict, header_stmt = self.policy.at_headers(
                 request.url, headers, request.meta.get(META_TDM_FILE))
             request.meta[META_TDM_HEADER] = header_stmt
+        state = body_state(request, response)
+        if state["error"] is not None:
+            self._refuse_response(request, response, unreadable(
+                request.url, "body", f"the body could not be decoded ({state['error']})"))
         head = None
-        if response.status == 200 and _is_html(response):
-            head = parse_html_head(response.body, encoding=_charset(response))
+        if 200 <= response.status < 300:
+            ctype = (headers.get("content-type") or [None])[0]
+            why = sniff_html(response.body, ctype)
+            if why is not None:
+                head = parse_html_head(response.body, encoding=_charset(response),
+                                       truncated=not state["complete"])
+                if not head.complete:
+                    self._refuse_response(request, response, unreadable(
+                        request.url, "html-head", "the HTML head could not be read to its end"
+                        f" ({'; '.join(head.problems[-1:]) or why})"))
         licences = {}
         for lic_url, channel in self.policy.licence_links(request.url, headers, head):
             licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
@@ -296,29 +321,42 @@ class ReservationMiddleware:
             stage = "document" if doc.denied else stage
         extra: dict[str, Any] = {"status": response.status, "stage": stage}
         if verdict.denied:
-            request.meta[META_DENIED] = True
+            request.meta[META_DENIED] = _refusal_text(verdict, f"refused at the {stage}")
             self.funnel.record(request.url, verdict, checks=checks, extra=extra,
                                request=request)
-            raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+            raise IgnoreRequest(request.meta[META_DENIED])
         rec = self.funnel.record(request.url, verdict, checks=checks, extra=extra,
                                  request=request)
         request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"]}
         return response
 
+    def _refuse_response(self, request: Request, response: Response, verdict: Verdict) -> None:
+        request.meta[META_DENIED] = _refusal_text(verdict, "refused at the response")
+        self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
+                           extra={"status": response.status, "stage": "response"},
+                           request=request)
+        raise IgnoreRequest(request.meta[META_DENIED])
+
     def process_exception(self, request: Request, exception: BaseException,
                           spider: Any = None) -> None:
-        if request.meta.get(META_DENIED):
-            raise IgnoreRequest("reserved at the headers")
+        reason = request.meta.get(META_DENIED)
+        if reason and not isinstance(exception, IgnoreRequest):
+            # the download was stopped by a refusal (StopDownload at the headers): say which;
+            # an IgnoreRequest of ours already says what happened and passes unchanged
+            raise IgnoreRequest(reason if isinstance(reason, str) else "refused")
 
     def _deny(self, request: Request, verdict: Verdict,
               extra: dict[str, Any] | None = None) -> None:
-        request.meta[META_DENIED] = True
+        where = "refused before the request"
+        if is_preflight(request):
+            where = f"{request.meta[PREFLIGHT_META]} fetch refused before the request"
+        request.meta[META_DENIED] = _refusal_text(verdict, where)
         fields: dict[str, Any] = {"stage": "request", **(extra or {})}
         if is_preflight(request):
             fields["preflight"] = request.meta[PREFLIGHT_META]
         self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
                            extra=fields, request=request)
-        raise IgnoreRequest(f"reserved by {verdict.reasons[0].signal}")
+        raise IgnoreRequest(request.meta[META_DENIED])
 
     # -- undecided: refused now, asked again after the origin's backoff ---------------------
     def _defer(self, request: Request, verdict: Verdict, consulted: list[Any],
@@ -349,6 +387,13 @@ class ReservationMiddleware:
             raise DontCloseSpider
 
 
+def _refusal_text(verdict: Verdict, where: str) -> str:
+    """One line saying what refused a request and why (exception text, evidence errors)."""
+    r = verdict.reasons[0]
+    channel = "network guard" if (r.signal, r.channel) == ("network", "address") else r.signal
+    return f"{where} by {channel}: {r.rule}" if r.rule else f"{where} by {channel}"
+
+
 def _tdm_file_statement(f: Any, url: str) -> Any:
     from crawler.optout import tdmrep
 
@@ -357,13 +402,81 @@ def _tdm_file_statement(f: Any, url: str) -> Any:
     return tdmrep.statement_from_file(f.parsed, url)
 
 
-def _is_html(response: Response) -> bool:
-    ctype = response.headers.get(b"Content-Type", b"") or b""
-    return ctype.split(b";")[0].strip().lower() in _HTML_TYPES
-
-
 def _charset(response: Response) -> str | None:
     return getattr(response, "encoding", None)
+
+
+class ContentIntegrityMiddleware:
+    """Decode every response body strictly, before Scrapy's lenient ``HttpCompressionMiddleware``.
+
+    Sits at 595, between ``HttpCompressionMiddleware`` (590) and ``RedirectMiddleware`` (600),
+    so it sees each final response first with its body as received. It undoes the
+    ``Content-Encoding`` itself (:func:`crawler.optout.content.decode_content`) and drops the
+    header, so Scrapy's middleware has nothing left to guess at, and it records in
+    ``request.meta["polite_body"]`` whether the body is complete (not cut by a size cap or a
+    stopped download) and whether it could be decoded at all. The reservation middleware and the
+    per-origin file cache read that record: a body that could not be read completely is never
+    taken for one that states no reservation.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.page_max = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ContentIntegrityMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Response:
+        if request.method == "HEAD":
+            return response
+        raw = response.body
+        flags = response.flags or []
+        received_all = "dataloss" not in flags and (
+            "download_stopped" not in flags or _content_length(response) == len(raw))
+        codings = response.headers.getlist(b"Content-Encoding")
+        if received_all and not codings:
+            request.meta[META_BODY] = {"complete": True, "error": None, "problems": []}
+            return response
+        cap = request.meta.get("polite_maxsize") or request.meta.get(
+            "download_maxsize", self.page_max)
+        got = decode_content(raw, codings, received_all=received_all, max_size=cap)
+        if got.over_limit and not is_preflight(request):
+            # a page (not a per-origin file, read in part by design) that decodes to more than
+            # DOWNLOAD_MAXSIZE: Scrapy would drop it; we refuse it with a record instead
+            got = replace(got, error=f"decoded body over the {cap}-byte limit "
+                          "(DOWNLOAD_MAXSIZE)")
+        request.meta[META_BODY] = {"complete": got.complete, "error": got.error,
+                                   "problems": list(got.problems)}
+        stats = self.crawler.stats
+        if got.error is not None:
+            stats.inc_value("polite/body/undecodable")
+            logger.warning("%s: %s", response.url, got.error)
+            # refused downstream, nothing of it used; the header goes so that no lenient
+            # decoder after us turns it into "as much as possible" (or an exception)
+            headers = response.headers.copy()
+            del headers[b"Content-Encoding"]
+            return response.replace(headers=headers, flags=[*flags, "polite-undecodable"])
+        if not got.complete:
+            stats.inc_value("polite/body/incomplete")
+        if not codings:
+            return response
+        headers = response.headers.copy()
+        del headers[b"Content-Encoding"]
+        respcls = responsetypes.from_args(headers=headers, url=response.url, body=got.body)
+        kwargs: dict[str, Any] = {"body": got.body, "headers": headers}
+        if issubclass(respcls, TextResponse):
+            kwargs["encoding"] = None  # re-detect from the decoded body, as Scrapy does
+        return response.replace(cls=respcls, **kwargs)
+
+
+def _content_length(response: Response) -> int | None:
+    value = response.headers.get(b"Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class RetryAfterMiddleware:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import encodings.idna
 import ipaddress
+from urllib.parse import urlsplit
 import re
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -105,3 +106,29 @@ def host_refusal(host: str) -> str | None:
         return f"{host} is a loopback name"
     ip = parse_ip(h)
     return address_refusal(ip) if ip is not None else None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def format_origin(scheme: str, host: str | None, port: int | None) -> str:
+    """``scheme://host[:port]``: the host in :func:`normalize_host` form (IPv6 in brackets),
+    the default port left out (RFC 9309's authority). The one key of an origin: per-origin files,
+    download slots, exemptions."""
+    h = normalize_host(host or "")
+    if ":" in h:
+        h = f"[{h}]"
+    scheme = scheme.lower()
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{h}"
+    return f"{scheme}://{h}:{port}"
+
+
+def origin_key(url: str) -> str:
+    """:func:`format_origin` of a URL string (a port that is not a number is left out)."""
+    u = urlsplit(url)
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    return format_origin(u.scheme, u.hostname, port)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from crawler.optout import aipref, aitxt, contentsignal, noai, rsl
+from crawler.optout import content as content_mod
 from crawler.optout import robots as robots_mod
 from crawler.optout import tdmrep as tdm
 from crawler.optout.htmlmeta import HtmlHead
@@ -44,24 +45,57 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
     ("robots.txt", "429, 5xx, timeout, DNS/TCP/TLS error", ("deny all (fail closed); the URL "
      "is decided again after a doubling backoff, twice, then refused for good"),
      "RFC 9309 2.3.1.4"),
-    ("robots.txt", "over 512,000 bytes", "first 512,000 bytes parsed", "RFC 9309 2.5"),
+    ("robots.txt", "over 512,000 bytes", ("first 512,000 bytes parsed; the line the limit cuts "
+     "is dropped"), "RFC 9309 2.5"),
+    ("robots.txt", "cut at the download cap (POLITE_PREFLIGHT_MAXSIZE, of the bytes received or "
+     "decoded)", ("the rules read so far are obeyed, the partial last line dropped; the cut is "
+     "in the evidence"), "RFC 9309 2.5 (parsing limit)"),
+    ("robots.txt", ("2xx whose body cannot be decoded (unknown Content-Encoding; corrupt, "
+     "truncated or trailing-garbage gzip/deflate/br/zstd stream)"), ("unreachable: deny all, "
+     "decided again after the backoff"), "project rule (fail closed)"),
+    ("robots.txt", "UTF-16 or UTF-32 with a byte order mark", ("converted to UTF-8 and obeyed "
+     "(problem recorded); other bytes are read as UTF-8 with replacement"),
+     "RFC 9309 2.3 (lenient reading)"),
     ("tdmrep.json", "2xx, valid JSON array", "first matching rule applies", "TDMRep 3.2"),
     ("tdmrep.json", "4xx, or 2xx that is not a TDMRep array", "TDMRep not used (unset)",
      "TDMRep 3.2"),
     ("tdmrep.json", "429, 5xx, timeout, network error", ("deny all (fail closed); decided "
      "again after a backoff, as for robots.txt"), "project rule (spec: 'not implemented')"),
+    ("tdmrep.json", ("cut at the download cap, over 1 MiB, or a 2xx whose body cannot be "
+     "decoded"), "undetermined: deny all, decided again after a backoff",
+     "project rule (fail closed)"),
+    ("tdmrep.json", "UTF-16 or UTF-32 with a byte order mark", ("converted to UTF-8 and read "
+     "(problem recorded)"), "project rule (RFC 8259 asks for UTF-8)"),
     ("tdm-reservation value", "not 0 or 1", "unset; string \"1\" and JSON true read as 1",
      "TDMRep 3.1 (conservative reading)"),
     ("ai.txt", "2xx in Spawning's robots-style format", "obey for AI training", "Spawning"),
     ("ai.txt", "4xx, or prose/Markdown/HTML (another 'ai.txt')", "no statement", "digest REC"),
     ("ai.txt", "429, 5xx, timeout, network error", ("deny (fail closed), decided again "
      "later"), "digest REC ('do not treat as consent')"),
+    ("ai.txt", "over 512,000 bytes (within the download cap)", ("read to its end: no parsing "
+     "limit applies"), "project rule"),
+    ("ai.txt", "cut at the download cap, or a 2xx whose body cannot be decoded", ("undetermined: "
+     "deny, decided again later"), "project rule (fail closed)"),
+    ("ai.txt", "UTF-16 or UTF-32 with a byte order mark", ("converted to UTF-8 and read "
+     "(problem recorded)"), "project rule"),
     ("RSL licence", "2xx valid RSL", ("the <content> matching the URL applies; a use that is "
      "prohibited, not permitted, paid or needs a licence server = reserved"), "RSL 1.0"),
     ("RSL licence", "named but 4xx, invalid, or with a DTD/entities", ("no AI use licensed "
      "(search unaffected)"), "project rule (conservative)"),
     ("RSL licence", "429, 5xx, timeout, network error", ("deny (fail closed), decided again "
      "later"), "RSL 'do not assume permission'"),
+    ("RSL licence", ("cut at the download cap, over 1 MiB, or a 2xx whose body cannot be "
+     "decoded"), "undetermined: deny, decided again later", "project rule (fail closed)"),
+    ("HTML page", ("head not closed within its first 1 MiB, or the body ends (cut, or not "
+     "fully decodable) before the head does"), ("refused: its reservations undetermined (signal "
+     "network, channel html-head)"), "project rule (fail closed)"),
+    ("HTML page", ("served with no Content-Type, as text/plain (or another text/*, "
+     "octet-stream), or XHTML as XML"), ("sniffed (WHATWG MIME Sniffing HTML patterns, XML "
+     "root element) and its head checked like any HTML page"),
+     "MIME Sniffing 7.1 (wider: text/* too)"),
+    ("page body", ("cannot be decoded (unknown Content-Encoding; corrupt or truncated stream), "
+     "or over DOWNLOAD_MAXSIZE once decoded"), ("refused with a record (signal network, "
+     "channel body); nothing of it stored"), "project rule (fail closed)"),
     ("Content-Usage value", "not a valid Structured Fields dictionary", "no preference",
      "AIPREF vocab"),
     ("Content-Signal value", "unknown value (e.g. maybe)", "that use unknown", "Content Signals"),
@@ -171,6 +205,14 @@ def merge_verdicts(*verdicts: Verdict) -> Verdict:
     return _verdict([e for v in verdicts for e in v.checks])
 
 
+def _noted(evidence: list[Evidence], f: SiteFile) -> list[Evidence]:
+    """Evidence from ``f`` with what happened to its bytes (cut, converted) among the problems."""
+    if not f.problems:
+        return evidence
+    return [replace(e, problems=(*f.problems, *e.problems)) if e.source == f.url else e
+            for e in evidence]
+
+
 def _is_image(content_type: str | None) -> bool:
     return bool(content_type) and content_type.split(";")[0].strip().lower().startswith("image/")
 
@@ -186,6 +228,9 @@ class Policy:
     rsl_user_type: str = "commercial"
     rsl_country: str | None = None
     registries: tuple[str, ...] = ()   # "type name" of each registry consulted
+    #: origins exempt from the network guard (``POLITE_ALLOWED_PRIVATE_ORIGINS``): they change
+    #: what may be crawled, so they are part of the policy hash
+    allowed_private_origins: tuple[str, ...] = ()
     sha256: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -199,6 +244,7 @@ class Policy:
             "allow_private_networks": self.allow_private_networks,
             "rsl": [self.rsl_user_type, self.rsl_country],
             "registries": list(self.registries),
+            "allowed_private_origins": sorted(self.allowed_private_origins),
             "failure_policy": [list(row) for row in FAILURE_POLICY],
             "term_purposes": sorted([*k, *sorted(v)] for k, v in TERM_PURPOSES.items()),
         }
@@ -260,15 +306,16 @@ class Policy:
         checks: list[Evidence] = []
         robots = files.get("robots.txt")
         if robots is not None:
-            checks.extend(self._robots(url, robots))
+            checks.extend(_noted(self._robots(url, robots), robots))
         tdm_file = files.get("tdmrep.json")
         if tdm_file is not None and self.on("tdmrep"):
-            checks.extend(self._tdmrep_file(url, tdm_file))
+            checks.extend(_noted(self._tdmrep_file(url, tdm_file), tdm_file))
         ai_file = files.get("ai.txt")
         if ai_file is not None and self.on("ai-txt"):
-            checks.extend(self._ai_txt(url, ai_file))
+            checks.extend(_noted(self._ai_txt(url, ai_file), ai_file))
         for lic_url, lic in (licences or {}).items():
-            checks.extend(self._licence(url, lic, channel="robots.txt", named_by=lic_url))
+            checks.extend(_noted(self._licence(url, lic, channel="robots.txt",
+                                               named_by=lic_url), lic))
         return _verdict(checks)
 
     def _common(self, f: SiteFile) -> dict[str, object]:
@@ -461,8 +508,8 @@ class Policy:
                                                ((str(status), False),), rule=rule),
                                      content_type=ctype))
         for lic_url, (f, channel) in (licences or {}).items():
-            checks.extend(self._licence(url, f, channel=channel, named_by=lic_url,
-                                        content_type=ctype))
+            checks.extend(_noted(self._licence(url, f, channel=channel, named_by=lic_url,
+                                               content_type=ctype), f))
         return _verdict(checks)
 
     # -- stage 4 -------------------------------------------------------------------------
@@ -526,12 +573,24 @@ def network_refusal(url: str, reason: str) -> Verdict:
     return Verdict("deny", (ev,), (ev,))
 
 
+def unreadable(url: str, channel: str, why: str) -> Verdict:
+    """The verdict for a document whose reservations cannot be read completely (a body that
+    cannot be decoded, an HTML head that cannot be scanned to its end): undetermined, refused."""
+    ev = Evidence("network", channel, "deny", source=url,
+                  rule=f"{why}: its reservations are undetermined; refused (fail closed)")
+    return Verdict("deny", (ev,), (ev,))
+
+
 def internal_error(url: str, stage: str, exc: BaseException) -> Verdict:
     """The verdict when evaluating a URL failed unexpectedly: refused (fail closed)."""
     ev = Evidence("network", "internal-error", "deny", source=url,
                   rule=f"evaluating the {stage} failed ({type(exc).__name__}: {exc}); refused",
                   detail="a bug, not a reservation: the log has the traceback")
     return Verdict("deny", (ev,), (ev,))
+
+
+#: Files the readers refuse to parse beyond a size (not cut: read whole or not at all).
+_PARSE_LIMITS = {"tdmrep.json": tdm.TDMREP_FILE_LIMIT, "rsl": rsl.RSL_SIZE_LIMIT}
 
 
 def site_file(
@@ -542,34 +601,73 @@ def site_file(
     body: bytes = b"",
     error: str | None = None,
     final_url: str | None = None,
+    complete: bool = True,
+    problems: Sequence[str] = (),
 ) -> SiteFile:
-    """Apply :data:`FAILURE_POLICY` to one per-origin fetch (``status`` None = no response)."""
+    """Apply :data:`FAILURE_POLICY` to one per-origin fetch (``status`` None = no response).
+
+    ``body`` is the decoded body (see :mod:`crawler.optout.content`); ``complete`` False when
+    it is only a prefix of the file (a download or size cap cut it); ``error`` with a 2xx
+    status: the body could not be decoded. What a file's reservations cannot be read from
+    completely is undetermined (``unreachable``), never "no statement": robots.txt alone may be
+    read in part (RFC 9309 §2.5 parsing limit), without its partial last line.
+    """
     sha = hashlib.sha256(body).hexdigest() if status is not None else None
+    notes = list(problems)
     common = {"status": status, "sha256": sha, "size": len(body), "error": error,
-              "final_url": final_url}
+              "final_url": final_url, "complete": complete}
+    ok = status is not None and 200 <= status < 300
+    if ok and error is not None:
+        # a 2xx whose body cannot be decoded (unknown content-coding, corrupt stream)
+        return SiteFile(kind, url, "unreachable", problems=tuple(notes), **common)
+    if ok and kind in ("robots.txt", "ai.txt", "tdmrep.json"):
+        converted, note = content_mod.utf8_from_bom(body)
+        if note is not None:
+            body = converted
+            notes.append(note)
+    limit = _PARSE_LIMITS.get(kind)
+    if ok and limit is not None and len(body) > limit:
+        common["error"] = (f"{len(body)} bytes, over the {limit}-byte limit of the {kind} "
+                           "reader: its reservations are undetermined")
+        return SiteFile(kind, url, "unreachable", problems=tuple(notes), **common)
+    if ok and not complete and kind != "robots.txt":
+        # JSON and XML cannot be read in part; an ai.txt rule after the cut may reserve
+        common["error"] = (f"only the first {len(body)} bytes could be read (cut at the size "
+                           "limit): its reservations are undetermined")
+        return SiteFile(kind, url, "unreachable", problems=tuple(notes), **common)
     if kind == "robots.txt":
         outcome = robots_mod.robots_outcome(status)
         if outcome is robots_mod.RobotsOutcome.PARSED:
-            return SiteFile(kind, url, "parsed", parsed=robots_mod.parse_robots(body), **common)
-        return SiteFile(kind, url, outcome.value, **common)
+            if not complete:
+                # RFC 9309 §2.5 parsing limit: the rules read so far apply; a line the cut
+                # went through is dropped (a half-read "Allow: /a/b" must not become "Allow: /a")
+                last_break = max(body.rfind(b"\n"), body.rfind(b"\r"))
+                dropped = len(body) - (last_break + 1)
+                body = body[: last_break + 1]
+                notes.append(f"file cut after {len(body) + dropped} bytes (size limit): "
+                             f"rules after that and the partial last line ({dropped} bytes) "
+                             "ignored")
+            return SiteFile(kind, url, "parsed", parsed=robots_mod.parse_robots(body),
+                            problems=tuple(notes), **common)
+        return SiteFile(kind, url, outcome.value, problems=tuple(notes), **common)
     if kind == "tdmrep.json":
-        if status is not None and 200 <= status < 300:
+        if ok:
             parsed = tdm.parse_tdmrep_file(body)
             return SiteFile(kind, url, "parsed" if parsed.valid else "unavailable",
-                            parsed=parsed, **common)
+                            parsed=parsed, problems=tuple(notes), **common)
         if status is not None and 400 <= status < 500 and status != 429:
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)
     if kind in ("ai.txt", "rsl"):
-        if status is not None and 200 <= status < 300:
+        if ok:
             if kind == "ai.txt":
                 parsed = aitxt.parse_ai_txt(body)
-                ok = parsed.is_spawning_format
+                good = parsed.is_spawning_format
             else:
                 parsed = rsl.parse_rsl(body, base_url=final_url or url)
-                ok = parsed.valid
-            return SiteFile(kind, url, "parsed" if ok else "unavailable", parsed=parsed,
-                            **common)
+                good = parsed.valid
+            return SiteFile(kind, url, "parsed" if good else "unavailable", parsed=parsed,
+                            problems=tuple(notes), **common)
         if status is not None and 400 <= status < 500 and status != 429:
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
 from crawler import registry as reg
+from crawler.network import origin_key
 from crawler.optout.model import Evidence, Statement
 from crawler.policy import Policy
 
@@ -110,8 +110,7 @@ class HttpRegistry:
         self._timer: Any = None
         self.blocked = 0            # downloader lookups waiting right now
         self.stall_threshold = max(1, crawler.settings.getint("CONCURRENT_REQUESTS", 16))
-        u = urlsplit(self.url)
-        self._slot = f"{u.scheme}://{u.netloc.lower()}"
+        self._slot = origin_key(self.url)
 
     # -- the two ways in ---------------------------------------------------------------
     def prefetch(self, url: str) -> None:

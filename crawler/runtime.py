@@ -51,6 +51,22 @@ class PoliteRuntime:
         unknown = [x for x in enabled if x not in SIGNAL_NAMES]
         if unknown:
             raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
+        # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
+        from crawler.config import number_problem
+
+        modules = [defaults]
+        if s.get("POLITE_CLUSTER_REDIS_URL"):  # the cluster package needs redis
+            from crawler.cluster import defaults as cluster_defaults
+
+            modules.append(cluster_defaults)
+        numeric = [n for mod in modules for n, v in vars(mod).items()
+                   if n.startswith("POLITE_") and isinstance(v, (int, float))
+                   and not isinstance(v, bool)]
+        for name in ("DOWNLOAD_DELAY", "AUTOTHROTTLE_START_DELAY", "AUTOTHROTTLE_MAX_DELAY",
+                     *numeric):
+            problem = number_problem(name, s.get(name))
+            if problem:
+                raise ValueError(f"{name}: {problem}")
         self.crawler = crawler
         self.policy = Policy(
             token=token,
@@ -59,6 +75,8 @@ class PoliteRuntime:
             honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
             signals=enabled,
             allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
+            allowed_private_origins=tuple(
+                str(o) for o in s.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])),
             rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
             rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
             registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"

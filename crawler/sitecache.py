@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
+from crawler.network import origin_key
 from crawler.optout.model import SiteFile
 from crawler.policy import site_file
 
@@ -40,6 +42,8 @@ FILE_PATHS = {"robots.txt": "/robots.txt", "tdmrep.json": "/.well-known/tdmrep.j
               "ai.txt": "/ai.txt"}
 PREFLIGHT_META = "polite_preflight"
 PREFLIGHT_PRIORITY = 1000
+#: request.meta key where ContentIntegrityMiddleware records what it found about the body
+META_BODY = "polite_body"
 
 
 @dataclass
@@ -142,7 +146,7 @@ class SiteCache:
                 "dont_obey_robotstxt": True,
                 "download_timeout": self.timeout,
                 "redirect_ttl": self.max_redirects,
-                "download_slot": _origin(url),
+                "download_slot": origin_key(url),
                 "dont_retry": True,  # our own backoff retries it (fail closed meanwhile)
                 "polite_maxsize": self.maxsize,
             },
@@ -150,6 +154,8 @@ class SiteCache:
         assert self.crawler.engine is not None
         try:
             response = await self.crawler.engine.download_async(request)
+        except IgnoreRequest as exc:  # refused by our own checks: the text says by what
+            return site_file(kind, url, status=None, error=str(exc) or "refused")
         except Exception as exc:  # noqa: BLE001 - any failure is "unreachable" (fail closed)
             return site_file(kind, url, status=None, error=_describe(exc))
         status = response.status
@@ -159,7 +165,10 @@ class SiteCache:
             return site_file(kind, url, status=None, final_url=final_url,
                              error=f"HTTP {status}: redirect not followed (too many hops?)")
         body = response.body
-        f = site_file(kind, url, status=status, body=body, final_url=final_url)
+        state = body_state(request, response)
+        f = site_file(kind, url, status=status, body=body, final_url=final_url,
+                      error=state["error"], complete=state["complete"],
+                      problems=state["problems"])
         self._archive(f, body)
         return f
 
@@ -185,9 +194,19 @@ class SiteCache:
             tmp.unlink(missing_ok=True)
 
 
-def _origin(url: str) -> str:
-    u = urlsplit(url)
-    return f"{u.scheme}://{u.netloc.lower()}"
+def body_state(request: Request, response: Response) -> dict[str, Any]:
+    """What :class:`ContentIntegrityMiddleware` found (or, without it, a conservative guess:
+    a stopped download is incomplete, a body still carrying a ``Content-Encoding`` after
+    Scrapy's decompression is undecodable)."""
+    state = request.meta.get(META_BODY)
+    if state is not None:
+        return state
+    flags = response.flags or []
+    leftover = response.headers.getlist(b"Content-Encoding")
+    error = (f"content-coding {b', '.join(leftover).decode('latin-1')!r} not decoded"
+             if leftover else None)
+    return {"complete": "download_stopped" not in flags and "dataloss" not in flags,
+            "error": error, "problems": []}
 
 
 def _describe(exc: BaseException) -> str:

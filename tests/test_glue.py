@@ -13,6 +13,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.middlewares import META_CHECKS, ReservationMiddleware
 from crawler.policy import Policy
+from crawler.runtime import PoliteRuntime
 
 
 class BrokenPolicy(Policy):
@@ -79,3 +80,171 @@ def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
     assert not is_preflight(Request("https://e.org/page", callback=cb,
                                     meta={PREFLIGHT_META: "robots.txt"}))
     assert not is_preflight(Request("https://e.org/page", meta={PREFLIGHT_META: "x"}))
+
+
+@pytest.mark.parametrize(
+    "url, origin",
+    [
+        ("http://EXAMPLE.com./a", "http://example.com"),
+        ("http://example.com:80/", "http://example.com"),
+        ("https://Example.COM.:8443/x", "https://example.com:8443"),
+        ("http://[::ffff:127.0.0.2]:9821/x", "http://127.0.0.2:9821"),
+        ("http://[::FFFF:7f00:2]/", "http://127.0.0.2"),
+        ("https://[2001:DB8:0::1]:443/", "https://[2001:db8::1]"),
+        ("http://xn--BCHER-kva.example./", "http://xn--bcher-kva.example"),
+    ],
+)
+def test_origin_key_is_one_per_host_spelling(url, origin):
+    """origin_of keys the per-origin robots.txt cache and download slots: every spelling of a
+    host (case, trailing dot, IPv4-mapped IPv6, IPv6 forms) gives one key."""
+    from crawler.middlewares import origin_of
+
+    assert origin_of(Request(url)) == origin
+
+
+GLUE_SETTINGS = {
+    "ADDONS": {"crawler.addon.Addon": 100},
+    "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
+}
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("DOWNLOAD_DELAY", float("nan")), ("DOWNLOAD_DELAY", "nan"), ("DOWNLOAD_DELAY", -1),
+     ("DOWNLOAD_DELAY", float("inf")), ("AUTOTHROTTLE_MAX_DELAY", "1e999"),
+     ("POLITE_MAX_CRAWL_DELAY", float("nan")), ("POLITE_SITE_CACHE_TTL", -5),
+     ("POLITE_PREFLIGHT_TIMEOUT", "inf"), ("POLITE_UNDECIDED_RETRIES", -1)],
+)
+def test_runtime_refuses_numbers_that_switch_politeness_off(tmp_path, name, value):
+    """The add-on path (a Scrapy project's settings.py, no YAML config) checks the numbers."""
+    with pytest.raises(ValueError) as exc:
+        crawler = get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path),
+                                       name: value})
+        crawler._apply_settings()
+    assert str(exc.value).startswith(f"{name}: ") and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "base, slot_delay",
+    [(float("nan"), float("nan")), (float("inf"), float("inf")), (-1.0, -1.0),
+     (1.0, float("nan")), (1.0, float("inf"))],
+)
+def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base, slot_delay):
+    """A NaN, infinite or negative DOWNLOAD_DELAY (had it got past the checks) or slot delay
+    (AutoThrottle computes it) counts as 0: the site's Crawl-delay is applied as a floor."""
+    from types import SimpleNamespace
+
+    from scrapy.core.downloader import Slot
+
+    from crawler.optout.robots import parse_robots
+
+    from scrapy.settings import Settings
+
+    from crawler.runtime import get_runtime
+
+    crawler = get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path)})
+    crawler._apply_settings()
+    try:
+        settings = Settings(crawler.settings.copy_to_dict())  # as if it had passed the checks
+        settings.set("DOWNLOAD_DELAY", base)
+        monkeypatch.setattr(crawler, "settings", settings)
+        mw = ReservationMiddleware.from_crawler(crawler)
+        origin = "https://example.org"
+        slot = Slot(1, slot_delay, jitter=0.0)
+        downloader = SimpleNamespace(slots={origin: slot}, per_slot_settings={})
+        engine = SimpleNamespace(downloader=downloader)  # no crawl runs: only its slots
+        monkeypatch.setattr(type(crawler), "engine", property(lambda self: engine))
+        robots = parse_robots(b"User-agent: *\nCrawl-delay: 5\n")
+        request = Request(origin + "/a", meta={"download_slot": origin})
+        mw._apply_crawl_delay(request, origin, robots)
+        assert (slot.delay, slot.jitter) == (5.0, 0.0)
+        assert downloader.per_slot_settings[origin] == {"delay": 5.0, "jitter": 0.0}
+    finally:
+        get_runtime(crawler).writer.close()
+
+
+def _runtime_crawler(tmp_path, **settings):
+    crawler = get_crawler(Spider, {
+        "ADDONS": {"crawler.addon.Addon": 100},
+        "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
+        "POLITE_OUTPUT_DIR": str(tmp_path),
+        **settings,
+    })
+    crawler._apply_settings()
+    return crawler
+
+
+def test_exempt_origins_are_part_of_the_policy_hash(tmp_path):
+    """Origins exempted from the network guard change what is crawled: the hash says so."""
+    plain = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "a"))
+    exempt = ReservationMiddleware.from_crawler(_runtime_crawler(
+        tmp_path / "b", POLITE_ALLOWED_PRIVATE_ORIGINS=["http://10.0.0.5:8080"]))
+    try:
+        assert plain.policy.sha256 != exempt.policy.sha256
+        assert exempt.policy.allowed_private_origins == ("http://10.0.0.5:8080",)
+        # the exemption is keyed like every origin (host normal form)
+        assert "http://10.0.0.5:8080" in exempt._exempt
+    finally:
+        plain.rt.writer.close()
+        exempt.rt.writer.close()
+
+
+def test_integrity_middleware_decodes_and_records_what_it_found(tmp_path):
+    import gzip
+
+    from crawler.middlewares import ContentIntegrityMiddleware
+    from crawler.sitecache import META_BODY
+
+    crawler = _runtime_crawler(tmp_path)
+    mw = ContentIntegrityMiddleware.from_crawler(crawler)
+    body = b"<html><head><title>t</title></head><body>x</body></html>"
+    request = Request("https://example.org/c")
+    raw = HtmlResponse(request.url, body=gzip.compress(body), request=request,
+                       headers={"Content-Encoding": "gzip", "Content-Type": "text/html"})
+    out = mw.process_response(request, raw)
+    assert out.body == body and b"Content-Encoding" not in out.headers
+    assert request.meta[META_BODY] == {"complete": True, "error": None, "problems": []}
+    # cut by a stopped download: a prefix, marked incomplete
+    request = Request("https://example.org/d")
+    cut = HtmlResponse(request.url, body=gzip.compress(body * 50)[:40], request=request,
+                       flags=["download_stopped"],
+                       headers={"Content-Encoding": "gzip", "Content-Type": "text/html"})
+    out = mw.process_response(request, cut)
+    assert request.meta[META_BODY]["complete"] is False and request.meta[META_BODY]["error"] is None
+    # an unknown coding: undecodable, and no lenient decoder after us may guess
+    request = Request("https://example.org/e")
+    odd = HtmlResponse(request.url, body=b"\x00\x01garbage", request=request,
+                       headers={"Content-Encoding": "x-secret", "Content-Type": "text/html"})
+    out = mw.process_response(request, odd)
+    assert "unknown content-coding" in request.meta[META_BODY]["error"]
+    assert b"Content-Encoding" not in out.headers and "polite-undecodable" in out.flags
+    crawler.get_extension(PoliteRuntime).writer.close()
+
+
+def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
+    """Scrapy drops such a page without a record; we mark it, and the refusal is recorded."""
+    import gzip
+
+    from crawler.middlewares import ContentIntegrityMiddleware
+    from crawler.sitecache import META_BODY
+
+    crawler = _runtime_crawler(tmp_path, DOWNLOAD_MAXSIZE=1000)
+    mw = ContentIntegrityMiddleware.from_crawler(crawler)
+    request = Request("https://example.org/big")
+    big = HtmlResponse(request.url, body=gzip.compress(b"<p>" + b"a" * 5000), request=request,
+                       headers={"Content-Encoding": "gzip", "Content-Type": "text/html"})
+    mw.process_response(request, big)
+    assert "DOWNLOAD_MAXSIZE" in request.meta[META_BODY]["error"]
+    # a per-origin file is read in part by design: cut, not an error
+    from scrapy.http.request import NO_CALLBACK
+
+    from crawler.sitecache import PREFLIGHT_META
+
+    request = Request("https://example.org/robots.txt", callback=NO_CALLBACK,
+                      meta={"polite_maxsize": 1000, PREFLIGHT_META: "robots.txt"})
+    robots = HtmlResponse(request.url, body=gzip.compress(b"# x\n" * 2000), request=request,
+                          headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+    mw.process_response(request, robots)
+    assert request.meta[META_BODY]["error"] is None
+    assert request.meta[META_BODY]["complete"] is False
+    crawler.get_extension(PoliteRuntime).writer.close()

@@ -98,3 +98,17 @@ def test_parse_ip_unwraps_ipv4_mapped_addresses():
     assert parse_ip("127.0.0.2.") == ipaddress.IPv4Address("127.0.0.2")
     assert parse_ip("[2001:DB8::1]") == ipaddress.IPv6Address("2001:db8::1")
     assert parse_ip("example.com") is None and parse_ip("") is None
+
+
+@pytest.mark.parametrize(("url", "key"), [
+    ("https://Example.com:443/l.xml", "https://example.com"),
+    ("http://[::ffff:127.0.0.2]:9821/x", "http://127.0.0.2:9821"),
+    ("http://EXAMPLE.com./robots.txt", "http://example.com"),
+    ("HTTP://bücher.example:8080/", "http://xn--bcher-kva.example:8080"),
+    ("http://[2001:DB8::1]/", "http://[2001:db8::1]"),
+])
+def test_origin_key_is_the_one_origin_form(url, key):
+    """Download slots of per-origin files and registry APIs key like origin_of."""
+    from crawler.network import origin_key
+
+    assert origin_key(url) == key

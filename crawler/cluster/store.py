@@ -56,6 +56,7 @@ class StoredFile(NamedTuple):
     fetched_at: float       # Unix time of the fetch
     sha256: str | None      # of ``body`` when there was a response (the evidence hash)
     expires_in: float       # seconds the entry has left
+    complete: bool = True   # False: only a prefix of the file was read (a size cap cut it)
 
 
 class StoredAnswer(NamedTuple):
@@ -138,18 +139,20 @@ class RedisSiteStore:
             logger.warning("shared cache entry for %s does not match its hash: ignored", url)
             return None
         return StoredFile(status, body, _text(f.get("error")), _text(f.get("final_url")),
-                          float(f.get("fetched_at", b"0")), sha, int(pttl) / 1000)
+                          float(f.get("fetched_at", b"0")), sha, int(pttl) / 1000,
+                          f.get("complete", b"1") != b"0")
 
     def put(self, kind: str, url: str, *, status: int | None, body: bytes = b"",
             error: str | None = None, final_url: str | None = None, outcome: str,
-            fetched_at: float | None = None) -> float:
+            fetched_at: float | None = None, complete: bool = True) -> float:
         """Store one fetch; returns its lifetime in seconds (the TTL, or the backoff when
         ``outcome`` is ``unreachable``, doubling per consecutive failure, capped by the TTL)."""
         sha = hashlib.sha256(body).hexdigest() if status is not None else ""
         fields = {"status": "" if status is None else str(status), "body": body,
                   "error": error or "", "final_url": final_url or "",
                   "fetched_at": repr(self._clock() if fetched_at is None else fetched_at),
-                  "sha256": sha, "outcome": outcome, "worker": self.worker}
+                  "sha256": sha, "outcome": outcome, "worker": self.worker,
+                  "complete": "1" if complete else "0"}
         args: list[Any] = ["1" if outcome == "unreachable" else "0",
                            max(1, int(self.ttl * 1000)), max(1, int(self.backoff * 1000))]
         for k, v in fields.items():
@@ -288,14 +291,14 @@ class SharedSiteCache(SiteCache):
             try:
                 self._shared_expiry[(kind, url)] = self.store.put(
                     kind, url, status=f.status, body=body, error=f.error,
-                    final_url=f.final_url, outcome=f.outcome)
+                    final_url=f.final_url, outcome=f.outcome, complete=f.complete)
             except RedisError as exc:
                 logger.warning("could not share %s with the cluster (%s)", url, exc)
         return f
 
     def _from_store(self, kind: str, url: str, hit: StoredFile) -> SiteFile:
         f = site_file(kind, url, status=hit.status, body=hit.body, error=hit.error,
-                      final_url=hit.final_url)
+                      final_url=hit.final_url, complete=hit.complete)
         SiteCache._archive(self, f, hit.body)  # this worker's evidence directory too
         self._shared_expiry[(kind, url)] = hit.expires_in
         return f

@@ -22,6 +22,10 @@ class Page:
     delay: float = 0.0
     #: seconds between the headers and the body (lets a test see the client hang up)
     body_delay: float = 0.0
+    #: the body is written in pieces of this many bytes, ``chunk_pause`` seconds apart (lets a
+    #: test decide where a client that stops reading at a size cap cuts the body)
+    chunk: int = 65536
+    chunk_pause: float = 0.0
 
     def payload(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -132,7 +136,8 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                 return
             body = page.payload()
             self.send_response(page.status)
-            self.send_header("Content-Type", page.content_type)
+            if page.content_type:  # "" = no Content-Type header at all
+                self.send_header("Content-Type", page.content_type)
             self.send_header("Content-Length", str(len(body)))
             for k, v in page.headers:
                 self.send_header(k, v)
@@ -143,8 +148,11 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                         self.wfile.flush()
                         time.sleep(page.body_delay)
                     view = memoryview(body)
-                    for i in range(0, len(body), 65536):
-                        self.wfile.write(view[i:i + 65536])
+                    step = max(1, page.chunk)
+                    for i in range(0, len(body), step):
+                        if i and page.chunk_pause:
+                            time.sleep(page.chunk_pause)
+                        self.wfile.write(view[i:i + step])
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True

@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass
 
 from .model import Statement
-from .robots import RobotsFile, parse_robots
+from .robots import ROBOTS_PARSE_LIMIT, RobotsFile, parse_robots
 
 __all__ = ["AI_TXT_SIGNAL", "AiTxtFile", "parse_ai_txt", "statement_for"]
 
@@ -118,7 +118,9 @@ def parse_ai_txt(body: bytes) -> AiTxtFile:
         raise TypeError(f"body must be bytes, not {type(body).__name__}")
     data = bytes(body)
     # protocols.md §6.1 [REC]: "parse with the same engine as robots.txt".
-    robots = parse_robots(data)
+    # read to the end: no spec allows a parsing limit for ai.txt, and a rule after one would
+    # be lost (the caller bounds the size of what it fetched)
+    robots = parse_robots(data, limit=max(len(data), ROBOTS_PARSE_LIMIT))
     text = data.decode("utf-8", "replace")
     reason = _not_spawning_reason(text, robots)
     if reason is not None:

@@ -46,6 +46,7 @@ class DecodedBody:
     error: str | None = None    # the body cannot be decoded: treat it as unreadable
     problems: tuple[str, ...] = ()
     codings: tuple[str, ...] = ()   # the codings that were undone, in the order applied
+    over_limit: bool = False    # the decoded body was longer than ``max_size`` (cut there)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,7 @@ def decode_content(raw: bytes, content_encoding: Sequence[bytes | str] = (), *,
     codings = parse_codings(content_encoding)
     problems: list[str] = []
     complete = received_all
+    over = False
     if not received_all:
         problems.append(f"transfer stopped after {len(data)} bytes: only a prefix was read")
     for coding in reversed(codings):
@@ -105,13 +107,13 @@ def decode_content(raw: bytes, content_encoding: Sequence[bytes | str] = (), *,
             return DecodedBody(b"", False, f"{coding} decoding failed ({type(exc).__name__}: "
                                f"{exc})", tuple(problems), tuple(codings))
         if cut:
-            complete = False
+            complete, over = False, True
             problems.append(f"decoded {coding} body over the {max_size}-byte limit: cut there")
     if max_size and len(data) > max_size:
         data = data[:max_size]
-        complete = False
+        complete, over = False, True
         problems.append(f"body over the {max_size}-byte limit: cut there")
-    return DecodedBody(data, complete, None, tuple(problems), tuple(codings))
+    return DecodedBody(data, complete, None, tuple(problems), tuple(codings), over)
 
 
 def _decode_one(data: bytes, coding: str, max_size: int) -> tuple[bytes, bool]:

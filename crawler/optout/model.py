@@ -44,7 +44,12 @@ class SiteFile:
 
     ``outcome``: ``parsed`` (2xx, body parsed into ``parsed``), ``unavailable`` (the file is
     not there: 4xx, or a body that is not in the protocol's format), ``unreachable`` (it could
-    not be determined: 5xx, 429, network error, timeout, too many redirects).
+    not be determined: 5xx, 429, network error, timeout, too many redirects, a body that could
+    not be decoded, a JSON/XML file cut at the size limit).
+
+    ``complete`` is False when only a prefix of the file was read (download cap, decoded-size
+    limit); ``problems`` lists what happened to the bytes before parsing (cut, converted from
+    UTF-16, ...), for the evidence.
     """
 
     kind: str
@@ -56,11 +61,13 @@ class SiteFile:
     error: str | None = None
     final_url: str | None = None
     parsed: Any = None
+    complete: bool = True
+    problems: tuple[str, ...] = ()
 
     @property
     def status_text(self) -> str:
         if self.status is not None:
-            return f"HTTP {self.status}"
+            return f"HTTP {self.status}: {self.error}" if self.error else f"HTTP {self.status}"
         return self.error or "no response"
 
 

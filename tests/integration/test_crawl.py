@@ -361,6 +361,37 @@ def test_guard_holds_after_redirects_and_for_links(tmp_path):
     assert "loopback" in recs[target]["reasons"][0]["rule"]
 
 
+def test_preflight_refused_by_the_guard_says_so(tmp_path):
+    """robots.txt of an exempt origin redirects to a private address: not fetched, and the
+    evidence says the network guard refused it (not 'reserved at the headers')."""
+    inner = [Site("inner", "never to be reached", {
+        "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain")})]
+    with LocalWeb(inner) as hidden:
+        target = hidden.origin("inner") + "/robots.txt"
+        outer = [Site("outer", "exempt", {
+            "/robots.txt": Page(b"", status=302, headers=(("Location", target),)),
+            "/": Page(html("o", "SECRET-outer-index")),
+        })]
+        with LocalWeb(outer) as web:
+            cfg = write_config(
+                tmp_path / "job.yaml", allow_private_networks=False,
+                seeds=[web.origin("outer") + "/"],
+                settings={"POLITE_ALLOWED_PRIVATE_ORIGINS": [web.origin("outer")],
+                          "POLITE_UNDECIDED_RETRIES": 0})
+            proc = run_cli("run", str(cfg))
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert "/" not in web.paths("outer")
+        assert hidden.requests == []
+    recs = read_jsonl(tmp_path / "out" / "audit.jsonl")
+    page = [r for r in recs if r["url"] == web.origin("outer") + "/"]
+    assert page and page[-1]["decision"] == "deny"
+    rule = page[-1]["reasons"][0]["rule"]
+    assert "network guard" in rule and "loopback" in rule, rule
+    assert "headers" not in rule
+    fetch = [r for r in recs if r["url"] == target]
+    assert fetch and fetch[0]["preflight"] == "robots.txt"
+
+
 def test_retry_after_is_honoured(tmp_path):
     site = Site("busy", "429 then 200", {
         "/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),

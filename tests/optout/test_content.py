@@ -169,3 +169,10 @@ def test_utf8_and_bomless_bodies_are_left_alone():
 def test_odd_utf16_is_replaced_and_said():
     body, problem = utf8_from_bom(b"\xff\xfeU\x00s\x00\x00")  # an odd trailing byte
     assert body.startswith(b"Us") and "replaced" in problem
+
+
+def test_over_limit_is_flagged_apart_from_a_cut_transfer():
+    assert decode_content(gzip.compress(b"a" * 5000), ["gzip"], max_size=100).over_limit
+    assert decode_content(b"a" * 5000, max_size=100).over_limit
+    got = decode_content(gzip.compress(NOISE)[:500], ["gzip"], received_all=False)
+    assert not got.complete and not got.over_limit
