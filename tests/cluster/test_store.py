@@ -291,3 +291,26 @@ def test_registry_answers_are_asked_once_per_cluster(redis_url):
     assert b._cache["http://site/a"].opted_out is True
     assert b._cache["http://site/b"].opted_out is False
     assert b.crawler.stats.get_value("polite/cluster/registry/spawning/shared") == 2
+
+
+def test_a_cut_file_stays_cut_for_the_other_workers(redis_url):
+    """A worker that read a robots.txt cut at the cap shares that it was cut: another worker's
+    re-parse drops the same partial last line (a cut "Allow: /public/x" must not become
+    "Allow: /" there either), and a cut tdmrep.json stays undetermined."""
+    store = store_for(redis_url, "a")
+    cut = b"User-agent: *\nDisallow: /\nAllow: /"
+    store.put("robots.txt", URL, status=200, body=cut, outcome="parsed", complete=False)
+    hit = store.get("robots.txt", URL)
+    assert hit is not None and hit.complete is False
+    theirs = site_file("robots.txt", URL, status=hit.status, body=hit.body, error=hit.error,
+                       complete=hit.complete)
+    assert not theirs.parsed.verdict("http://127.0.0.1:8711/public/x", "AnyBot").allowed
+    tdm_url = "http://127.0.0.1:8711/.well-known/tdmrep.json"
+    store.put("tdmrep.json", tdm_url, status=200, body=b'[{"location": "/x", ',
+              outcome="unreachable", complete=False)
+    hit = store.get("tdmrep.json", tdm_url)
+    assert site_file("tdmrep.json", tdm_url, status=hit.status, body=hit.body,
+                     complete=hit.complete).outcome == "unreachable"
+    # a whole file reads as whole
+    store.put("robots.txt", URL, status=200, body=ROBOTS, outcome="parsed")
+    assert store.get("robots.txt", URL).complete is True
