@@ -295,7 +295,8 @@ class ReservationMiddleware:
         state = body_state(request, response)
         if state["error"] is not None:
             self._refuse_response(request, response, unreadable(
-                request.url, "body", f"the body could not be decoded ({state['error']})"))
+                request.url, "body", f"the body could not be decoded ({state['error']})"),
+                header_verdict)
         head = None
         if 200 <= response.status < 300:
             ctype = (headers.get("content-type") or [None])[0]
@@ -306,7 +307,7 @@ class ReservationMiddleware:
                 if not head.complete:
                     self._refuse_response(request, response, unreadable(
                         request.url, "html-head", "the HTML head could not be read to its end"
-                        f" ({'; '.join(head.problems[-1:]) or why})"))
+                        f" ({'; '.join(head.problems[-1:]) or why})"), header_verdict)
         licences = {}
         for lic_url, channel in self.policy.licence_links(request.url, headers, head):
             licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
@@ -330,7 +331,10 @@ class ReservationMiddleware:
         request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"]}
         return response
 
-    def _refuse_response(self, request: Request, response: Response, verdict: Verdict) -> None:
+    def _refuse_response(self, request: Request, response: Response, verdict: Verdict,
+                         also: Verdict | None = None) -> None:
+        if also is not None:  # e.g. headers judged only now: their statements are evidence too
+            verdict = merge_verdicts(verdict, also)
         request.meta[META_DENIED] = _refusal_text(verdict, "refused at the response")
         self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
                            extra={"status": response.status, "stage": "response"},

@@ -47,9 +47,12 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
      "RFC 9309 2.3.1.4"),
     ("robots.txt", "over 512,000 bytes", ("first 512,000 bytes parsed; the line the limit cuts "
      "is dropped"), "RFC 9309 2.5"),
-    ("robots.txt", "cut at the download cap (POLITE_PREFLIGHT_MAXSIZE, of the bytes received or "
-     "decoded)", ("the rules read so far are obeyed, the partial last line dropped; the cut is "
-     "in the evidence"), "RFC 9309 2.5 (parsing limit)"),
+    ("robots.txt", ("cut at the download cap (POLITE_PREFLIGHT_MAXSIZE, of the bytes received "
+     "or decoded) after 512,000 bytes or more"), ("the first 512,000 bytes parsed, the line the "
+     "limit cuts dropped; the cut is in the evidence"), "RFC 9309 2.5 (parsing limit)"),
+    ("robots.txt", "cut at the download cap before 512,000 bytes (a cap set below it)",
+     "unreachable: deny all, decided again after the backoff",
+     "RFC 9309 2.5 (the limit MUST be at least 500 KiB)"),
     ("robots.txt", ("2xx whose body cannot be decoded (unknown Content-Encoding; corrupt, "
      "truncated or trailing-garbage gzip/deflate/br/zstd stream)"), ("unreachable: deny all, "
      "decided again after the backoff"), "project rule (fail closed)"),
@@ -638,9 +641,17 @@ def site_file(
     if kind == "robots.txt":
         outcome = robots_mod.robots_outcome(status)
         if outcome is robots_mod.RobotsOutcome.PARSED:
+            if not complete and len(body) < robots_mod.ROBOTS_PARSE_LIMIT:
+                # RFC 9309 §2.5: "The parsing limit MUST be at least 500 kibibytes": a file cut
+                # before that (a small POLITE_PREFLIGHT_MAXSIZE) may hold rules we must obey
+                common["error"] = (f"cut after {len(body)} bytes, before the "
+                                   f"{robots_mod.ROBOTS_PARSE_LIMIT} bytes RFC 9309 2.5 requires "
+                                   "a crawler to read: its rules are undetermined")
+                return SiteFile(kind, url, "unreachable", problems=tuple(notes), **common)
             if not complete:
-                # RFC 9309 §2.5 parsing limit: the rules read so far apply; a line the cut
-                # went through is dropped (a half-read "Allow: /a/b" must not become "Allow: /a")
+                # past the RFC 9309 §2.5 parsing limit: the rules read so far apply; a line the
+                # cut went through is dropped (a half-read "Allow: /a/b" must not become
+                # "Allow: /a")
                 last_break = max(body.rfind(b"\n"), body.rfind(b"\r"))
                 dropped = len(body) - (last_break + 1)
                 body = body[: last_break + 1]

@@ -127,3 +127,79 @@ def test_unreadable_licence_licenses_no_ai_use():
 def test_purpose_table_markdown_has_a_row_per_term():
     md = purpose_table_markdown()
     assert md.count("\n") == len(TERM_PURPOSES) + 1
+
+
+# -- every limit and decoder fails closed (site_file is where the failure policy lives) ------
+
+_P = Policy(token="T", user_agent="T/1 (+https://x.org)")
+_R = "https://example.org/robots.txt"
+
+
+def _robots_allows(f, path):
+    return not _P.before_fetch("https://example.org" + path, {"robots.txt": f}).denied
+
+
+def test_robots_cut_past_the_parse_limit_drops_the_line_the_cut_went_through():
+    head = b"User-agent: *\nDisallow: /\n"
+    pad = b"#" * (600_000 - len(head)) + b"\n"
+    f = site_file("robots.txt", _R, status=200, body=head + pad + b"Allow: /", complete=False)
+    assert f.outcome == "parsed" and not _robots_allows(f, "/public/page.html")
+    # complete, the same bytes are a file whose rules after 512,000 bytes are ignored anyway
+    assert not _robots_allows(site_file("robots.txt", _R, status=200, body=head + pad +
+                                        b"Allow: /\n"), "/x")
+
+
+def test_robots_cut_before_the_rfc_minimum_is_undetermined():
+    f = site_file("robots.txt", _R, status=200, body=b"User-agent: *\nDisallow: /\nAllow: /",
+                  complete=False)
+    assert f.outcome == "unreachable" and "RFC 9309 2.5" in f.status_text
+    v = _P.before_fetch("https://example.org/x", {"robots.txt": f})
+    assert v.denied and v.undetermined
+
+
+@pytest.mark.parametrize("kind", ["tdmrep.json", "ai.txt", "rsl"])
+def test_cut_json_xml_and_ai_txt_are_undetermined(kind):
+    body = {"tdmrep.json": b'[{"location": "/", "tdm-reservation": 0}, ',
+            "ai.txt": b"User-Agent: *\nDisallow: /a\n",
+            "rsl": b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/">'}[kind]
+    f = site_file(kind, "https://example.org/f", status=200, body=body, complete=False)
+    assert f.outcome == "unreachable" and "cut" in f.status_text
+
+
+@pytest.mark.parametrize("kind", ["tdmrep.json", "rsl"])
+def test_over_the_reader_limit_is_undetermined_not_absent(kind):
+    body = b'[{"location": "/", "tdm-reservation": 1}' + b" " * (1 << 20) + b"]"
+    if kind == "rsl":
+        body = (b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/"/>'
+                + b" " * (1 << 20) + b"</rsl>")
+    f = site_file(kind, "https://example.org/f", status=200, body=body)
+    assert f.outcome == "unreachable" and "limit" in f.status_text
+
+
+@pytest.mark.parametrize("kind", ["robots.txt", "tdmrep.json", "ai.txt", "rsl"])
+def test_undecodable_2xx_is_unreachable_with_its_status_and_cause(kind):
+    f = site_file(kind, "https://example.org/f", status=200, body=b"\x1f\x8b garbage",
+                  error="corrupt gzip stream (invalid block type)")
+    assert f.outcome == "unreachable" and f.status == 200
+    assert f.status_text == "HTTP 200: corrupt gzip stream (invalid block type)"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_bom_encoded_files_are_read(codec):
+    robots = site_file("robots.txt", _R, status=200,
+                       body="User-agent: *\nDisallow: /\n".encode(codec))
+    assert robots.outcome == "parsed" and not _robots_allows(robots, "/x")
+    assert any("byte order mark" in p for p in robots.problems)
+    ev = _P.before_fetch("https://example.org/x", {"robots.txt": robots}).reasons[0]
+    assert any("byte order mark" in p for p in ev.problems)  # the evidence says so
+    tdm = site_file("tdmrep.json", "https://example.org/t", status=200,
+                    body='[{"location": "/", "tdm-reservation": 1}]'.encode(codec))
+    assert tdm.outcome == "parsed"
+    assert _P.before_fetch("https://example.org/x", {"tdmrep.json": tdm}).denied
+
+
+def test_ai_txt_rules_after_the_robots_parse_limit_are_read():
+    body = b"User-Agent: *\n" + b"# x\n" * 150_000 + b"Disallow: /\n"
+    f = site_file("ai.txt", "https://example.org/ai.txt", status=200, body=body)
+    assert f.outcome == "parsed"
+    assert _P.before_fetch("https://example.org/x", {"ai.txt": f}).denied

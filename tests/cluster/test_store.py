@@ -298,13 +298,19 @@ def test_a_cut_file_stays_cut_for_the_other_workers(redis_url):
     re-parse drops the same partial last line (a cut "Allow: /public/x" must not become
     "Allow: /" there either), and a cut tdmrep.json stays undetermined."""
     store = store_for(redis_url, "a")
-    cut = b"User-agent: *\nDisallow: /\nAllow: /"
+    cut = b"User-agent: *\nDisallow: /\n" + b"#" * 600_000 + b"\nAllow: /"
     store.put("robots.txt", URL, status=200, body=cut, outcome="parsed", complete=False)
     hit = store.get("robots.txt", URL)
     assert hit is not None and hit.complete is False
     theirs = site_file("robots.txt", URL, status=hit.status, body=hit.body, error=hit.error,
                        complete=hit.complete)
     assert not theirs.parsed.verdict("http://127.0.0.1:8711/public/x", "AnyBot").allowed
+    # cut before RFC 9309's 500 KiB minimum: undetermined for every worker
+    store.put("robots.txt", URL, status=200, body=cut[:100], outcome="unreachable",
+              complete=False)
+    hit = store.get("robots.txt", URL)
+    assert site_file("robots.txt", URL, status=hit.status, body=hit.body,
+                     complete=hit.complete).outcome == "unreachable"
     tdm_url = "http://127.0.0.1:8711/.well-known/tdmrep.json"
     store.put("tdmrep.json", tdm_url, status=200, body=b'[{"location": "/x", ',
               outcome="unreachable", complete=False)

@@ -308,7 +308,7 @@ def test_refusals_say_what_happened(cut_crawl, big_crawl):
     assert "content-coding" in rules(cut_crawl, "robots-unknown-coding")
     assert "gzip" in rules(cut_crawl, "tdmrep-corrupt-gzip")
     assert "cut at the size limit" in rules(cut_crawl, "tdmrep-cut")
-    assert "partial last line" in rules(cut_crawl, "robots-gzip-cut")
+    assert "before the 512000 bytes RFC 9309" in rules(cut_crawl, "robots-gzip-cut")
     assert "UTF-16LE" in rules(cut_crawl, "robots-utf16-bom")
     assert "over the 1048576-byte limit" in rules(big_crawl, "tdmrep-over-limit")
     assert "could not be decoded" in rules(cut_crawl, "html-gzip-truncated")
