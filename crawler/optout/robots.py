@@ -247,10 +247,6 @@ class RobotsGroup:
                 break
         return best
 
-    def _first_match(self, path: str) -> RobotsRule | None:
-        """The rule of highest precedence matching ``path`` in the raw reading, or None."""
-        entry = self._first_entry(path)
-        return entry[1] if entry is not None else None
 
 
 _Entry = tuple[tuple[int, bool, int], RobotsRule, PathPattern]
