@@ -25,6 +25,9 @@
    ``REDIS_URL`` and formats keys with ``%(spider)s`` (twice); here the worker's counting
    client and the job's fixed keys are passed in, and the queue is never flushed when one
    worker stops (``SCHEDULER_PERSIST`` is forced on: the queue belongs to the cluster).
+5. **Seen and queued at once.** The duplicate filter's ``SADD`` and the queue push are one
+   script call, so a worker killed between the two cannot leave a URL marked seen but never
+   queued (lost for every worker).
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ return n
 """
 
 
+# KEYS: queue, per-origin counters, duplicate filter set. ARGV: priority, origin, encoded
+# request, fingerprint. Returns 1 when queued, 0 when the fingerprint was seen already.
+_PUSH_UNSEEN = """
+if redis.call('SADD', KEYS[3], ARGV[4]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('ZADD', KEYS[1], -tonumber(ARGV[1]) * 1e9 + (n % 1e9), ARGV[3])
+return 1
+"""
+
+
 class InflightPriorityQueue(PriorityQueue):
     """scrapy-redis's priority queue whose ``pop`` keeps the request in the in-flight hash,
     and whose ``push`` interleaves origins.
@@ -88,6 +101,7 @@ class InflightPriorityQueue(PriorityQueue):
         self.origin_seq_key = origin_seq_key
         self._pop = server.register_script(_POP)
         self._push = server.register_script(_PUSH)
+        self._push_unseen = server.register_script(_PUSH_UNSEEN)
 
     def push(self, request: Request) -> None:
         from crawler.middlewares import origin_of
@@ -95,6 +109,17 @@ class InflightPriorityQueue(PriorityQueue):
         self._push(keys=[self.key, self.origin_seq_key],
                    args=[int(request.priority), origin_of(request),
                          self._encode_request(request)])
+
+    def push_unseen(self, request: Request, dupefilter_key: str, fingerprint: str) -> bool:
+        """Mark ``fingerprint`` seen and queue ``request`` in one script call (False: seen
+        before). Two calls would leave a window in which a killed worker has marked a URL seen
+        without queueing it: no worker would ever fetch it."""
+        from crawler.middlewares import origin_of
+
+        return bool(self._push_unseen(
+            keys=[self.key, self.origin_seq_key, dupefilter_key],
+            args=[int(request.priority), origin_of(request), self._encode_request(request),
+                  fingerprint]))
 
     def pop(self, timeout: int = 0) -> Request | None:
         res = self._pop(keys=[self.key, self.inflight_key, self.seq_key])
@@ -147,10 +172,12 @@ class ClusterScheduler(Scheduler):
     def enqueue_request(self, request: Request) -> bool:
         request.meta.pop(META_INFLIGHT, None)  # a redirect or retry of a popped request
         try:
-            if not request.dont_filter and self.df.request_seen(request):
+            if request.dont_filter:
+                self.queue.push(request)
+            elif not self.queue.push_unseen(request, self.df.key,
+                                            self.df.request_fingerprint(request)):
                 self.df.log(request, self.spider)
                 return False
-            self.queue.push(request)
         except RedisError as exc:
             logger.error("cannot queue %s in Redis (%s): request dropped", request.url, exc)
             if self.stats:

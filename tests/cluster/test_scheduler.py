@@ -177,3 +177,25 @@ def test_origins_are_interleaved_within_a_priority(redis_url):
     ports = [u.split(":")[2][:4] for u in order[1:]]
     # one request of each origin before any origin's second, and so on
     assert all(len(set(ports[i:i + 3])) == 3 for i in (0, 3, 6))
+
+
+def test_seen_and_queued_in_one_round_trip(redis_url, monkeypatch):
+    """A worker killed between marking a URL seen and queueing it would lose the URL for the
+    whole cluster: both happen in one script call."""
+    crawler = worker_crawler(redis_url, "a")
+    sched = open_scheduler(crawler)
+    server = sched.server
+    sent: list[tuple] = []
+    real = server.execute_command
+
+    def spy(*args, **kw):
+        sent.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(server, "execute_command", spy)
+    assert sched.enqueue_request(req(crawler.spider, "/new"))
+    names = [str(a[0]).upper() for a in sent]
+    assert "SADD" not in names and len(sent) == 1, names
+    sent.clear()
+    assert not sched.enqueue_request(req(crawler.spider, "/new"))  # seen: not queued twice
+    assert len(sent) == 1 and len(sched) == 1
