@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                             "audit logs (each chain verified first; the report is not a chain)")
     merge.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
     merge.add_argument("--out", required=True, help="the report (JSONL, header line first)")
+    repair = asub.add_parser("repair", help="cut a torn last line (a killed write) so the log "
+                             "verifies again; never rewrites verified history")
+    repair.add_argument("log", metavar="AUDIT.jsonl")
     return p
 
 
@@ -131,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_verify(args)
         if args.command == "audit" and args.audit_command == "merge":
             return cmd_merge(args)
+        if args.command == "audit" and args.audit_command == "repair":
+            return cmd_repair(args)
         if args.command == "seed":
             return cmd_seed(args)
         if args.command == "revalidate":
@@ -153,22 +158,49 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- run ------------------------------------------------------------------------------------
+#: exit status after a stop signal: 128 + its number (130 SIGINT, 143 SIGTERM)
+SIGNAL_EXIT = 128
+#: the job stopped because an output file (audit log, corpus) could not be written
+OUTPUT_FAILED_EXIT = 3
+
+
 def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
               extra_settings: dict[str, Any] | None = None, on_record: Any = None,
               **spider_kwargs: Any) -> dict[str, Any]:
-    """Run one crawl in this process (the Twisted reactor runs once per process)."""
+    """Run one crawl in this process (the Twisted reactor runs once per process).
+
+    Returns the crawl's stats; ``stats["polite-crawl/signal"]`` is the number of the first
+    SIGINT/SIGTERM received (Scrapy's handling stands: the first one shuts the crawl down
+    gracefully, a second one stops it at once). A run that cannot start because of its
+    environment (another run holds the output_dir, an audit log that cannot be continued, a
+    directory that cannot be written) raises :class:`UsageError` with one line.
+    """
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
+    from crawler.audit.log import AuditLogError
+    from crawler.runlock import RunLockError
     from crawler.signals import decision_recorded
     from crawler.spiders.check import CheckSpider
     from crawler.spiders.corpus import CorpusSpider
+
+    received: list[int] = []
+
+    class Process(CrawlerProcess):
+        # observe Scrapy's shutdown handlers (installed once the reactor runs)
+        def _signal_shutdown(self, signum: int, frame: Any) -> None:
+            received.append(signum)
+            super()._signal_shutdown(signum, frame)
+
+        def _signal_kill(self, signum: int, frame: Any) -> None:
+            received.append(signum)
+            super()._signal_kill(signum, frame)
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     if extra_settings:
         settings.setdict(extra_settings, priority="cmdline")
-    process = CrawlerProcess(settings)
+    process = Process(settings)
     from crawler.spiders.revalidate import RevalidateSpider
     from crawler.spiders.survey import SurveySpider
 
@@ -178,16 +210,94 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
     if on_record is not None:
         crawler.signals.connect(lambda record, request=None, **kw: on_record(record),
                                 signal=decision_recorded, weak=False)
-    process.crawl(crawler, config=str(config_path), **spider_kwargs)
+    refused: list[BaseException] = []
+
+    def environment_problem(failure: Any) -> Any:
+        # raised while the crawler builds its extensions (PoliteRuntime): one line, exit 2
+        if failure.check(RunLockError, AuditLogError, OSError):
+            refused.append(failure.value)
+            return None
+        return failure
+
+    process.crawl(crawler, config=str(config_path), **spider_kwargs).addErrback(
+        environment_problem)
     process.start()
-    stats = crawler.stats.get_stats() if crawler.stats else {}
-    if not stats.get("finish_reason"):
+    if refused:
+        exc = refused[0]
+        if isinstance(exc, OSError) and not isinstance(exc, RunLockError):
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UsageError(f"cannot start the crawl: {where}{exc.strerror or exc}")
+        raise UsageError(str(exc))
+    stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if received:
+        stats["polite-crawl/signal"] = received[0]
+    elif not stats.get("finish_reason"):
         print("polite-crawl: the crawl did not run to its end (see the log above)",
               file=sys.stderr)
     return stats
 
 
+def _audit_name(job: JobConfig, worker: str | None) -> str:
+    if worker:
+        return f"audit-{worker}.jsonl"
+    from crawler import defaults
+
+    return str(job.settings.get("POLITE_AUDIT_FILE") or defaults.POLITE_AUDIT_FILE)
+
+
+def check_output_dir(out: Path, audit_name: str) -> None:
+    """Before Scrapy starts: can this run use ``out``? Raises UsageError (one line) when not:
+    not a directory, cannot be created or written, held by another run, or its audit log
+    cannot be continued."""
+    import os
+
+    from crawler.audit.repair import diagnose
+    from crawler.runlock import RunLock, RunLockError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output_dir {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "a parent of it is a file" if isinstance(exc, (NotADirectoryError,
+                                                                FileExistsError)) else \
+            (exc.strerror or str(exc))
+        raise UsageError(f"cannot create output_dir {out}: {what}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".polite-write-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"output_dir {out} is not writable ({exc.strerror or exc}); fix its "
+                         "permissions or choose another output_dir") from None
+    audit = out / audit_name
+    try:
+        RunLock(audit).acquire().release()
+    except RunLockError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot lock {audit}.lock: {exc.strerror or exc}") from None
+    if audit.exists() and (audit.is_dir() or audit.stat().st_size):
+        try:
+            found = diagnose(audit)
+        except OSError as exc:
+            raise UsageError(f"cannot read the audit log {audit}: {exc.strerror or exc}") \
+                from None
+        if found.ok or (found.tail is not None and not found.tail.data.endswith(b"\n")):
+            return  # (a last line cut short without its newline is dropped by the writer)
+        broken = found.result.describe(str(audit))
+        if found.tail is not None:
+            raise UsageError(f"cannot continue the audit log: {broken}; only its last line is "
+                             f"torn: 'polite-crawl audit repair {audit}' cuts it (and records "
+                             "the cut), then run the job again")
+        raise UsageError(f"cannot continue the audit log: {broken}; its verified history will "
+                         "not be extended or rewritten: keep it as evidence and give the job a "
+                         "new output_dir")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
     path = Path(args.config)
     job = load_config(path)
     extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
@@ -204,26 +314,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif job.cluster_redis_url:
         raise UsageError(f"{path} is a cluster job: start each worker with --worker NAME "
                          "(and push the seeds once with polite-crawl seed)")
+    check_output_dir(job.output_dir, _audit_name(job, args.worker))
     stats = run_crawl(job, path, extra_settings=extra, **kwargs)
     _summary(job, stats, worker=args.worker)
+    failed = stats.get("polite/output/write_failed")
+    if failed:
+        print(f"polite-crawl: stopped: {failed}. Nothing was sent without its record; fix it "
+              "(e.g. free space) and run the same command again to resume the job",
+              file=sys.stderr)
+        return OUTPUT_FAILED_EXIT
+    signum = stats.get("polite-crawl/signal")
+    if signum:
+        resumes = ("the next run of this job resumes"
+                   if str(job.settings.get("POLITE_RESUME", True)).lower()
+                   not in ("false", "0", "no", "off")
+                   else "POLITE_RESUME is off: the next run starts afresh")
+        print(f"polite-crawl: interrupted by {signal.Signals(signum).name}; {resumes}",
+              file=sys.stderr)
+        return SIGNAL_EXIT + int(signum)
     return 0 if stats.get("finish_reason") else 1
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def _corpus_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.endswith(b"\n"))
+    except OSError:
+        return 0
 
 
 def _summary(job: JobConfig, stats: dict[str, Any], worker: str | None = None) -> None:
     out = job.output_dir
     audit, corpus = ((f"audit-{worker}.jsonl", f"corpus-{worker}.jsonl") if worker
                      else ("audit.jsonl", "corpus.jsonl"))
+    new = int(stats.get("polite/corpus/documents", 0) or 0)
     print(
         f"polite-crawl: job {job.job!r}: {stats.get('polite/decision/allow', 0)} allowed, "
-        f"{stats.get('polite/decision/deny', 0)} denied, "
-        f"{stats.get('polite/corpus/documents', 0)} documents in {out / corpus}; "
-        f"audit log {out / audit}",
+        f"{stats.get('polite/decision/deny', 0)} denied; "
+        f"{_count(new, 'new document')} this run, {_corpus_lines(out / corpus)} in "
+        f"{out / corpus}; audit log {out / audit}",
         file=sys.stderr,
     )
     undecided = undecided_urls(out / audit)
     if undecided:
-        print(f"polite-crawl: {len(undecided)} URLs left undecided (a reservation could not be "
-              "determined; not fetched):", file=sys.stderr)
+        print(f"polite-crawl: {_count(len(undecided), 'URL')} left undecided (a reservation "
+              "could not be determined; not fetched):", file=sys.stderr)
         for url, why in list(undecided.items())[:20]:
             print(f"  {url}  ({why})", file=sys.stderr)
         if len(undecided) > 20:
@@ -232,18 +371,33 @@ def _summary(job: JobConfig, stats: dict[str, Any], worker: str | None = None) -
 
 
 def undecided_urls(audit_path: Path) -> dict[str, str]:
-    """URLs whose last decision was a final 'undecided' refusal, with the reason."""
+    """URLs whose last decision was a final 'undecided' refusal, with the reason (each URL
+    once, however often it was refused while its reservation could not be determined).
+
+    A later allow, or a later refusal that was decided (a reservation found), takes the URL
+    off the list; records of other kinds (``send``, ``result``, ...) and unreadable lines (a
+    torn last line) are ignored.
+    """
     out: dict[str, str] = {}
     if not audit_path.exists():
         return out
-    with open(audit_path, encoding="utf-8") as fh:
+    with open(audit_path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("url"), str):
+                continue
+            decision, url = rec.get("decision"), rec["url"]
             und = rec.get("undecided")
-            if und and und.get("final"):
-                out[rec["url"]] = (rec.get("reasons") or [{}])[0].get("rule", "")
-            elif rec["url"] in out and rec["decision"] == "allow":
-                del out[rec["url"]]
+            if decision == "deny" and isinstance(und, dict):
+                if und.get("final"):
+                    reasons = rec.get("reasons") or [{}]
+                    out[url] = str(reasons[0].get("rule", "")) if isinstance(
+                        reasons[0], dict) else ""
+            elif decision in ("allow", "deny", "erase"):
+                out.pop(url, None)
     return out
 
 
@@ -352,6 +506,8 @@ def print_decision_table(audit_path: Path, web: Any = None) -> None:
     rows = []
     for line in audit_path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
+        if rec["decision"] not in ("allow", "deny", "erase"):
+            continue  # write-ahead send/result records: the table shows decisions
         url = rec["url"]
         site = next((n for o, n in names.items() if url.startswith(o + "/")), "")
         path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else url
@@ -408,6 +564,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if not result.ok:
                 status = 1
     return status
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from crawler.audit.repair import repair
+
+    path = Path(args.log)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    from crawler.runlock import RunLock, RunLockError
+
+    try:
+        with RunLock(path):  # never while a run is writing the log
+            outcome = repair(path)
+    except RunLockError as exc:
+        raise UsageError(f"{exc}; not repairing a log in use") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    print(outcome.message, file=sys.stdout if outcome.status != "broken" else sys.stderr)
+    return 1 if outcome.status == "broken" else 0
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

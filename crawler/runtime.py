@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: close reasons of a run that did its job: the frontier is exhausted ("finished") or the
+#: job's page budget is spent (max_pages is CLOSESPIDER_ITEMCOUNT). Any other reason
+#: ("shutdown" after SIGTERM/SIGINT, "closespider_timeout", errors) leaves the run resumable.
+COMPLETED_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount"})
+
+
 def polite_setting(crawler: Crawler, name: str):
     """A ``POLITE_*`` setting, falling back to :mod:`crawler.defaults`."""
     return crawler.settings.get(name, getattr(defaults, name))
@@ -85,16 +91,26 @@ class PoliteRuntime:
         self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         from crawler.resume import previous_run
+        from crawler.runlock import RunLock
 
-        self.previous_run = previous_run(  # read before this run overwrites it
-            self.output_dir, str(polite_setting(crawler, "POLITE_RUN_FILE")))
-        self.writer = AuditWriter(
-            self.output_dir / str(polite_setting(crawler, "POLITE_AUDIT_FILE")),
-            job=str(polite_setting(crawler, "POLITE_JOB")),
-            fsync=s.getbool("POLITE_AUDIT_FSYNC", False),
-        )
+        audit_path = self.output_dir / str(polite_setting(crawler, "POLITE_AUDIT_FILE"))
+        # one run per output_dir (per audit log): taken before the log is opened, released at
+        # close or by the kernel when the process dies; raises RunLockError (one line)
+        self.run_lock = RunLock(audit_path).acquire()
+        try:
+            self.previous_run = previous_run(  # read before this run overwrites it
+                self.output_dir, str(polite_setting(crawler, "POLITE_RUN_FILE")))
+            self.writer = AuditWriter(
+                audit_path,
+                job=str(polite_setting(crawler, "POLITE_JOB")),
+                fsync=s.getbool("POLITE_AUDIT_FSYNC", False),
+            )
+        except BaseException:
+            self.run_lock.release()
+            raise
         self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
-                                     crawler.signals.send_catch_log)
+                                     crawler.signals.send_catch_log,
+                                     on_failure=self._audit_failed)
         cache_cls: type[SiteCache] = SiteCache
         http_cls = None
         if s.get("POLITE_CLUSTER_REDIS_URL"):
@@ -110,6 +126,7 @@ class PoliteRuntime:
             max_redirects=s.getint("POLITE_PREFLIGHT_MAX_REDIRECTS",
                                    defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
             evidence_dir=self.output_dir / "evidence",
+            funnel=self.funnel,
         )
         self.registries = Registries(
             [dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], self.policy, crawler,
@@ -119,6 +136,30 @@ class PoliteRuntime:
         logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
                     token, purpose, ",".join(enabled), self.policy.sha256[:12],
                     self.writer.path)
+
+    def _audit_failed(self, exc: OSError) -> None:
+        """The audit log cannot be written: stop the crawl (nothing more is sent: every request
+        needs its record first, and every one now fails to get it)."""
+        self.output_failed(str(exc.strerror or exc))
+
+    def output_failed(self, message: str) -> None:
+        """An output file (audit log, corpus) cannot be written: stop the crawl once, with one
+        line; ``polite/output/write_failed`` in the stats says why (the CLI prints it)."""
+        if getattr(self, "output_error", None):
+            return
+        self.output_error = message
+        self.crawler.stats.set_value("polite/output/write_failed", message)
+        logger.critical("polite-crawler: %s; stopping the crawl (the job resumes once the "
+                        "problem is fixed)", message)
+        engine = self.crawler.engine
+        if engine is None or engine.spider is None:
+            return
+        from scrapy.utils.defer import deferred_from_coro
+
+        if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
+            deferred_from_coro(engine.close_spider_async(reason="output_write_failed"))
+        else:  # pragma: no cover
+            engine.close_spider(engine.spider, "output_write_failed")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PoliteRuntime:
@@ -144,21 +185,38 @@ class PoliteRuntime:
             **self._info_extra,
             **extra,
         }
-        self._info_extra = {k: v for k, v in info.items() if k.endswith("_at")}
+        # the run's times (and how it ended) carry over between writes; a time given as None
+        # is dropped: a run that has not finished has no ``finished_at`` at all
+        info = {k: v for k, v in info.items() if not (k.endswith("_at") and v is None)}
+        self._info_extra = {k: v for k, v in info.items()
+                            if k.endswith("_at") or k == "finish_reason"}
         name = str(polite_setting(self.crawler, "POLITE_RUN_FILE"))
         tmp = self.output_dir / f"{name}.tmp"
-        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.output_dir / name)
+        try:
+            tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            tmp.replace(self.output_dir / name)
+        except OSError as exc:
+            # the previous run.json stays (a run without finished_at is resumed next time)
+            tmp.unlink(missing_ok=True)
+            logger.error("polite-crawler: cannot write %s (%s)", self.output_dir / name,
+                         exc.strerror or exc)
+            self.output_failed(f"cannot write {self.output_dir / name}: {exc.strerror or exc}")
 
     def _opened(self, spider: object) -> None:
         self._info_extra: dict[str, object] = {}
-        self._run_info(started_at=utc_now(), finished_at=None)
+        self._run_info(started_at=utc_now())
 
     def _closed(self, spider: object, reason: str) -> None:
         if hasattr(self, "_info_extra"):
-            self._run_info(finished_at=utc_now(), finish_reason=reason)
-        self.writer.close()
-        self.registries.close()
+            if reason in COMPLETED_REASONS:  # the next run is a re-crawl
+                self._run_info(finished_at=utc_now(), finish_reason=reason)
+            else:  # stopped (SIGTERM/SIGINT: "shutdown"), failed: the next run resumes
+                self._run_info(interrupted_at=utc_now(), finish_reason=reason)
+        try:
+            self.writer.close()
+            self.registries.close()
+        finally:
+            self.run_lock.release()
         st = self.crawler.stats
         logger.info(
             "polite-crawler: %s allowed, %s denied; audit log %s (last seq %d)",
