@@ -40,6 +40,12 @@ POLITE_SITE_RETRY_BACKOFF = 60.0
 #: A URL refused because a per-origin file could not be fetched is decided again after the
 #: backoff, up to this many times; the last refusal is final (the record says so).
 POLITE_UNDECIDED_RETRIES = 2
+#: Longest time (seconds) a run stays open when its only work left is waiting for those
+#: retries (the spider idle). Past it, or at once when no retry falls due before it, the
+#: waiting URLs are refused for good in this run (a final undecided record with
+#: "deferred_to_next_run") and the run ends; the job's next run decides them first.
+#: 0 = patient: wait as long as the backoff says.
+POLITE_MAX_IDLE_WAIT = 60.0
 #: Timeout for robots.txt and other per-origin fetches.
 POLITE_PREFLIGHT_TIMEOUT = 30.0
 #: Bytes of a per-origin file read at most (the rest is not downloaded).

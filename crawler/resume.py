@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,22 @@ META_REPLAYED = "polite_replayed"
 
 def previous_run(output_dir: Path, name: str = "run.json") -> dict[str, Any] | None:
     try:
-        return json.loads((output_dir / name).read_text(encoding="utf-8"))
+        info = json.loads((output_dir / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None
+
+
+def run_finished(info: dict[str, Any]) -> bool:
+    """Did the run that wrote ``info`` (``run.json``) finish (frontier exhausted or max_pages
+    reached)? A stopped one (SIGTERM/SIGINT: reason ``shutdown``) did not, even in a
+    ``run.json`` from an older version that wrote ``finished_at`` for it."""
+    from crawler.runtime import COMPLETED_REASONS
+
+    if not info.get("finished_at"):
+        return False
+    reason = info.get("finish_reason")
+    return reason is None or reason in COMPLETED_REASONS
 
 
 class CorpusIndex:
@@ -70,24 +84,46 @@ class CorpusIndex:
             return json.loads(fh.readline())
 
 
-def refused_urls(audit: Path) -> set[str]:
-    """URLs whose last decision in a log was a final refusal."""
-    out: set[str] = set()
+def _decisions(audit: Path) -> Iterator[dict[str, Any]]:
+    """The decision records of a log (``allow``/``deny``/``erase``; per-origin file fetches,
+    other kinds of record, lines that cannot be read and a line torn by a kill left out)."""
     if not audit.exists():
-        return out
-    with open(audit, encoding="utf-8") as fh:
+        return
+    with open(audit, "rb") as fh:
         for line in fh:
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except ValueError:  # a torn last line (or a torn UTF-8 sequence in it)
                 continue
-            und = rec.get("undecided")
-            if rec["decision"] == "deny" and not rec.get("preflight") and (
-                    not und or und.get("final")):
-                out.add(rec["url"])
-            elif rec["decision"] == "allow":
-                out.discard(rec["url"])
+            if (isinstance(rec, dict) and rec.get("decision") in ("allow", "deny", "erase")
+                    and isinstance(rec.get("url"), str) and not rec.get("preflight")):
+                yield rec
+
+
+def refused_urls(audit: Path) -> set[str]:
+    """URLs whose last decision in a log was a refusal for good (not one only because a
+    reservation could not be determined: see :func:`undecided_urls`)."""
+    out: set[str] = set()
+    for rec in _decisions(audit):
+        if rec["decision"] == "deny" and not rec.get("undecided"):
+            out.add(rec["url"])
+        elif rec["decision"] in ("allow", "deny"):
+            out.discard(rec["url"])
     return out
+
+
+def undecided_urls(audit: Path) -> list[str]:
+    """URLs whose last decision in a log was a refusal because a reservation could not be
+    determined (an ``undecided`` record: final, e.g. ``deferred_to_next_run``, or still waiting
+    for its retry when the run was stopped), in the order they were first refused. The job's
+    next run (resumed or repeated) schedules them first."""
+    out: dict[str, None] = {}
+    for rec in _decisions(audit):
+        if rec["decision"] == "deny" and rec.get("undecided"):
+            out.setdefault(rec["url"], None)
+        elif rec["decision"] in ("allow", "deny"):
+            out.pop(rec["url"], None)
+    return list(out)
 
 
 class RecrawlMiddleware:
@@ -103,7 +139,7 @@ class RecrawlMiddleware:
                 or crawler.settings.get("POLITE_CLUSTER_REDIS_URL")):
             raise NotConfigured  # (a cluster keeps its queue and seen set in Redis)
         self.crawler = crawler
-        self.mode = "recrawl" if prev.get("finished_at") else "resume"
+        self.mode = "recrawl" if run_finished(prev) else "resume"
         self.corpus = CorpusIndex(rt.output_dir / "corpus.jsonl")
         self.refused = refused_urls(rt.output_dir / "audit.jsonl") if self.mode == "resume" \
             else set()

@@ -23,6 +23,9 @@ from crawler.middlewares import META_AUDIT, origin_of
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 _LINKS = LinkExtractor()  # built once: it compiles its patterns
+#: Priority of the URLs a previous run left undecided (seeds and links have 0; per-origin
+#: files are fetched outside the scheduler).
+UNDECIDED_PRIORITY = 100
 
 
 class CorpusSpider(scrapy.Spider):
@@ -58,12 +61,34 @@ class CorpusSpider(scrapy.Spider):
             for request in cluster_start_requests(self.crawler, self):
                 yield request
             return
+        for request in self._undecided_first():
+            yield request
         for url in self.job.seeds:
             yield scrapy.Request(url, callback=self.parse)
 
     def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
+        yield from self._undecided_first()
         for url in self.job.seeds:
             yield scrapy.Request(url, callback=self.parse)
+
+    def _undecided_first(self) -> Iterator[scrapy.Request]:
+        """URLs the job's previous runs left undecided (a reservation could not be determined,
+        e.g. robots.txt answered 503 until the run stopped waiting): decided first, before the
+        seeds, in a resumed as in a repeated run (not with ``POLITE_RESUME: false``)."""
+        if not self.settings.getbool("POLITE_RESUME", True):
+            return
+        from crawler.resume import undecided_urls
+        from crawler.runtime import get_runtime, polite_setting
+
+        audit = get_runtime(self.crawler).output_dir / str(
+            polite_setting(self.crawler, "POLITE_AUDIT_FILE"))
+        urls = undecided_urls(audit)
+        if urls:
+            self.logger.info("%d URLs left undecided by the previous run are decided first",
+                             len(urls))
+            self.crawler.stats.set_value("polite/undecided/from_previous_run", len(urls))
+        for url in urls:
+            yield scrapy.Request(url, callback=self.parse, priority=UNDECIDED_PRIORITY)
 
     def parse(self, response: Response) -> Iterator[Any]:
         audit = response.meta.get(META_AUDIT)
