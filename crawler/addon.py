@@ -20,6 +20,7 @@ RUNTIME = "crawler.runtime.PoliteRuntime"
 RESERVATIONS = "crawler.middlewares.ReservationMiddleware"
 RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
 INTEGRITY = "crawler.middlewares.ContentIntegrityMiddleware"
+WRITE_AHEAD = "crawler.middlewares.WriteAheadMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 WARC = "crawler.warc.WarcWriterPipeline"
@@ -42,6 +43,9 @@ class Addon:
         # 595: between HttpCompressionMiddleware (590) and RedirectMiddleware (600): decodes
         # final responses strictly and notes cut or undecodable bodies (fail closed)
         settings["DOWNLOADER_MIDDLEWARES"][INTEGRITY] = 595
+        # 990: after every other process_request (the cluster gate's grant at 950 included):
+        # the write-ahead record of each request that leaves
+        settings["DOWNLOADER_MIDDLEWARES"][WRITE_AHEAD] = 990
         settings["EXTENSIONS"][RUNTIME] = 0
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):

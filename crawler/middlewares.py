@@ -33,6 +33,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from crawler import defaults
 from crawler.network import address_refusal, format_origin, host_refusal, parse_ip
+from crawler.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
 from crawler.optout.content import decode_content
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.optout.sniff import sniff_html
@@ -108,7 +109,18 @@ class ReservationMiddleware:
         self._cluster = bool(crawler.settings.get("POLITE_CLUSTER_REDIS_URL"))
         self._retries = crawler.settings.getint("POLITE_UNDECIDED_RETRIES",
                                                 defaults.POLITE_UNDECIDED_RETRIES)
-        self._waiting: dict[int, Any] = {}  # undecided requests waiting for a retry
+        # undecided requests waiting for a retry, by id(retry): {"call", "request", "verdict",
+        # "attempt", "waits_on": [(what, why)], "due": time.monotonic() of the retry}
+        self._waiting: dict[int, dict[str, Any]] = {}
+        # while only those waits remain (the spider idle): a progress line every ~10 s, and
+        # after POLITE_MAX_IDLE_WAIT s (0 = patient) they are left to the next run
+        idle_wait = crawler.settings.getfloat("POLITE_MAX_IDLE_WAIT",
+                                              defaults.POLITE_MAX_IDLE_WAIT)
+        self._max_idle_wait = idle_wait if math.isfinite(idle_wait) and idle_wait > 0 else 0.0
+        self._idle_since: float | None = None  # when the spider became idle with waits left
+        self._idle_seen = 0.0  # the last spider_idle (one every engine heartbeat, ~5 s)
+        self._idle_logged = 0.0
+        self._idle_timer: Any = None
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self._idle, signal=signals.spider_idle)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
@@ -119,6 +131,11 @@ class ReservationMiddleware:
 
     # -- before the request -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
+        # a redirect or retry carries its previous hop's send record: it is the one this hop
+        # follows, not the one this hop's decisions conclude
+        previous = request.meta.pop(META_SEND, None)
+        if previous is not None:
+            request.meta[META_FOLLOWS] = previous
         try:
             await self._decide_request(request)
         except IgnoreRequest:
@@ -227,6 +244,9 @@ class ReservationMiddleware:
             self._decide_headers(headers, request)
         except StopDownload:
             raise
+        except AuditUnavailable:
+            request.meta[META_DENIED] = "refused: the audit log cannot be written"
+            raise StopDownload(fail=True) from None
         except Exception as exc:
             # Scrapy logs and swallows a signal handler's other errors and goes on
             # downloading: here an error must stop the download instead (fail closed)
@@ -282,7 +302,11 @@ class ReservationMiddleware:
     async def _decide_response(self, request: Request, response: Response) -> Response:
         checks = request.meta[META_CHECKS]
         if 300 <= response.status < 400 and b"Location" in response.headers:
-            return response  # a redirect Scrapy did not follow; nothing was collected
+            # a redirect Scrapy did not follow (dont_redirect, too many hops); nothing collected
+            self.funnel.result(request.url, "redirect-not-followed",
+                               request_seq=request.meta.get(META_SEND),
+                               extra={"status": response.status, "location": _location(response)})
+            return response
         headers = _headers_dict(response.headers)
         header_verdict = None
         if not request.meta.get(META_HEADERS_DONE):
@@ -376,19 +400,111 @@ class ReservationMiddleware:
         retry.meta["polite_attempt"] = attempt
         for key in (META_CHECKS, META_DENIED, META_TDM_FILE, META_TDM_HEADER):
             retry.meta.pop(key, None)
-        self._waiting[id(retry)] = call_later(wait, self._requeue, retry)
+        # what the URL waits on, for the progress line while the run idles on it
+        origin = request.meta.get(META_ORIGIN) or origin_of(request)
+        waits_on = [(f"{f.kind} of {origin}" if f.kind in ("robots.txt", "tdmrep.json",
+                                                          "ai.txt") else f"{f.kind} {f.url}",
+                     f.status_text) for f in consulted if f.outcome == "unreachable"]
+        if not waits_on:  # e.g. a registry that could not answer
+            waits_on = [(f"{r.channel} {r.source or origin}", r.rule or "undetermined")
+                        for r in verdict.reasons]
+        self._waiting[id(retry)] = {
+            "call": call_later(wait, self._requeue, retry), "request": retry,
+            "verdict": verdict, "attempt": attempt, "waits_on": waits_on,
+            "due": time.monotonic() + wait}
         self.crawler.stats.inc_value("polite/undecided/deferred")
         self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": False,
                                                     "retry_after_s": round(wait, 1)}})
 
     def _requeue(self, request: Request) -> None:
         self._waiting.pop(id(request), None)
+        if not self._waiting and self._idle_timer is not None:  # no limit to watch for now
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self.crawler.engine is not None and self.crawler.engine.spider is not None:
             self.crawler.engine.crawl(request)
 
-    def _idle(self, spider: Any = None) -> None:
-        if self._waiting:
-            raise DontCloseSpider
+    def _idle(self, spider: Any = None, *, deadline: bool = False) -> None:
+        """Keep the spider open while undecided URLs wait for their retry, saying so.
+
+        Called on ``spider_idle`` (again every engine heartbeat, ~5 s, while idle) and, with
+        ``deadline=True``, by our own timer when ``POLITE_MAX_IDLE_WAIT`` has passed. The wait
+        counts from the moment the spider became idle with URLs waiting; the retries made
+        meanwhile do not restart it (a spider busy for longer than a few heartbeats does). Past
+        it, or at once when no retry falls due before it, the waiting URLs are refused for good
+        in this run (a final undecided record, ``deferred_to_next_run``) and the spider may
+        close; the job's next run decides them first (``crawler.resume.undecided_urls``).
+        """
+        from scrapy.utils.asyncio import call_later
+
+        engine = self.crawler.engine
+        if deadline:
+            self._idle_timer = None
+            try:
+                if engine is None or engine.spider is None or not engine.spider_is_idle():
+                    return  # closing, or busy: the next spider_idle decides
+            except RuntimeError:  # the engine's slot is gone: closing
+                return
+        if not self._waiting:
+            self._idle_since = None
+            return
+        now = time.monotonic()
+        if not deadline:
+            if now - self._idle_seen > 15.0:  # busy since the last one: a new idle stretch
+                self._idle_since = None
+            self._idle_seen = now
+        entries = list(self._waiting.values())
+        due = min(e["due"] for e in entries)
+        started = self._idle_since is None
+        if started:
+            self._idle_since = now
+        limit = self._idle_since + self._max_idle_wait if self._max_idle_wait else None
+        give_up = limit is not None and (now >= limit or due > limit)
+        if started or give_up or now - self._idle_logged >= 10.0:
+            self._idle_logged = now
+            what = list(dict.fromkeys(f"{w} ({why})" for e in entries for w, why in e["waits_on"]))
+            if len(what) > 5:
+                what[5:] = [f"{len(what) - 5} more"]
+            wall = time.time()
+
+            def clock(at: float) -> str:
+                return time.strftime("%H:%M:%S", time.localtime(wall + max(0.0, at - now)))
+
+            logger.info("waiting on %s: %d URL%s, next retry at %s (in %.0f s)%s",
+                        ", ".join(what), len(entries),
+                        "" if len(entries) == 1 else "s", clock(due), max(0.0, due - now),
+                        "" if limit is None else f"; left to the next run at {clock(limit)}"
+                        f" (POLITE_MAX_IDLE_WAIT {self._max_idle_wait:g} s)")
+        if not give_up:
+            if limit is not None and self._idle_timer is None:
+                self._idle_timer = call_later(max(0.0, limit - now) + 0.01,
+                                              lambda: self._idle(deadline=True))
+            if not deadline:
+                raise DontCloseSpider
+            return
+        # only waiting is left and it would outlast the limit: the next run decides them
+        self._waiting.clear()
+        self._idle_since = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        for e in entries:
+            e["call"].cancel()
+        for e in entries:
+            try:
+                self._deny(e["request"], e["verdict"], {"undecided": {
+                    "attempt": e["attempt"], "final": True, "deferred_to_next_run": True}})
+            except IgnoreRequest:
+                pass
+        self.crawler.stats.inc_value("polite/undecided/deferred_to_next_run", len(entries))
+        logger.warning("%d undecided URL%s not waited for (POLITE_MAX_IDLE_WAIT %g s): refused "
+                       "in this run, decided first by the job's next run", len(entries),
+                       "" if len(entries) == 1 else "s", self._max_idle_wait)
+        if deadline and engine is not None:
+            # wake the engine now rather than at its next heartbeat: idle, it closes
+            nextcall = getattr(getattr(engine, "_slot", None), "nextcall", None)
+            if nextcall is not None:
+                nextcall.schedule()
 
 
 def _refusal_text(verdict: Verdict, where: str) -> str:
@@ -473,6 +589,74 @@ class ContentIntegrityMiddleware:
         if issubclass(respcls, TextResponse):
             kwargs["encoding"] = None  # re-detect from the decoded body, as Scrapy does
         return response.replace(cls=respcls, **kwargs)
+
+
+_META_SEND_URL = "polite_send_url"
+
+
+class WriteAheadMiddleware:
+    """Commit the decision to send every request before it leaves (order 990: after every
+    other downloader middleware's ``process_request``, the cluster gate's grant included).
+
+    The ``send`` record names the previous hop it follows (a redirect or retry) and carries the
+    evidence the request was allowed on; the request's outcome later names it (``request_seq``).
+    A download that fails gets a ``result`` record. A request whose record cannot be written is
+    not sent (``AuditUnavailable``). Requests to the operator's own registry API are not crawl
+    targets and get no record.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.funnel = get_runtime(crawler).funnel
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WriteAheadMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request, spider: Any = None) -> None:
+        if request.meta.get("polite_trusted") and is_preflight(request):
+            return
+        meta = request.meta
+        extra: dict[str, Any] = {}
+        if is_preflight(request):
+            extra["preflight"] = meta[PREFLIGHT_META]
+        follows = meta.pop(META_FOLLOWS, None)
+        if follows is not None:
+            extra["follows"] = follows
+            previous = meta.get(_META_SEND_URL)
+            if previous is not None and previous != request.url:
+                extra["via"] = "redirect"
+                extra["redirected_from"] = previous
+                reasons = meta.get("redirect_reasons") or []
+                if reasons:
+                    extra["redirect_status"] = reasons[-1]
+            else:
+                extra["via"] = "retry"
+        if meta.get("retry_times"):
+            extra["attempt"] = meta["retry_times"] + 1
+        rec = self.funnel.send(request, checks=meta.get(META_CHECKS, ()), extra=extra)
+        meta[META_SEND] = rec["seq"]
+        meta[_META_SEND_URL] = request.url
+
+    def process_exception(self, request: Request, exception: BaseException,
+                          spider: Any = None) -> None:
+        sent = request.meta.get(META_SEND)
+        if sent is None or request.meta.get(META_DENIED) or isinstance(exception, IgnoreRequest):
+            return  # never sent, or already concluded by its refusal record
+        try:
+            self.funnel.result(request.url, "failed", request_seq=sent,
+                               extra={"error": _error_text(exception)})
+        except AuditUnavailable:
+            pass  # the crawl is stopping; the send record stands (outcome unknown)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def _location(response: Response) -> str:
+    return (response.headers.get(b"Location") or b"").decode("latin-1")[:2000]
 
 
 def _content_length(response: Response) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,9 @@ class CorpusWriterPipeline:
         self.crawler = crawler
         self.path = Path(get_runtime(crawler).output_dir) / str(
             polite_setting(crawler, "POLITE_CORPUS_FILE"))
-        self._fh: Any = None
+        self._fd: int | None = None
+        self._size = 0
+        self._failed = False
         crawler.signals.connect(self.close, signal=signals.spider_closed)
 
     @classmethod
@@ -45,15 +48,42 @@ class CorpusWriterPipeline:
         if missing:
             self.crawler.stats.inc_value("polite/corpus/dropped_no_provenance")
             raise DropItem(f"item for {data.get('url')} lacks {', '.join(missing)}")
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-        self._fh.write(json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
-        self._fh.flush()
+        if self._failed:
+            raise DropItem(f"item for {data.get('url')} not kept: the corpus cannot be written")
+        line = (json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        start = None
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._size = os.fstat(self._fd).st_size
+            start = self._size
+            view = memoryview(line)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+                self._size += n
+        except OSError as exc:
+            if start is not None:
+                self._size = start  # cut back to here: no partial line
+            self._write_failed(exc, cut=start is not None)
+            raise DropItem(f"item for {data.get('url')} not kept: {exc.strerror or exc}") from None
         self.crawler.stats.inc_value("polite/corpus/documents")
         return item
 
+    def _write_failed(self, exc: OSError, *, cut: bool) -> None:
+        """Disk full or I/O error: cut the corpus back to its last whole line (a resumed run
+        reads it) and stop the crawl, as for the audit log."""
+        self._failed = True
+        if cut and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+        get_runtime(self.crawler).output_failed(
+            f"cannot write the corpus {self.path}: {exc.strerror or exc}")
+
     def close(self, spider: Any = None, reason: str = "") -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -596,7 +596,9 @@ def _origin(url: Any) -> str:
 
 
 def _audit_report(inputs: Sequence[_Input], out_dir: Path) -> tuple[list[Table], dict]:
-    records = [r for item in inputs for r in item.records]
+    every = [r for item in inputs for r in item.records]
+    # decisions about URLs; the write-ahead records (send, result) say when requests left
+    records = [r for r in every if r.get("decision") in ("allow", "deny", "erase")]
     n = len(records)
     decisions = Counter(str(r.get("decision")) for r in records)
     denies = [r for r in records if r.get("decision") == "deny"]
@@ -610,6 +612,7 @@ def _audit_report(inputs: Sequence[_Input], out_dir: Path) -> tuple[list[Table],
     refused_origin: Counter[str] = Counter(_origin(r.get("url")) for r in denies)
     figures = {
         "records": n,
+        "write_ahead_records": len(every) - n,
         "decisions": {k: fraction(v, n) for k, v in sorted(decisions.items())},
         "refusals_by_signal": {k: fraction(v, d) for k, v in by_signal.most_common()},
         "refusals_by_origin": [

@@ -121,6 +121,8 @@ def decisions(work: Path) -> dict[str, dict[str, Any]]:
     """The last final decision per URL in the revalidation log."""
     last: dict[str, dict[str, Any]] = {}
     for rec in iter_jsonl(work / "audit.jsonl"):
+        if rec.get("decision") not in ("allow", "deny"):
+            continue  # write-ahead send/result records decide nothing
         if _final(rec) and not rec.get("preflight"):
             last[rec["url"]] = rec
     return last

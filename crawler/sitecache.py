@@ -23,6 +23,7 @@ from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
+from crawler.decisions import META_SEND
 from crawler.network import origin_key
 from crawler.optout.model import SiteFile
 from crawler.policy import site_file
@@ -65,8 +66,11 @@ class SiteCache:
         max_redirects: int,
         evidence_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        funnel: Any = None,
     ) -> None:
         self.crawler = crawler
+        #: the decision funnel: each fetched file's outcome is recorded against its send record
+        self.funnel = funnel
         self.ttl = ttl
         self.backoff = backoff
         self.timeout = timeout
@@ -170,6 +174,13 @@ class SiteCache:
                       error=state["error"], complete=state["complete"],
                       problems=state["problems"])
         self._archive(f, body)
+        if self.funnel is not None:
+            self.funnel.result(url, "fetched", request_seq=response.meta.get(META_SEND), extra={
+                "preflight": kind, "status": status, "source_sha256": f.sha256,
+                "bytes": len(body), "outcome": f.outcome,
+                **({"final_url": final_url} if final_url else {}),
+                **({"error": f.error} if f.error else {}),
+                **({} if f.complete else {"complete": False})})
         return f
 
     def _archive(self, f: SiteFile, body: bytes) -> None:

@@ -237,6 +237,8 @@ def _count_record(run: RunFigures, rec: Mapping[str, Any]) -> None:
     if isinstance(rec.get("policy_sha256"), str):
         run.policies.add(rec["policy_sha256"])
     decision = rec.get("decision")
+    if decision not in ("allow", "deny", "erase"):
+        return  # write-ahead send/result records: requests, not decisions about documents
     if rec.get("preflight"):
         run.preflight[str(decision)] += 1
         return

@@ -8,6 +8,7 @@ verify`` uses it to notice records cut from the end of the log.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -43,6 +44,12 @@ class AuditLogError(Exception):
     """The existing log cannot be continued (its chain is broken)."""
 
 
+class AuditWriteError(OSError):
+    """A record could not be committed (disk full, I/O error, permission): nothing may be acted
+    on from now on. The log was cut back to its last whole record, so it still verifies and a
+    later run continues it."""
+
+
 class AuditWriter:
     """Append-only, hash-chained JSONL writer.
 
@@ -65,8 +72,12 @@ class AuditWriter:
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.state = self._recover()
-        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for the crawl
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
         self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        #: the first write failure; once set, every later write fails at once
+        self.failed: AuditWriteError | None = None
+        self._closed = False
         self._write_head()
 
     def _recover(self) -> ChainState:
@@ -110,28 +121,65 @@ class AuditWriter:
             for key, value in extra.items():
                 if key not in body:
                     body[key] = value
+        if self.failed is not None:
+            raise self.failed
         rec = seal(body, seq=self.state.seq + 1, prev_hash=self.state.hash)
         line = (canonical_json(rec) + "\n").encode("utf-8")
-        self._fh.write(line)
-        if self.fsync:
-            os.fsync(self._fh.fileno())
-        self.state = ChainState(rec["seq"], rec["hash"])
-        self._write_head()
+        before, state = self._size, self.state
+        try:
+            self._append(line)
+            self.state = ChainState(rec["seq"], rec["hash"])
+            self._write_head()
+        except OSError as exc:
+            self._fail(exc, before, state)
         return rec
+
+    def _append(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:
+            n = os.write(self._fd, view)
+            if n <= 0:  # pragma: no cover - a regular file never returns 0 for a non-empty write
+                raise OSError(errno.EIO, "short write")
+            view = view[n:]
+            self._size += n
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def _fail(self, exc: OSError, size: int, state: ChainState) -> None:
+        """Cut the log back to its last whole record (a torn line would block the next run) and
+        refuse every later write: nothing may be acted on without its record."""
+        try:
+            os.ftruncate(self._fd, size)
+            self._size = size
+            self.state = state
+            self._write_head()
+            cut = "the log was cut back to its last whole record"
+        except OSError as again:
+            cut = f"and cutting the log back failed too ({again.strerror or again})"
+        err = AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: "
+                              f"{exc.strerror or exc}; {cut}")
+        self.failed = err
+        logger.error("%s", err.strerror)
+        raise err from exc
 
     def _write_head(self) -> None:
         # one fixed-size pwrite in place: cheap enough for every record; a torn head (power
         # loss mid-write) reads as "no head", never as a wrong one
         data = json.dumps({"seq": self.state.seq, "hash": self.state.hash}).encode()
-        os.pwrite(self._head_fd, data.ljust(_HEAD_SIZE), 0)
+        if os.pwrite(self._head_fd, data.ljust(_HEAD_SIZE), 0) != _HEAD_SIZE:
+            raise OSError(errno.EIO, "short write of the head file")
         if self.fsync:
             os.fsync(self._head_fd)
 
     def close(self) -> None:
-        if not self._fh.closed:
-            if self.fsync:
-                os.fsync(self._fh.fileno())
-            self._fh.close()
+        if not self._closed:
+            self._closed = True
+            if self.fsync and self.failed is None:
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    logger.error("audit log %s: fsync at close failed (%s)", self.path, exc)
+            os.close(self._fd)
             os.close(self._head_fd)
 
 

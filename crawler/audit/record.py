@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS_HASH = "0" * 64
-DECISIONS = ("allow", "deny", "erase")
+#: allow / deny / erase: decisions about a URL; send: the write-ahead record of a request about
+#: to leave; result: what became of a sent request that no allow/deny record concludes.
+DECISIONS = ("allow", "deny", "erase", "send", "result")
 SIGNALS = (
     "robots",
     "tdmrep",
