@@ -563,6 +563,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(result.describe(label))
             if not result.ok:
                 status = 1
+        if not is_report(name):
+            from crawler.audit.log import read_head_file
+            from crawler.audit.repair import repairs_problem
+
+            problem = repairs_problem(name)
+            if problem:
+                print(f"{name}: BROKEN: {problem}")
+                status = 1
+            elif (read_head_file(name) or {}).get("repairs"):
+                n = read_head_file(name)["repairs"]
+                print(f"{name}: note: a torn last line was cut {n} time(s) by audit repair "
+                      f"(see {name}.repairs.jsonl)")
     return status
 
 

@@ -20,7 +20,11 @@ from typing import Any
 from crawler.audit.record import ChainState, canonical_json, seal, verify_lines
 
 logger = logging.getLogger(__name__)
-_HEAD_SIZE = 128
+#: the head file is one fixed-size block rewritten in place (large enough for seq, hash and the
+#: repair note of ``polite-crawl audit repair``)
+_HEAD_SIZE = 256
+#: head keys kept across writes: what ``audit repair`` did to this log (crawler.audit.repair)
+_HEAD_NOTES = ("repairs", "repairs_sha256")
 
 
 def utc_now() -> str:
@@ -33,11 +37,33 @@ def head_path(log_path: str | os.PathLike[str]) -> Path:
 
 def read_head(log_path: str | os.PathLike[str]) -> ChainState | None:
     """The committed head of a log, or None when there is no (readable) head file."""
+    data = read_head_file(log_path)
+    try:
+        return ChainState(int(data["seq"]), str(data["hash"])) if data else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_head_file(log_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The head file's JSON object (``seq``, ``hash`` and any repair note), or None."""
     try:
         data = json.loads(head_path(log_path).read_text(encoding="utf-8"))
-        return ChainState(int(data["seq"]), str(data["hash"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def write_head_file(log_path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    """Rewrite a head file in place (used by ``audit repair``; the writer keeps its own fd)."""
+    blob = json.dumps(dict(data), sort_keys=True).encode()
+    if len(blob) > _HEAD_SIZE:
+        raise ValueError("head record too large")
+    fd = os.open(head_path(log_path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, blob.ljust(_HEAD_SIZE), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class AuditLogError(Exception):
@@ -72,6 +98,8 @@ class AuditWriter:
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.state = self._recover()
+        head = read_head_file(self.path) or {}
+        self._head_notes = {k: head[k] for k in _HEAD_NOTES if k in head}
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size
         self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
@@ -165,7 +193,8 @@ class AuditWriter:
     def _write_head(self) -> None:
         # one fixed-size pwrite in place: cheap enough for every record; a torn head (power
         # loss mid-write) reads as "no head", never as a wrong one
-        data = json.dumps({"seq": self.state.seq, "hash": self.state.hash}).encode()
+        data = json.dumps({"seq": self.state.seq, "hash": self.state.hash,
+                           **self._head_notes}, sort_keys=True).encode()
         if os.pwrite(self._head_fd, data.ljust(_HEAD_SIZE), 0) != _HEAD_SIZE:
             raise OSError(errno.EIO, "short write of the head file")
         if self.fsync:

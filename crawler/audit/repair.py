@@ -7,9 +7,9 @@ file too: a line the writer committed is never cut). Anything else, e.g. an edit
 the middle, is left exactly as it is: the log is broken and the tool says where.
 
 Each cut is recorded in the sidecar ``<log>.repairs.jsonl`` (one JSON line per repair: time,
-offset, bytes and SHA-256 of what was cut, the seq and hash the log now ends with). The head
-file is not used for this: it is a fixed 128-byte block the writer rewrites in place for every
-record.
+offset, bytes and SHA-256 of what was cut, the seq and hash the log now ends with), and the
+log's head file notes it: ``repairs`` (how many) and ``repairs_sha256`` (of the sidecar), kept
+by the writer across later records, checked by ``audit verify``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,40 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.audit.log import read_head, utc_now
+from crawler.audit.log import read_head, read_head_file, utc_now, write_head_file
 from crawler.audit.record import VerifyResult, verify_lines
 
 
 def repairs_path(log_path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(log_path)}.repairs.jsonl")
+
+
+def note_in_head(path: Path) -> None:
+    """Record in the head file how many repairs the sidecar lists and its SHA-256."""
+    blob = repairs_path(path).read_bytes()
+    head = read_head_file(path) or {}
+    head["repairs"] = blob.count(b"\n")
+    head["repairs_sha256"] = hashlib.sha256(blob).hexdigest()
+    if "seq" not in head:  # no head yet: the log's own end
+        state = verify_lines(path.read_bytes().splitlines(keepends=True)).state
+        head.update(seq=state.seq, hash=state.hash)
+    write_head_file(path, head)
+
+
+def repairs_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the repair note in the head file and the sidecar disagree, or None (also None when
+    the log was never repaired)."""
+    head = read_head_file(path) or {}
+    side = repairs_path(path)
+    if "repairs" not in head:
+        return f"{side.name} exists but the head file notes no repair" if side.exists() else None
+    try:
+        blob = side.read_bytes()
+    except OSError:
+        return f"the head file notes {head['repairs']} repair(s) but {side.name} is missing"
+    if hashlib.sha256(blob).hexdigest() != head.get("repairs_sha256"):
+        return f"{side.name} does not match the repair note in the head file (altered)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,7 @@ def repair(path: str | os.PathLike[str], *, clock=utc_now) -> RepairOutcome:
         fh.write(json.dumps(entry, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+    note_in_head(path)
     if not after.ok:  # pragma: no cover - diagnose() verified the same bytes
         return RepairOutcome("broken", after.describe(str(path)), after, entry)
     return RepairOutcome(

@@ -125,3 +125,27 @@ def test_log_in_use_is_not_repaired(tmp_path, capsys):
 def test_missing_log(tmp_path, capsys):
     assert main(["audit", "repair", str(tmp_path / "nope.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_repair_is_noted_in_the_head_file_kept_by_the_writer_and_checked(tmp_path, capsys):
+    from crawler.audit.log import read_head_file
+
+    log = make_log(tmp_path)
+    append(log, TORN[1])
+    assert main(["audit", "repair", str(log)]) == 0
+    head = read_head_file(log)
+    assert head["repairs"] == 1
+    assert head["repairs_sha256"] == hashlib.sha256(repairs_path(log).read_bytes()).hexdigest()
+    w = AuditWriter(log, job="t")  # later records keep the note
+    w.write(url="https://x.example/next", decision="allow", reasons=[], policy_sha256="0" * 64)
+    w.close()
+    assert read_head_file(log)["repairs"] == 1 and read_head_file(log)["seq"] == 5
+    capsys.readouterr()
+    assert main(["audit", "verify", str(log)]) == 0
+    assert "audit repair" in capsys.readouterr().out
+    # the repairs record cannot be edited or dropped unnoticed
+    repairs_path(log).write_text(repairs_path(log).read_text().replace('"cut_bytes": ',
+                                                                        '"cut_bytes": 1'))
+    assert main(["audit", "verify", str(log)]) == 1
+    repairs_path(log).unlink()
+    assert main(["audit", "verify", str(log)]) == 1
