@@ -1,7 +1,9 @@
 """``polite-crawl``: the command line.
 
-Exit codes: 0 success, 1 a check failed (e.g. a tampered audit log), 2 bad usage or bad config
-(one line naming the key or file at fault, never a traceback).
+Exit codes: 0 success, 1 a check failed (e.g. a tampered audit log), 2 bad usage, bad config or
+an environment problem (one line naming the key, file or directory at fault, never a
+traceback), 3 a run stopped because an output file could not be written (disk full: it resumes
+once fixed), 130/143 a run stopped by SIGINT/SIGTERM (it resumes).
 """
 
 from __future__ import annotations
