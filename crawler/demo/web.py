@@ -73,7 +73,7 @@ class LocalWeb:
 
     def start(self) -> LocalWeb:
         for name, site in self.sites.items():
-            server = ThreadingHTTPServer((self.host, self.ports.get(name, 0)),
+            server = _Server((self.host, self.ports.get(name, 0)),
                                          _handler(self, site))
             server.daemon_threads = True
             self._servers[name] = server
@@ -106,6 +106,15 @@ class LocalWeb:
     def paths(self, name: str) -> list[str]:
         with self._lock:
             return [r.path for r in self.requests if r.site == name]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # the crawler hung up (a size cap, a refusal at the headers): expected
+        super().handle_error(request, client_address)
 
 
 def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
