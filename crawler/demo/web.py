@@ -176,11 +176,81 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
             self._serve(True)
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(min(length, 64 * 1024 * 1024))
+            # the body is read (bounded, with a deadline) and dropped; the page is the GET one
+            refusal = _read_post_body(self)
+            if refusal is not None:
+                web.log(LoggedRequest(site.name, self.command, self.path,
+                                      self.headers.get("User-Agent", ""), time.time()))
+                _refuse_post(self, *refusal)
+                return
             self._serve(False)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
+
+
+#: A POST body larger than this is refused (413) without being read.
+MAX_POST_BYTES = 2**20
+#: Seconds a whole POST body may take to arrive (each socket read waits at most what is left).
+POST_TIMEOUT = 10.0
+
+
+def _read_post_body(handler: BaseHTTPRequestHandler) -> tuple[int, str] | None:
+    """Read and drop the body of a POST; (status, reason) when it must be refused instead.
+
+    No ``Content-Length`` (or a ``Transfer-Encoding``) -> 411; a negative or non-numeric one,
+    or a body that ends early -> 400; over :data:`MAX_POST_BYTES` -> 413; not all there within
+    :data:`POST_TIMEOUT` seconds -> 408.
+    """
+    text = handler.headers.get("Content-Length")
+    if handler.headers.get("Transfer-Encoding") or text is None:
+        return 411, "Length Required"
+    try:
+        length = int(text)
+    except ValueError:
+        return 400, "Bad Content-Length"
+    if length < 0:
+        return 400, "Bad Content-Length"
+    if length > MAX_POST_BYTES:
+        return 413, "Content Too Large"
+    sock = handler.connection
+    old = sock.gettimeout()
+    deadline = time.monotonic() + POST_TIMEOUT
+    left_bytes = length
+    try:
+        while left_bytes > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return 408, "Request Timeout"
+            sock.settimeout(left)
+            chunk = handler.rfile.read1(min(65536, left_bytes))
+            if not chunk:
+                return 400, "Body Shorter Than Content-Length"
+            left_bytes -= len(chunk)
+    except TimeoutError:
+        return 408, "Request Timeout"
+    except OSError:
+        return 400, "Body Not Received"
+    finally:
+        try:
+            sock.settimeout(old)
+        except OSError:
+            pass
+    return None
+
+
+def _refuse_post(handler: BaseHTTPRequestHandler, status: int, reason: str) -> None:
+    """Answer ``status`` (plain text) and close: the rest of the body is never read."""
+    handler.close_connection = True
+    body = f"{status} {reason}\n".encode()
+    try:
+        handler.send_response(status, reason)
+        handler.send_header("Content-Type", "text/plain; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+    except OSError:
+        pass
