@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     rserve.add_argument("--api-key-env", default=None,
                         help="require 'Authorization: API <key>' with the key from this "
                              "environment variable")
+    rserve.add_argument("--max-connections", type=int, default=16,
+                        help="connections served at once; more get 503 (default 16)")
+    rserve.add_argument("--max-buffer-mib", type=int, default=64,
+                        help="MiB of request bodies held at once across all requests; "
+                             "more get 503 (default 64, at least 16)")
+    rserve.add_argument("--read-timeout", type=float, default=10.0,
+                        help="seconds a socket read, and a whole request body, may take "
+                             "(default 10)")
 
     survey = sub.add_parser("survey", help="measure opt-out uptake: one JSON line per origin")
     survey.add_argument("origins", nargs="?", metavar="ORIGINS.txt",
@@ -308,9 +316,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not job.cluster_redis_url:
             raise UsageError(f"{path}: --worker needs a cluster job (cluster: {{redis_url: ...}})")
         from crawler.cluster.keys import check_name
+        from crawler.cluster.worker import check_name_free
 
         try:
             kwargs["worker"] = check_name(args.worker, "--worker")
+            # before anything is opened: a live worker of that name (any machine) -> exit 2
+            check_name_free(job.cluster_redis_url, job.job, args.worker)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     elif job.cluster_redis_url:
@@ -662,7 +673,10 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
     if not src.is_file():
         raise UsageError(f"{src}: no such registry file or list")
     try:
-        return serve(src, host=args.host, port=args.port, api_key_env=args.api_key_env)
+        return serve(src, host=args.host, port=args.port, api_key_env=args.api_key_env,
+                     max_connections=args.max_connections,
+                     max_buffer_bytes=args.max_buffer_mib * 2**20,
+                     read_timeout=args.read_timeout)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
 

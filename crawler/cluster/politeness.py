@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis.exceptions import RedisError
@@ -80,19 +82,80 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# Every field read from the hash is validated before it is used (fail closed): a number,
+# finite, within a sane range (times within +-10 years of Redis TIME, delays 0..1 day), and
+# present when its companion is (token / worker / lease_until together; ref with ref_delay).
+# An invalid hash is never a grant nor a skipped delay: the script answers "wait" with the
+# reason, and gives the hash a TTL if it has none (as if a request had just been granted), so
+# it heals by expiring; it is not otherwise modified (an existing TTL is never shortened).
+_CHECKS = """
+local TEN_YEARS = 315576000000
+local DAY = 86400000
+local function num(v)
+  local x = tonumber(v)
+  if x == nil or x ~= x or x == math.huge or x == -math.huge then return nil end
+  return x
+end
+local function bad(field, v)
+  local shown = tostring(v)
+  if v == false or v == nil then shown = '(missing)' end
+  if #shown > 40 then shown = string.sub(shown, 1, 40) .. '...' end
+  return field .. '=' .. shown
+end
+local function time_field(field, v)
+  local x = num(v)
+  if x == nil or math.abs(x - now) > TEN_YEARS then return nil, bad(field, v) end
+  return x
+end
+local function delay_field(field, v)
+  local x = num(v)
+  if x == nil or x < 0 or x > DAY then return nil, bad(field, v) end
+  return x
+end
+"""
+
 # KEYS[1] origin hash. ARGV: token, worker, delay ms, lease ms, poll ms, alive-key prefix.
-# Returns {1, now_ms} (granted) or {0, wait_ms}.
-ACQUIRE_SCRIPT = _NOW + """
+# Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid).
+ACQUIRE_SCRIPT = _NOW + _CHECKS + """
 local f = redis.call('HMGET', KEYS[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
                      'defer_until')
 local delay = tonumber(ARGV[3])
-local lease_until = tonumber(f[3]) or 0
-local allowed = 0
-if f[4] then
-  -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
-  allowed = tonumber(f[4]) + math.max(tonumber(f[5]) or 0, delay)
+local lease = tonumber(ARGV[4])
+local poll = tonumber(ARGV[5])
+local function invalid(reason)
+  -- a hash without a TTL (not written by these scripts) gets the one a grant would set (or
+  -- a valid deferral's, if longer); a TTL it has is never shortened
+  if redis.call('PTTL', KEYS[1]) == -1 then
+    local ttl = math.max(lease, delay)
+    local defer_until = time_field('defer_until', f[6])
+    if defer_until ~= nil then ttl = math.max(ttl, defer_until - now) end
+    redis.call('PEXPIRE', KEYS[1], math.floor(ttl) + 60000)
+  end
+  return {0, math.max(poll, 1000), reason}
 end
-allowed = math.max(allowed, tonumber(f[6]) or 0)
+-- the lease: token, worker and lease_until together, or none of them
+local lease_until = 0
+if f[1] or f[2] or f[3] then
+  if not f[1] or f[1] == '' then return invalid(bad('token', f[1])) end
+  if not f[2] or f[2] == '' then return invalid(bad('worker', f[2])) end
+  local x, why = time_field('lease_until', f[3])
+  if x == nil then return invalid(why) end
+  lease_until = x
+end
+local allowed = 0
+if f[4] or f[5] then
+  local ref, why = time_field('ref', f[4])
+  if ref == nil then return invalid(why) end
+  local ref_delay, why2 = delay_field('ref_delay', f[5])
+  if ref_delay == nil then return invalid(why2) end
+  -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
+  allowed = ref + math.max(ref_delay, delay)
+end
+if f[6] then
+  local defer_until, why = time_field('defer_until', f[6])
+  if defer_until == nil then return invalid(why) end
+  allowed = math.max(allowed, defer_until)
+end
 local held = false
 if f[1] and f[1] ~= ARGV[1] and lease_until > now then
   held = redis.call('EXISTS', ARGV[6] .. f[2]) == 1
@@ -100,11 +163,10 @@ end
 if held or now < allowed then
   local wait = allowed - now
   if held then
-    wait = math.max(wait, math.min(tonumber(ARGV[5]), lease_until - now))
+    wait = math.max(wait, math.min(poll, lease_until - now))
   end
   return {0, math.max(wait, 1)}
 end
-local lease = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'token', ARGV[1], 'worker', ARGV[2], 'lease_until', now + lease,
            'ref', now, 'ref_delay', delay, 'granted_at', now)
 redis.call('PEXPIRE', KEYS[1], math.max(lease, delay) + 60000)
@@ -112,25 +174,29 @@ return {1, now}
 """
 
 # KEYS[1] origin hash. ARGV: token, "1" to count the spacing from now (the response).
-# Returns 1 when the lease was this token's.
-RELEASE_SCRIPT = _NOW + """
+# Returns 1 when the lease was this token's. An invalid ref_delay leaves the TTL alone (the
+# acquire script fails closed on it).
+RELEASE_SCRIPT = _NOW + _CHECKS + """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'token', 'worker', 'lease_until')
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'ref', now)
-  local d = tonumber(redis.call('HGET', KEYS[1], 'ref_delay')) or 0
-  redis.call('PEXPIRE', KEYS[1], d + 60000)
+  local d = delay_field('ref_delay', redis.call('HGET', KEYS[1], 'ref_delay'))
+  if d ~= nil then
+    redis.call('PEXPIRE', KEYS[1], d + 60000)
+  end
 end
 return 1
 """
 
-# KEYS[1] origin hash. ARGV: wait ms. Nothing is granted before now + wait.
-DEFER_SCRIPT = _NOW + """
+# KEYS[1] origin hash. ARGV: wait ms. Nothing is granted before now + wait. An invalid
+# defer_until is replaced (a valid deferral is a constraint; the invalid one meant nothing).
+DEFER_SCRIPT = _NOW + _CHECKS + """
 local until_ms = now + tonumber(ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'defer_until')) or 0
-if until_ms > cur then
+local cur = time_field('defer_until', redis.call('HGET', KEYS[1], 'defer_until'))
+if cur == nil or until_ms > cur then
   redis.call('HSET', KEYS[1], 'defer_until', until_ms)
   if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) + 60000 then
     redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
@@ -143,16 +209,38 @@ return until_ms
 SPACING_MODES = ("response", "grant")
 
 
+#: A worker waiting on the gate asks Redis at most this often (whatever the gate answers).
+MIN_GATE_INTERVAL = 0.05
+#: No wait longer than this is believed (a delay is at most a day; longer is re-asked).
+MAX_GATE_WAIT = 86400.0
+#: Invalid state: ask again after this long (the hash heals by expiring, not in ms).
+INVALID_WAIT = 1.0
+
+
 class Grant(NamedTuple):
     granted: bool
     wait: float   # seconds to wait before asking again (0 when granted)
+    problem: str | None = None   # why the gate state is invalid (fail closed), if it is
+
+
+class GateTimeout(Exception):
+    """The origin was not granted within the timeout."""
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 class OriginGate:
     """The three scripts for one job, bound to one client and one worker name."""
 
     def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *,
-                 poll: float = 0.1, spacing: str = "response") -> None:
+                 poll: float = 0.1, spacing: str = "response",
+                 max_wait: float = MAX_GATE_WAIT) -> None:
         if spacing not in SPACING_MODES:
             raise ValueError(f"POLITE_CLUSTER_SPACING: {spacing!r} is not one of "
                              f"{', '.join(SPACING_MODES)}")
@@ -161,20 +249,89 @@ class OriginGate:
         self.keys = keys
         self.worker = worker
         self.poll_ms = max(1, int(poll * 1000))
+        self.max_wait = max_wait
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
         self._defer = client.register_script(DEFER_SCRIPT)
+        self._problems: dict[str, str] = {}   # origin -> the problem last logged
 
     def try_acquire(self, origin: str, token: str, *, delay: float, lease: float) -> Grant:
-        """One attempt: the lease on ``origin`` for ``token``, or how long to wait."""
-        ok, value = self._acquire(
+        """One attempt: the lease on ``origin`` for ``token``, or how long to wait.
+
+        Both the script and this method validate (fail closed): an invalid hash, or an
+        answer that is not a finite wait within ``[0, max_wait]``, is "not granted; wait",
+        logged once per origin and problem (WARNING) with the key to delete to reset it."""
+        if not (math.isfinite(delay) and math.isfinite(lease)):
+            raise ValueError(f"origin gate: delay {delay!r} and lease {lease!r} must be finite")
+        delay_ms = min(86_400_000, max(0, int(delay * 1000)))
+        lease_ms = min(86_400_000, max(1, int(lease * 1000)))
+        answer = self._acquire(
             keys=[self.keys.origin(origin)],
-            args=[token, self.worker, max(0, int(delay * 1000)), max(1, int(lease * 1000)),
-                  self.poll_ms, self.keys.alive_prefix],
+            args=[token, self.worker, delay_ms, lease_ms, self.poll_ms, self.keys.alive_prefix],
         )
-        if int(ok):
+        grant = self._checked(answer)
+        self._note(origin, grant.problem)
+        return grant
+
+    def _checked(self, answer: Any) -> Grant:
+        if not isinstance(answer, (list, tuple)) or len(answer) not in (2, 3):
+            return Grant(False, INVALID_WAIT, f"the gate answered {answer!r:.60}")
+        ok, value = _number(answer[0]), _number(answer[1])
+        if len(answer) == 3:
+            why = answer[2]
+            why = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
+            return Grant(False, INVALID_WAIT, f"gate state in Redis is invalid ({why})")
+        if ok == 1 and value is not None:
             return Grant(True, 0.0)
-        return Grant(False, int(value) / 1000)
+        if ok != 0 or value is None or value < 0:
+            return Grant(False, INVALID_WAIT, f"the gate answered an invalid wait "
+                                              f"({answer[0]!r:.20}, {answer[1]!r:.30})")
+        wait = value / 1000
+        if wait > self.max_wait:
+            return Grant(False, self.max_wait, f"the gate asks to wait {wait:.0f} s, more "
+                                               f"than the maximum {self.max_wait:.0f} s")
+        return Grant(False, wait)
+
+    def _note(self, origin: str, problem: str | None) -> None:
+        """Log a problem once per origin (and again only when it changes), and its end."""
+        if problem is None:
+            if self._problems.pop(origin, None) is not None:
+                logger.warning("origin %s: gate state in Redis is valid again; resuming",
+                               origin)
+            return
+        if self._problems.get(origin) != problem:
+            self._problems[origin] = problem
+            logger.warning("origin %s: %s; waiting (fail closed): it expires by itself, or "
+                           "delete key %s (or 'polite-crawl seed --reset') to reset it",
+                           origin, problem, self.keys.origin(origin))
+
+    async def acquire(self, origin: str, token: str, *, delay: float, lease: float,
+                      timeout: float, sleep: Callable[[float], Awaitable[Any]],
+                      on_try: Callable[[Grant], None] | None = None) -> float:
+        """Ask until granted; returns the seconds waited, raises :class:`GateTimeout`.
+
+        Between two calls it sleeps the gate's wait, never less than MIN_GATE_INTERVAL; a
+        Redis error is not a grant either (fail closed, backing off up to 5 s)."""
+        started = time.monotonic()
+        errors = 0
+        while True:
+            try:
+                grant = self.try_acquire(origin, token, delay=delay, lease=lease)
+                errors = 0
+            except RedisError as exc:  # fail closed: nothing is sent without a grant
+                errors += 1
+                grant = Grant(False, min(5.0, 0.2 * 2 ** errors))
+                if errors == 1:
+                    logger.warning("cluster politeness: Redis unavailable (%s); %s waits",
+                                   exc, origin)
+            if on_try is not None:
+                on_try(grant)
+            if grant.granted:
+                return time.monotonic() - started
+            wait = min(max(grant.wait, MIN_GATE_INTERVAL), self.max_wait)
+            if time.monotonic() - started + wait > timeout:
+                raise GateTimeout(f"{origin} not granted within {timeout:.0f} s")
+            await sleep(wait + 0.001)
 
     def release(self, origin: str, token: str) -> bool:
         from_now = "1" if self.spacing == "response" else "0"
@@ -182,7 +339,10 @@ class OriginGate:
 
     def defer(self, origin: str, seconds: float) -> None:
         """Nothing is sent to ``origin`` by any worker for ``seconds`` from now."""
-        self._defer(keys=[self.keys.origin(origin)], args=[max(0, int(seconds * 1000))])
+        if not math.isfinite(seconds):
+            raise ValueError(f"origin gate: a deferral of {seconds!r} s")
+        ms = min(int(self.max_wait * 1000), max(0, int(seconds * 1000)))
+        self._defer(keys=[self.keys.origin(origin)], args=[ms])
 
     def state(self, origin: str) -> dict[str, str]:
         raw = self.client.hgetall(self.keys.origin(origin))
@@ -262,27 +422,21 @@ class ClusterPolitenessMiddleware:
     async def _acquire(self, request: Request, origin: str, token: str, delay: float,
                        lease: float) -> None:
         stats = self.crawler.stats
-        started = time.monotonic()
-        errors = 0
-        while True:
-            try:
-                grant = self.gate.try_acquire(origin, token, delay=delay, lease=lease)
-                errors = 0
-            except RedisError as exc:  # fail closed: nothing is sent without a grant
-                errors += 1
-                grant = Grant(False, min(5.0, 0.2 * 2 ** errors))
-                logger.warning("cluster politeness: Redis unavailable (%s); %s waits", exc,
-                               request.url)
+
+        def on_try(grant: Grant) -> None:
             stats.inc_value("polite/cluster/gate/tries")
-            if grant.granted:
-                break
-            if time.monotonic() - started + grant.wait > self.gate_timeout:
-                stats.inc_value("polite/cluster/gate/timeout")
-                logger.error("cluster politeness: %s not granted within %.0f s: not sent",
-                             request.url, self.gate_timeout)
-                raise IgnoreRequest(f"{origin} not granted within {self.gate_timeout:.0f} s")
-            await sleep(grant.wait + 0.001)
-        waited = time.monotonic() - started
+            if grant.problem:
+                stats.inc_value("polite/cluster/gate/invalid")
+
+        try:
+            waited = await self.gate.acquire(origin, token, delay=delay, lease=lease,
+                                             timeout=self.gate_timeout, sleep=sleep,
+                                             on_try=on_try)
+        except GateTimeout as exc:
+            stats.inc_value("polite/cluster/gate/timeout")
+            logger.error("cluster politeness: %s not granted within %.0f s: not sent",
+                         request.url, self.gate_timeout)
+            raise IgnoreRequest(str(exc)) from None
         stats.inc_value("polite/cluster/gate/granted")
         if waited > 0.005:
             stats.inc_value("polite/cluster/gate/waited")

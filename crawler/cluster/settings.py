@@ -20,9 +20,10 @@ WORKER = "crawler.cluster.worker.ClusterWorker"
 #: After every other downloader middleware on the way out (HttpCacheMiddleware is 900),
 #: before them on the way back: the lease is held for the network transfer only.
 POLITENESS_ORDER = 950
-#: Before the runtime's own extensions see the first spider_opened (order does not matter
-#: for correctness: every component gets the worker through ClusterWorker.of).
-WORKER_ORDER = 10
+#: Built before the runtime extension (order 0): the worker name is claimed in Redis before
+#: the worker's audit log is opened, so a duplicate name never touches the live worker's log
+#: (every component gets the worker through ClusterWorker.of, whatever the order).
+WORKER_ORDER = -10
 
 #: Settings that are component dicts (merged, not replaced, by apply_cluster_settings).
 _COMPONENT_DICTS = ("DOWNLOADER_MIDDLEWARES", "EXTENSIONS")

@@ -4,7 +4,9 @@
 cluster components reach with :meth:`ClusterWorker.of`. It
 
 * claims the worker's name (``polite:<job>:alive:<worker>``, ``SET NX`` with a TTL): a second
-  process started with the same name while the first is alive refuses to start;
+  process started with the same name while the first is alive refuses to start (the CLI
+  checks the name with :func:`check_name_free` before anything is opened, so the refused
+  process leaves the live worker's audit log alone; one line, exit 2);
 * beats every ``POLITE_CLUSTER_HEARTBEAT`` seconds, with one script call that refreshes the
   presence key, acknowledges the requests this worker has finished (scheduler.py), puts the
   requests a dead worker had in flight back in the shared queue, and reports how much work
@@ -35,6 +37,7 @@ from crawler.cluster import defaults
 from crawler.cluster.connection import CountingRedis, redis_client
 from crawler.cluster.keys import JobKeys, check_name
 from crawler.cluster.settings import cluster_enabled
+from crawler.runlock import RunLockError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -94,6 +97,39 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 return {redis.call('ZCARD', KEYS[4]), redis.call('LLEN', KEYS[5]), busy, recovered}
 """
+
+
+class WorkerNameTaken(RunLockError, ValueError):
+    """A live worker of the job already holds this name; ``str()`` is one line."""
+
+
+def name_taken_message(worker: str, job: str, ttl_s: float | None) -> str:
+    wait = f"wait up to {ttl_s:.0f} s" if ttl_s is not None else "wait for its heartbeat to expire"
+    return (f"cluster mode: worker {worker!r} of job {job!r} is alive (already running: its "
+            f"heartbeat in Redis is live); pick another --worker name, or {wait} if it was "
+            "killed")
+
+
+def check_name_free(redis_url: str, job: str, worker: str) -> None:
+    """Before anything is opened (audit log, output files): refuse a worker name a live
+    process of the job holds (its presence key exists, on any machine). Raises
+    :class:`WorkerNameTaken`, or ValueError when Redis cannot be reached; both one line.
+
+    Only a check: the name is claimed when the worker starts (:meth:`Presence.claim`, atomic),
+    which still refuses a twin started in the instant between the two."""
+    keys = JobKeys(job)
+    check_name(worker, "worker")
+    client = redis_client(redis_url)
+    try:
+        ttl_ms = client.pttl(keys.alive(worker))
+    except RedisError as exc:
+        raise ValueError(f"cluster mode: cannot reach Redis at {_redacted(redis_url)} "
+                         f"({exc})") from None
+    finally:
+        client.close()
+    if ttl_ms is not None and int(ttl_ms) != -2:  # -2: no such key; -1: no expiry
+        raise WorkerNameTaken(name_taken_message(
+            worker, job, int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None))
 
 
 class Presence:
@@ -166,11 +202,9 @@ class ClusterWorker:
             claimed = self.presence.claim()
         except RedisError as exc:
             raise ValueError(f"cluster mode: cannot reach Redis at {url} ({exc})") from None
-        if not claimed:
-            raise ValueError(
-                f"cluster mode: worker {self.name!r} of job {self.keys.job!r} is already "
-                f"running (its heartbeat is live); pick another worker name, or wait "
-                f"{self.ttl:.0f} s if it was killed")
+        if not claimed:  # a RunLockError too: run_crawl reports it in one line, exit 2
+            self.redis.close()
+            raise WorkerNameTaken(name_taken_message(self.name, self.keys.job, self.ttl))
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._idle, signal=signals.spider_idle)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)

@@ -91,7 +91,8 @@ def test_cluster_settings_name_everything_a_worker_needs():
     assert s["REDIS_START_URLS_KEY"] == "polite:news:start_urls"
     assert s["DOWNLOADER_MIDDLEWARES"] == {
         "crawler.cluster.politeness.ClusterPolitenessMiddleware": 950}
-    assert s["EXTENSIONS"] == {"crawler.cluster.worker.ClusterWorker": 10}
+    # built before the runtime (0): the worker name is claimed before the audit log opens
+    assert s["EXTENSIONS"] == {"crawler.cluster.worker.ClusterWorker": -10}
     assert (s["POLITE_CLUSTER_DELAY"], s["DOWNLOAD_DELAY"]) == (2.5, 0.0)
     assert s["POLITE_AUDIT_FILE"] == "audit-w2.jsonl"
     assert s["POLITE_CORPUS_FILE"] == "corpus-w2.jsonl"
