@@ -113,7 +113,9 @@ def run_cluster(web: LocalWeb, redis_url: str, tmp: Path, workers: int,
                         "POLITE_CLUSTER_WORKER_TTL": 5}}
     path = tmp / f"bench-{workers}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # one cluster secret for the job: shared reservation entries are authenticated with it
+    env = {"POLITE_CLUSTER_SECRET": "bench-" + os.urandom(16).hex(), **os.environ,
+           "PYTHONUNBUFFERED": "1"}
     subprocess.run([sys.executable, "-m", "crawler", "seed", str(path)], cwd=ROOT, env=env,
                    check=True, capture_output=True)
     first_request = len(web.requests)

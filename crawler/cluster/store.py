@@ -19,12 +19,25 @@ unreachable, as in a single process.
 
 :class:`SharedHttpRegistry` does the same for the answers of an HTTP registry API (without a
 lock: each URL is asked by the worker that needs it first; answers are shared).
+
+Redis is not trusted with reservations: anyone who can write to it could store ``Allow: /``
+with a recomputed SHA-256. Every entry therefore carries an HMAC-SHA256 (field ``mac``) over
+every field a reader uses (job, kind, URL, status, body hash, error, final URL, fetch time,
+complete, outcome; for registry answers job, name, URL, opted_out, detail, fetch time), keyed
+by the cluster secret from the environment variable ``POLITE_CLUSTER_SECRET`` (its name:
+setting ``POLITE_CLUSTER_SECRET_ENV``; the secret itself is never in a setting nor a log).
+An entry without a valid MAC, or older than the TTL by its authenticated fetch time (a replayed
+old entry), is refused: the worker fetches the file (asks the registry) itself, counts it in
+``polite/cluster/store/unauthenticated`` and logs one WARNING per kind of failure. Without a
+secret nothing is shared: each worker fetches its own files and asks registries itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,6 +57,47 @@ if TYPE_CHECKING:
     from crawler.cluster.connection import CountingRedis
 
 logger = logging.getLogger(__name__)
+
+#: The environment variable holding the cluster secret (setting ``POLITE_CLUSTER_SECRET_ENV``
+#: names another one). Every worker of a job needs the same value.
+SECRET_ENV = "POLITE_CLUSTER_SECRET"
+#: Stats key counting shared entries refused for want of a valid MAC.
+UNAUTHENTICATED = "polite/cluster/store/unauthenticated"
+_MAC_VERSION = b"polite-crawler/cluster-store/v1"
+
+
+def secret_env_name(settings: Any) -> str:
+    return str(settings.get("POLITE_CLUSTER_SECRET_ENV") or SECRET_ENV)
+
+
+def cluster_secret(settings: Any, environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The cluster secret from the environment (None when unset or empty)."""
+    value = (os.environ if environ is None else environ).get(secret_env_name(settings), "")
+    return value.encode("utf-8") if value else None
+
+
+def _warn_no_secret(settings: Any) -> None:
+    global _NO_SECRET_WARNED
+    if not _NO_SECRET_WARNED:
+        _NO_SECRET_WARNED = True
+        logger.warning("cluster: %s is not set: reservations (robots.txt, tdmrep.json, ai.txt, "
+                       "licences, registry answers) are not shared through Redis; each worker "
+                       "fetches and asks them itself. To share them, set %s to the same secret "
+                       "value in the environment of every worker of the job",
+                       secret_env_name(settings), secret_env_name(settings))
+
+
+_NO_SECRET_WARNED = False
+
+
+def _mac_message(*fields: str | bytes) -> bytes:
+    """Length-prefixed, unambiguous encoding of ``fields``."""
+    out = [_MAC_VERSION]
+    for f in fields:
+        b = f.encode("utf-8") if isinstance(f, str) else f
+        out.append(len(b).to_bytes(8, "big"))
+        out.append(b)
+    return b"".join(out)
 
 
 class StoredFile(NamedTuple):
@@ -110,16 +164,70 @@ class RedisSiteStore:
     """Raw per-origin file fetches and registry answers shared by a job's workers."""
 
     def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *, ttl: float,
-                 backoff: float, clock: Callable[[], float] = time.time) -> None:
+                 backoff: float, secret: bytes, clock: Callable[[], float] = time.time,
+                 stats: Any = None) -> None:
+        if not secret:
+            raise ValueError("RedisSiteStore needs the cluster secret (entries are "
+                             "authenticated; without a secret nothing is shared)")
         self.client = client
         self.keys = keys
         self.worker = worker
         self.ttl = ttl
         self.backoff = backoff
+        self._key = bytes(secret)
         self._clock = clock
+        self.stats = stats
+        self._warned: set[str] = set()
         self._put = client.register_script(_PUT)
         self._lock = client.register_script(_LOCK)
         self._unlock = client.register_script(_UNLOCK)
+
+    # -- authentication --------------------------------------------------------------------
+    def _mac(self, msg: bytes) -> str:
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def _site_mac(self, kind: str, url: str, f: Mapping[str, bytes | str]) -> str:
+        body = f.get("body", b"")
+        body = body.encode() if isinstance(body, str) else body
+        return self._mac(_mac_message(
+            "site", self.keys.job, kind, url, *(f.get(n, b"") for n in (
+                "status", "sha256", "error", "final_url", "fetched_at", "complete",
+                "outcome")), hashlib.sha256(body).hexdigest()))
+
+    def _registry_mac(self, name: str, url: str, f: Mapping[str, bytes | str]) -> str:
+        return self._mac(_mac_message(
+            "registry", self.keys.job, name, url,
+            *(f.get(n, b"") for n in ("opted_out", "detail", "fetched_at"))))
+
+    def _authentic(self, what: str, url: str, f: Mapping[str, bytes], expected: str,
+                   life: float) -> bool:
+        """True when ``f`` carries ``expected`` as its MAC and is not older than ``life``."""
+        got = f.get("mac", b"")
+        if not got:
+            reason = "missing"
+        elif not hmac.compare_digest(got, expected.encode()):
+            reason = "invalid"
+        else:
+            try:
+                at = float(f.get("fetched_at", b""))
+            except ValueError:
+                at = float("nan")
+            age = self._clock() - at
+            if age == age and -60 <= age <= life + 1:  # NaN fails; 60 s of clock skew
+                return True
+            reason = "stale"
+        if self.stats is not None:
+            self.stats.inc_value(UNAUTHENTICATED)
+            self.stats.inc_value(f"{UNAUTHENTICATED}/{reason}")
+        if reason not in self._warned:
+            self._warned.add(reason)
+            text = {"missing": "has no MAC", "invalid": "has a MAC that does not verify (a "
+                    "forged entry, or a worker with another POLITE_CLUSTER_SECRET)",
+                    "stale": "is older than its lifetime (a replayed entry)"}[reason]
+            logger.warning("shared %s entry for %s %s: refused, fetched here instead (further "
+                           "entries refused for this reason are counted in %s, not logged)",
+                           what, url, text, UNAUTHENTICATED)
+        return False
 
     # -- per-origin files ------------------------------------------------------------------
     def get(self, kind: str, url: str) -> StoredFile | None:
@@ -132,15 +240,24 @@ class RedisSiteStore:
         if not raw or pttl is None or int(pttl) <= 0:
             return None
         f = {k.decode(): v for k, v in raw.items()}
-        status = int(f["status"]) if f.get("status") else None
+        if not self._authentic(kind, url, f, self._site_mac(kind, url, f), self.ttl):
+            return None
+        try:
+            status = int(f["status"]) if f.get("status") else None
+            fetched_at = float(f.get("fetched_at", b"0"))
+        except ValueError:
+            return None
         body = f.get("body", b"")
         sha = f["sha256"].decode() if f.get("sha256") else None
         if status is not None and sha != hashlib.sha256(body).hexdigest():
             logger.warning("shared cache entry for %s does not match its hash: ignored", url)
             return None
+        # never longer than the TTL from its authenticated fetch time (a PEXPIRE is not signed)
+        left = min(int(pttl) / 1000, fetched_at + self.ttl - self._clock())
+        if left <= 0:
+            return None
         return StoredFile(status, body, _text(f.get("error")), _text(f.get("final_url")),
-                          float(f.get("fetched_at", b"0")), sha, int(pttl) / 1000,
-                          f.get("complete", b"1") != b"0")
+                          fetched_at, sha, left, f.get("complete", b"1") != b"0")
 
     def put(self, kind: str, url: str, *, status: int | None, body: bytes = b"",
             error: str | None = None, final_url: str | None = None, outcome: str,
@@ -153,6 +270,7 @@ class RedisSiteStore:
                   "fetched_at": repr(self._clock() if fetched_at is None else fetched_at),
                   "sha256": sha, "outcome": outcome, "worker": self.worker,
                   "complete": "1" if complete else "0"}
+        fields["mac"] = self._site_mac(kind, url, fields)
         args: list[Any] = ["1" if outcome == "unreachable" else "0",
                            max(1, int(self.ttl * 1000)), max(1, int(self.backoff * 1000))]
         for k, v in fields.items():
@@ -192,9 +310,15 @@ class RedisSiteStore:
             if not raw or pttl is None or int(pttl) <= 0:
                 continue
             f = {k.decode(): v for k, v in raw.items()}
+            if not self._authentic(f"registry {name}", url, f,
+                                   self._registry_mac(name, url, f), self.ttl):
+                continue
             opted = {b"1": True, b"0": False}.get(f.get("opted_out", b""))
-            out[url] = StoredAnswer(opted, _text(f.get("detail")) or "",
-                                    float(f.get("fetched_at", b"0")), int(pttl) / 1000)
+            at = float(f.get("fetched_at", b"0"))
+            left = min(int(pttl) / 1000, at + self.ttl - self._clock())
+            if left <= 0:
+                continue
+            out[url] = StoredAnswer(opted, _text(f.get("detail")) or "", at, left)
         return out
 
     def put_registry(self, name: str, url: str, opted_out: bool | None, detail: str) -> float:
@@ -211,10 +335,11 @@ class RedisSiteStore:
             for url, (opted, detail) in answers.items():
                 key = self.keys.registry(name, url)
                 life = self.ttl if opted is not None else min(self.backoff, self.ttl)
+                fields = {"opted_out": {True: "1", False: "0"}.get(opted, ""),
+                          "detail": detail, "fetched_at": now, "worker": self.worker}
+                fields["mac"] = self._registry_mac(name, url, fields)
                 pipe.delete(key)
-                pipe.hset(key, mapping={"opted_out": {True: "1", False: "0"}.get(opted, ""),
-                                        "detail": detail, "fetched_at": now,
-                                        "worker": self.worker})
+                pipe.hset(key, mapping=fields)
                 pipe.pexpire(key, max(1, int(life * 1000)))
                 out[url] = life
             pipe.execute()
@@ -236,8 +361,14 @@ class SharedSiteCache(SiteCache):
         super().__init__(crawler, **kwargs)
         worker = ClusterWorker.of(crawler)
         s = crawler.settings
-        self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=self.ttl,
-                                    backoff=self.backoff)
+        secret = cluster_secret(s)
+        self.store: RedisSiteStore | None = None
+        if secret is None:
+            _warn_no_secret(s)
+        else:
+            self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=self.ttl,
+                                        backoff=self.backoff, secret=secret,
+                                        stats=crawler.stats)
         self.fetch_wait = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_WAIT"))
         self.fetch_poll = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_POLL"))
         self.lock_ttl = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL"))
@@ -245,6 +376,8 @@ class SharedSiteCache(SiteCache):
         self._shared_expiry: dict[tuple[str, str], float] = {}
 
     async def _fetch(self, kind: str, url: str) -> SiteFile:
+        if self.store is None:  # no cluster secret: nothing shared (fail closed)
+            return await self._fetch_here(kind, url, share=False)
         try:
             return await self._fetch_shared(kind, url)
         except RedisError as exc:
@@ -254,6 +387,7 @@ class SharedSiteCache(SiteCache):
             return await self._fetch_here(kind, url, share=False)
 
     async def _fetch_shared(self, kind: str, url: str) -> SiteFile:
+        assert self.store is not None
         stats = self.crawler.stats
         deadline = time.monotonic() + self.fetch_wait
         waited = False
@@ -287,7 +421,7 @@ class SharedSiteCache(SiteCache):
         f = await super()._fetch(kind, url)
         body = self._bodies.pop((kind, url), b"")
         self.crawler.stats.inc_value("polite/cluster/site/fetched")
-        if share:
+        if share and self.store is not None:
             try:
                 self._shared_expiry[(kind, url)] = self.store.put(
                     kind, url, status=f.status, body=body, error=f.error,
@@ -326,10 +460,19 @@ class SharedHttpRegistry(HttpRegistry):
                  backoff: float, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(spec, policy, crawler, ttl=ttl, backoff=backoff, clock=clock)
         worker = ClusterWorker.of(crawler)
-        self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=ttl,
-                                    backoff=backoff)
+        secret = cluster_secret(crawler.settings)
+        self.store: RedisSiteStore | None = None
+        if secret is None:
+            _warn_no_secret(crawler.settings)
+        else:
+            # the store's clock is wall time (fetch times are compared across machines)
+            self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=ttl,
+                                        backoff=backoff, secret=secret, stats=crawler.stats)
 
     async def _ask(self, batch: list[str]) -> None:
+        if self.store is None:  # no cluster secret: this worker asks the registry itself
+            await super()._ask(batch)
+            return
         stats = self.crawler.stats
         try:
             known = self.store.get_registry_many(self.name, batch)

@@ -19,6 +19,18 @@ import pytest
 
 from crawler.cluster.connection import CountingRedis, redis_client
 
+#: The cluster secret the tests' workers share (shared reservations are authenticated with
+#: it; without one nothing is shared through Redis).
+CLUSTER_SECRET = "test-cluster-secret-not-for-production"
+
+
+@pytest.fixture(autouse=True)
+def cluster_secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every in-process worker of a cluster test has the secret in its environment (a test
+    about a missing secret deletes it)."""
+    monkeypatch.setenv("POLITE_CLUSTER_SECRET", CLUSTER_SECRET)
+    return CLUSTER_SECRET
+
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (

@@ -32,6 +32,7 @@ from crawler.audit.log import verify_file
 from crawler.demo.web import LocalWeb, Page, Site
 
 from ..integration.conftest import ROOT, read_jsonl, run_cli, write_config
+from .conftest import CLUSTER_SECRET
 
 
 def _wired() -> bool:
@@ -107,7 +108,8 @@ def cluster_config(tmp: Path, web: LocalWeb, redis_url: str, **settings) -> Path
 
 
 def start_worker(cfg: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the same cluster secret for every worker: reservations are shared (robots.txt once)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "POLITE_CLUSTER_SECRET": CLUSTER_SECRET}
     with open(log, "wb") as fh:
         return subprocess.Popen([sys.executable, "-m", "crawler", "run", str(cfg),
                                  "--worker", name], cwd=ROOT, env=env, stdout=fh,

@@ -19,6 +19,8 @@ from crawler.cluster.store import RedisSiteStore, SharedSiteCache
 from crawler.cluster.worker import ClusterWorker, Presence
 from crawler.policy import site_file
 
+from .conftest import CLUSTER_SECRET
+
 URL = "http://127.0.0.1:8711/robots.txt"
 ROBOTS = b"User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n"
 
@@ -29,7 +31,8 @@ def store_for(url: str, worker: str, *, ttl: float = 60, backoff: float = 0.2,
     keys = JobKeys("t")
     if alive:
         assert Presence(client, keys, worker, ttl=30).claim()
-    return RedisSiteStore(client, keys, worker, ttl=ttl, backoff=backoff)
+    return RedisSiteStore(client, keys, worker, ttl=ttl, backoff=backoff,
+                          secret=CLUSTER_SECRET.encode())
 
 
 def test_put_and_get_keep_raw_bytes_status_and_evidence_hash(redis_url):
