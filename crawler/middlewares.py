@@ -32,7 +32,7 @@ from scrapy.responsetypes import responsetypes
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler import defaults
-from crawler.network import address_refusal, format_origin, host_refusal, parse_ip
+from crawler.network import address_refusal, format_origin, host_refusal, origin_key, parse_ip
 from crawler.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
 from crawler.optout.content import decode_content
 from crawler.optout.htmlmeta import parse_html_head
@@ -76,14 +76,6 @@ def origin_of(request: Request) -> str:
     return format_origin(u.scheme, u.hostname, u.port)
 
 
-def _origin_key(origin: str) -> str:
-    """``origin_of`` for an origin written in the settings (``http://10.0.0.5:8080``)."""
-    try:
-        return origin_of(Request(origin.strip().rstrip("/") + "/"))
-    except ValueError:
-        return origin.strip().rstrip("/").lower()
-
-
 def _headers_dict(headers: Any) -> dict[str, list[str]]:
     return {
         k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
@@ -102,7 +94,7 @@ class ReservationMiddleware:
         base = crawler.settings.getfloat("DOWNLOAD_DELAY")  # NaN/inf/negative: the floor holds
         self._base_delay = base if math.isfinite(base) and base > 0 else 0.0
         # keyed like origin_of (the same host normalisation); part of the policy hash
-        self._exempt = {_origin_key(o) for o in self.policy.allowed_private_origins}
+        self._exempt = {origin_key(o.strip()) for o in self.policy.allowed_private_origins}
         self._origin_delay: dict[str, float] = {}
         # cluster mode: the shared gate (crawler.cluster.politeness) spaces every origin's
         # requests; a local slot delay on top would only shift a granted send
