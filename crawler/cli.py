@@ -109,17 +109,46 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--sme", action="store_true",
                         help="with --transparency: the SME rule (top 5 %% or 1,000 domains)")
 
+    ident = sub.add_parser("identity", help="the crawler's signing key (Ed25519)")
+    isub = ident.add_subparsers(dest="identity_command", metavar="SUBCOMMAND")
+    init = isub.add_parser("init", help="create a new key (mode 0600; never overwrites)")
+    init.add_argument("--out", required=True, metavar="PATH", help="the key file to create")
+    show = isub.add_parser("show", help="print the public key directory (JWK Set) of a key")
+    show.add_argument("key", metavar="PATH", help="a key file made by identity init")
+
     about = sub.add_parser("about", help="the crawler information page and its change feed")
     about.add_argument("--out", required=True, help="output directory (about.html, "
                        "about.json, changes.atom; the feed keeps earlier entries)")
     about.add_argument("--config", help=f"config (default: {DEFAULT_CONFIG.name})")
     about.add_argument("--previous", help="directory of the previously published page")
     about.add_argument("--base-url", help="where the page will be published")
+    about.add_argument("--checkpoints", nargs="*", metavar="FILE", default=None,
+                       help="audit checkpoint files to publish in the feed (default: every "
+                            "*.checkpoints.jsonl in the config's output_dir)")
 
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
-    verify = asub.add_parser("verify", help="check the hash chain of audit logs")
-    verify.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
+    verify = asub.add_parser(
+        "verify", help="check audit logs: hash chain, committed head; given an output "
+        "directory, also its corpus, WARC and evidence; with --checkpoints, published "
+        "checkpoints")
+    verify.add_argument("logs", nargs="+", metavar="AUDIT.jsonl|OUTPUT_DIR")
+    verify.add_argument("--allow-uncommitted-tail", action="store_true",
+                        help="accept records after the committed head (reported, not failed)")
+    verify.add_argument("--no-head", action="store_true",
+                        help="accept a log without a (readable) head file: the chain alone "
+                             "is checked, records cut from its end go unnoticed")
+    verify.add_argument("--checkpoints", nargs="*", metavar="FILE", default=None,
+                        help="check the log against checkpoints (a checkpoints .jsonl or a "
+                             "published changes.atom; no FILE: the one beside each log)")
+    verify.add_argument("--keys", metavar="JWKS",
+                        help="the published key directory (JWK Set file) that signed the "
+                             "checkpoints")
+    verify.add_argument("--tsa-ca", metavar="PEM",
+                        help="root certificate of the Time-Stamp Authority: verify the "
+                             "checkpoints' RFC 3161 tokens cryptographically")
+    verify.add_argument("--require-signed", action="store_true",
+                        help="an unsigned checkpoint is an error")
     merge = asub.add_parser("merge", help="one time-ordered report from several workers' "
                             "audit logs (each chain verified first; the report is not a chain)")
     merge.add_argument("logs", nargs="+", metavar="AUDIT.jsonl")
@@ -146,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_merge(args)
         if args.command == "audit" and args.audit_command == "repair":
             return cmd_repair(args)
+        if args.command == "identity" and args.identity_command == "init":
+            return cmd_identity_init(args)
+        if args.command == "identity" and args.identity_command == "show":
+            return cmd_identity_show(args)
         if args.command == "seed":
             return cmd_seed(args)
         if args.command == "revalidate":
@@ -328,6 +361,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} is a cluster job: start each worker with --worker NAME "
                          "(and push the seeds once with polite-crawl seed)")
     check_output_dir(job.output_dir, _audit_name(job, args.worker))
+    check_identity(job)
     stats = run_crawl(job, path, extra_settings=extra, **kwargs)
     _summary(job, stats, worker=args.worker)
     failed = stats.get("polite/output/write_failed")
@@ -560,35 +594,126 @@ def _evidence_text(ev: dict[str, Any]) -> str:
 
 # -- audit verify ---------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
-    from crawler.audit.log import verify_file
+    from crawler.audit.log import read_head_file, verify_file
+    from crawler.audit.outputs import find_logs, verify_output_dir
+    from crawler.audit.repair import repairs_problem
     from crawler.cluster.audit import is_report, verify_report
 
     status = 0
+    keys = _load_keys(args.keys) if args.keys else None
+    tsa_ca = _read_arg_file(args.tsa_ca, "--tsa-ca") if args.tsa_ca else None
     for name in args.logs:
-        try:
-            if is_report(name):  # a merged cluster report: each worker's chain inside it
-                results = {f"{name} [{w}]": r for w, r in verify_report(name).items()}
-            else:
-                results = {name: verify_file(name)}
-        except FileNotFoundError:
-            raise UsageError(f"{name}: no such file") from None
-        for label, result in results.items():
-            print(result.describe(label))
-            if not result.ok:
-                status = 1
-        if not is_report(name):
-            from crawler.audit.log import read_head_file
-            from crawler.audit.repair import repairs_problem
-
-            problem = repairs_problem(name)
+        target = Path(name)
+        if target.is_dir():
+            logs = find_logs(target)
+            if not logs:
+                raise UsageError(f"{name}: no audit log in this directory")
+        elif target.exists():
+            logs = [target]
+        else:
+            raise UsageError(f"{name}: no such file or directory")
+        for log in logs:
+            if is_report(log):  # a merged cluster report: each worker's chain inside it
+                for w, r in verify_report(log).items():
+                    print(r.describe(f"{log} [{w}]"))
+                    status |= 0 if r.ok else 1
+                continue
+            result = verify_file(log, allow_uncommitted=args.allow_uncommitted_tail,
+                                 require_head=not args.no_head)
+            print(result.describe(str(log)))
+            status |= 0 if result.ok else 1
+            problem = repairs_problem(log)
             if problem:
-                print(f"{name}: BROKEN: {problem}")
+                print(f"{log}: BROKEN: {problem}")
                 status = 1
-            elif (read_head_file(name) or {}).get("repairs"):
-                n = read_head_file(name)["repairs"]
-                print(f"{name}: note: a torn last line was cut {n} time(s) by audit repair "
-                      f"(see {name}.repairs.jsonl)")
+            elif (read_head_file(log) or {}).get("repairs"):
+                n = read_head_file(log)["repairs"]
+                print(f"{log}: note: a torn last line was cut {n} time(s) by audit repair "
+                      f"(see {log}.repairs.jsonl)")
+            if args.checkpoints is not None:
+                status |= _verify_checkpoints(log, args, keys, tsa_ca)
+        if target.is_dir():
+            for check in verify_output_dir(target):
+                for line in check.describe():
+                    print(f"{target}: {line}")
+                status |= 0 if check.ok else 1
     return status
+
+
+def _verify_checkpoints(log: Path, args: argparse.Namespace, keys: Any,
+                        tsa_ca: bytes | None) -> int:
+    from crawler.audit.checkpoint import checkpoints_path, read_checkpoints, verify_checkpoints
+
+    files = [Path(f) for f in args.checkpoints] or [checkpoints_path(log)]
+    found: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for f in files:
+        try:
+            found += read_checkpoints(f, errors=errors)
+        except FileNotFoundError as exc:
+            print(f"{log}: BROKEN: checkpoints: {exc}")
+            return 1
+    for e in errors:
+        print(f"{log}: note: {e}")
+    report = verify_checkpoints(log, found, keys=keys, tsa_ca=tsa_ca,
+                                require_signed=args.require_signed)
+    for line in report.lines:
+        print(f"{log}: {line}")
+    for line in report.problems:
+        print(f"{log}: BROKEN: {line}")
+    return 0 if report.ok else 1
+
+
+def _read_arg_file(path: str, flag: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
+
+
+def _load_keys(path: str) -> Any:
+    from crawler.identity import keys_from_jwks
+
+    try:
+        return keys_from_jwks(json.loads(_read_arg_file(path, "--keys")))
+    except ValueError as exc:
+        raise UsageError(f"--keys {path}: {exc}") from None
+
+
+# -- identity ---------------------------------------------------------------------------------
+def cmd_identity_init(args: argparse.Namespace) -> int:
+    from crawler.identity import IdentityError, generate_key
+
+    try:
+        ident = generate_key(args.out)
+    except IdentityError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"polite-crawl: key {ident.keyid} written to {args.out} (mode 0600); name it in the "
+          f"job config as identity: {{key_file: {args.out}}} and keep it private")
+    return 0
+
+
+def cmd_identity_show(args: argparse.Namespace) -> int:
+    from crawler.identity import IdentityError, jwks, load_key
+
+    try:
+        ident = load_key(args.key)
+    except IdentityError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(jwks([ident.jwk]), indent=2, sort_keys=True))
+    return 0
+
+
+def check_identity(job: JobConfig) -> None:
+    """Before Scrapy starts: the configured signing key can be used (one line otherwise)."""
+    if job.identity_key_file is None:
+        return
+    from crawler.identity import IdentityError, load_key
+
+    try:
+        load_key(job.identity_key_file)
+    except IdentityError as exc:
+        raise UsageError(f"identity.key_file: {exc}") from None
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -829,11 +954,33 @@ def cmd_transparency(args: argparse.Namespace) -> int:
 def cmd_about(args: argparse.Namespace) -> int:
     from crawler.about import AboutError, build_about
 
+    from crawler.audit.checkpoint import read_checkpoints
+    from crawler.identity import JWKS_PATH, IdentityError, load_key
+
     job = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)
+    files = ([Path(f) for f in args.checkpoints] if args.checkpoints is not None
+             else sorted(job.output_dir.glob("*.checkpoints.jsonl")))
+    lines: list[dict[str, Any]] = []
+    for f in files:
+        errors: list[str] = []
+        try:
+            lines += read_checkpoints(f, errors=errors)
+        except FileNotFoundError as exc:
+            raise UsageError(str(exc)) from None
+        for e in errors:
+            print(f"polite-crawl: note: {e}", file=sys.stderr)
+    keys = []
+    if job.identity_key_file is not None:
+        try:
+            keys.append(load_key(job.identity_key_file).jwk)
+        except IdentityError as exc:
+            raise UsageError(f"identity.key_file: {exc}") from None
     try:
         page = build_about(job, Path(args.out), previous_dir=args.previous,
-                           base_url=args.base_url)
+                           base_url=args.base_url, checkpoints=lines, keys=keys)
     except AboutError as exc:
         raise UsageError(str(exc)) from None
-    print(f"polite-crawl: {page}, about.json and changes.atom written")
+    extra = f", {JWKS_PATH}" if keys or (Path(args.out) / JWKS_PATH).exists() else ""
+    print(f"polite-crawl: {page}, about.json and changes.atom{extra} written "
+          f"({len(lines)} checkpoint lines from {len(files)} file(s) in the feed)")
     return 0

@@ -77,6 +77,16 @@ class JobConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     #: cluster mode: the Redis server the workers share (``cluster: {redis_url: ...}``)
     cluster_redis_url: str | None = None
+    #: the crawler's Ed25519 signing key (``identity: {key_file: PATH}``), resolved
+    identity_key_file: Path | None = None
+    #: where the crawler's key directory / agent card is published (``identity:
+    #: {signature_agent: URL}``)
+    signature_agent: str | None = None
+    #: audit checkpoints: every this many records (0 = only at the end of each run)
+    checkpoint_every: int = 1000
+    #: RFC 3161 Time-Stamp Authority for the checkpoints (``audit: {tsa_url: URL}``)
+    tsa_url: str | None = None
+    tsa_timeout: float = 10.0
 
     @property
     def token(self) -> str:
@@ -102,6 +112,11 @@ class JobConfig:
                 "POLITE_OPERATOR_COUNTRY": self.country,
                 "POLITE_REGISTRIES": [dict(r) for r in self.registries],
                 "POLITE_WARC": self.warc,
+                "POLITE_IDENTITY_KEY_FILE": (str(self.identity_key_file)
+                                             if self.identity_key_file else None),
+                "POLITE_AUDIT_CHECKPOINT_EVERY": self.checkpoint_every,
+                "POLITE_AUDIT_TSA_URL": self.tsa_url,
+                "POLITE_AUDIT_TSA_TIMEOUT": self.tsa_timeout,
             }
         )
         if self.max_pages:
@@ -169,7 +184,7 @@ def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
 KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
-    "audit_fsync", "operator", "output", "cluster",
+    "audit_fsync", "operator", "output", "cluster", "identity", "audit",
 }
 
 
@@ -254,6 +269,44 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
                         and redis_url.startswith(("redis://", "rediss://", "unix://"))):
         raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required")
 
+    identity = _expect(data, "identity", dict, {})
+    for key in identity:
+        if key not in ("key_file", "signature_agent"):
+            raise ConfigError(f"identity.{key}: unknown key (known: key_file, signature_agent)")
+    key_file = identity.get("key_file")
+    if key_file is not None and not (isinstance(key_file, str) and key_file):
+        raise ConfigError("identity.key_file: the path of a key made by "
+                          "`polite-crawl identity init`")
+    key_path = None
+    if key_file:
+        key_path = Path(key_file).expanduser()
+        if not key_path.is_absolute():
+            key_path = base / key_path
+    agent_url = identity.get("signature_agent")
+    if agent_url is not None and not (isinstance(agent_url, str)
+                                      and urlsplit(agent_url).scheme == "https"):
+        raise ConfigError("identity.signature_agent: an https:// URL")
+
+    audit = _expect(data, "audit", dict, {})
+    for key in audit:
+        if key not in ("checkpoint_every", "tsa_url", "tsa_timeout"):
+            raise ConfigError(f"audit.{key}: unknown key (known: checkpoint_every, tsa_url, "
+                              "tsa_timeout)")
+    every = audit.get("checkpoint_every", 1000)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError("audit.checkpoint_every: a whole number of records, 0 or more "
+                          "(0 = only at the end of each run)")
+    tsa_url = audit.get("tsa_url")
+    if tsa_url is not None and not (isinstance(tsa_url, str)
+                                    and urlsplit(tsa_url).scheme in ("http", "https")
+                                    and urlsplit(tsa_url).hostname):
+        raise ConfigError("audit.tsa_url: an http(s):// URL of an RFC 3161 Time-Stamp "
+                          "Authority")
+    tsa_timeout = audit.get("tsa_timeout", 10.0)
+    if isinstance(tsa_timeout, bool) or not isinstance(tsa_timeout, (int, float)) or \
+            number_problem("audit.tsa_timeout", tsa_timeout) or tsa_timeout <= 0:
+        raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0")
+
     settings = _expect(data, "settings", dict, {})
     for key in settings:
         if not isinstance(key, str) or not re.match(r"^[A-Z][A-Z0-9_]*$", key):
@@ -271,6 +324,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         audit_fsync=audit_fsync, registries=registries, warc=bool(output.get("warc", False)),
         user_type=user_type, country=country,
         settings=dict(settings), cluster_redis_url=redis_url,
+        identity_key_file=key_path, signature_agent=agent_url, checkpoint_every=every,
+        tsa_url=tsa_url, tsa_timeout=float(tsa_timeout),
     )
 
 

@@ -59,6 +59,16 @@ POLITE_RESUME = True
 POLITE_WARC = False
 #: fsync the audit log after every record (survives power loss, not only a killed process).
 POLITE_AUDIT_FSYNC = False
+#: A signed checkpoint of the audit log every this many records (0: only at the end of each
+#: run), appended to ``<log stem>.checkpoints.jsonl`` (crawler/audit/checkpoint.py).
+POLITE_AUDIT_CHECKPOINT_EVERY = 1000
+#: RFC 3161 Time-Stamp Authority that timestamps each checkpoint (None: no timestamps).
+POLITE_AUDIT_TSA_URL = None
+#: Seconds a timestamp request may take (it runs beside the crawl, never holding it).
+POLITE_AUDIT_TSA_TIMEOUT = 10.0
+#: The crawler's Ed25519 key (``polite-crawl identity init``) that signs the checkpoints;
+#: None: checkpoints are written unsigned.
+POLITE_IDENTITY_KEY_FILE = None
 #: Longest Retry-After (seconds) honoured on 429/503; a longer one drops the retry.
 POLITE_RETRY_AFTER_MAX = 600.0
 #: Follow links: "same-origin" (default), "same-host", or "none".

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
@@ -100,11 +100,11 @@ class PoliteRuntime:
         try:
             self.previous_run = previous_run(  # read before this run overwrites it
                 self.output_dir, str(polite_setting(crawler, "POLITE_RUN_FILE")))
-            self.writer = AuditWriter(
-                audit_path,
-                job=str(polite_setting(crawler, "POLITE_JOB")),
-                fsync=s.getbool("POLITE_AUDIT_FSYNC", False),
-            )
+            job = str(polite_setting(crawler, "POLITE_JOB"))
+            fsync = s.getbool("POLITE_AUDIT_FSYNC", False)
+            self.checkpoints = _checkpoint_writer(crawler, audit_path, job, fsync)
+            self.writer = AuditWriter(audit_path, job=job, fsync=fsync,
+                                      checkpoints=self.checkpoints)
         except BaseException:
             self.run_lock.release()
             raise
@@ -223,6 +223,32 @@ class PoliteRuntime:
             st.get_value("polite/decision/allow", 0), st.get_value("polite/decision/deny", 0),
             self.writer.path, self.writer.state.seq,
         )
+
+
+def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool) -> Any:
+    """The signed-checkpoint writer of this run's audit log (crawler/audit/checkpoint.py).
+
+    A key file that cannot be used stops the run before anything is sent (ValueError, one
+    line): a job configured to sign its checkpoints never runs unsigned by accident.
+    """
+    from crawler.audit.checkpoint import CheckpointWriter
+    from crawler.identity import IdentityError, load_key
+
+    key_file = polite_setting(crawler, "POLITE_IDENTITY_KEY_FILE")
+    identity = None
+    if key_file:
+        try:
+            identity = load_key(key_file)
+        except IdentityError as exc:
+            raise ValueError(f"identity.key_file: {exc}") from None
+    return CheckpointWriter(
+        audit_path, job=job, identity=identity,
+        every=crawler.settings.getint("POLITE_AUDIT_CHECKPOINT_EVERY",
+                                      defaults.POLITE_AUDIT_CHECKPOINT_EVERY),
+        tsa_url=polite_setting(crawler, "POLITE_AUDIT_TSA_URL") or None,
+        tsa_timeout=crawler.settings.getfloat("POLITE_AUDIT_TSA_TIMEOUT",
+                                              defaults.POLITE_AUDIT_TSA_TIMEOUT),
+        fsync=fsync)
 
 
 def get_runtime(crawler: Crawler) -> PoliteRuntime:

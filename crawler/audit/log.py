@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,11 @@ class AuditWriter:
         job: str,
         fsync: bool = False,
         clock: Callable[[], str] = utc_now,
+        checkpoints: Any = None,
     ) -> None:
         self.path = Path(path)
+        #: a :class:`crawler.audit.checkpoint.CheckpointWriter`, told of every committed record
+        self.checkpoints = checkpoints
         self.job = job
         self.fsync = fsync
         self._clock = clock
@@ -160,6 +164,8 @@ class AuditWriter:
             self._write_head()
         except OSError as exc:
             self._fail(exc, before, state)
+        if self.checkpoints is not None:
+            self.checkpoints.committed(rec)
         return rec
 
     def _append(self, line: bytes) -> None:
@@ -203,6 +209,11 @@ class AuditWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self.checkpoints is not None:  # the run-end checkpoint: the last committed record
+                try:
+                    self.checkpoints.close(self.state.seq, self.state.hash)
+                except Exception:  # noqa: BLE001 - never lose the log's own close over it
+                    logger.exception("audit log %s: the run-end checkpoint failed", self.path)
             if self.fsync and self.failed is None:
                 try:
                     os.fsync(self._fd)
@@ -212,7 +223,30 @@ class AuditWriter:
             os.close(self._head_fd)
 
 
-def verify_file(path: str | os.PathLike[str]):  # -> VerifyResult
-    """Verify a log file on disk, against its head file when there is one."""
+def verify_file(path: str | os.PathLike[str], *, allow_uncommitted: bool = False,
+                require_head: bool = True):  # -> VerifyResult
+    """Verify a log file on disk against its head file (strict by default).
+
+    Records after the committed head were never committed by the writer (a forger appends
+    there; a writer killed between a record and its head leaves at most one): they fail the
+    check unless ``allow_uncommitted``. A missing or unreadable head fails it unless
+    ``require_head`` is False (logs of old versions, merged reports).
+    """
+    head = read_head(path)
     with open(path, "rb") as fh:
-        return verify_lines(fh, head=read_head(path))
+        result = verify_lines(fh, head=head)
+    if head is None and require_head and result.ok:
+        exists = head_path(path).exists()
+        return replace(result, ok=False, bad_line=None, message=(
+            f"the head file {head_path(path).name} is "
+            + ("unreadable" if exists else "missing")
+            + ": records cut from the end could not be noticed (--no-head to check the "
+              "chain alone)"))
+    if result.ok and result.uncommitted and not allow_uncommitted:
+        n = result.uncommitted
+        return replace(result, ok=False, bad_line=result.records - n + 1,
+                       bad_seq=result.state.seq - n + 1, message=(
+            f"{n} record{'s' if n != 1 else ''} after the committed head (seq {head.seq}): "
+            "not committed by the writer (appended afterwards, or one left by a run killed "
+            "mid-write: continue the job, or --allow-uncommitted-tail)"))
+    return result

@@ -93,10 +93,16 @@ class VerifyResult:
     bad_line: int | None  # 1-based line number of the first bad record
     bad_seq: int | None   # its seq, when it could be read
     message: str
+    #: well-formed records after the committed head (the head's writer never committed them)
+    uncommitted: int = 0
 
     def describe(self, path: str = "audit log") -> str:
         if self.ok:
-            return f"{path}: OK, {self.records} records, last hash {self.state.hash}"
+            tail = (f" ({self.uncommitted} after the committed head, not committed)"
+                    if self.uncommitted else "")
+            return f"{path}: OK, {self.records} records{tail}, last hash {self.state.hash}"
+        if self.bad_line is None:
+            return f"{path}: NOT VERIFIED: {self.message}"
         where = f"line {self.bad_line}" + (f" (seq {self.bad_seq})" if self.bad_seq else "")
         return f"{path}: BROKEN at {where}: {self.message}"
 
@@ -148,7 +154,8 @@ def verify_lines(
             f"log ends at seq {state.seq} but the writer committed up to seq {head.seq} "
             "(records removed from the end)",
         )
-    return VerifyResult(True, n, state, None, None, "ok")
+    extra = state.seq - head.seq if head is not None and state.seq > head.seq else 0
+    return VerifyResult(True, n, state, None, None, "ok", uncommitted=extra)
 
 
 def _bad(n: int, state: ChainState, line: int, seq: int | None, msg: str) -> VerifyResult:
