@@ -133,6 +133,12 @@ def test_kill_9_at_20_moments_leaves_no_request_without_its_record(tmp_path):
           f"{served - sum(missing.values())} with their send record")
     assert served > 100
     assert missing == {}, "requests served without a record"
+    # the checkpoints written by the runs that reached their end (and any torn by a kill)
+    # still describe this log
+    from crawler.audit.checkpoint import checkpoints_path, read_checkpoints, verify_checkpoints
+
+    report = verify_checkpoints(audit, read_checkpoints(checkpoints_path(audit)))
+    assert report.ok and report.checked >= 1, report.problems
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
