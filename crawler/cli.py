@@ -495,10 +495,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _serve_forever(web)
         out = Path(args.out).resolve()
         if (out / "audit.jsonl").exists():
-            for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl", "run.json"):
+            for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl", "run.json",
+                         "audit.checkpoints.jsonl"):
                 (out / name).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         cfg = demo_config(web, out, DEMO_TOKEN)
+        # the demo signs its audit checkpoints with a key of its own, kept beside (not in)
+        # the output directory
+        key = out.parent / f"{out.name}-identity.pem"
+        if not key.exists():
+            from crawler.identity import generate_key
+
+            generate_key(key)
+        cfg["identity"] = {"key_file": str(key)}
         cfg_path = out / "demo-config.yaml"
         import yaml
 
@@ -512,10 +521,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         web.stop()
     print_decision_table(out / "audit.jsonl", web)
     _summary(job, stats)
-    from crawler.audit.log import verify_file
+    return _demo_verify(out, key)
 
-    print(verify_file(out / "audit.jsonl").describe(str(out / "audit.jsonl")))
-    return 0
+
+def _demo_verify(out: Path, key: Path) -> int:
+    """What `audit verify OUTPUT_DIR --checkpoints --keys` says of the demo's output."""
+    from crawler.audit.checkpoint import checkpoints_path, read_checkpoints, verify_checkpoints
+    from crawler.audit.log import verify_file
+    from crawler.audit.outputs import verify_output_dir
+    from crawler.identity import load_key
+
+    log = out / "audit.jsonl"
+    result = verify_file(log)
+    print(result.describe(str(log)))
+    ok = result.ok
+    for check in verify_output_dir(out):
+        for line in check.describe():
+            print(f"{out}: {line}")
+        ok = ok and check.ok
+    ident = load_key(key)
+    report = verify_checkpoints(log, read_checkpoints(checkpoints_path(log)),
+                                keys={ident.keyid: ident.public_key}, require_signed=True)
+    for line in [*report.lines, *report.problems]:
+        print(f"{log.name}: {line}")
+    return 0 if ok and report.ok else 1
 
 
 def demo_config(web: Any, out: Path, token: str) -> dict[str, Any]:

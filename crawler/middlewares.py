@@ -40,7 +40,7 @@ from crawler.optout.sniff import sniff_html
 from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal, unreadable
 from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
-from crawler.sitecache import META_BODY, PREFLIGHT_META, body_state
+from crawler.sitecache import META_BODY, META_RAW, PREFLIGHT_META, body_state
 
 try:  # Scrapy >= 2.13
     from scrapy.utils.defer import maybe_deferred_to_future
@@ -529,11 +529,17 @@ class ContentIntegrityMiddleware:
     stopped download) and whether it could be decoded at all. The reservation middleware and the
     per-origin file cache read that record: a body that could not be read completely is never
     taken for one that states no reservation.
+
+    The response as received (headers with their ``Content-Encoding``, the still-encoded body)
+    is kept in ``request.meta["polite_raw"]`` for per-origin files (their evidence sidecar) and,
+    when the WARC is written (``POLITE_WARC``), for every page: the WARC records what the server
+    sent. References only (no copy); with the WARC off a page costs one dict lookup.
     """
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.page_max = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        self.keep_raw = crawler.settings.getbool("POLITE_WARC", False)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ContentIntegrityMiddleware:
@@ -548,6 +554,10 @@ class ContentIntegrityMiddleware:
         received_all = "dataloss" not in flags and (
             "download_stopped" not in flags or _content_length(response) == len(raw))
         codings = response.headers.getlist(b"Content-Encoding")
+        raw_record = None
+        if self.keep_raw or PREFLIGHT_META in request.meta:
+            raw_record = request.meta[META_RAW] = {"headers": response.headers, "body": raw,
+                                                   "complete": received_all, "decoded": False}
         if received_all and not codings:
             request.meta[META_BODY] = {"complete": True, "error": None, "problems": []}
             return response
@@ -576,6 +586,8 @@ class ContentIntegrityMiddleware:
             return response
         headers = response.headers.copy()
         del headers[b"Content-Encoding"]
+        if raw_record is not None:
+            raw_record["decoded"] = True
         respcls = responsetypes.from_args(headers=headers, url=response.url, body=got.body)
         kwargs: dict[str, Any] = {"body": got.body, "headers": headers}
         if issubclass(respcls, TextResponse):

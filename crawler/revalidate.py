@@ -210,23 +210,56 @@ def _crash_point(name: str) -> None:
 
 
 def _rewrite_warc(path: Path, urls: set[str], fsync: bool) -> None:
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.warcwriter import WARCWriter
+    """Write ``path`` again without the records of the documents at ``urls``.
 
+    Every record kept is copied byte for byte (its gzip member as written: payloads as
+    received, digests, ids and dates untouched); a document's request, response and metadata
+    records go, and any other record about one of those URLs, except evidence (a per-origin
+    file the audit records cite, recorded with a ``"role": "evidence"`` note: a document URL
+    may also be, say, a robots.txt another decision relied on).
+    """
+    from warcio.archiveiterator import ArchiveIterator
+
+    evidence: set[str] = set()   # ids of evidence records (and their notes) about these URLs
+    about: list[tuple[int, int, str]] = []   # (offset, length, id) of records about the URLs
+    with open(path, "rb") as src:
+        it = ArchiveIterator(src)
+        for record in it:
+            if (record.rec_type == "warcinfo"
+                    or record.rec_headers.get_header("WARC-Target-URI") not in urls):
+                continue
+            rid = record.rec_headers.get_header("WARC-Record-ID") or ""
+            if record.rec_type == "metadata":
+                try:
+                    note = json.loads(record.content_stream().read())
+                except ValueError:
+                    note = None
+                if isinstance(note, dict) and note.get("role") == "evidence":
+                    evidence.update((rid, record.rec_headers.get_header("WARC-Concurrent-To")))
+            it.read_to_end(record)
+            about.append((it.get_record_offset(), it.get_record_length(), rid))
+    drop = sorted((o, n) for o, n, rid in about if rid not in evidence)
     tmp = path.with_name(path.name + ".tmp")
     with open(path, "rb") as src, open(tmp, "wb") as dst:
-        writer = WARCWriter(dst, gzip=True)
-        for record in ArchiveIterator(src):
-            target = record.rec_headers.get_header("WARC-Target-URI")
-            if target in urls and record.rec_type in ("request", "response", "metadata",
-                                                      "resource", "revisit"):
-                continue
-            writer.write_record(record)
+        pos = 0
+        for offset, length in [*drop, (os.fstat(src.fileno()).st_size, 0)]:
+            _copy_range(src, dst, pos, offset - pos)
+            pos = offset + length
         dst.flush()
         if fsync:
             os.fsync(dst.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent, fsync)
+
+
+def _copy_range(src: Any, dst: Any, start: int, length: int) -> None:
+    src.seek(start)
+    while length > 0:
+        block = src.read(min(length, 1 << 20))
+        if not block:
+            break
+        dst.write(block)
+        length -= len(block)
 
 
 def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:

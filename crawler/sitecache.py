@@ -5,15 +5,25 @@ Every request to an origin waits on the same pending fetch; the result is cached
 were read or found absent, a doubling backoff for files that could not be fetched (the origin
 stays refused meanwhile: fail closed). Fetches go through ``crawler.engine.download_async`` so
 the User-Agent, delays, proxies and stats apply, as in Scrapy's ``RobotsTxtMiddleware``.
+
+Every fetched file that got a response, whatever its status (a 404 page, the body of a 503, a
+file cut at the ``POLITE_PREFLIGHT_MAXSIZE`` cap), is evidence: audit records cite its SHA-256
+(``source_sha256``), so its bytes are kept as ``evidence/<sha256>`` and, beside them, what the
+server answered (``evidence/http/<sha256>.<url hash>.<status>.json``: URL, final URL, status,
+headers as received, fetch time); the :data:`EVIDENCE_KEPT` signal hands both to the WARC writer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +55,17 @@ PREFLIGHT_META = "polite_preflight"
 PREFLIGHT_PRIORITY = 1000
 #: request.meta key where ContentIntegrityMiddleware records what it found about the body
 META_BODY = "polite_body"
+#: request.meta key where ContentIntegrityMiddleware keeps the response as received, before any
+#: content-coding is undone: ``{"headers", "body", "complete", "decoded"}`` (per-origin files
+#: always; pages only when the WARC is written, ``POLITE_WARC``)
+META_RAW = "polite_raw"
+#: Scrapy signal sent when a per-origin file is kept as evidence, with ``file`` (the
+#: :class:`SiteFile`), ``body`` (the bytes its ``sha256`` is of) and ``capture`` (the HTTP
+#: exchange, as in the sidecar; None when not known, e.g. fetched by another cluster worker)
+EVIDENCE_KEPT = object()
+#: ``evidence/`` subdirectories: the HTTP sidecars, and temporary files before their rename
+CAPTURE_DIR = "http"
+PARTIAL_DIR = ".partial"
 
 
 @dataclass
@@ -80,6 +101,8 @@ class SiteCache:
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._pending: dict[tuple[str, str], list[Deferred[SiteFile]]] = {}
+        #: the HTTP exchange of a fetch, from _fetch to the _archive call right after it
+        self._captures: dict[tuple[str, str], dict[str, Any]] = {}
 
     def cached(self, origin: str, kind: str) -> SiteFile | None:
         """The current cached per-origin file, if any and not expired (no fetch)."""
@@ -162,6 +185,7 @@ class SiteCache:
             return site_file(kind, url, status=None, error=str(exc) or "refused")
         except Exception as exc:  # noqa: BLE001 - any failure is "unreachable" (fail closed)
             return site_file(kind, url, status=None, error=_describe(exc))
+        fetched_at = datetime.now(timezone.utc)
         status = response.status
         final_url = response.url if response.url != url else None
         if 300 <= status < 400:
@@ -169,10 +193,18 @@ class SiteCache:
             return site_file(kind, url, status=None, final_url=final_url,
                              error=f"HTTP {status}: redirect not followed (too many hops?)")
         body = response.body
-        state = body_state(request, response)
+        # after a redirect, the response belongs to the last hop's request (a copy)
+        final_request = getattr(response, "request", None) or request
+        state = body_state(final_request, response)
         f = site_file(kind, url, status=status, body=body, final_url=final_url,
                       error=state["error"], complete=state["complete"],
                       problems=state["problems"])
+        try:
+            self._captures[(kind, url)] = capture_of(
+                kind, url, response, body, f.sha256, final_request.meta.get(META_RAW),
+                complete=state["complete"], fetched_at=fetched_at)
+        except Exception:  # noqa: BLE001 - the sidecar is a record of the fetch, never its outcome
+            logger.exception("%s: the HTTP exchange could not be recorded", url)
         self._archive(f, body)
         if self.funnel is not None:
             self.funnel.result(url, "fetched", request_seq=response.meta.get(META_SEND), extra={
@@ -184,25 +216,117 @@ class SiteCache:
         return f
 
     def _archive(self, f: SiteFile, body: bytes) -> None:
-        """Keep the evidence file, named by its SHA-256, for auditors.
+        """Keep the evidence file, named by its SHA-256, for auditors, whatever its status.
 
-        Safe when several processes share the output directory (cluster workers): each writes
-        its own temporary file and a file another wrote first is fine as it is (its name is
-        its hash). Best effort: the audit records carry the hash either way.
+        ``body`` is exactly the bytes ``f.sha256`` is of (what the audit records cite): the
+        body after its content-coding was undone, cut at ``POLITE_PREFLIGHT_MAXSIZE`` when it
+        was longer. Beside it, the HTTP exchange (``evidence/http/``) when this process fetched
+        it. Safe when several processes share the output directory (cluster workers): each
+        writes its own temporary file (in ``evidence/.partial/``) and renames it; a file
+        another wrote first is fine as it is (its name is its hash). Best effort: the audit
+        records carry the hash either way. Then :data:`EVIDENCE_KEPT` is sent (the WARC).
         """
-        if self.evidence_dir is None or f.sha256 is None or not (200 <= (f.status or 0) < 300):
+        capture = self._captures.pop((f.kind, f.url), None)
+        if f.sha256 is None:  # no response at all: nothing to keep, nothing is cited
             return
-        path = self.evidence_dir / f.sha256
-        if path.exists():
-            return
-        tmp = path.with_name(f"{f.sha256}.{os.getpid()}.{id(body):x}.tmp")
+        if self.evidence_dir is not None:
+            keep_file(self.evidence_dir, f.sha256, body)
+            if capture is not None:
+                keep_file(self.evidence_dir, capture_name(f.sha256, f.url, f.status),
+                          json.dumps(capture, sort_keys=True, ensure_ascii=False).encode())
+        signals = getattr(self.crawler, "signals", None)
+        if signals is not None:
+            signals.send_catch_log(signal=EVIDENCE_KEPT, file=f, body=body, capture=capture)
+
+
+def capture_name(sha256: str, url: str, status: int | None) -> str:
+    """``http/<sha256>.<16 hex of SHA-256(url)>.<status>.json``, relative to ``evidence/``: the
+    sidecar of these bytes as fetched from ``url`` (the URL the audit records cite as
+    ``source``) with this HTTP status (the same bytes may come with another status later)."""
+    tag = hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{CAPTURE_DIR}/{sha256}.{tag}.{status}.json"
+
+
+def load_capture(evidence_dir: Path, sha256: str, url: str,
+                 status: int | None) -> dict[str, Any] | None:
+    """The sidecar of ``sha256`` fetched from ``url`` with ``status``; None when absent or
+    unreadable (or not about these bytes and this status)."""
+    try:
+        data = json.loads((evidence_dir / capture_name(sha256, url, status)).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("sha256") != sha256 or \
+            data.get("status") != status:
+        return None
+    return data
+
+
+def keep_file(evidence_dir: Path, name: str, data: bytes) -> None:
+    """Write ``evidence_dir/name`` once: a temporary file in ``.partial/``, then a rename
+    (atomic on one file system: readers see the whole file or none). Never raises."""
+    path = evidence_dir / name
+    if path.exists():
+        return
+    partial = evidence_dir / PARTIAL_DIR
+    tmp = partial / (f"{path.name}.{os.getpid()}.{threading.get_ident():x}."
+                     f"{id(data):x}.tmp")
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        logger.warning("could not keep evidence file %s (%s)", path, exc)
         try:
-            self.evidence_dir.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(body)
-            tmp.replace(path)
-        except OSError as exc:
-            logger.warning("could not keep evidence file %s (%s)", path, exc)
             tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def capture_of(kind: str, url: str, response: Response, body: bytes, sha256: str | None,
+               raw: Mapping[str, Any] | None, *, complete: bool,
+               fetched_at: datetime) -> dict[str, Any]:
+    """The HTTP exchange of one per-origin fetch, as the sidecar keeps it.
+
+    ``headers`` are the response headers as received (before a content-coding was undone:
+    ``raw`` from ContentIntegrityMiddleware), in order; ``decoded`` says whether ``body`` is
+    the body after undoing a content-coding (True), the body as received (False) or unknown
+    (None: the middleware did not run); ``complete`` False when it was cut at the size cap.
+    """
+    headers = raw.get("headers") if raw is not None else None
+    ip = getattr(response, "ip_address", None)
+    return {
+        "url": url,
+        "final_url": response.url,
+        "status": response.status,
+        "protocol": getattr(response, "protocol", None) or None,
+        "headers": header_list(headers if headers is not None else response.headers),
+        "fetched_at": fetched_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "ip_address": str(ip) if ip else None,
+        "kind": kind,
+        "sha256": sha256,
+        "bytes": len(body),
+        "complete": bool(complete),
+        "decoded": bool(raw.get("decoded")) if raw is not None else None,
+    }
+
+
+def header_list(headers: Any) -> list[list[str]]:
+    """Scrapy ``Headers`` (or any ``{name: value(s)}`` / pairs) as ``[[name, value], ...]``,
+    one pair per value, bytes read as Latin-1 (lossless)."""
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) or hasattr(
+        headers, "items") else headers
+    out: list[list[str]] = []
+    for name, values in items:
+        if isinstance(values, (str, bytes, bytearray)) or not isinstance(values, Iterable):
+            values = [values]
+        for value in values:
+            out.append([_latin1(name), _latin1(value)])
+    return out
+
+
+def _latin1(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
 def body_state(request: Request, response: Response) -> dict[str, Any]:

@@ -107,6 +107,7 @@ Lists of problems are cut after 20 entries (the last says how many more there we
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -726,10 +727,13 @@ def survey_from_warc(
     form Common Crawl publishes its robots.txt captures in), in file order.
 
     The status comes from the captured HTTP headers, ``surveyed_at`` from ``WARC-Date``; the
-    body is the payload with transfer and content encodings removed.  ``revisit`` and other
-    record types are skipped.  A WARC that cannot be read stops that file: the error is
-    appended to ``errors`` and reading goes on with the next file, or, without ``errors``, a
-    ValueError is raised.
+    body is the payload with transfer and content encodings removed.  A ``resource`` record
+    for a robots.txt (how this crawler's WARC keeps one whose content-coding it undid) counts
+    too: its status is read from the evidence note that follows it (``WARC-Concurrent-To``),
+    and a truncated one (``WARC-Truncated``) is not read.  ``revisit`` and other record types
+    are skipped.  A WARC that cannot be read stops that file: the error is appended to
+    ``errors`` and reading goes on with the next file, or, without ``errors``, a ValueError is
+    raised.
     """
     from warcio.archiveiterator import ArchiveIterator
 
@@ -737,10 +741,22 @@ def survey_from_warc(
     for path in paths:
         try:
             with open(path, "rb") as fh:
+                held: _HeldResource | None = None
                 for record in ArchiveIterator(fh):
+                    if held is not None:
+                        is_note, status = _note_status(record, held.record_id)
+                        yield held.item(status, chosen)
+                        held = None
+                        if is_note:
+                            continue
+                    if record.rec_type == "resource":
+                        held = _resource_robots(record)
+                        continue
                     item = _warc_robots(record, chosen)
                     if item is not None:
                         yield item
+                if held is not None:
+                    yield held.item(None, chosen)
         except Exception as exc:
             message = f"{path}: unreadable WARC ({type(exc).__name__}: {exc})"
             if errors is None:
@@ -748,9 +764,27 @@ def survey_from_warc(
             errors.append(message)
 
 
-def _warc_robots(record: Any, agents: Sequence[Agent]) -> dict[str, Any] | None:
-    if record.rec_type != "response" or record.http_headers is None:
-        return None
+@dataclass
+class _HeldResource:
+    """A robots.txt kept as a ``resource`` record, until its evidence note gives the status."""
+
+    record_id: str
+    origin: str
+    body: bytes | None
+    surveyed_at: str
+    error: str | None
+
+    def item(self, status: int | None, agents: Sequence[Agent]) -> dict[str, Any]:
+        error = self.error
+        if status is None and error is None:
+            error = "no HTTP status recorded with the capture"
+        return analyse_robots_only(self.origin, self.body if self.error is None else None,
+                                   surveyed_at=self.surveyed_at, agents=agents,
+                                   status=status if self.error is None else None, error=error)
+
+
+def _robots_origin(record: Any) -> str | None:
+    """The origin whose ``/robots.txt`` ``record`` captured, else None."""
     uri = record.rec_headers.get_header("WARC-Target-URI") or ""
     try:
         parts = urlsplit(uri.strip("<>"))
@@ -761,7 +795,45 @@ def _warc_robots(record: Any, agents: Sequence[Agent]) -> dict[str, Any] | None:
     if parts.path != _ROBOTS_PATH or not host or parts.scheme not in ("http", "https"):
         return None
     default = 443 if parts.scheme == "https" else 80
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def _resource_robots(record: Any) -> _HeldResource | None:
+    origin = _robots_origin(record)
+    if origin is None:
+        return None
+    error = None
+    body: bytes | None = None
+    if record.rec_headers.get_header("WARC-Truncated"):
+        error = "truncated capture (WARC-Truncated): rules after the cut unknown"
+    else:
+        try:
+            body = record.content_stream().read()
+        except Exception as exc:  # noqa: BLE001 -- a bad payload is this capture's error
+            error = f"unreadable payload ({type(exc).__name__}: {exc})"
+    return _HeldResource(record.rec_headers.get_header("WARC-Record-ID") or "", origin, body,
+                         record.rec_headers.get_header("WARC-Date") or "", error)
+
+
+def _note_status(record: Any, record_id: str) -> tuple[bool, int | None]:
+    """(is ``record`` the evidence note of ``record_id``, the HTTP status it records)."""
+    if (record.rec_type != "metadata" or not record_id
+            or record.rec_headers.get_header("WARC-Concurrent-To") != record_id):
+        return False, None
+    try:
+        note = json.loads(record.content_stream().read())
+    except ValueError:
+        return True, None
+    status = note.get("status") if isinstance(note, dict) else None
+    return True, status if isinstance(status, int) and 100 <= status <= 599 else None
+
+
+def _warc_robots(record: Any, agents: Sequence[Agent]) -> dict[str, Any] | None:
+    if record.rec_type != "response" or record.http_headers is None:
+        return None
+    origin = _robots_origin(record)
+    if origin is None:
+        return None
     when = record.rec_headers.get_header("WARC-Date") or ""
     error = None
     try:

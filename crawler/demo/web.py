@@ -26,6 +26,8 @@ class Page:
     #: test decide where a client that stops reading at a size cap cuts the body)
     chunk: int = 65536
     chunk_pause: float = 0.0
+    #: sent with ``Transfer-Encoding: chunked`` (no Content-Length), one HTTP chunk per piece
+    chunked: bool = False
 
     def payload(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -147,7 +149,10 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
             self.send_response(page.status)
             if page.content_type:  # "" = no Content-Type header at all
                 self.send_header("Content-Type", page.content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if page.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             for k, v in page.headers:
                 self.send_header(k, v)
             self.end_headers()
@@ -161,7 +166,14 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                     for i in range(0, len(body), step):
                         if i and page.chunk_pause:
                             time.sleep(page.chunk_pause)
-                        self.wfile.write(view[i:i + step])
+                        piece = view[i:i + step]
+                        if page.chunked:
+                            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                        else:
+                            self.wfile.write(piece)
+                        self.wfile.flush()
+                    if page.chunked:
+                        self.wfile.write(b"0\r\n\r\n")
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True

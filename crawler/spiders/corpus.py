@@ -20,6 +20,7 @@ from scrapy.linkextractors import LinkExtractor
 from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
 from crawler.middlewares import META_AUDIT, origin_of
+from crawler.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 _LINKS = LinkExtractor()  # built once: it compiles its patterns
@@ -116,10 +117,20 @@ class CorpusSpider(scrapy.Spider):
                 if value:
                     item[key] = value.decode("latin-1")
             if self.job.warc:
-                item["_warc"] = {"request_headers": response.request.headers,
-                                 "response_headers": response.headers, "body": response.body,
-                                 "protocol": getattr(response, "protocol", None),
-                                 "ip_address": str(response.ip_address or "") or None}
+                # the response as received (ContentIntegrityMiddleware kept it): the raw,
+                # still-encoded body and its headers; the corpus keeps the decoded text
+                raw = response.meta.get(META_RAW)
+                if raw is not None and not raw["decoded"] and raw["body"] is not response.body:
+                    raw = None  # replaced after the middleware: not known to be as received
+                item["_warc"] = {
+                    "request_headers": response.request.headers,
+                    "response_headers": raw["headers"] if raw else response.headers,
+                    "body": raw["body"] if raw else response.body,
+                    "as_received": raw is not None,
+                    "complete": raw["complete"] if raw else True,
+                    "content_sha256": body_sha,
+                    "protocol": getattr(response, "protocol", None),
+                    "ip_address": str(response.ip_address or "") or None}
             if isinstance(response, TextResponse) and mime in _TEXT_TYPES:
                 if mime == "text/plain":
                     item["text"] = response.text

@@ -79,7 +79,15 @@ def test_about_page_and_change_feed(crawl, tmp_path):
     assert "PoliteDemoBot" in html and "https://example.org/bot" in html
     feed = ET.parse(site / "changes.atom").getroot()
     ns = "{http://www.w3.org/2005/Atom}"
-    assert len(feed.findall(f"{ns}entry")) == 1
+
+    def changes(feed):  # page-change entries (the others publish the audit checkpoints)
+        return [e for e in feed.findall(f"{ns}entry") if e.find(f"{ns}category") is None]
+
+    assert len(changes(feed)) == 1
+    # the crawl's run-end checkpoint is published too, and checks out against the log
+    assert len(feed.findall(f"{ns}entry")) == 2
+    assert run_cli("audit", "verify", str(crawl["out"] / "audit.jsonl"), "--checkpoints",
+                   str(site / "changes.atom")).returncode == 0
     before = (site / "changes.atom").read_bytes()
     assert run_cli("about", "--out", str(site), "--config", str(cfg)).returncode == 0
     assert (site / "changes.atom").read_bytes() == before  # nothing changed, no entry
@@ -89,5 +97,5 @@ def test_about_page_and_change_feed(crawl, tmp_path):
     cfg2.write_text(text)
     assert run_cli("about", "--out", str(site), "--config", str(cfg2)).returncode == 0
     feed = ET.parse(site / "changes.atom").getroot()
-    assert len(feed.findall(f"{ns}entry")) == 2
+    assert len(changes(feed)) == 2
     assert "CCBot" in ET.tostring(feed, encoding="unicode")
