@@ -3,8 +3,10 @@
 Writes N records of the shape a crawl writes (an allow record with its checks; a write-ahead
 ``send`` record with the same evidence) with ``crawler.audit.log.AuditWriter``, and, for
 comparison in the same run, with the previous writer (a buffered file object, no short-write
-handling; kept here as it was). Prints records/s for each, and the cost per crawled page of the
-write-ahead scheme (one ``send`` record more per request).
+handling; kept here as it was). Prints records/s for each, the cost per crawled page of the
+write-ahead scheme (one ``send`` record more per request), and of signed checkpoints (an Ed25519
+signature every 1,000 records, the default, and every 10 records to show the per-signature
+cost).
 
     .venv/bin/python bench/audit_append.py [--records 20000]
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crawler.audit.checkpoint import CheckpointWriter  # noqa: E402
 from crawler.audit.log import AuditWriter, head_path  # noqa: E402
+from crawler.identity import generate_key  # noqa: E402
 from crawler.audit.record import ChainState, canonical_json, seal  # noqa: E402
 
 CHECKS = [
@@ -70,10 +74,17 @@ def _send(i: int) -> dict:
             "extra": {"checks": CHECKS, "stage": "send", "method": "GET"}}
 
 
-def run(writer_cls, n: int, *, write_ahead: bool) -> float:
+def run(writer_cls, n: int, *, write_ahead: bool, every: int | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "audit.jsonl"
-        w = writer_cls(path) if writer_cls is PreviousWriter else writer_cls(path, job="bench")
+        if writer_cls is PreviousWriter:
+            w = writer_cls(path)
+        elif every is not None:  # signed checkpoints every `every` records
+            key = generate_key(Path(tmp) / "id.pem")
+            w = writer_cls(path, job="bench", checkpoints=CheckpointWriter(
+                path, job="bench", identity=key, every=every))
+        else:
+            w = writer_cls(path, job="bench")
         t0 = time.perf_counter()
         for i in range(n):
             if write_ahead:
@@ -102,10 +113,13 @@ def main() -> None:
     args = parser.parse_args()
     n = args.records
     rows = []
-    for label, cls, wa in (("previous writer, 1 record/page", PreviousWriter, False),
-                           ("AuditWriter, 1 record/page", AuditWriter, False),
-                           ("AuditWriter + write-ahead, 2 records/page", AuditWriter, True)):
-        best = min(run(cls, n, write_ahead=wa) for _ in range(args.rounds))
+    for label, cls, wa, every in (
+            ("previous writer, 1 record/page", PreviousWriter, False, None),
+            ("AuditWriter, 1 record/page", AuditWriter, False, None),
+            ("AuditWriter + write-ahead, 2 records/page", AuditWriter, True, None),
+            ("... + signed checkpoint every 1,000", AuditWriter, True, 1000),
+            ("... + signed checkpoint every 10", AuditWriter, True, 10)):
+        best = min(run(cls, n, write_ahead=wa, every=every) for _ in range(args.rounds))
         records = n * (2 if wa else 1)
         rows.append((label, records / best, best / n * 1e3))
     print(f"{'writer':45} {'records/s':>10} {'ms/page':>8}")
@@ -114,6 +128,9 @@ def main() -> None:
     extra = rows[2][2] - rows[0][2]
     print(f"write-ahead costs {extra:.3f} ms more per page than before; at the crawl benchmark's "
           f"~2.5 ms/page that is {extra / 2.5 * 100:.1f} % of a page's time")
+    per_sig = (rows[4][2] - rows[2][2]) / 1e3 * n / (2 * n / 10) * 1e6
+    print(f"one signed checkpoint costs ~{per_sig:.0f} us (sign + append); every 1,000 records "
+          f"that is {(rows[3][2] - rows[2][2]) * 1e3:+.2f} us per page")
 
 
 if __name__ == "__main__":

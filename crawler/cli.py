@@ -733,6 +733,21 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoints_for(job: JobConfig) -> Any:
+    """A function giving the checkpoint writer of an audit log for this job's config (the
+    commands that append to a log outside a crawl, e.g. revalidate --purge, sign as a run)."""
+    from crawler.audit.checkpoint import CheckpointWriter
+    from crawler.identity import load_key
+
+    identity = load_key(job.identity_key_file) if job.identity_key_file else None
+
+    def make(log: Path) -> CheckpointWriter:
+        return CheckpointWriter(log, job=job.job, identity=identity,
+                                every=job.checkpoint_every, tsa_url=job.tsa_url,
+                                tsa_timeout=job.tsa_timeout, fsync=job.audit_fsync)
+    return make
+
+
 def check_identity(job: JobConfig) -> None:
     """Before Scrapy starts: the configured signing key can be used (one line otherwise)."""
     if job.identity_key_file is None:
@@ -916,10 +931,13 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
             raise UsageError(f"{out}: no config recorded in run.json; pass --config")
         cfg_path = Path(recorded)
     job = load_config(cfg_path)
+    check_identity(job)
+    checkpoints = _checkpoints_for(job)
     if args.purge:
         for part in found:
             if part.journal.exists():
-                n = rv.purge(part, rv.Outcome(), job=job.job, policy_sha256="")
+                n = rv.purge(part, rv.Outcome(), job=job.job, policy_sha256="",
+                             checkpoints=checkpoints)
                 print(f"polite-crawl: completed an interrupted purge of {part.corpus.name} "
                       f"({n} erase records)", file=sys.stderr)
     work = out / "revalidate" / "current"
@@ -931,6 +949,7 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
         stats = run_crawl(job, cfg_path, spider="revalidate",
                           urls_file=str(work / "urls.jsonl"),
                           extra_settings={"POLITE_OUTPUT_DIR": str(work),
+                                          "POLITE_EVIDENCE_DIR": str(out / "evidence"),
                                           "POLITE_CORPUS_ENABLED": False, "POLITE_WARC": False,
                                           "CLOSESPIDER_ITEMCOUNT": 0, "DEPTH_LIMIT": 0})
         if not stats.get("finish_reason"):
@@ -941,7 +960,8 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
         outcome = rv.assess(part, work)
         if args.purge and outcome.reserved:
             policy = decided[outcome.reserved[0]["url"]]["policy_sha256"]
-            outcome.erased = rv.purge(part, outcome, job=job.job, policy_sha256=policy)
+            outcome.erased = rv.purge(part, outcome, job=job.job, policy_sha256=policy,
+                                      checkpoints=checkpoints)
         outcomes.append(outcome)
     total = rv.merge_outcomes(outcomes)
     for e in total.reserved:

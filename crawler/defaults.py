@@ -69,6 +69,8 @@ POLITE_AUDIT_TSA_TIMEOUT = 10.0
 #: The crawler's Ed25519 key (``polite-crawl identity init``) that signs the checkpoints;
 #: None: checkpoints are written unsigned.
 POLITE_IDENTITY_KEY_FILE = None
+#: Where per-origin files are kept, named by SHA-256 (None: ``<output_dir>/evidence``).
+POLITE_EVIDENCE_DIR = None
 #: Longest Retry-After (seconds) honoured on 429/503; a longer one drops the retry.
 POLITE_RETRY_AFTER_MAX = 600.0
 #: Follow links: "same-origin" (default), "same-host", or "none".

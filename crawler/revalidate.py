@@ -152,8 +152,11 @@ def assess(part: Part, work: Path) -> Outcome:
 
 
 def purge(part: Part, outcome: Outcome, *, job: str, policy_sha256: str,
-          fsync: bool = True) -> int:
-    """Remove the reserved documents; append one ``erase`` record each. Idempotent."""
+          fsync: bool = True, checkpoints: Any = None) -> int:
+    """Remove the reserved documents; append one ``erase`` record each. Idempotent.
+
+    ``checkpoints``: a function giving the :class:`crawler.audit.checkpoint.CheckpointWriter`
+    of a log (the job's signing key): the erase records end with a checkpoint as a run does."""
     journal = part.journal
     if not journal.exists():
         if not outcome.reserved:
@@ -169,7 +172,8 @@ def purge(part: Part, outcome: Outcome, *, job: str, policy_sha256: str,
         _rewrite_warc(part.warc, urls, fsync)
     already = {rec.get("erases", {}).get("audit_seq")
                for rec in iter_jsonl(part.audit) if rec["decision"] == "erase"}
-    writer = AuditWriter(part.audit, job=job, fsync=fsync)
+    writer = AuditWriter(part.audit, job=job, fsync=fsync,
+                         checkpoints=checkpoints(part.audit) if checkpoints else None)
     erased = 0
     try:
         for e in entries:

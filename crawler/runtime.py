@@ -125,7 +125,8 @@ class PoliteRuntime:
             maxsize=s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
             max_redirects=s.getint("POLITE_PREFLIGHT_MAX_REDIRECTS",
                                    defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
-            evidence_dir=self.output_dir / "evidence",
+            # revalidation keeps the files it fetches with the job's (the erase records cite them)
+            evidence_dir=Path(s.get("POLITE_EVIDENCE_DIR") or self.output_dir / "evidence"),
             funnel=self.funnel,
         )
         self.registries = Registries(

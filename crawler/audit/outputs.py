@@ -105,10 +105,12 @@ def verify_output_dir(out: Path) -> list[Check]:
     for log in find_logs(out):
         allows: dict[int, tuple[str, str]] = {}
         cited: set[str] = set()
+        erasure: set[str] = set()  # cited only by erase records: the WARC dropped their docs
         for rec in _records(log):
             if rec.get("decision") == "allow" and isinstance(rec.get("seq"), int):
                 allows[rec["seq"]] = (str(rec.get("hash")), str(rec.get("url")))
-            cited_sha256s(rec, cited)
+            cited_sha256s(rec, erasure if rec.get("decision") == "erase" else cited)
+        erasure -= cited
         corpus, warc = companions(log)
         if corpus.exists():
             checks.append(_check_corpus(corpus, allows, log.name))
@@ -117,15 +119,17 @@ def verify_output_dir(out: Path) -> list[Check]:
             check, in_warc = _check_warc(warc, allows, log.name, archived)
             checks.append(check)
         c = Check(f"{log.name}: cited evidence")
-        missing = sorted(s for s in cited if s not in archived)
+        missing = sorted(s for s in cited | erasure if s not in archived)
         for sha in missing:
             c.bad(f"{sha} is cited but not in evidence/")
         if in_warc is not None:
             for sha in sorted(s for s in cited if s not in in_warc):
                 c.bad(f"{sha} is cited but not archived in {warc.name}")
         if c.ok:
-            c.notes.append(f"{len(cited)} distinct files cited, all in evidence/"
-                           + (f" and {warc.name}" if in_warc is not None else ""))
+            c.notes.append(f"{len(cited | erasure)} distinct files cited, all in evidence/"
+                           + (f" and {warc.name}" if in_warc is not None else "")
+                           + (f" ({len(erasure)} cited by erasures only: evidence/ alone)"
+                              if erasure and in_warc is not None else ""))
         checks.append(c)
     return checks
 

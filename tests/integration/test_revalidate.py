@@ -92,6 +92,12 @@ def test_report_then_purge_then_nothing(collected):
     assert urls(erased) == expected_reserved(web) and len(erased) == 6
     assert {r["reasons"][0]["signal"] for r in erased} == {"robots", "tdmrep", "registry"}
     assert verify_file(out / "audit.jsonl").ok
+    # the erasures end with a checkpoint of their own, like a run; the whole directory (corpus,
+    # WARC, evidence) still checks out against the log
+    last = read_jsonl(out / "audit.checkpoints.jsonl")[-1]
+    assert last["seq"] == audit[-1]["seq"] and last["hash"] == audit[-1]["hash"]
+    done = run_cli("audit", "verify", str(out), "--checkpoints")
+    assert done.returncode == 0, done.stdout
     in_warc = warc_targets(out / "corpus.warc.gz")
     assert in_warc.isdisjoint(expected_reserved(web))
     assert corpus <= in_warc  # the kept documents are still archived
