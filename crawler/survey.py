@@ -14,6 +14,9 @@ One JSON object per origin (keys in this order)::
 
     origin          "https://www.example.com"
     surveyed_at     caller's timestamp (ISO 8601), WARC-Date for WARC input
+    wave            {"date": "YYYY-MM-DD" or null, "source": ...}: the date of the survey wave
+                    the record belongs to and where it comes from (see "Wave dates" below),
+                    or null when the caller gave none
     checked         what was looked at: some of "robots.txt", "tdmrep.json", "ai.txt",
                     "homepage" (offline input: ["robots.txt"]); a mechanism that was not
                     checked is null, like one that was checked and is absent -- a report's
@@ -36,6 +39,23 @@ One JSON object per origin (keys in this order)::
     agent_list      the date of the bundled agent list
     failures        only when the analysis of a section failed (a bug, never the site's bytes'
                     fault): that section is null and the error is listed here
+
+Online surveys add ``homepage_error`` when the homepage got no response.  A record *failed*
+(:func:`record_failed`; ``survey --retry-failed`` surveys its origin again) when robots.txt could
+not be read (outcome ``unreachable`` or ``unknown``, or not checked), tdmrep.json or ai.txt was
+unreachable, the homepage got no response, or an analysis failed.
+
+Wave dates
+----------
+A survey file is one *wave*; a time series orders waves by date, so every record says which
+date its wave has (``wave.date``) and where that date comes from (``wave.source``, one of
+:data:`WAVE_DATE_SOURCES`): ``given`` (``survey --date``, or ``surveyed_at`` passed to
+:func:`survey_from_dir`), ``directory name`` (a directory named ``2026-06-15...``),
+``survey clock`` (an online survey: the day its first record was written), ``capture time``
+(``WARC-Date`` of the capture; the wave's date is the earliest), ``file times`` (archived files
+without a date: ``surveyed_at`` is the newest file's modification time, which says when the
+files were copied, not when they were fetched; ``wave.date`` is null and ``polite-crawl
+report`` refuses such waves in a time series unless told ``--use-file-times``).
 
 robots.txt outcome
 ------------------
@@ -125,12 +145,17 @@ from crawler.policy import site_file
 
 __all__ = [
     "BLOCK_LEVELS",
+    "BLOCK_LEVEL_DEFINITIONS",
     "OUTCOMES",
+    "OUTCOME_DEFINITIONS",
+    "WAVE_DATE_SOURCES",
     "HomepageFetch",
     "analyse_origin",
     "analyse_robots_only",
     "block_level",
     "naive_adjacent_block",
+    "parse_wave_date",
+    "record_failed",
     "robots_agents",
     "survey_from_dir",
     "survey_from_warc",
@@ -140,6 +165,30 @@ FULL, PARTIAL, NONE = "full", "partial", "none"
 BLOCK_LEVELS = (FULL, PARTIAL, NONE)
 #: robots.txt outcomes a record can carry (``unknown``: offline input without a fetch result).
 OUTCOMES = ("parsed", "unavailable", "unreachable", "unknown")
+#: One line per outcome, as reports print it in their glossary.
+OUTCOME_DEFINITIONS = {
+    "parsed": "robots.txt answered 2xx; its body is parsed (an HTML page served as robots.txt "
+              "too: it has no group and blocks nothing)",
+    "unavailable": "robots.txt answered 4xx: no restrictions (RFC 9309 §2.3.1.3), every agent "
+                   "none",
+    "unreachable": "5xx, 429 or no response (network error, refused by the network guard): "
+                   "the rules are unknown; a crawler must then assume a full block, a survey "
+                   "does not count it as the site's stance",
+    "unknown": "offline input with an empty or missing archived file: the fetch result is "
+               "not known",
+}
+#: One line per block level (of one agent at one origin).
+BLOCK_LEVEL_DEFINITIONS = {
+    "full": "no path may be fetched: a Disallow of the groups that apply to the agent (its "
+            "own groups, else `*`) matches every path and no Allow opens any",
+    "partial": "not full, and at least one path is disallowed",
+    "none": "no path is disallowed",
+    "root": "the site root / is disallowed (what a one-URL check such as Protego's "
+            "can_fetch('/') counts; full implies it, partial may have it)",
+    "explicit": "a robots.txt group names the agent (user-agent matching is case-insensitive)",
+}
+#: Where a wave's date comes from (record key ``wave.source``); see "Wave dates".
+WAVE_DATE_SOURCES = ("given", "directory name", "survey clock", "capture time", "file times")
 MAX_PROBLEMS = 20
 #: At most this many tdmrep.json rules are copied into a record.
 MAX_TDM_RULES = 20
@@ -559,9 +608,11 @@ def analyse_origin(
     licences: Mapping[str, SiteFile],
     homepage: HomepageFetch | None,
     agents: Sequence[Agent],
+    wave: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The survey record of one origin (see the module docstring).  ``None`` for a file means
-    it was not checked; ``licences`` maps each fetched RSL licence URL to its fetch."""
+    it was not checked; ``licences`` maps each fetched RSL licence URL to its fetch; ``wave``:
+    ``{"date", "source"}`` of the wave (see "Wave dates")."""
     origin = origin.rstrip("/")
     tokens = [agent.token for agent in agents]
     failures: list[str] = []
@@ -571,7 +622,9 @@ def analyse_origin(
     robots_file = (robots.parsed if robots is not None and robots.outcome == "parsed"
                    and isinstance(robots.parsed, RobotsFile) else None)
 
-    record: dict[str, Any] = {"origin": origin, "surveyed_at": surveyed_at, "checked": checked}
+    record: dict[str, Any] = {"origin": origin, "surveyed_at": surveyed_at,
+                              "wave": dict(wave) if wave is not None else None,
+                              "checked": checked}
     record["robots"] = _safely("robots", failures, _robots_section, robots) if robots else None
     if robots_file is not None:
         record["agents"] = _safely("agents", failures, robots_agents, robots_file, tokens)
@@ -617,6 +670,7 @@ def analyse_robots_only(
     agents: Sequence[Agent] | None = None,
     status: int | None = None,
     error: str | None = None,
+    wave: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record for an archived robots.txt alone (``host`` or an origin URL).
 
@@ -640,7 +694,40 @@ def analyse_robots_only(
                          error=error)
     return analyse_origin(origin, surveyed_at=surveyed_at, robots=robots, tdmrep=None,
                           ai_txt=None, licences={}, homepage=None,
-                          agents=load_agent_list().agents if agents is None else agents)
+                          agents=load_agent_list().agents if agents is None else agents,
+                          wave=wave)
+
+
+def record_failed(record: Mapping[str, Any]) -> bool:
+    """Whether a survey record failed (see the module docstring): its origin is worth
+    surveying again once the cause (network, config) is fixed."""
+    if record.get("failures") or record.get("homepage_error"):
+        return True
+    robots = record.get("robots")
+    if not isinstance(robots, Mapping) or robots.get("outcome") in ("unreachable", "unknown"):
+        return True
+    for key in ("tdmrep", "ai_txt"):
+        section = record.get(key)
+        if isinstance(section, Mapping) and section.get("outcome") == "unreachable":
+            return True
+    return False
+
+
+_WAVE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_wave_date(text: str) -> str:
+    """``YYYY-MM-DD`` checked to be a calendar date; ValueError (one line) otherwise."""
+    from datetime import date
+
+    text = str(text).strip()
+    try:
+        if not _WAVE_DATE.fullmatch(text):
+            raise ValueError
+        date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
+    return text
 
 
 def naive_adjacent_block(body: bytes | str, token: str) -> bool:
@@ -672,37 +759,58 @@ _ISO_DATE = re.compile(
 )
 
 
-def _dir_timestamp(directory: Any, files: Sequence[Any]) -> str:
+def _dir_timestamp(directory: Any, files: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """(surveyed_at, wave) of an archive directory: the date its name starts with, else the
+    newest file's modification time (an undated wave)."""
     from datetime import datetime, timezone
 
     named = _ISO_DATE.match(directory.name)
     if named is not None:
-        return named.group(0)
+        try:
+            day = parse_wave_date(named.group(0)[:10])
+        except ValueError:
+            pass
+        else:
+            return named.group(0), {"date": day, "source": "directory name"}
     stamps = [f.stat().st_mtime for f in files] or [directory.stat().st_mtime]
-    return datetime.fromtimestamp(max(stamps), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = datetime.fromtimestamp(max(stamps), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when, {"date": None, "source": "file times"}
 
 
 def survey_from_dir(
     directory: Any,
     *,
     surveyed_at: str | None = None,
+    date: str | None = None,
     agents: Sequence[Agent] | None = None,
     hosts: Iterable[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One record per archived robots.txt in ``directory`` (files named ``HOST.txt``, in name
     order; other files are ignored).
 
-    ``surveyed_at`` defaults to the date (or ISO 8601 timestamp) the directory's name starts
-    with (``2026-06-15_June`` -> ``2026-06-15``), else to the newest file's modification time
-    (UTC).  With ``hosts``, one record per host in
-    that order, a host without a file getting outcome ``unknown``.
+    The wave's date: ``date`` (``YYYY-MM-DD``), else the date ``surveyed_at`` starts with, else
+    the date the directory's name starts with (``2026-06-15_June`` -> ``2026-06-15``); without
+    any, the wave is undated (``wave.source`` ``file times``).  ``surveyed_at`` defaults to
+    ``date``, else the directory's date (or ISO 8601 timestamp), else the newest file's
+    modification time (UTC).  With ``hosts``, one record per host in that order, a host without
+    a file getting outcome ``unknown``.
     """
     from pathlib import Path
 
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir()
                    if p.is_file() and p.name.endswith(".txt") and not p.name.startswith("."))
-    when = surveyed_at if surveyed_at is not None else _dir_timestamp(directory, files)
+    if date is not None:
+        wave = {"date": parse_wave_date(date), "source": "given"}
+        when = surveyed_at if surveyed_at is not None else wave["date"]
+    elif surveyed_at is not None:
+        try:
+            wave = {"date": parse_wave_date(surveyed_at[:10]), "source": "given"}
+        except ValueError:
+            wave = {"date": None, "source": "given"}  # a timestamp that is not a date
+        when = surveyed_at
+    else:
+        when, wave = _dir_timestamp(directory, files)
     chosen = agents if agents is not None else load_agent_list().agents
     by_host = {p.name[:-4]: p for p in files}
     for host in (list(hosts) if hosts is not None else list(by_host)):
@@ -714,7 +822,8 @@ def survey_from_dir(
                 body = path.read_bytes()
             except OSError as exc:
                 error = f"cannot read {path.name}: {exc.strerror or exc}"
-        yield analyse_robots_only(host, body, surveyed_at=when, agents=chosen, error=error)
+        yield analyse_robots_only(host, body, surveyed_at=when, agents=chosen, error=error,
+                                  wave=wave)
 
 
 def survey_from_warc(
@@ -722,6 +831,7 @@ def survey_from_warc(
     *,
     agents: Sequence[Agent] | None = None,
     errors: list[str] | None = None,
+    date: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One record per WARC ``response`` record whose target URI path is ``/robots.txt`` (the
     form Common Crawl publishes its robots.txt captures in), in file order.
@@ -734,10 +844,14 @@ def survey_from_warc(
     are skipped.  A WARC that cannot be read stops that file: the error is appended to
     ``errors`` and reading goes on with the next file, or, without ``errors``, a ValueError is
     raised.
+
+    The wave's date is ``date`` (``YYYY-MM-DD``) when given, else each record's ``WARC-Date``
+    (``wave.source`` ``capture time``; a report dates the wave by the earliest).
     """
     from warcio.archiveiterator import ArchiveIterator
 
     chosen = agents if agents is not None else load_agent_list().agents
+    given = {"date": parse_wave_date(date), "source": "given"} if date is not None else None
     for path in paths:
         try:
             with open(path, "rb") as fh:
@@ -745,7 +859,7 @@ def survey_from_warc(
                 for record in ArchiveIterator(fh):
                     if held is not None:
                         is_note, status = _note_status(record, held.record_id)
-                        yield held.item(status, chosen)
+                        yield _dated(held.item(status, chosen), given)
                         held = None
                         if is_note:
                             continue
@@ -754,14 +868,26 @@ def survey_from_warc(
                         continue
                     item = _warc_robots(record, chosen)
                     if item is not None:
-                        yield item
+                        yield _dated(item, given)
                 if held is not None:
-                    yield held.item(None, chosen)
+                    yield _dated(held.item(None, chosen), given)
         except Exception as exc:
             message = f"{path}: unreadable WARC ({type(exc).__name__}: {exc})"
             if errors is None:
                 raise ValueError(message + "; pass errors=[] to skip broken files") from exc
             errors.append(message)
+
+
+def _dated(record: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    if given is not None:
+        record["wave"] = dict(given)
+    else:
+        day = str(record.get("surveyed_at") or "")[:10]
+        try:
+            record["wave"] = {"date": parse_wave_date(day), "source": "capture time"}
+        except ValueError:
+            record["wave"] = {"date": None, "source": "capture time"}
+    return record
 
 
 @dataclass

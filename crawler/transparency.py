@@ -5,8 +5,9 @@ behalf: the crawler name(s) and identifiers, the purpose, the crawler's behaviou
 and other opt-outs respected), the period of collection, the types of content, and the most
 relevant domain names: **the top 10 % of all domains by size of content scraped** (SMEs: the
 top 5 % or 1,000 domains, whichever is lower). :func:`build_transparency` computes these from
-one or more output directories and writes ``transparency.md`` and ``transparency.json`` with
-the same figures.
+one or more output directories and writes ``transparency.md``, ``transparency.html`` (the same
+text as a self-contained page: inline styles, no script, nothing fetched) and
+``transparency.json`` with the same figures.
 
 Sources, each streamed line by line (a corpus may be large):
 
@@ -17,11 +18,15 @@ Sources, each streamed line by line (a corpus may be large):
 * ``run.json`` (written by ``polite-crawl run``), else a job config saved in the directory
   (``*.yaml``): crawler identity, purpose, signals honoured. Optional.
 
-Counting rules: a refusal that only postpones a URL (``undecided`` with ``final`` false: a
-per-origin file could not be fetched and the URL is decided again later) is not counted;
-records about per-origin file fetches themselves (``preflight``) are counted apart from
-documents. A refusal citing several signals counts once under each, so the per-signal counts
-may add up to more than the refusals.
+Counting rules (:class:`crawler.report.AuditTally`, shared with ``polite-crawl report`` on an
+audit log, so both give the same figures for the same run): decisions are counted as **distinct
+URLs by the final decision** about each URL (the latest that is not provisional), and,
+separately and labelled so, as **records**. A refusal that only postpones a URL (``undecided``
+with ``final`` false: a per-origin file could not be fetched and the URL is decided again later)
+decides nothing: a URL with only such refusals is "postponed"; records about per-origin file
+fetches themselves (``preflight``) are counted apart from documents. A refused URL counts once
+under each signal of its final refusal, so the per-signal counts may add up to more than the
+refused URLs.
 
 Registrable domains come from the Public Suffix List bundled with the ``publicsuffixlist``
 package (offline; ICANN and private sections, as browsers use it): ``www.example.co.uk`` and
@@ -53,6 +58,7 @@ from crawler.about import PURPOSE_TEXT, contact_url, protocols, registry_label
 from crawler.audit.log import verify_file
 from crawler.config import product_token
 from crawler.policy import FAILURE_POLICY, SWITCHABLE_SIGNALS
+from crawler.report import AuditTally
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ TOP_SHARE = Fraction(1, 10)
 SME_SHARE = Fraction(1, 20)
 SME_MAX_DOMAINS = 1000
 RUN_INFO = "run.json"
-MD_NAME, JSON_NAME = "transparency.md", "transparency.json"
+MD_NAME, JSON_NAME, HTML_NAME = "transparency.md", "transparency.json", "transparency.html"
 
 
 # -- registrable domains -------------------------------------------------------------------
@@ -178,11 +184,7 @@ class RunFigures:
     last_time: str | None = None
     jobs: set[str] = field(default_factory=set)
     policies: set[str] = field(default_factory=set)
-    decisions: Counter[str] = field(default_factory=Counter)
-    refused_by_signal: Counter[str] = field(default_factory=Counter)
-    erased_by_signal: Counter[str] = field(default_factory=Counter)
-    provisional_refusals: int = 0
-    preflight: Counter[str] = field(default_factory=Counter)
+    tally: AuditTally = field(default_factory=AuditTally)
     documents: int = 0
     bytes: int = 0
     content_types: Counter[str] = field(default_factory=Counter)
@@ -236,22 +238,7 @@ def _count_record(run: RunFigures, rec: Mapping[str, Any]) -> None:
         run.jobs.add(rec["job"])
     if isinstance(rec.get("policy_sha256"), str):
         run.policies.add(rec["policy_sha256"])
-    decision = rec.get("decision")
-    if decision not in ("allow", "deny", "erase"):
-        return  # write-ahead send/result records: requests, not decisions about documents
-    if rec.get("preflight"):
-        run.preflight[str(decision)] += 1
-        return
-    undecided = rec.get("undecided")
-    if decision == "deny" and isinstance(undecided, Mapping) and not undecided.get("final"):
-        run.provisional_refusals += 1
-        return
-    run.decisions[str(decision)] += 1
-    signals = {r.get("signal") for r in rec.get("reasons") or () if isinstance(r, Mapping)}
-    target = {"deny": run.refused_by_signal, "erase": run.erased_by_signal}.get(str(decision))
-    if target is not None:
-        for s in signals:
-            target[str(s)] += 1
+    run.tally.add(rec)  # write-ahead send/result records are left out there
 
 
 def _count_document(run: RunFigures, doc: Mapping[str, Any]) -> None:
@@ -291,7 +278,7 @@ def build_transparency(
     sme: bool = False,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Compute the summary over ``output_dirs``, write transparency.md/.json into
+    """Compute the summary over ``output_dirs``, write transparency.md/.html/.json into
     ``out_dir`` and return the JSON document."""
     runs = [read_output_dir(d) for d in output_dirs]
     summary = summarise(runs, top_share=top_share, sme=sme)
@@ -301,26 +288,21 @@ def build_transparency(
     out.mkdir(parents=True, exist_ok=True)
     (out / JSON_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                  encoding="utf-8")
-    (out / MD_NAME).write_text(render_markdown(summary), encoding="utf-8")
+    markdown = render_markdown(summary)
+    (out / MD_NAME).write_text(markdown, encoding="utf-8")
+    (out / HTML_NAME).write_text(markdown_page(markdown, summary["title"]), encoding="utf-8")
     return summary
 
 
 def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
               sme: bool = False) -> dict[str, Any]:
-    decisions: Counter[str] = Counter()
-    refused: Counter[str] = Counter()
-    erased: Counter[str] = Counter()
-    preflight: Counter[str] = Counter()
+    tally = AuditTally()
     types: Counter[str] = Counter()
     domains: dict[str, list[int]] = {}
-    provisional = documents = total_bytes = 0
+    documents = total_bytes = 0
     for run in runs:
-        decisions.update(run.decisions)
-        refused.update(run.refused_by_signal)
-        erased.update(run.erased_by_signal)
-        preflight.update(run.preflight)
+        tally.merge(run.tally)
         types.update(run.content_types)
-        provisional += run.provisional_refusals
         documents += run.documents
         total_bytes += run.bytes
         for dom, (b, n) in run.domains.items():
@@ -332,7 +314,9 @@ def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
     purposes = sorted({c["purpose"] for c in crawlers if c.get("purpose")})
     firsts = [r.first_time for r in runs if r.first_time]
     lasts = [r.last_time for r in runs if r.last_time]
-    decided = decisions["allow"] + decisions["deny"]
+    urls = tally.outcomes()
+    decided = tally.decided()
+    refused_urls, erased_urls = tally.signal_urls("refused"), tally.signal_urls("erased")
 
     ranked = sorted(domains.items(), key=lambda kv: (-kv[1][0], kv[0]))
     k = top_domain_count(len(ranked), top_share=top_share, sme=sme)
@@ -359,22 +343,32 @@ def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
                               "last": max(lasts) if lasts else None},
         "protocols": _protocols(runs),
         "failure_policy": [list(row) for row in FAILURE_POLICY],
-        "documents": {
+        "urls": {
+            "unit": "distinct URLs, by the final decision about each",
             "decided": decided,
-            "allowed": decisions["allow"],
-            "refused": decisions["deny"],
-            "refused_share": _ratio(decisions["deny"], decided),
-            "collected": documents,
-            "erased_later": decisions["erase"],
-            "postponed_refusals_not_counted": provisional,
-            "preflight_records": dict(sorted(preflight.items())),
+            "allowed": urls["allowed"],
+            "refused": urls["refused"],
+            "refused_share": _ratio(urls["refused"], decided),
+            "erased_later": urls["erased"],
+            "postponed_not_decided": urls["postponed"],
+        },
+        "records": {
+            "unit": "audit decision records (a URL may have several)",
+            "allow": tally.records["allow"],
+            "deny": tally.records["deny"],
+            "erase": tally.records["erase"],
+            "provisional_refusals": tally.provisional,
+            "preflight": dict(sorted(tally.preflight.items())),
         },
         "refused_by_signal": [
-            {"signal": s, "documents": n, "of_refused": decisions["deny"],
-             "share": _ratio(n, decisions["deny"])}
-            for s, n in sorted(refused.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "erased_by_signal": [{"signal": s, "documents": n, "of_erased": decisions["erase"]}
-                             for s, n in sorted(erased.items(), key=lambda kv: (-kv[1], kv[0]))],
+            {"signal": s, "urls": n, "of_refused_urls": urls["refused"],
+             "share": _ratio(n, urls["refused"]), "records": tally.refusal_records[s],
+             "of_refusal_records": tally.records["deny"]}
+            for s, n in sorted(refused_urls.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "erased_by_signal": [{"signal": s, "urls": n, "of_erased_urls": urls["erased"],
+                              "records": tally.erase_records[s]}
+                             for s, n in sorted(erased_urls.items(),
+                                                key=lambda kv: (-kv[1], kv[0]))],
         "content": {
             "bytes": total_bytes,
             "documents": documents,
@@ -474,15 +468,14 @@ def _run_json(run: RunFigures) -> dict[str, Any]:
                       "records": run.records},
         "documents": run.documents,
         "bytes": run.bytes,
-        "allowed": run.decisions["allow"],
-        "refused": run.decisions["deny"],
+        "urls": run.tally.outcomes(),
     }
 
 
 # -- Markdown ------------------------------------------------------------------------------
 
 def render_markdown(s: Mapping[str, Any]) -> str:
-    d, c, dom = s["documents"], s["content"], s["domains"]
+    d, r, c, dom = s["urls"], s["records"], s["content"], s["domains"]
     lines = [f"# {s['title']}", "", f"Basis: {s['basis']}.", ""]
     if s.get("generated_at"):
         lines += [f"Generated {s['generated_at']} by {s['generator']}.", ""]
@@ -523,21 +516,33 @@ def render_markdown(s: Mapping[str, Any]) -> str:
               "| file / value | outcome | decision | basis |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(_md(x) for x in row)} |" for row in s["failure_policy"]]
 
+    preflight = ", ".join(f"{k} {v:,}" for k, v in r["preflight"].items()) or "none"
     lines += ["", "## 4. Documents collected and refused", "",
-              f"- Decisions on documents (allowed + refused): {d['decided']:,}",
-              f"- Allowed: {_pct(d['allowed'], d['decided'])}",
-              f"- Refused: {_pct(d['refused'], d['decided'])}",
-              (f"- Documents in the corpus now: {d['collected']:,} (allowed responses that "
-              "were stored; erased documents removed)"),
-              f"- Erased after collection (opt-out seen later): {d['erased_later']:,}",
-              (f"- Postponed refusals not counted (decided again later): "
-              f"{d['postponed_refusals_not_counted']:,}"), ""]
+              ("Unit: distinct URLs, each counted once by the final decision about it (a URL "
+               "refused while a per-origin file was unreachable and decided again later "
+               "counts once); records are counted separately below."), "",
+              (f"- URLs decided (allowed, refused or erased): {d['decided']:,}"),
+              f"- Allowed: {_pct(d['allowed'], d['decided'])} URLs",
+              f"- Refused: {_pct(d['refused'], d['decided'])} URLs",
+              (f"- Erased after collection (opt-out seen later): "
+               f"{_pct(d['erased_later'], d['decided'])} URLs"),
+              (f"- Documents in the corpus now: {c['documents']:,} (allowed responses that "
+               "were stored; erased documents removed)"),
+              (f"- Postponed, not decided (refused only provisionally): "
+               f"{d['postponed_not_decided']:,} URLs"),
+              (f"- Audit records (a separate unit): {r['allow'] + r['deny'] + r['erase']:,} "
+               f"decision records (allow {r['allow']:,}, deny {r['deny']:,}, erase "
+               f"{r['erase']:,}), of which {r['provisional_refusals']:,} provisional refusals; "
+               f"preflight records about per-origin files: {preflight}"), ""]
     if s["refused_by_signal"]:
-        lines += ["| signal | refusals citing it | share of refusals |", "|---|---|---|"]
-        for r in s["refused_by_signal"]:
-            lines.append(f"| {r['signal']} | {r['documents']:,} of {r['of_refused']:,} | "
-                         f"{_share(r['documents'], r['of_refused'])} |")
-        lines += ["", "A refusal citing several signals counts under each.", ""]
+        lines += ["| signal | refused URLs citing it | share of refused URLs | refusal records "
+                  "citing it |", "|---|---|---|---|"]
+        for x in s["refused_by_signal"]:
+            lines.append(f"| {x['signal']} | {x['urls']:,} of {x['of_refused_urls']:,} | "
+                         f"{_share(x['urls'], x['of_refused_urls'])} | {x['records']:,} of "
+                         f"{x['of_refusal_records']:,} |")
+        lines += ["", ("A refused URL counts under each signal of its final refusal; refusal "
+                       "records include provisional ones."), ""]
 
     lines += ["## 5. Content collected", "",
               f"{c['documents']:,} documents, {c['bytes']:,} bytes.", ""]
@@ -571,3 +576,71 @@ def render_markdown(s: Mapping[str, Any]) -> str:
 
 def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("<", "&lt;")
+
+
+# -- HTML ----------------------------------------------------------------------------------
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
+        "color:#222;background:#fff;line-height:1.45}table{border-collapse:collapse;"
+        "margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:.25em .6em;font-size:.9em;"
+        "text-align:left;vertical-align:top}th{background:#f3f3f3}"
+        "td{font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:0 .2em}")
+
+
+def _inline(text: str) -> str:
+    """Markdown inline text (as render_markdown writes it) to HTML: `code`, escapes."""
+    import html
+    import re
+
+    text = text.replace("\\|", "|").replace("&lt;", "<")
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(f"<code>{html.escape(p[1:-1])}</code>" if p.startswith("`") and len(p) > 1
+                   else html.escape(p) for p in parts)
+
+
+def markdown_page(markdown: str, title: str) -> str:
+    """The Markdown that :func:`render_markdown` writes, as one self-contained HTML page
+    (headings, paragraphs, lists and tables; inline styles; no script, nothing fetched)."""
+    import html
+    import re
+
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
+    block: list[str] = []
+    kind = ""
+
+    def flush() -> None:
+        nonlocal block, kind
+        if kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in block) + "</ul>")
+        elif kind == "table":
+            rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+                    for line in block if not re.fullmatch(r"\|(-+\|)+", line.strip())]
+            head, body = rows[0], rows[1:]
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                       + "</tr></thead><tbody>" + "".join(
+                           "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                           for row in body) + "</tbody></table>")
+        elif kind == "p":
+            out.append(f"<p>{_inline(' '.join(block))}</p>")
+        block, kind = [], ""
+
+    for line in markdown.splitlines():
+        heading = re.match(r"(#{1,6}) (.*)", line)
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            continue
+        if not line.strip():
+            flush()
+            continue
+        now = "ul" if line.startswith("- ") else "table" if line.startswith("|") else "p"
+        if now != kind:
+            flush()
+            kind = now
+        block.append(line[2:] if now == "ul" else line)
+    flush()
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

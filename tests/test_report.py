@@ -1,5 +1,6 @@
-"""Reports (crawler.report) from small fixed survey files and audit logs: tables, denominators,
-charts, and report.json figures equal to the printed ones."""
+"""Reports (crawler.report) from small fixed survey files and audit logs: tables, units and
+denominators, 95 % intervals, dated waves, the glossary, charts, and report.json figures equal to
+the printed ones."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ import pytest
 from crawler.agents import load_agents
 from crawler.audit.log import AuditWriter
 from crawler.policy import site_file
-from crawler.report import ReportError, build_report, fraction, fraction_text
+from crawler.report import (
+    MEASURES,
+    PALETTE,
+    ReportError,
+    _percent_axis,
+    _top,
+    build_report,
+    fraction,
+    fraction_text,
+    intervals_overlap,
+    wilson_interval,
+)
 from crawler.survey import HomepageFetch, analyse_origin, analyse_robots_only
 
 AGENTS = tuple(a for a in load_agents() if a.token in ("GPTBot", "CCBot", "ClaudeBot"))
@@ -24,8 +36,14 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def wave(when: str, files: dict[str, tuple[int | None, bytes]]) -> list[dict]:
-    return [analyse_robots_only(host, body, surveyed_at=when, agents=AGENTS, status=status)
+def wave(when: str, files: dict[str, tuple[int | None, bytes]], *,
+         date: str | None = "auto") -> list[dict]:
+    """Survey records of one wave, dated ``date`` (default: the day ``when`` starts with;
+    None: undated, as an archive dated by file times)."""
+    dated = ({"date": when[:10] if date == "auto" else date, "source": "given"}
+             if date is not None else {"date": None, "source": "file times"})
+    return [analyse_robots_only(host, body, surveyed_at=when, agents=AGENTS, status=status,
+                                wave=dated)
             for host, (status, body) in files.items()]
 
 
@@ -65,16 +83,16 @@ def series(tmp_path_factory):
 def test_agent_table_with_denominators(series):
     out, _ = series
     tables = md_tables((out / "report.md").read_text(encoding="utf-8"))
-    agents = tables["Top 3 AI agents blocked by robots.txt (2026-02-01)"]
+    agents = tables["AI agents blocked by robots.txt: top 3 of 3 (2026-02-01)"]
     assert agents[0] == ["#", "agent", "operator", "full", "partial", "full or partial",
                          "/ disallowed", "named by a group"]
     rows = {row[1]: row for row in agents[1:]}
-    assert rows["GPTBot"] == ["2", "GPTBot", "OpenAI", "2/3 (66.7 %)", "0/3 (0.0 %)",
-                              "2/3 (66.7 %)", "2/3 (66.7 %)", "1/3 (33.3 %)"]
-    assert rows["CCBot"][3:] == ["2/3 (66.7 %)", "0/3 (0.0 %)", "2/3 (66.7 %)",
-                                 "2/3 (66.7 %)", "1/3 (33.3 %)"]
-    assert rows["ClaudeBot"][3] == "1/3 (33.3 %)"
-    assert rows["`*` (any crawler)"][3:6] == ["1/3 (33.3 %)", "0/3 (0.0 %)", "1/3 (33.3 %)"]
+    two, one, none = ("2/3 (66.7 % [20.8–93.9])", "1/3 (33.3 % [6.1–79.2])",
+                      "0/3 (0.0 % [0.0–56.1])")
+    assert rows["GPTBot"] == ["2", "GPTBot", "OpenAI", two, none, two, two, one]
+    assert rows["CCBot"][3:] == [two, none, two, two, one]
+    assert rows["ClaudeBot"][3] == one
+    assert rows["`*` (any crawler)"][3:6] == [one, none, one]
     # ranking: full blocks first, then name
     assert [row[1] for row in agents[2:]] == ["CCBot", "GPTBot", "ClaudeBot"]
 
@@ -85,15 +103,16 @@ def test_outcomes_and_first_wave_denominators(series):
     assert [w["label"] for w in waves] == ["2026-01-01", "2026-02-01"]
     jan = waves[0]
     assert (jan["origins"], jan["evaluated"]) == (3, 2)  # the unreachable one is left out
-    assert jan["robots_outcomes"]["unreachable"]["text"] == "1/3 (33.3 %)"
+    assert jan["robots_outcomes"]["unreachable"]["text"] == "1/3 (33.3 % [6.1–79.2])"
     tables = md_tables((out / "report.md").read_text(encoding="utf-8"))
     outcomes = dict(tables["robots.txt outcomes (2026-02-01)"][1:])
-    assert outcomes["parsed"] == "3/3 (100.0 %)"
-    assert outcomes["unreachable"] == "0/3 (0.0 %)"
+    assert outcomes["parsed"] == "3/3 (100.0 % [43.9–100.0])"
+    assert outcomes["unreachable"] == "0/3 (0.0 % [0.0–56.1])"
     trend = tables["Trend: full blocks per agent"]
     assert trend[0][:2] == ["wave", "evaluated"]
     col = trend[0].index("CCBot")
-    assert [row[col] for row in trend[1:]] == ["0/2 (0.0 %)", "2/3 (66.7 %)"]
+    assert [row[col] for row in trend[1:]] == ["0/2 (0.0 % [0.0–65.8])",
+                                               "2/3 (66.7 % [20.8–93.9])"]
 
 
 def test_changed_stance(series):
@@ -183,49 +202,115 @@ def test_mechanism_adoption(tmp_path):
                                   surveyed_at="2026-03-01", agents=AGENTS)
     path = write_jsonl(tmp_path / "survey.jsonl", [full, bare, offline])
     report = build_report([path], tmp_path / "out")
+    mechs = {m["name"]: m for m in report["figures"]["waves"][-1]["mechanisms"]}
+
+    def counts(name):
+        m = mechs[name]
+        return (f"{m['present']['count']}/{m['present']['of']}",
+                f"{m['reserves']['count']}/{m['reserves']['of']}")
+
+    # three robots.txt measures, named apart; reserves is always within present (the old
+    # "robots.txt AI rules: present 1/3, reserves 2/3" mixed a named-group count with a
+    # count that included '*')
+    assert counts("robots.txt: groups naming an AI agent") == ("1/3", "1/3")
+    assert counts("robots.txt: the * group") == ("1/3", "1/3")  # offline: '*' Disallow: /
+    assert counts("robots.txt: own or * group (AI agents)") == ("2/3", "2/3")
+    assert counts("TDMRep") == ("1/2", "1/2")
+    assert counts("ai.txt (Spawning)") == ("1/1", "1/1")  # 503 left out
+    assert counts("Content-Usage (AIPREF)") == ("1/3", "1/3")
+    assert counts("Content-Signal") == ("1/3", "0/3")
+    assert counts("RSL licence") == ("1/3", "0/3")  # named, not fetched
+    assert counts("noai / noimageai (header or meta)") == ("1/1", "1/1")
     rows = {row[0]: row[2:] for row in report["tables"]["mechanisms"]["rows"]}
-    # present: a group naming an AI agent; reserves: an AI agent fully blocked (also via '*')
-    assert rows["robots.txt AI rules"] == ["1/3 (33.3 %)", "2/3 (66.7 %)"]
-    assert rows["TDMRep"] == ["1/2 (50.0 %)", "1/2 (50.0 %)"]
-    assert rows["ai.txt (Spawning)"] == ["1/1 (100.0 %)", "1/1 (100.0 %)"]  # 503 left out
-    assert rows["Content-Usage (AIPREF)"] == ["1/3 (33.3 %)", "1/3 (33.3 %)"]
-    assert rows["Content-Signal"] == ["1/3 (33.3 %)", "0/3 (0.0 %)"]
-    assert rows["RSL licence"] == ["1/3 (33.3 %)", "0/3 (0.0 %)"]  # named, not fetched
-    assert rows["noai / noimageai (header or meta)"] == ["1/1 (100.0 %)", "1/1 (100.0 %)"]
+    assert rows["TDMRep"] == ["1/2 (50.0 % [9.5–90.5])"] * 2
     assert (tmp_path / "out" / "mechanisms.png").read_bytes().startswith(PNG)
     assert "trend_agents.png" not in report["charts"]  # one wave: no time series
 
 
-def test_audit_log_report(tmp_path):
-    log = tmp_path / "audit.jsonl"
+def reason(signal):
+    return {"signal": signal, "channel": "robots.txt", "rule": "Disallow: /"}
+
+
+def write_audit_log(path: Path) -> Path:
+    """One URL refused three times while its robots.txt was unreachable (twice provisionally,
+    then for good), one allowed, then erased, a preflight record, write-ahead records."""
     ticks = iter(range(100))
-    writer = AuditWriter(log, job="t", clock=lambda: f"2026-11-27T21:00:{next(ticks):02d}Z")
+    writer = AuditWriter(path, job="t", clock=lambda: f"2026-11-27T21:00:{next(ticks):02d}Z")
+    policy = "p" * 64
 
-    def reason(signal):
-        return {"signal": signal, "channel": "robots.txt", "rule": "Disallow: /"}
+    def write(url, decision, signals=(), **extra):
+        writer.write(url=url, decision=decision, reasons=[reason(s) for s in signals],
+                     policy_sha256=policy, extra=extra or None)
 
-    writer.write(url="https://a.example/x", decision="deny", reasons=[reason("robots")],
-                 policy_sha256="p" * 64)
-    writer.write(url="https://a.example/y", decision="deny",
-                 reasons=[reason("robots"), reason("tdmrep")], policy_sha256="p" * 64)
-    writer.write(url="https://b.example/z", decision="allow", reasons=[],
-                 policy_sha256="p" * 64)
-    writer.write(url="https://b.example/w", decision="deny", reasons=[reason("noai")],
-                 policy_sha256="p" * 64)
+    write("https://a.example/robots.txt", "deny", ["network"], preflight="robots.txt")
+    write("https://a.example/x", "send")
+    write("https://a.example/x", "deny", ["network"], undecided={"attempt": 1, "final": False})
+    write("https://a.example/x", "deny", ["network"], undecided={"attempt": 2, "final": False})
+    write("https://a.example/x", "deny", ["network"], undecided={"attempt": 3, "final": True})
+    write("https://a.example/y", "deny", ["robots", "tdmrep"])
+    write("https://b.example/z", "allow")
+    write("https://b.example/w", "deny", ["noai"])
+    write("https://b.example/v", "allow")
+    write("https://b.example/v", "erase", ["registry"])
+    write("https://c.example/p", "deny", ["network"], undecided={"attempt": 1, "final": False})
     writer.close()
+    return path
+
+
+def test_audit_log_report_counts_distinct_urls_by_final_decision(tmp_path):
+    log = write_audit_log(tmp_path / "audit.jsonl")
     report = build_report([log], tmp_path / "out")
     assert report["kind"] == "audit"
+    figures = report["figures"]
+    urls = figures["urls"]
+    assert urls["decided"] == 5  # a/x, a/y, b/z, b/w, b/v; c/p was only postponed
+    assert (urls["allowed"]["count"], urls["refused"]["count"], urls["erased"]["count"],
+            urls["postponed"]) == (1, 3, 1, 1)
+    signals = figures["refusals_by_signal"]
+    # a/x counts once as a URL, three times as a record (the issue's "network 3/20")
+    assert signals["network"]["urls"]["count"] == 1 and signals["network"]["urls"]["of"] == 3
+    assert signals["network"]["records"]["count"] == 4  # c/p's provisional refusal too
+    assert signals["network"]["records"]["of"] == 6  # deny records, preflight left out
+    assert {s: f["urls"]["count"] for s, f in signals.items()} == {
+        "network": 1, "robots": 1, "tdmrep": 1, "noai": 1}
+    assert figures["records"]["by_decision"]["deny"]["count"] == 6
+    assert figures["records"]["provisional_refusals"] == 3
+    assert figures["records"]["preflight"] == {"deny": 1}
+
     tables = md_tables((tmp_path / "out" / "report.md").read_text(encoding="utf-8"))
-    assert dict(tables["Decisions"][1:]) == {"allow": "1/4 (25.0 %)", "deny": "3/4 (75.0 %)"}
-    assert dict(tables["Refusals by signal"][1:]) == {
-        "robots": "2/3 (66.7 %)", "tdmrep": "1/3 (33.3 %)", "noai": "1/3 (33.3 %)"}
-    assert tables["Refusals by origin (top 20)"][1:] == [
-        ["https://a.example", "2/2 (100.0 %)", "2/3 (66.7 %)"],
-        ["https://b.example", "1/2 (50.0 %)", "1/3 (33.3 %)"],
+    assert tables["URLs by final decision"][1:] == [
+        ["allowed", "1/5 (20.0 % [3.6–62.4])"], ["refused", "3/5 (60.0 % [23.1–88.2])"],
+        ["erased", "1/5 (20.0 % [3.6–62.4])"], ["postponed (not decided)", "1"]]
+    by_signal = {row[0]: row[1:] for row in tables["Refusals by signal"][1:]}
+    assert by_signal["network"] == ["1/3 (33.3 % [6.1–79.2])", "4/6 (66.7 % [30.0–90.3])"]
+    assert tables["Refusals by signal"][0] == ["signal", "refused URLs citing it",
+                                               "refusal records citing it"]
+    assert tables["Refusals by origin (top 2 by refused URLs)"][1:] == [
+        ["https://a.example", "2/2 (100.0 % [34.2–100.0])", "2/3 (66.7 % [20.8–93.9])"],
+        ["https://b.example", "1/3 (33.3 % [6.1–79.2])", "1/3 (33.3 % [6.1–79.2])"],
     ]
-    for name in ("audit_signals.png", "audit_origins.png"):
+    # records are a separate, labelled figure
+    assert "Decision records (a separate unit: records, not URLs)" in tables
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Unit: distinct URLs" in md and "Unit: audit records" in md
+    for name in ("audit_outcomes.png", "audit_signals.png", "audit_origins.png"):
         data = (tmp_path / "out" / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 2000
+
+
+def test_final_decision_is_the_latest_across_logs(tmp_path):
+    """Two workers' logs read one after the other: record times order them."""
+    late = AuditWriter(tmp_path / "w1.jsonl", job="t", clock=lambda: "2026-01-02T00:00:00Z")
+    late.write(url="https://a.example/x", decision="allow", reasons=[], policy_sha256="p")
+    late.close()
+    early = AuditWriter(tmp_path / "w2.jsonl", job="t", clock=lambda: "2026-01-01T00:00:00Z")
+    early.write(url="https://a.example/x", decision="deny", reasons=[reason("robots")],
+                policy_sha256="p")
+    early.close()
+    report = build_report([tmp_path / "w1.jsonl", tmp_path / "w2.jsonl"], tmp_path / "out")
+    assert report["figures"]["urls"]["allowed"]["count"] == 1
+    assert report["figures"]["urls"]["refused"]["count"] == 0
+    assert report["figures"]["records"]["decisions"] == 2
 
 
 def test_bad_inputs(tmp_path):
@@ -262,10 +347,183 @@ def test_duplicate_dates_get_distinct_labels(tmp_path):
                                                                 "2026-05-06 (april)"]
 
 
-@pytest.mark.parametrize(("count", "of", "text", "percent"), [
-    (47, 95, "47/95 (49.5 %)", 49.5),
-    (0, 0, "0/0 (—)", None),
-    (3, 3, "3/3 (100.0 %)", 100.0),
+@pytest.mark.parametrize(("count", "of", "text", "percent", "ci"), [
+    (47, 95, "47/95 (49.5 % [39.6–59.4])", 49.5, [39.6, 59.4]),
+    (0, 0, "0/0 (—)", None, None),
+    (3, 3, "3/3 (100.0 % [43.9–100.0])", 100.0, [43.9, 100.0]),
 ])
-def test_fraction(count, of, text, percent):
-    assert fraction(count, of) == {"count": count, "of": of, "percent": percent, "text": text}
+def test_fraction(count, of, text, percent, ci):
+    assert fraction(count, of) == {"count": count, "of": of, "percent": percent, "ci95": ci,
+                                   "text": text}
+    assert fraction_text(count, of) == text
+
+
+@pytest.mark.parametrize(("count", "of", "lo", "hi"), [
+    # Wilson score intervals as published (Newcombe 1998, Table I; Brown, Cai & DasGupta 2001)
+    (0, 10, 0.0, 0.2775),
+    (1, 10, 0.0179, 0.4042),
+    (5, 10, 0.2366, 0.7634),
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+])
+def test_wilson_interval_known_values(count, of, lo, hi):
+    got = wilson_interval(count, of)
+    assert got is not None
+    assert got[0] == pytest.approx(lo, abs=6e-5) and got[1] == pytest.approx(hi, abs=6e-5)
+    assert wilson_interval(0, 0) is None
+
+
+def test_intervals_overlap():
+    assert intervals_overlap(fraction(10, 40), fraction(12, 40)) is True
+    assert intervals_overlap(fraction(2, 40), fraction(30, 40)) is False
+    assert intervals_overlap(fraction(0, 0), fraction(3, 4)) is None
+
+
+# --------------------------------------------------------------------------- dated waves
+
+
+JUNE = {"site.example": (200, b"User-agent: GPTBot\nDisallow: /\n"),
+        "other.example": (200, b"User-agent: *\nDisallow:\n")}
+JULY = {"site.example": (200, b"User-agent: *\nDisallow:\n"),  # dropped its GPTBot block
+        "other.example": (200, b"User-agent: *\nDisallow:\n")}
+
+
+def test_waves_are_ordered_by_their_recorded_date_not_by_file_times(tmp_path):
+    """The issue's inverted trend: a "June" archive copied after "July" has the later file
+    time; with the wave dates recorded, the report orders June first and the site that dropped
+    its block reads as looser."""
+    june = write_jsonl(tmp_path / "june.jsonl",
+                       wave("2026-08-02T10:00:00Z", JUNE, date="2026-06-15"))
+    july = write_jsonl(tmp_path / "july.jsonl",
+                       wave("2026-08-01T10:00:00Z", JULY, date="2026-07-15"))
+    report = build_report([july, june], tmp_path / "out")
+    waves = report["figures"]["waves"]
+    assert [(w["label"], w["date"], w["date_source"]) for w in waves] == [
+        ("2026-06-15", "2026-06-15", "given"), ("2026-07-15", "2026-07-15", "given")]
+    (change,) = report["figures"]["changes"]
+    assert change["origin"] == "https://site.example"
+    assert change["looser"] == ["GPTBot full→none"] and change["stricter"] == []
+
+
+def test_undated_waves_make_no_time_series_unless_told_to_use_file_times(tmp_path):
+    june = write_jsonl(tmp_path / "june.jsonl", wave("2026-08-02T10:00:00Z", JUNE, date=None))
+    july = write_jsonl(tmp_path / "july.jsonl", wave("2026-08-01T10:00:00Z", JULY, date=None))
+    with pytest.raises(ReportError) as caught:
+        build_report([june, july], tmp_path / "out")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "june.jsonl" in message and "july.jsonl" in message
+    assert "--date" in message and "--use-file-times" in message
+    # one undated wave alone is no time series: reported, labelled as such
+    single = build_report([june], tmp_path / "single")
+    assert single["figures"]["waves"][0]["label"] == "2026-08-02 (file times)"
+    # told to: ordered by surveyed_at (here: the inverted order the issue describes), labelled
+    told = build_report([june, july], tmp_path / "told", use_file_times=True)
+    assert [w["label"] for w in told["figures"]["waves"]] == ["2026-08-01 (file times)",
+                                                              "2026-08-02 (file times)"]
+    assert "Undated wave(s)" in (tmp_path / "told" / "report.md").read_text(encoding="utf-8")
+    # records written before waves were dated count as undated too
+    legacy = [{k: v for k, v in r.items() if k != "wave"}
+              for r in wave("2026-01-01T00:00:00Z", WAVE1)]
+    old = write_jsonl(tmp_path / "old.jsonl", legacy)
+    dated = write_jsonl(tmp_path / "dated.jsonl", wave("2026-02-01T00:00:00Z", WAVE2))
+    with pytest.raises(ReportError, match="no wave date in old.jsonl:"):
+        build_report([old, dated], tmp_path / "mixed")
+
+
+def test_trend_changes_flag_overlapping_intervals(tmp_path):
+    def many(n_blocked, n):
+        return {f"s{i}.example": (200, b"User-agent: GPTBot\nDisallow: /\n" if i < n_blocked
+                                  else b"User-agent: *\nDisallow:\n") for i in range(n)}
+
+    waves = [write_jsonl(tmp_path / f"w{i}.jsonl", wave(f"2026-0{i + 1}-01T00:00:00Z", files))
+             for i, files in enumerate([many(2, 40), many(3, 40), many(30, 40)])]
+    report = build_report(waves, tmp_path / "out", track=["GPTBot"])
+    changes = {(c["from"], c["to"]): c for c in report["figures"]["trend_changes"]}
+    small = changes[("2026-01-01", "2026-02-01")]
+    assert (small["points"], small["intervals_overlap"]) == (2.5, True)
+    assert small["text"] == "+2.5 pts (intervals overlap)"
+    big = changes[("2026-02-01", "2026-03-01")]
+    assert (big["points"], big["intervals_overlap"]) == (67.5, False)
+    assert changes[("2026-01-01", "2026-03-01")]["text"] == "+70.0 pts (intervals apart)"
+    rows = report["tables"]["trend_changes"]["rows"]
+    assert rows[-1] == ["first → latest: 2026-01-01 → 2026-03-01", "+70.0 pts (intervals apart)"]
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def test_glossary_defines_every_measure_used_once(series):
+    out, report = series
+    glossary = report["tables"]["glossary"]
+    assert glossary["headers"] == ["measure", "unit", "definition", "denominator"]
+    names = [row[0] for row in glossary["rows"]]
+    assert len(names) == len(set(names))  # each measure defined once
+    for key in ("agent_full", "agent_root", "robots_named_present", "robots_named_reserves",
+                "robots_star_present", "change", "outcome_unreachable"):
+        assert MEASURES[key].name in names
+    assert "full" in names and "/ disallowed" in names
+    assert all(row[1] for row in glossary["rows"])  # every measure has a unit
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Glossary: what each figure counts" in md
+    # glossary text comes from the code that computes the figures
+    from crawler.survey import BLOCK_LEVEL_DEFINITIONS
+    assert BLOCK_LEVEL_DEFINITIONS["full"] in md
+
+
+def test_reserves_never_exceeds_present_and_alike_measures_differ_in_name(series):
+    _, report = series
+    for w in report["figures"]["waves"]:
+        for m in w["mechanisms"]:
+            assert m["reserves"]["count"] <= m["present"]["count"], m
+    names = [m.name for m in MEASURES.values()]
+    assert len(names) == len(set(names))
+
+
+# --------------------------------------------------------------------------- tables, charts
+
+
+def test_no_tie_padding(tmp_path):
+    # only GPTBot and CCBot are blocked anywhere: ClaudeBot (0 everywhere) is not padded in
+    files = {"a.example": (200, b"User-agent: GPTBot\nUser-agent: CCBot\nDisallow: /\n"),
+             "b.example": (200, b"User-agent: *\nDisallow:\n")}
+    path = write_jsonl(tmp_path / "s.jsonl", wave("2026-01-01T00:00:00Z", files))
+    report = build_report([path], tmp_path / "out")
+    table = report["tables"]["agents"]
+    assert [row[1] for row in table["rows"]] == ["`*` (any crawler)", "CCBot", "GPTBot"]
+    assert "1 listed agents blocked at no origin are not listed" in table["note"]
+    assert report["figures"]["agents_listed"] == {"shown": 2, "blocked_anywhere": 2,
+                                                  "left_out_tied_at_cut": 0,
+                                                  "blocked_nowhere": 1}
+    # a tie across the cut is left out whole, never cut alphabetically
+    cut = build_report([path], tmp_path / "cut", top=1)
+    assert [row[1] for row in cut["tables"]["agents"]["rows"]] == ["`*` (any crawler)"]
+    assert "2 more agents tied at the cut are not listed" in cut["tables"]["agents"]["note"]
+
+
+def test_top_helper():
+    items = [5, 4, 4, 4, 2, 1]
+    assert _top(items, lambda x: x, 2) == ([5], 3)
+    assert _top(items, lambda x: x, 4) == ([5, 4, 4, 4], 0)
+    assert _top(items, lambda x: x, 10) == (items, 0)
+
+
+def test_axes_are_scaled_to_the_data():
+    end, ticks = _percent_axis(15.0)  # values around 15 % are not squashed into 0-100
+    assert 15 < end < 25 and ticks[-1] <= 20
+    end, ticks = _percent_axis(97.0)
+    assert ticks[-1] == 100 and end >= 100
+
+
+def test_charts_use_the_colour_blind_safe_palette(series):
+    from matplotlib.image import imread
+
+    out, _ = series
+    pixels = imread(out / "agents.png")[:, :, :3].reshape(-1, 3)
+    colours = {tuple(round(float(c) * 255) for c in px) for px in pixels}
+
+    def rgb(hex_):
+        return tuple(int(hex_[i:i + 2], 16) for i in (1, 3, 5))
+
+    assert rgb(PALETTE[0]) in colours and rgb(PALETTE[1]) in colours
+    assert (31, 119, 180) not in colours  # matplotlib's default blue

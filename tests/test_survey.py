@@ -22,6 +22,8 @@ from crawler.survey import (
     analyse_robots_only,
     block_level,
     naive_adjacent_block,
+    parse_wave_date,
+    record_failed,
     robots_agents,
     survey_from_dir,
     survey_from_warc,
@@ -133,11 +135,12 @@ def test_block_level_without_groups_is_none():
 def test_record_shape_for_a_parsed_robots_txt():
     body = b"User-agent: GPTBot\nUser-agent: CCBot\nDisallow: /\n\nUser-agent: *\nAllow: /\n"
     record = analyse_robots_only("Example.com", body, surveyed_at=WHEN, agents=AGENTS)
-    assert list(record) == ["origin", "surveyed_at", "checked", "robots", "agents",
+    assert list(record) == ["origin", "surveyed_at", "wave", "checked", "robots", "agents",
                             "content_usage", "content_signal", "rsl", "tdmrep", "ai_txt",
                             "homepage", "agent_list"]
     assert record["origin"] == "https://example.com"
     assert record["surveyed_at"] == WHEN and record["checked"] == ["robots.txt"]
+    assert record["wave"] is None  # no wave given
     assert record["robots"] == {"status": None, "outcome": "parsed",
                                 "sha256": hashlib.sha256(body).hexdigest(),
                                 "bytes": len(body), "html": False, "error": None,
@@ -449,6 +452,7 @@ def test_survey_from_dir(tmp_path):
     assert [r["origin"] for r in records] == ["https://a.example", "https://b.example",
                                               "https://c.example", "https://d.example"]
     assert {r["surveyed_at"] for r in records} == {"2026-06-15"}  # from the directory name
+    assert all(r["wave"] == {"date": "2026-06-15", "source": "directory name"} for r in records)
     a, b, c, d = records
     assert a["agents"]["GPTBot"]["block"] == "full"
     assert b["robots"]["outcome"] == "unknown" and b["agents"] is None
@@ -466,6 +470,7 @@ def test_survey_from_dir_with_hosts_and_explicit_date(tmp_path):
     assert records[0]["robots"]["error"] == "no archived file"
     assert records[1]["agents"]["*"]["block"] == "full"
     assert {r["surveyed_at"] for r in records} == {"2025-01-01"}
+    assert records[0]["wave"] == {"date": "2025-01-01", "source": "given"}
 
 
 def test_survey_from_dir_dates_by_file_time_otherwise(tmp_path):
@@ -474,6 +479,47 @@ def test_survey_from_dir_dates_by_file_time_otherwise(tmp_path):
     os.utime(path, (1_780_000_000, 1_780_000_000))
     (record,) = survey_from_dir(tmp_path, agents=AGENTS)
     assert record["surveyed_at"] == "2026-05-28T20:26:40Z"
+    # a file time says when the files were copied, not when they were fetched: no wave date
+    assert record["wave"] == {"date": None, "source": "file times"}
+
+
+@pytest.mark.parametrize("name", ["2026-06", "June_2026", "2026-13-01_x", "20260615"])
+def test_a_directory_name_without_a_full_valid_date_gives_an_undated_wave(tmp_path, name):
+    snap = tmp_path / name
+    snap.mkdir()
+    (snap / "a.example.txt").write_bytes(b"User-agent: *\nDisallow: /\n")
+    (record,) = survey_from_dir(snap, agents=AGENTS)
+    assert record["wave"] == {"date": None, "source": "file times"}
+    # an explicit date wins over everything and is recorded as given
+    (record,) = survey_from_dir(snap, agents=AGENTS, date="2026-06-15")
+    assert record["wave"] == {"date": "2026-06-15", "source": "given"}
+    assert record["surveyed_at"] == "2026-06-15"
+
+
+@pytest.mark.parametrize("text", ["2026-06", "2026-02-30", "15.06.2026", "2026-06-15T10:00",
+                                  " ", "2026-6-15"])
+def test_parse_wave_date_rejects_what_is_not_a_calendar_date(text):
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_wave_date(text)
+    assert parse_wave_date(" 2024-02-29 ") == "2024-02-29"
+
+
+def test_record_failed():
+    ok = analyse_robots_only("a.example", b"User-agent: *\nDisallow: /\n", surveyed_at=WHEN,
+                             agents=AGENTS)
+    assert record_failed(ok) is False
+    assert record_failed(analyse_robots_only("a.example", b"", surveyed_at=WHEN, agents=AGENTS,
+                                             status=404)) is False  # 4xx: a reading
+    for status in (503, 429):
+        assert record_failed(analyse_robots_only("a.example", b"", surveyed_at=WHEN,
+                                                 agents=AGENTS, status=status))
+    assert record_failed(analyse_robots_only("a.example", None, surveyed_at=WHEN,
+                                             agents=AGENTS))  # unknown
+    assert record_failed({**ok, "homepage_error": "ConnectionRefusedError: refused"})
+    assert record_failed({**ok, "failures": ["agents: analysis failed (KeyError)"]})
+    assert record_failed({**ok, "tdmrep": {"outcome": "unreachable"}})
+    assert not record_failed({**ok, "tdmrep": {"outcome": "parsed"}})
+    assert record_failed({**ok, "robots": None})
 
 
 # --------------------------------------------------------------------------- from WARC
@@ -526,6 +572,10 @@ def test_survey_from_warc(tmp_path):
     assert b["agents"]["GPTBot"]["block"] == "none"
     assert c["agents"] is None
     assert d["agents"]["GPTBot"]["block"] == "full"  # content encoding removed
+    assert a["wave"] == {"date": "2024-05-01", "source": "capture time"}
+    dated = list(survey_from_warc([warc], agents=AGENTS, date="2024-06-01"))
+    assert {json.dumps(r["wave"]) for r in dated} == {
+        json.dumps({"date": "2024-06-01", "source": "given"})}
 
 
 def test_broken_warc_is_reported(tmp_path):

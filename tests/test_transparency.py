@@ -152,14 +152,22 @@ def test_figures_across_two_output_dirs(crawl: tuple[Path, Path], tmp_path: Path
     s = build_transparency(list(crawl), tmp_path / "report")
     assert json.loads((tmp_path / "report" / "transparency.json").read_text()) == s
 
-    assert s["documents"] == {
-        "decided": 38, "allowed": 33, "refused": 5, "refused_share": round(5 / 38, 4),
-        "collected": 32, "erased_later": 1, "postponed_refusals_not_counted": 1,
-        "preflight_records": {"deny": 1}}
-    assert [(r["signal"], r["documents"], r["of_refused"]) for r in s["refused_by_signal"]] == [
-        ("robots", 2, 5), ("network", 1, 5), ("noai", 1, 5), ("payment-required", 1, 5),
-        ("tdmrep", 1, 5)]
-    assert s["erased_by_signal"] == [{"signal": "registry", "documents": 1, "of_erased": 1}]
+    # distinct URLs by their final decision: y.example/1, refused provisionally then for good,
+    # is one refused URL; the erased URL is decided (erased), not allowed
+    assert s["urls"] == {
+        "unit": "distinct URLs, by the final decision about each",
+        "decided": 39, "allowed": 33, "refused": 5, "refused_share": round(5 / 39, 4),
+        "erased_later": 1, "postponed_not_decided": 0}
+    assert s["records"] == {
+        "unit": "audit decision records (a URL may have several)",
+        "allow": 33, "deny": 6, "erase": 1, "provisional_refusals": 1,
+        "preflight": {"deny": 1}}
+    assert [(r["signal"], r["urls"], r["of_refused_urls"], r["records"],
+             r["of_refusal_records"]) for r in s["refused_by_signal"]] == [
+        ("robots", 2, 5, 2, 6), ("network", 1, 5, 2, 6), ("noai", 1, 5, 1, 6),
+        ("payment-required", 1, 5, 1, 6), ("tdmrep", 1, 5, 1, 6)]
+    assert s["erased_by_signal"] == [{"signal": "registry", "urls": 1, "of_erased_urls": 1,
+                                      "records": 1}]
     assert s["content"]["bytes"] == 3975 and s["content"]["documents"] == 32
     assert [(t["content_type"], t["documents"]) for t in s["content"]["types"]] == [
         ("text/html", 31), ("text/plain", 1)]
@@ -194,9 +202,11 @@ def test_figures_across_two_output_dirs(crawl: tuple[Path, Path], tmp_path: Path
 
     md = (tmp_path / "report" / "transparency.md").read_text()
     assert "- User-Agent: `SumBot/1.0 (+https://example.org/sumbot)`" in md
-    assert "- Refused: 5 of 38 (13.2 %)" in md
-    assert "- Allowed: 33 of 38 (86.8 %)" in md
-    assert "| robots | 2 of 5 | 40.0 % |" in md
+    assert "- Refused: 5 of 39 (12.8 %) URLs" in md
+    assert "- Allowed: 33 of 39 (84.6 %) URLs" in md
+    assert "| robots | 2 of 5 | 40.0 % | 2 of 6 |" in md
+    assert "| network | 1 of 5 | 20.0 % | 2 of 6 |" in md
+    assert "Unit: distinct URLs" in md
     assert "3 of 30 registrable domains listed, holding 3,400 of 3,975 (85.5 %)" in md
     assert "| 1 | example.com | 1,600 of 3,975 | 40.3 % | 2 |" in md
     assert "From 2026-03-01T10:00:00.000000Z to 2026-03-05T10:27:00.000000Z" in md
@@ -228,7 +238,7 @@ def test_missing_run_json_is_reported_not_fatal(crawl: tuple[Path, Path],
     assert (robots["honoured_in_runs"], robots["of_runs_recorded"]) == (0, 0)
     md = (tmp_path / "norun" / "transparency.md").read_text()
     assert "Crawler identity not recorded" in md
-    assert s["documents"]["collected"] == 27
+    assert s["content"]["documents"] == 27
 
 
 def test_job_config_beside_the_output_is_the_fallback(tmp_path: Path) -> None:
@@ -279,4 +289,72 @@ def test_cluster_output_dir_reads_every_worker(tmp_path):
     run = read_output_dir(tmp_path)
     assert run.audit_ok is True
     assert run.documents == 3 and run.bytes == 300
-    assert run.decisions["allow"] == 3 and run.refused_by_signal["robots"] == 2
+    assert run.tally.outcomes()["allowed"] == 3 and run.tally.signal_urls()["robots"] == 2
+
+
+# -- the same run, two reports -----------------------------------------------------------------
+
+
+def test_transparency_and_report_agree_on_the_same_run(crawl: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    """`report --transparency OUT` and `report OUT/audit.jsonl` count the same refused URLs,
+    per signal, and the same records."""
+    from crawler.report import build_report
+
+    run = crawl[0]
+    s = build_transparency([run], tmp_path / "t")
+    r = build_report([run / "audit.jsonl"], tmp_path / "r")["figures"]
+    assert r["urls"]["decided"] == s["urls"]["decided"] == 11
+    for outcome in ("allowed", "refused"):
+        assert r["urls"][outcome]["count"] == s["urls"][outcome]
+    assert r["urls"]["erased"]["count"] == s["urls"]["erased_later"]
+    assert r["urls"]["postponed"] == s["urls"]["postponed_not_decided"]
+    by_signal = {x["signal"]: x for x in s["refused_by_signal"]}
+    assert set(by_signal) == set(r["refusals_by_signal"])
+    for signal, fig in r["refusals_by_signal"].items():
+        assert fig["urls"]["count"] == by_signal[signal]["urls"]
+        assert fig["urls"]["of"] == by_signal[signal]["of_refused_urls"]
+        assert fig["records"]["count"] == by_signal[signal]["records"]
+        assert fig["records"]["of"] == by_signal[signal]["of_refusal_records"]
+    assert r["records"]["provisional_refusals"] == s["records"]["provisional_refusals"]
+    assert r["records"]["preflight"] == s["records"]["preflight"]
+
+
+def test_one_url_refused_three_times_counts_once(tmp_path: Path) -> None:
+    """The issue's run: 18 URLs refused by the network signal, one of them three times (twice
+    provisionally while its robots.txt was unreachable); both summaries say 18 URLs and 20
+    records."""
+    from crawler.report import build_report
+
+    extra = [(f"https://n{i}.example/", "deny", ["network"], {}) for i in range(17)]
+    extra += [("https://slow.example/a", "deny", ["network"],
+               {"undecided": {"attempt": k, "final": k == 3}}) for k in (1, 2, 3)]
+    _write_dir(tmp_path / "run", [("https://ok.example/", 10)], day=9, job="n", extra=extra)
+    s = build_transparency([tmp_path / "run"], tmp_path / "t")
+    r = build_report([tmp_path / "run" / "audit.jsonl"], tmp_path / "r")["figures"]
+    (net,) = s["refused_by_signal"]
+    assert (net["urls"], net["records"]) == (18, 20)
+    assert r["refusals_by_signal"]["network"]["urls"]["text"].startswith("18/18 ")
+    assert r["refusals_by_signal"]["network"]["records"]["text"].startswith("20/20 ")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| network | 18/18 (100.0 % [82.4–100.0]) | 20/20 (100.0 % [83.9–100.0]) |" in md
+
+
+def test_transparency_html_page_is_self_contained(crawl: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    import re
+
+    build_transparency(list(crawl), tmp_path / "t")
+    page = (tmp_path / "t" / "transparency.html").read_text(encoding="utf-8")
+    md = (tmp_path / "t" / "transparency.md").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script" not in page and "<link" not in page and "src=" not in page
+    assert "<h1>Public summary of training content" in page
+    assert page.count("<table>") == md.count("\n|---") and page.count("<h2>") == md.count(
+        "\n## ")
+    assert "<td>robots</td><td>2 of 5</td><td>40.0 %</td><td>2 of 6</td>" in page
+    assert "<code>SumBot/1.0 (+https://example.org/sumbot)</code>" in page
+    # the failure-policy cells keep their '<' (escaped for HTML, not doubly)
+    assert "&amp;lt;" not in page
+    assert not re.search(r"<(?!/?(html|head|meta|title|style|body|h\d|p|ul|li|table|thead|"
+                         r"tbody|tr|th|td|code)\b|!DOCTYPE)", page)

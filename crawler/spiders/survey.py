@@ -4,8 +4,12 @@ For each origin, through the same polite stack as a crawl (our User-Agent, per-o
 delays, robots.txt obeyed for the homepage fetch, the network guard): robots.txt,
 ``/.well-known/tdmrep.json``, ``/ai.txt``, the RSL licences they or the homepage name, and the
 homepage's headers and ``<head>``. One JSON line per origin (:func:`crawler.survey.analyse_origin`)
-is appended and flushed as soon as the origin is done, so a re-run skips what is there.
-The survey's own audit log (its homepage fetches) goes to ``<out>.audit/``.
+is appended and flushed as soon as the origin is done, so a re-run skips what is there
+(``retry_failed``: except the origins whose last record failed,
+:func:`crawler.survey.record_failed`; ``force``: nothing is skipped; a report keeps each
+origin's last record).  Every record carries
+the wave's date (``wave``, decided by ``polite-crawl survey``).  The survey's own audit log (its
+homepage fetches) goes to ``<out>.audit/``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from crawler.middlewares import origin_of
 from crawler.optout import rsl
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.runtime import get_runtime
-from crawler.survey import HomepageFetch, analyse_origin
+from crawler.survey import HomepageFetch, analyse_origin, record_failed
 
 
 def read_origins(path: Path) -> list[str]:
@@ -47,15 +51,18 @@ def read_origins(path: Path) -> list[str]:
     return out
 
 
-def surveyed_origins(out: Path) -> set[str]:
-    done: set[str] = set()
+def surveyed_origins(out: Path, *, retry_failed: bool = False) -> set[str]:
+    """The origins ``out`` has a record of (``retry_failed``: whose last record did not
+    fail)."""
+    failed: dict[str, bool] = {}
     if out.exists():
         for line in out.read_text(encoding="utf-8").splitlines():
             try:
-                done.add(json.loads(line)["origin"])
-            except (ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                failed[record["origin"]] = record_failed(record)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line cut by a killed run: that origin is surveyed again
-    return done
+    return {origin for origin, bad in failed.items() if not (retry_failed and bad)}
 
 
 class SurveySpider(scrapy.Spider):
@@ -64,7 +71,9 @@ class SurveySpider(scrapy.Spider):
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, config: str | None = None,
-                     origins: str = "", out: str = "", **kwargs: Any) -> SurveySpider:
+                     origins: str = "", out: str = "", wave: dict[str, Any] | None = None,
+                     retry_failed: bool = False, force: bool = False,
+                     **kwargs: Any) -> SurveySpider:
         from crawler.cli import DEFAULT_CONFIG
 
         job = load_config(config or DEFAULT_CONFIG)
@@ -86,10 +95,14 @@ class SurveySpider(scrapy.Spider):
         spider.out_path = out_path
         spider.origins = read_origins(Path(origins))
         spider.agents = load_agents()
+        spider.wave = wave
+        spider.retry_failed = retry_failed
+        spider.force = force
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
-        done = surveyed_origins(self.out_path)
+        done = (set() if self.force
+                else surveyed_origins(self.out_path, retry_failed=self.retry_failed))
         self.todo = [o for o in self.origins if o not in done]
         self.finished = 0
         self.started = time.monotonic()
@@ -140,7 +153,7 @@ class SurveySpider(scrapy.Spider):
         when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         record = analyse_origin(origin, surveyed_at=when, robots=robots, tdmrep=tdm,
                                 ai_txt=ai_txt, licences=licences, homepage=home,
-                                agents=self.agents)
+                                agents=self.agents, wave=self.wave)
         if why is not None:
             record["homepage_error"] = why
         self._fh.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")

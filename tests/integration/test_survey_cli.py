@@ -97,3 +97,92 @@ def test_survey_usage_errors(tmp_path):
     assert run_cli("survey", "--out", str(tmp_path / "x")).returncode == 2
     assert run_cli("survey", str(tmp_path / "none.txt"), "--out", "x").returncode == 2
     assert run_cli("report", str(tmp_path / "none.jsonl"), "--out", "x").returncode == 2
+
+
+# -- dated waves, retries ------------------------------------------------------------------------
+
+
+def test_retry_failed_and_force(tmp_path):
+    """The issue's case: origins refused by the network guard are recorded as failed; with the
+    config fixed, a plain re-run surveys nothing, --retry-failed surveys them again, --force
+    everything; every record carries the wave's date."""
+    with LocalWeb([s for s in demo_sites() if s.name in ("open", "robots-ai-block")]) as web:
+        origins = tmp_path / "origins.txt"
+        origins.write_text("".join(web.origin(n) + "\n" for n in web.sites))
+        guarded = write_config(tmp_path / "guarded.yaml", seeds=[], honor_agents=[],
+                               allow_private_networks=False)
+        fixed = write_config(tmp_path / "fixed.yaml", seeds=[], honor_agents=[])
+        out = tmp_path / "s.jsonl"
+
+        def survey(cfg, *flags):
+            proc = run_cli("survey", str(origins), "--out", str(out), "--config", str(cfg),
+                           "--date", "2026-06-15", *flags)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            return proc.stderr
+
+        assert "2 origins surveyed this run (2 listed)" in survey(guarded)
+        assert all(r["robots"]["outcome"] == "unreachable" for r in read_jsonl(out))
+        assert "0 origins surveyed this run (2 listed)" in survey(fixed)
+        assert "2 origins surveyed this run (2 listed)" in survey(fixed, "--retry-failed")
+        assert "0 origins surveyed this run" in survey(fixed, "--retry-failed")  # none failed
+        assert "2 origins surveyed this run" in survey(fixed, "--force")
+        recs = read_jsonl(out)
+        assert len(recs) == 6
+        assert {json.dumps(r["wave"]) for r in recs} == {
+            json.dumps({"date": "2026-06-15", "source": "given"})}
+        # another wave into the same file is refused, with one line
+        proc = run_cli("survey", str(origins), "--out", str(out), "--config", str(fixed),
+                       "--date", "2026-07-15")
+        assert proc.returncode == 2
+        assert proc.stderr.strip().count("\n") == 0 and "2026-06-15" in proc.stderr
+    rep = run_cli("report", str(out), "--out", str(tmp_path / "rep"))
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    waves = json.loads((tmp_path / "rep" / "report.json").read_text())["figures"]["waves"]
+    # the last record of each origin counts: both parsed now
+    assert waves[0]["origins"] == 2 and waves[0]["robots_outcomes"]["parsed"]["count"] == 2
+    assert waves[0]["date"] == "2026-06-15"
+
+
+def test_offline_waves_dated_and_undated(tmp_path):
+    archive = tmp_path / "archive"
+    for month, body in (("2026-06", "User-agent: GPTBot\nDisallow: /\n"),
+                        ("2026-07", "User-agent: *\nDisallow:\n")):
+        (archive / month).mkdir(parents=True)
+        (archive / month / "a.example.txt").write_text(body)
+    # the README's archive/2026-06/ is no date: without --date the wave is undated ...
+    proc = run_cli("survey", "--from-dir", str(archive / "2026-06"), "--out",
+                   str(tmp_path / "u6.jsonl"))
+    assert proc.returncode == 0 and "--date" in proc.stderr
+    proc = run_cli("survey", "--from-dir", str(archive / "2026-07"), "--out",
+                   str(tmp_path / "u7.jsonl"))
+    assert proc.returncode == 0
+    # ... and a time series of undated waves is refused with one line, unless told
+    proc = run_cli("report", str(tmp_path / "u6.jsonl"), str(tmp_path / "u7.jsonl"), "--out",
+                   str(tmp_path / "r0"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--use-file-times" in proc.stderr
+    assert not (tmp_path / "r0" / "report.md").exists()
+    assert run_cli("report", str(tmp_path / "u6.jsonl"), str(tmp_path / "u7.jsonl"), "--out",
+                   str(tmp_path / "r1"), "--use-file-times").returncode == 0
+    # with --date: dated waves, ordered by date whatever the order given
+    for month in ("2026-06", "2026-07"):
+        proc = run_cli("survey", "--from-dir", str(archive / month), "--date", f"{month}-15",
+                       "--out", str(tmp_path / f"{month}.jsonl"))
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("report", str(tmp_path / "2026-07.jsonl"), str(tmp_path / "2026-06.jsonl"),
+                   "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert [w["date"] for w in report["figures"]["waves"]] == ["2026-06-15", "2026-07-15"]
+    (change,) = report["figures"]["changes"]
+    assert "GPTBot full→none" in change["looser"]
+
+
+def test_survey_flag_errors(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    for flags in (["--date", "2026-13-01"], ["--date", "June"], ["--retry-failed"],
+                  ["--force"]):
+        proc = run_cli("survey", "--from-dir", str(d), "--out", str(tmp_path / "x"), *flags)
+        assert proc.returncode == 2, flags
+        assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
