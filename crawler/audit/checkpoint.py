@@ -422,18 +422,15 @@ def verify_checkpoints(
 
 def _hashes_at(log_path: str | os.PathLike[str], wanted: set[int]) -> tuple[dict[int, str], int]:
     """The hash of each wanted seq in the log, and its last seq (streams the file)."""
+    from crawler.audit.log import iter_records
+
     out: dict[int, str] = {}
     last = 0
-    with open(log_path, "rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                break
-            seq = rec.get("seq") if isinstance(rec, dict) else None
-            if not isinstance(seq, int):
-                break
-            last = seq
-            if seq in wanted:
-                out[seq] = str(rec.get("hash"))
+    for rec in iter_records(log_path):
+        seq = rec.get("seq")
+        if not isinstance(seq, int):
+            break
+        last = seq
+        if seq in wanted:
+            out[seq] = str(rec.get("hash"))
     return out, last

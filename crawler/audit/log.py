@@ -223,6 +223,20 @@ class AuditWriter:
             os.close(self._head_fd)
 
 
+def iter_records(path: str | os.PathLike[str]):  # -> Iterator[dict[str, Any]]
+    """The records of a log file in order, streamed; stops at the first line that is not a
+    JSON object (verify the chain first when that matters)."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                return
+            if not isinstance(rec, dict):
+                return
+            yield rec
+
+
 def verify_file(path: str | os.PathLike[str], *, allow_uncommitted: bool = False,
                 require_head: bool = True):  # -> VerifyResult
     """Verify a log file on disk against its head file (strict by default).

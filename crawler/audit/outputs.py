@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from crawler.audit.log import iter_records
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 #: problems listed per check before "... and N more"
@@ -73,17 +74,6 @@ def companions(log: Path) -> tuple[Path, Path]:
     return log.with_name(f"corpus{suffix}.jsonl"), log.with_name(f"corpus{suffix}.warc.gz")
 
 
-def _records(log: Path) -> Iterator[dict[str, Any]]:
-    with open(log, "rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                return
-            if isinstance(rec, dict):
-                yield rec
-
-
 def cited_sha256s(obj: Any, out: set[str]) -> None:
     """Every ``source_sha256`` in a record, at any depth (reasons, checks, results)."""
     if isinstance(obj, dict):
@@ -106,7 +96,7 @@ def verify_output_dir(out: Path) -> list[Check]:
         allows: dict[int, tuple[str, str]] = {}
         cited: set[str] = set()
         erasure: set[str] = set()  # cited only by erase records: the WARC dropped their docs
-        for rec in _records(log):
+        for rec in iter_records(log):
             if rec.get("decision") == "allow" and isinstance(rec.get("seq"), int):
                 allows[rec["seq"]] = (str(rec.get("hash")), str(rec.get("url")))
             cited_sha256s(rec, erasure if rec.get("decision") == "erase" else cited)
