@@ -4,13 +4,18 @@ On top of scrapy-redis (shared request queue and duplicate filter), one module p
 extension point it adds or replaces, all settings in :mod:`crawler.cluster.defaults`:
 
 * :mod:`~crawler.cluster.scheduler` — ``SCHEDULER``: scrapy-redis's scheduler and duplicate
-  filter, per job, with requests in flight kept until finished (a killed worker's go back);
+  filter, per job, with requests in flight kept until finished (a killed worker's go back),
+  and a local spool for what Redis cannot take;
 * :mod:`~crawler.cluster.politeness` — ``DOWNLOADER_MIDDLEWARES``: per-origin delay and
   concurrency 1 for the whole cluster, one atomic Lua script per grant;
 * :mod:`~crawler.cluster.store` — the runtime's ``SiteCache``: per-origin files and registry
   answers fetched once per cluster per expiry, shared as raw bytes with their hashes;
 * :mod:`~crawler.cluster.worker` — ``EXTENSIONS``: presence, heartbeat, idle and close;
+* :mod:`~crawler.cluster.state` — the job's epoch (is its state in Redis to be trusted?) and
+  liveness from evidence (a worker is dead only if Redis answered others meanwhile);
 * :mod:`~crawler.cluster.seeds` — start URLs (``polite-crawl seed``);
+* :mod:`~crawler.cluster.restore` — ``polite-crawl seed --restore``: the job's Redis state
+  rebuilt from the workers' audit logs, corpora and spools after Redis lost it;
 * :mod:`~crawler.cluster.audit` — one time-ordered report from the workers' audit logs;
 * :mod:`~crawler.cluster.settings` — every setting a worker needs.
 

@@ -35,6 +35,16 @@ POLITE_CLUSTER_GATE_TIMEOUT = 3600.0
 #: (killed) holds no origin lease and no fetch lock after this, and its in-flight requests
 #: go back to the shared queue.
 POLITE_CLUSTER_WORKER_TTL = 10.0
+#: A worker that finds the job's state lost or untrusted in Redis (no epoch: Redis restarted
+#: empty; another server run: restarted from a snapshot or an AOF, or failed over) sends
+#: nothing and waits this many seconds for an operator to run ``polite-crawl seed CONFIG
+#: --restore`` (or ``--reset``); it then re-registers what it holds and goes on. After the
+#: wait it spools what it held (``spool-<worker>.jsonl``) and exits non-zero.
+POLITE_CLUSTER_RESTORE_WAIT = 1800.0
+#: Seconds a restored (or reset) epoch holds every grant, so that every live worker
+#: re-registers the leases of its requests on the wire first; None = the worker TTL (each
+#: live worker beats at least three times within it).
+POLITE_CLUSTER_RESTORE_HOLD: float | None = None
 #: Seconds between heartbeats (presence, acknowledgement of finished requests, recovery of
 #: dead workers' requests, waking an idle engine when the shared queue has work).
 POLITE_CLUSTER_HEARTBEAT = 1.0

@@ -45,7 +45,25 @@ class JobKeys:
     def start_urls(self) -> str:
         return f"{self.prefix}:start_urls"
 
-    # -- workers: presence and requests in flight ------------------------------------------
+    # -- the job's epoch (state.py) ---------------------------------------------------------
+    @property
+    def epoch(self) -> str:
+        """Hash ``id``, ``run_id``, ``how``, ``created``, ``hold_until``: written by ``seed``;
+        missing or from another server run = the job's state is not trusted."""
+        return f"{self.prefix}:epoch"
+
+    # -- workers: presence, liveness and requests in flight ----------------------------------
+    @property
+    def beats(self) -> str:
+        """Hash ``worker -> Redis TIME (ms) of its last heartbeat``."""
+        return f"{self.prefix}:beats"
+
+    @property
+    def clock(self) -> str:
+        """Hash ``last`` (ms of the last heartbeat anyone made) and ``since`` (since when Redis
+        has served heartbeats without a gap): a worker is dead only from evidence."""
+        return f"{self.prefix}:clock"
+
     @property
     def workers(self) -> str:
         """Set of every worker name that has run for the job (dead ones are removed)."""
@@ -90,6 +108,11 @@ class JobKeys:
 
     def registry(self, name: str, url: str) -> str:
         return f"{self.prefix}:registry:{name}:{url}"
+
+    def shared_patterns(self) -> tuple[str, ...]:
+        """Glob patterns of the authenticated reservation entries (kept by ``seed --restore``:
+        they are not job progress, and each carries its own MAC and expiry)."""
+        return (f"{self.prefix}:site:*", f"{self.prefix}:registry:*")
 
     def all_patterns(self) -> tuple[str, ...]:
         """Glob patterns covering every key of the job (for ``seed --reset``)."""

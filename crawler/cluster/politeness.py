@@ -38,6 +38,19 @@ asks Redis, so a page costs about one grant call and one release call. A 429/503
 
 Scrapy's own per-slot delay is set to 0 in cluster mode (settings.py): a local delay on top of
 the shared one could only move a granted send later, closer to the next worker's grant.
+
+**When Redis fails** (state.py). The same script call checks the job's epoch first: when the
+job's state is lost or untrusted (Redis restarted empty, restarted from a snapshot or an
+AOF, failed over) nothing is granted, to any worker, until an operator restores it; a
+restored epoch grants nothing during its hold, while every live worker re-registers the leases
+of its requests on the wire (:meth:`ClusterPolitenessMiddleware.adopt`) and marks the origins
+it was answered by just now (the next request there waits a full delay from the restore).
+It also **fences** requests: a request popped from the shared queue is granted only while
+its entry is still in this worker's in-flight hash (a worker that looked dead has had its
+requests re-queued: it must not send them too) and only under the epoch it was popped in.
+A lease whose release fails (Redis unreachable) is kept in a local list and released as soon
+as Redis answers again; so is the token of a grant whose answer was lost in transit (each
+new try uses a new token, so a late release can never free a lease in use).
 """
 
 from __future__ import annotations
@@ -55,8 +68,11 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from twisted.internet.defer import Deferred
 
 from crawler import defaults as crawler_defaults
+from crawler.cluster import defaults
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.settings import cluster_enabled
+from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
+from crawler.cluster.state import check as checked
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 
 try:  # Scrapy >= 2.13
@@ -114,9 +130,18 @@ local function delay_field(field, v)
 end
 """
 
-# KEYS[1] origin hash. ARGV: token, worker, delay ms, lease ms, poll ms, alive-key prefix.
-# Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid).
-ACQUIRE_SCRIPT = _NOW + _CHECKS + """
+# KEYS: origin hash, job epoch, beats, clock, this worker's in-flight hash.
+# ARGV: token, worker, delay ms, lease ms, poll ms, alive-key prefix, epoch id, heartbeat gap
+#       ms, in-flight id of the request ('' = not from the shared queue).
+# Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
+# {'!', code, detail}: the job's state is not trusted (state.py), or 'fenced': the request's
+# in-flight entry is gone (re-queued while this worker looked dead: not to be sent here).
+ACQUIRE_SCRIPT = _NOW + _CHECKS + STATE + LIVENESS + """
+local code, detail = job_state(KEYS[2], ARGV[7])
+if code then return {'!', code, detail} end
+if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[9]) == 0 then
+  return {'!', 'fenced', ARGV[9]}
+end
 local f = redis.call('HMGET', KEYS[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
                      'defer_until')
 local delay = tonumber(ARGV[3])
@@ -158,7 +183,8 @@ if f[6] then
 end
 local held = false
 if f[1] and f[1] ~= ARGV[1] and lease_until > now then
-  held = redis.call('EXISTS', ARGV[6] .. f[2]) == 1
+  -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
+  held = is_alive(f[2], KEYS[3], KEYS[4], ARGV[6], tonumber(ARGV[8]))
 end
 if held or now < allowed then
   local wait = allowed - now
@@ -205,6 +231,48 @@ end
 return until_ms
 """
 
+# KEYS: job epoch. ARGV: epoch id, worker, origin-key prefix, number of leases, then per lease
+# origin / token / lease ms left / delay ms, then per origin answered just now origin / delay
+# ms. A worker adopting a restored epoch re-registers the leases of its requests on the wire
+# (unless a later lease of another token is there) and restarts the spacing of the origins it
+# was just answered by: their next request waits a full delay from now. Returns the number of
+# leases registered.
+REREGISTER_SCRIPT = _NOW + _CHECKS + STATE + """
+local code, detail = job_state(KEYS[1], ARGV[1])
+if code and code ~= 'hold' then return {'!', code, detail} end
+local function keep_ttl(key, ms)
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+local i = 5
+local done = 0
+for _ = 1, tonumber(ARGV[4]) do
+  local key = ARGV[3] .. ARGV[i]
+  local token, lease, delay = ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local cur = redis.call('HMGET', key, 'token', 'lease_until', 'ref_delay')
+  local cur_until = time_field('lease_until', cur[2])
+  if not (cur[1] and cur[1] ~= token and cur_until ~= nil and cur_until > now + lease) then
+    local rd = math.max(delay_field('ref_delay', cur[3]) or 0, delay)
+    redis.call('HSET', key, 'token', token, 'worker', ARGV[2], 'lease_until', now + lease,
+               'ref', now, 'ref_delay', rd, 'granted_at', now)
+    keep_ttl(key, math.max(lease, rd) + 60000)
+    done = done + 1
+  end
+  i = i + 4
+end
+while i < #ARGV do
+  local key, delay = ARGV[3] .. ARGV[i], tonumber(ARGV[i + 1])
+  local cur = redis.call('HMGET', key, 'ref', 'ref_delay')
+  local ref = time_field('ref', cur[1])
+  if ref == nil or ref < now then
+    local rd = math.max(delay_field('ref_delay', cur[2]) or 0, delay)
+    redis.call('HSET', key, 'ref', now, 'ref_delay', rd)
+    keep_ttl(key, rd + 60000)
+  end
+  i = i + 2
+end
+return done
+"""
+
 #: Spacing modes (``POLITE_CLUSTER_SPACING``).
 SPACING_MODES = ("response", "grant")
 
@@ -217,10 +285,20 @@ MAX_GATE_WAIT = 86400.0
 INVALID_WAIT = 1.0
 
 
+#: The job's state is not trusted (lost, restarted, invalid): ask again after this long.
+STATE_WAIT = 1.0
+
+
 class Grant(NamedTuple):
     granted: bool
     wait: float   # seconds to wait before asking again (0 when granted)
     problem: str | None = None   # why the gate state is invalid (fail closed), if it is
+    state: StateProblem | None = None   # the job's state is not as this worker expects
+
+
+class Acquired(NamedTuple):
+    waited: float   # seconds from the first ask to the grant
+    token: str      # the token the lease was granted to
 
 
 class GateTimeout(Exception):
@@ -236,11 +314,15 @@ def _number(value: Any) -> float | None:
 
 
 class OriginGate:
-    """The three scripts for one job, bound to one client and one worker name."""
+    """The scripts for one job, bound to one client and one worker name.
+
+    ``epoch``: the job epoch the worker works under (a string, or a callable returning the
+    current one); ``gap``: the worker's heartbeat interval (state.py's liveness)."""
 
     def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *,
-                 poll: float = 0.1, spacing: str = "response",
-                 max_wait: float = MAX_GATE_WAIT) -> None:
+                 epoch: str | Callable[[], str], poll: float = 0.1, spacing: str = "response",
+                 max_wait: float = MAX_GATE_WAIT,
+                 gap: float = defaults.POLITE_CLUSTER_HEARTBEAT) -> None:
         if spacing not in SPACING_MODES:
             raise ValueError(f"POLITE_CLUSTER_SPACING: {spacing!r} is not one of "
                              f"{', '.join(SPACING_MODES)}")
@@ -248,27 +330,44 @@ class OriginGate:
         self.client = client
         self.keys = keys
         self.worker = worker
+        self.epoch: Callable[[], str] = epoch if callable(epoch) else (lambda: epoch)
         self.poll_ms = max(1, int(poll * 1000))
+        self.gap_ms = max(1, int(gap * 1000))
         self.max_wait = max_wait
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
         self._defer = client.register_script(DEFER_SCRIPT)
+        self._reregister = client.register_script(REREGISTER_SCRIPT)
         self._problems: dict[str, str] = {}   # origin -> the problem last logged
+        #: token -> origin of grant calls whose answer was lost (Redis error): maybe granted,
+        #: released once Redis answers again
+        self.orphans: dict[str, str] = {}
 
-    def try_acquire(self, origin: str, token: str, *, delay: float, lease: float) -> Grant:
+    def try_acquire(self, origin: str, token: str, *, delay: float, lease: float,
+                    inflight: str | None = None) -> Grant:
         """One attempt: the lease on ``origin`` for ``token``, or how long to wait.
 
         Both the script and this method validate (fail closed): an invalid hash, or an
         answer that is not a finite wait within ``[0, max_wait]``, is "not granted; wait",
-        logged once per origin and problem (WARNING) with the key to delete to reset it."""
+        logged once per origin and problem (WARNING) with the key to delete to reset it. A
+        job state that is not trusted, or a fenced request (``inflight``: its id in this
+        worker's in-flight hash), is "not granted" with :attr:`Grant.state` set."""
         if not (math.isfinite(delay) and math.isfinite(lease)):
             raise ValueError(f"origin gate: delay {delay!r} and lease {lease!r} must be finite")
         delay_ms = min(86_400_000, max(0, int(delay * 1000)))
         lease_ms = min(86_400_000, max(1, int(lease * 1000)))
+        k = self.keys
         answer = self._acquire(
-            keys=[self.keys.origin(origin)],
-            args=[token, self.worker, delay_ms, lease_ms, self.poll_ms, self.keys.alive_prefix],
+            keys=[k.origin(origin), k.epoch, k.beats, k.clock, k.inflight(self.worker)],
+            args=[token, self.worker, delay_ms, lease_ms, self.poll_ms, k.alive_prefix,
+                  self.epoch(), self.gap_ms, inflight or ""],
         )
+        state = problem_of(answer)
+        if state is not None:
+            wait = STATE_WAIT
+            if state.code == "hold":
+                wait = min(max(_number(state.detail) or 1000.0, 1.0) / 1000, self.max_wait)
+            return Grant(False, wait, None, state)
         grant = self._checked(answer)
         self._note(origin, grant.problem)
         return grant
@@ -307,19 +406,35 @@ class OriginGate:
 
     async def acquire(self, origin: str, token: str, *, delay: float, lease: float,
                       timeout: float, sleep: Callable[[float], Awaitable[Any]],
-                      on_try: Callable[[Grant], None] | None = None) -> float:
-        """Ask until granted; returns the seconds waited, raises :class:`GateTimeout`.
+                      on_try: Callable[[Grant], None] | None = None,
+                      inflight: str | None = None,
+                      check: Callable[[], None] | None = None,
+                      on_state: Callable[[StateProblem], bool] | None = None) -> Acquired:
+        """Ask until granted; returns the seconds waited and the token granted, raises
+        :class:`GateTimeout`.
 
         Between two calls it sleeps the gate's wait, never less than MIN_GATE_INTERVAL; a
-        Redis error is not a grant either (fail closed, backing off up to 5 s)."""
+        Redis error is not a grant either (fail closed, backing off up to 5 s; the token of a
+        call whose answer was lost goes to :attr:`orphans` and the next try uses a new one).
+        ``check()`` runs before each try (it may raise to give up); ``on_state(problem)``
+        when the job's state is not as expected (True: ask again at once). While the job's
+        state is lost or untrusted the timeout does not run: the worker decides how long it
+        waits for a restore."""
         started = time.monotonic()
         errors = 0
+        base, n = token, 0
         while True:
+            if check is not None:
+                check()
             try:
-                grant = self.try_acquire(origin, token, delay=delay, lease=lease)
+                grant = self.try_acquire(origin, token, delay=delay, lease=lease,
+                                         inflight=inflight)
                 errors = 0
             except RedisError as exc:  # fail closed: nothing is sent without a grant
                 errors += 1
+                self.orphans[token] = origin
+                n += 1
+                token = f"{base}~{n}"
                 grant = Grant(False, min(5.0, 0.2 * 2 ** errors))
                 if errors == 1:
                     logger.warning("cluster politeness: Redis unavailable (%s); %s waits",
@@ -327,7 +442,12 @@ class OriginGate:
             if on_try is not None:
                 on_try(grant)
             if grant.granted:
-                return time.monotonic() - started
+                return Acquired(time.monotonic() - started, token)
+            if grant.state is not None:
+                if on_state is not None and on_state(grant.state):
+                    continue
+                if grant.state.stalled:
+                    started = time.monotonic()
             wait = min(max(grant.wait, MIN_GATE_INTERVAL), self.max_wait)
             if time.monotonic() - started + wait > timeout:
                 raise GateTimeout(f"{origin} not granted within {timeout:.0f} s")
@@ -336,6 +456,18 @@ class OriginGate:
     def release(self, origin: str, token: str) -> bool:
         from_now = "1" if self.spacing == "response" else "0"
         return bool(int(self._release(keys=[self.keys.origin(origin)], args=[token, from_now])))
+
+    def reregister(self, leases: list[tuple[str, str, float, float]],
+                   recent: list[tuple[str, float]]) -> int:
+        """Under a restored epoch: the leases (origin, token, seconds left, delay) of this
+        worker's requests on the wire, and the origins (origin, delay) it was answered by
+        just now (see REREGISTER_SCRIPT). Raises StateError when the epoch is not valid."""
+        args: list[Any] = [self.epoch(), self.worker, self.keys.origin(""), len(leases)]
+        for origin, token, left, delay in leases:
+            args += [origin, token, max(1, int(left * 1000)), max(0, int(delay * 1000))]
+        for origin, delay in recent:
+            args += [origin, max(0, int(delay * 1000))]
+        return int(checked(self._reregister(keys=[self.keys.epoch], args=args)))
 
     def defer(self, origin: str, seconds: float) -> None:
         """Nothing is sent to ``origin`` by any worker for ``seconds`` from now."""
@@ -349,6 +481,13 @@ class OriginGate:
         return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+class _Held(NamedTuple):
+    origin: str
+    granted: float   # time.monotonic() of the grant
+    lease: float     # seconds
+    delay: float     # seconds
+
+
 class ClusterPolitenessMiddleware:
     """Downloader middleware: no request leaves before the cluster grants its origin."""
 
@@ -358,9 +497,12 @@ class ClusterPolitenessMiddleware:
             raise NotConfigured
         self.crawler = crawler
         self.worker = ClusterWorker.of(crawler)
-        self.gate = OriginGate(self.worker.redis, self.worker.keys, self.worker.name,
+        worker = self.worker
+        self.gate = OriginGate(worker.redis, worker.keys, worker.name,
+                               epoch=lambda: worker.epoch,
                                poll=float(cluster_setting(s, "POLITE_CLUSTER_LEASE_POLL")),
-                               spacing=str(cluster_setting(s, "POLITE_CLUSTER_SPACING")))
+                               spacing=str(cluster_setting(s, "POLITE_CLUSTER_SPACING")),
+                               gap=worker.interval)
         self.base_delay = float(cluster_setting(s, "POLITE_CLUSTER_DELAY"))
         self.max_delay = float(s.get("POLITE_MAX_CRAWL_DELAY")
                                or crawler_defaults.POLITE_MAX_CRAWL_DELAY)
@@ -373,6 +515,16 @@ class ClusterPolitenessMiddleware:
         self._seq = itertools.count(1)
         self._delays: dict[str, float] = {}
         self._runtime: Any = None
+        #: token -> the lease of a request on the wire (what this worker holds)
+        self._held: dict[str, _Held] = {}
+        #: token -> origin of leases whose release failed (released when Redis answers)
+        self._pending: dict[str, str] = {}
+        #: origin -> (time.monotonic() of its last answer, its delay)
+        self._answered: dict[str, tuple[float, float]] = {}
+        #: origin -> time.monotonic() until which a Retry-After this worker got defers it
+        self._deferred: dict[str, float] = {}
+        self._fenced_said = False
+        worker.politeness = self
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterPolitenessMiddleware:
@@ -406,21 +558,49 @@ class ClusterPolitenessMiddleware:
 
     # -- before the download -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
+        from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT
         from crawler.middlewares import origin_of
 
         origin = origin_of(request)
         delay = self.delay_for(origin)
         lease = float(request.meta.get("download_timeout") or self.download_timeout) + self.margin
         token = f"{self.worker.name}:{next(self._seq)}"
+        inflight = request.meta.get(META_INFLIGHT)
+
+        def check() -> None:
+            if self.worker.closing:
+                raise IgnoreRequest("the worker stops (the job's state was not restored in "
+                                    "time): not sent, kept in its spool")
+            if inflight is not None and request.meta.get(META_EPOCH) != self.worker.epoch:
+                self._fenced(request, "it was popped before the job's state was restored")
+
+        check()
         await self._local_turn(origin)
         try:
-            await self._acquire(request, origin, token, delay, lease)
+            token = await self._acquire(request, origin, token, delay, lease, inflight, check)
         finally:
             self._next_turn(origin)
         request.meta[META_LEASE] = (origin, token)
+        self._held[token] = _Held(origin, time.monotonic(), lease, delay)
+
+    def _fenced(self, request: Request, why: str) -> None:
+        self.crawler.stats.inc_value("polite/cluster/fenced")
+        if not self._fenced_said:
+            self._fenced_said = True
+            logger.warning("worker %r: %s is not sent here: %s; the cluster's queue has it "
+                           "(further such requests are dropped silently; "
+                           "polite/cluster/fenced counts them)", self.worker.name,
+                           request.url, why)
+        raise IgnoreRequest(f"fenced: {why}")
+
+    def _on_state(self, request: Request, problem: StateProblem) -> bool:
+        if problem.code == "fenced":
+            self._fenced(request, "it was re-queued for the other workers while this worker "
+                                  "looked dead")
+        return self.worker.state_seen(problem)
 
     async def _acquire(self, request: Request, origin: str, token: str, delay: float,
-                       lease: float) -> None:
+                       lease: float, inflight: str | None, check: Callable[[], None]) -> str:
         stats = self.crawler.stats
 
         def on_try(grant: Grant) -> None:
@@ -429,18 +609,20 @@ class ClusterPolitenessMiddleware:
                 stats.inc_value("polite/cluster/gate/invalid")
 
         try:
-            waited = await self.gate.acquire(origin, token, delay=delay, lease=lease,
-                                             timeout=self.gate_timeout, sleep=sleep,
-                                             on_try=on_try)
+            got = await self.gate.acquire(origin, token, delay=delay, lease=lease,
+                                          timeout=self.gate_timeout, sleep=sleep,
+                                          on_try=on_try, inflight=inflight, check=check,
+                                          on_state=lambda p: self._on_state(request, p))
         except GateTimeout as exc:
             stats.inc_value("polite/cluster/gate/timeout")
             logger.error("cluster politeness: %s not granted within %.0f s: not sent",
                          request.url, self.gate_timeout)
             raise IgnoreRequest(str(exc)) from None
         stats.inc_value("polite/cluster/gate/granted")
-        if waited > 0.005:
+        if got.waited > 0.005:
             stats.inc_value("polite/cluster/gate/waited")
-            stats.inc_value("polite/cluster/gate/wait_seconds", round(waited, 3))
+            stats.inc_value("polite/cluster/gate/wait_seconds", round(got.waited, 3))
+        return got.token
 
     async def _local_turn(self, origin: str) -> None:
         """One request per origin at a time asks Redis from this worker; the others queue."""
@@ -470,6 +652,8 @@ class ClusterPolitenessMiddleware:
 
             wait = parse_retry_after(response.headers.get(b"Retry-After"))
             if wait is not None and 0 < wait <= self.retry_after_max:
+                self._deferred[origin] = max(self._deferred.get(origin, 0.0),
+                                             time.monotonic() + wait)
                 try:
                     self.gate.defer(origin, wait)
                     self.crawler.stats.inc_value("polite/cluster/retry_after")
@@ -486,8 +670,55 @@ class ClusterPolitenessMiddleware:
         if held is None:
             return None
         origin, token = held
+        lease = self._held.pop(token, None)
+        self._answered[origin] = (time.monotonic(), lease.delay if lease else self.base_delay)
         try:
             self.gate.release(origin, token)
-        except RedisError as exc:  # the lease expires by itself
-            logger.warning("cluster politeness: cannot release %s (%s)", origin, exc)
+        except RedisError as exc:
+            # kept: released as soon as Redis answers again (worker heartbeat), so that an
+            # origin is not blocked for the whole lease by a holder that is done with it
+            self._pending[token] = origin
+            self.crawler.stats.inc_value("polite/cluster/release_pending")
+            logger.warning("cluster politeness: cannot release %s now (%s); released when "
+                           "Redis answers again", origin, exc)
         return origin
+
+    # -- when Redis answers again, and after a restore --------------------------------------
+    def retry_releases(self) -> int:
+        """Release the leases whose release failed, and grants whose answer was lost; how
+        many were released. Raises RedisError (the rest stays listed)."""
+        done = 0
+        for pending in (self._pending, self.gate.orphans):
+            for token, origin in list(pending.items()):
+                if self.gate.release(origin, token):
+                    done += 1
+                del pending[token]
+        if done:
+            self.crawler.stats.inc_value("polite/cluster/released_late", done)
+            logger.warning("cluster politeness: %d leases released now that Redis answers",
+                           done)
+        return done
+
+    def adopt(self) -> int:
+        """Under the restored epoch: re-register the leases of this worker's requests on the
+        wire, restart the spacing of the origins it was answered by within their delay, and
+        the Retry-After deferrals it got that still run. The grants that failed to release or
+        were lost do not exist in a restored state."""
+        now = time.monotonic()
+        leases = [(h.origin, token, h.lease - (now - h.granted), h.delay)
+                  for token, h in self._held.items() if h.lease > now - h.granted]
+        recent = []
+        for origin, (at, delay) in list(self._answered.items()):
+            if now - at <= delay + 0.5:
+                recent.append((origin, delay))
+            else:
+                del self._answered[origin]
+        n = self.gate.reregister(leases, recent)
+        for origin, until in list(self._deferred.items()):  # Retry-After still running
+            if until > now:
+                self.gate.defer(origin, until - now)
+            else:
+                del self._deferred[origin]
+        self._pending.clear()
+        self.gate.orphans.clear()
+        return n

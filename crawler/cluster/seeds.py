@@ -6,6 +6,10 @@ popped in batches by whichever worker asks first (at start, and whenever a worke
 and go through the shared duplicate filter like any link: a seed that another page links to
 is fetched once. (scrapy-redis's own ``make_request_from_data`` sets ``dont_filter=True``
 and a POST-capable ``FormRequest``; a seed here is a plain GET that the filter sees.)
+
+The first ``seed`` of a job writes its epoch (state.py): the sentinel every worker checks.
+A ``seed`` never writes one over a job whose state Redis lost or cannot be trusted with
+(:func:`prepare_seed`): that is what ``seed --restore`` (restore.py) or ``--reset`` is for.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from crawler.cluster.keys import JobKeys
+from crawler.cluster.state import job_problem, write_epoch
 
 if TYPE_CHECKING:
     import redis
@@ -34,13 +39,43 @@ def push_seeds(client: redis.Redis, job: str, urls: Iterable[str]) -> int:
     return len(unique)
 
 
-def reset_job(client: redis.Redis, job: str) -> int:
+def prepare_seed(client: redis.Redis, job: str, output_dir: Any = None) -> str | None:
+    """Before seeds are pushed: the job's epoch is there and trusted (None), or this is a new
+    job and one is written now (its id). Raises RuntimeError (one line) when Redis lost the
+    job's state (no epoch, but ``output_dir`` has worker logs) or cannot be trusted with it
+    (another server run, a garbled epoch): the operator restores it or starts over."""
+    from pathlib import Path
+
+    from crawler.cluster.restore import worker_logs
+
+    problem = job_problem(client, job)
+    if problem is None or problem.code == "hold":
+        return None
+    if problem.code == "lost":
+        logs = worker_logs(Path(output_dir)) if output_dir is not None else {}
+        if logs:
+            names = ", ".join(p.name for p in list(logs.values())[:3])
+            raise RuntimeError(
+                f"job {job!r} has no state in Redis but its output_dir has worker logs "
+                f"({names}{', ...' if len(logs) > 3 else ''}): Redis lost the job; rebuild it "
+                "from them with 'polite-crawl seed CONFIG --restore' (or start over with "
+                "--reset: every page is fetched again)")
+        return write_epoch(client, job, "seed", replace=False)
+    raise RuntimeError(f"{problem.describe(job)}; rebuild it from the workers' logs with "
+                       "'polite-crawl seed CONFIG --restore' (or start over with --reset)")
+
+
+def reset_job(client: redis.Redis, job: str, *, hold: float = 0.0) -> int:
     """Delete every key of the job (queue, duplicate filter, start URLs, in-flight requests,
-    shared reservation cache, origin state): the next run starts from nothing. Refused while
-    a worker of the job is alive. Returns the number of keys deleted."""
+    shared reservation cache, origin state) and write a new epoch (with a ``hold`` in which
+    workers waiting on a lost state re-register their requests on the wire): the next run
+    starts from nothing. Refused while a worker of the job is alive, unless the job's state
+    is untrusted (Redis restarted: its workers are waiting, sending nothing). Returns the
+    number of keys deleted."""
     keys = JobKeys(job)
+    problem = job_problem(client, job)
     alive = [k for k in client.scan_iter(match=keys.alive_prefix + "*", count=500)]
-    if alive:
+    if alive and (problem is None or not problem.stalled or problem.code == "lost"):
         names = sorted(k.decode()[len(keys.alive_prefix):] if isinstance(k, bytes) else k
                        for k in alive)
         raise RuntimeError(f"job {job!r} has live workers ({', '.join(names)}); stop them "
@@ -55,6 +90,7 @@ def reset_job(client: redis.Redis, job: str) -> int:
                 batch = []
     if batch:
         deleted += client.delete(*batch)
+    write_epoch(client, job, "reset", hold=hold)
     return deleted
 
 

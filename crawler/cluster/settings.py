@@ -42,6 +42,8 @@ def output_names(worker: str) -> dict[str, str]:
         "POLITE_CORPUS_FILE": f"corpus-{worker}.jsonl",
         "POLITE_WARC_FILE": f"corpus-{worker}.warc.gz",
         "POLITE_RUN_FILE": f"run-{worker}.json",
+        # links and requests kept while Redis cannot take them (pushed when it can)
+        "POLITE_CLUSTER_SPOOL_FILE": f"spool-{worker}.jsonl",
     }
 
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from redis.exceptions import RedisError
 
 from crawler.cluster.keys import JobKeys
+from crawler.cluster.state import LIVENESS, NOW, NUM
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.optout.model import SiteFile
 from crawler.policy import site_file
@@ -141,10 +142,11 @@ redis.call('PEXPIRE', KEYS[1], wait)
 return wait
 """
 
-# KEYS: lock. ARGV: worker, ttl ms, alive-key prefix. 1 when this worker holds the lock now.
-_LOCK = """
+# KEYS: lock, beats, clock. ARGV: worker, ttl ms, alive-key prefix, heartbeat gap ms. 1 when
+# this worker holds the lock now (a lock held by a dead worker is void: state.py's liveness).
+_LOCK = NOW + NUM + LIVENESS + """
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. cur) == 1 then
+if cur and cur ~= ARGV[1] and is_alive(cur, KEYS[2], KEYS[3], ARGV[3], tonumber(ARGV[4])) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -165,7 +167,7 @@ class RedisSiteStore:
 
     def __init__(self, client: CountingRedis, keys: JobKeys, worker: str, *, ttl: float,
                  backoff: float, secret: bytes, clock: Callable[[], float] = time.time,
-                 stats: Any = None) -> None:
+                 stats: Any = None, gap: float = 1.0) -> None:
         if not secret:
             raise ValueError("RedisSiteStore needs the cluster secret (entries are "
                              "authenticated; without a secret nothing is shared)")
@@ -174,6 +176,7 @@ class RedisSiteStore:
         self.worker = worker
         self.ttl = ttl
         self.backoff = backoff
+        self.gap_ms = max(1, int(gap * 1000))   # the heartbeat interval (liveness)
         self._key = bytes(secret)
         self._clock = clock
         self.stats = stats
@@ -282,9 +285,10 @@ class RedisSiteStore:
     def acquire(self, kind: str, url: str, timeout: float) -> bool:
         """The fetch lock for ``url`` (held for at most ``timeout`` seconds); False when a
         live worker holds it."""
-        return bool(int(self._lock(keys=[self.keys.site_lock(kind, url)],
+        return bool(int(self._lock(keys=[self.keys.site_lock(kind, url), self.keys.beats,
+                                         self.keys.clock],
                                    args=[self.worker, max(1, int(timeout * 1000)),
-                                         self.keys.alive_prefix])))
+                                         self.keys.alive_prefix, self.gap_ms])))
 
     def release(self, kind: str, url: str) -> bool:
         return bool(int(self._unlock(keys=[self.keys.site_lock(kind, url)],
@@ -368,7 +372,7 @@ class SharedSiteCache(SiteCache):
         else:
             self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=self.ttl,
                                         backoff=self.backoff, secret=secret,
-                                        stats=crawler.stats)
+                                        stats=crawler.stats, gap=worker.interval)
         self.fetch_wait = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_WAIT"))
         self.fetch_poll = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_POLL"))
         self.lock_ttl = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL"))

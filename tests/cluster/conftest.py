@@ -24,6 +24,37 @@ from crawler.cluster.connection import CountingRedis, redis_client
 CLUSTER_SECRET = "test-cluster-secret-not-for-production"
 
 
+def seeded(client: CountingRedis, job: str = "t") -> str:
+    """The job's epoch, written once as ``polite-crawl seed`` does (a worker refuses a job
+    without one, and every grant, pop, push and heartbeat checks it)."""
+    from crawler.cluster.state import read_epoch, write_epoch
+
+    epoch = read_epoch(client, job)
+    return epoch.id if epoch else str(write_epoch(client, job, "seed"))
+
+
+def seeded_url(url: str, job: str = "t") -> str:
+    client = redis_client(url)
+    try:
+        return seeded(client, job)
+    finally:
+        client.close()
+
+
+def as_if_dead(client: CountingRedis, job: str, worker: str) -> None:
+    """Make ``worker`` look dead, as it would a TTL after it was killed while Redis kept
+    answering the others: its presence key gone, its last beat a minute old, Redis serving
+    beats without a gap for longer than that."""
+    from crawler.cluster.keys import JobKeys
+
+    keys = JobKeys(job)
+    sec, usec = client.time()
+    now = int(sec) * 1000 + int(usec) // 1000
+    client.delete(keys.alive(worker))
+    client.hset(keys.beats, worker, f"{now - 60_000}:3000")
+    client.hset(keys.clock, mapping={"last": now, "since": now - 120_000})
+
+
 @pytest.fixture(autouse=True)
 def cluster_secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
     """Every in-process worker of a cluster test has the secret in its environment (a test

@@ -19,6 +19,8 @@ from crawler.cluster.keys import JobKeys
 from crawler.cluster.politeness import MAX_GATE_WAIT, GateTimeout, OriginGate
 from crawler.cluster.worker import Presence
 
+from .conftest import seeded
+
 ORIGIN = "http://127.0.0.1:8711"
 DELAY = 0.5
 
@@ -26,8 +28,9 @@ DELAY = 0.5
 def gate_for(url: str, worker: str, *, poll: float = 0.05) -> OriginGate:
     client = redis_client(url)
     keys = JobKeys("t")
-    assert Presence(client, keys, worker, ttl=30).claim()
-    return OriginGate(client, keys, worker, poll=poll)
+    epoch = seeded(client)
+    assert Presence(client, keys, worker, ttl=30, epoch=epoch).claim()
+    return OriginGate(client, keys, worker, poll=poll, epoch=epoch)
 
 
 def corrupt(gate: OriginGate, *, set_: dict[str, str] | None = None,

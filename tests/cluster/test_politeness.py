@@ -14,15 +14,18 @@ from crawler.cluster.politeness import OriginGate
 from crawler.cluster.worker import Presence
 from crawler.optout.robots import parse_robots
 
+from .conftest import seeded
+
 ORIGIN = "http://127.0.0.1:8711"
 
 
 def gate_for(url: str, worker: str, *, poll: float = 0.05) -> tuple[OriginGate, Presence]:
     client = redis_client(url)
     keys = JobKeys("t")
-    presence = Presence(client, keys, worker, ttl=30)
+    epoch = seeded(client)
+    presence = Presence(client, keys, worker, ttl=30, epoch=epoch)
     assert presence.claim()
-    return OriginGate(client, keys, worker, poll=poll), presence
+    return OriginGate(client, keys, worker, poll=poll, epoch=epoch), presence
 
 
 def test_first_request_is_granted_and_the_next_waits_for_the_delay(redis_url):
@@ -186,4 +189,4 @@ def test_an_unknown_spacing_is_refused(redis_url):
     from crawler.cluster.connection import redis_client as client_for
 
     with pytest.raises(ValueError, match="POLITE_CLUSTER_SPACING"):
-        OriginGate(client_for(redis_url), JobKeys("t"), "a", spacing="sometimes")
+        OriginGate(client_for(redis_url), JobKeys("t"), "a", spacing="sometimes", epoch="x")

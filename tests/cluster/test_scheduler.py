@@ -15,6 +15,8 @@ from crawler.cluster.scheduler import META_INFLIGHT, ClusterScheduler
 from crawler.cluster.settings import cluster_settings
 from crawler.cluster.worker import ClusterWorker, Presence
 
+from .conftest import as_if_dead, seeded, seeded_url
+
 
 class Spider(scrapy.Spider):
     name = "corpus"
@@ -24,6 +26,7 @@ class Spider(scrapy.Spider):
 
 
 def worker_crawler(redis_url: str, name: str, **extra):
+    seeded_url(redis_url)  # the job's epoch, as `polite-crawl seed` writes it
     settings = cluster_settings(redis_url, "t", name)
     for key in ("DOWNLOADER_MIDDLEWARES", "EXTENSIONS"):  # no engine here: built by hand
         settings.pop(key)
@@ -96,7 +99,7 @@ def test_a_dead_workers_requests_go_back_to_the_queue(redis_url):
     status = wb.presence.beat()
     assert (status.queued, status.in_flight, status.recovered) == (1, 3, 0)
     assert status.has_work
-    wa.redis.delete(JobKeys("t").alive("a"))  # a was killed: its heartbeat expired
+    as_if_dead(wa.redis, "t", "a")  # a was killed: no beat for its TTL, Redis answering
     status = wb.presence.beat()
     assert (status.queued, status.in_flight, status.recovered) == (4, 0, 3)
     # with their priorities: the highest comes back first
@@ -110,7 +113,7 @@ def test_a_restarted_worker_requeues_what_its_earlier_life_had_in_flight(redis_u
     keys = JobKeys("t")
     client.zadd(keys.requests, {b"x": 0})
     client.hset(keys.inflight("a"), "7", b"-5:payload")
-    presence = Presence(client, keys, "a", ttl=5)
+    presence = Presence(client, keys, "a", ttl=5, epoch=seeded(client))
     assert presence.claim()
     status = presence.beat(requeue_own=True)
     assert status.recovered == 1 and status.queued == 2
@@ -120,7 +123,9 @@ def test_a_restarted_worker_requeues_what_its_earlier_life_had_in_flight(redis_u
 def test_the_cluster_has_work_while_any_live_worker_has_a_request_in_flight(redis_url):
     client = redis_client(redis_url)
     keys = JobKeys("t")
-    a, b = Presence(client, keys, "a", ttl=5), Presence(client, keys, "b", ttl=5)
+    epoch = seeded(client)
+    a = Presence(client, keys, "a", ttl=5, epoch=epoch)
+    b = Presence(client, keys, "b", ttl=5, epoch=epoch)
     a.claim()
     b.claim()
     assert not a.beat().has_work

@@ -21,6 +21,8 @@ from crawler.cluster.seeds import (
 )
 from crawler.cluster.worker import ClusterWorker
 
+from .conftest import seeded
+
 
 class Spider(scrapy.Spider):
     name = "corpus"
@@ -38,6 +40,7 @@ def test_push_seeds_in_scrapy_redis_format_without_duplicates(rclient):
 
 def test_workers_pop_disjoint_batches(redis_url, rclient):
     push_seeds(rclient, "t", [f"http://127.0.0.1:1/{i}" for i in range(5)])
+    seeded(rclient)
     crawlers = []
     for name in ("a", "b"):
         c = get_crawler(Spider, {"POLITE_CLUSTER_REDIS_URL": redis_url,

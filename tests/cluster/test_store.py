@@ -19,7 +19,7 @@ from crawler.cluster.store import RedisSiteStore, SharedSiteCache
 from crawler.cluster.worker import ClusterWorker, Presence
 from crawler.policy import site_file
 
-from .conftest import CLUSTER_SECRET
+from .conftest import CLUSTER_SECRET, seeded, seeded_url
 
 URL = "http://127.0.0.1:8711/robots.txt"
 ROBOTS = b"User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n"
@@ -30,7 +30,7 @@ def store_for(url: str, worker: str, *, ttl: float = 60, backoff: float = 0.2,
     client = redis_client(url)
     keys = JobKeys("t")
     if alive:
-        assert Presence(client, keys, worker, ttl=30).claim()
+        assert Presence(client, keys, worker, ttl=30, epoch=seeded(client)).claim()
     return RedisSiteStore(client, keys, worker, ttl=ttl, backoff=backoff,
                           secret=CLUSTER_SECRET.encode())
 
@@ -161,6 +161,7 @@ class FakeEngine:
 
 
 def cache_for(redis_url: str, worker: str, engine: FakeEngine, tmp_path, **settings):
+    seeded_url(redis_url)
     crawler = get_crawler(settings_dict={
         "POLITE_CLUSTER_REDIS_URL": redis_url, "POLITE_CLUSTER_JOB": "t",
         "POLITE_CLUSTER_WORKER": worker, "POLITE_CLUSTER_FETCH_POLL": 0.01, **settings})
@@ -269,6 +270,7 @@ def registry_for(redis_url: str, worker: str, engine) -> object:
     from crawler.cluster.store import SharedHttpRegistry
     from crawler.policy import Policy
 
+    seeded_url(redis_url)
     crawler = get_crawler(settings_dict={
         "POLITE_CLUSTER_REDIS_URL": redis_url, "POLITE_CLUSTER_JOB": "t",
         "POLITE_CLUSTER_WORKER": worker})

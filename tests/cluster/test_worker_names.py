@@ -17,6 +17,7 @@ from crawler.cluster.keys import JobKeys
 from crawler.cluster.worker import Presence, WorkerNameTaken, check_name_free
 
 from ..integration.conftest import run_cli, write_config
+from .conftest import seeded
 
 JOB = "wtest"
 
@@ -68,9 +69,10 @@ def test_a_live_name_is_refused_before_anything_is_opened(tmp_path, redis_url, r
 
 
 def test_a_name_without_a_live_worker_is_free(redis_url, rclient):
+    seeded(rclient, JOB)                              # the job's epoch (polite-crawl seed)
     check_name_free(redis_url, JOB, "a")              # never used
     keys = JobKeys(JOB)
-    presence = Presence(rclient, keys, "a", ttl=30)
+    presence = Presence(rclient, keys, "a", ttl=30, epoch=seeded(rclient, JOB))
     assert presence.claim()
     with pytest.raises(WorkerNameTaken, match="worker 'a' of job 'wtest' is alive"):
         check_name_free(redis_url, JOB, "a")
