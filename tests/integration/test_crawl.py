@@ -337,7 +337,10 @@ def test_crawl_delay_is_applied_per_origin(tmp_path):
         times = [r.time for r in web.requests if r.path.startswith("/p")]
     assert len(times) == 5
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.29, gaps
+    # the server notes arrival times: the first of two requests can be noted late by a busy
+    # machine (seen: 0.282 s under a full test load), so allow 10 % below the 0.3 s the crawler
+    # waits between sends; without the Crawl-delay the gaps are the config's 0.05 s
+    assert min(gaps) >= 0.27, gaps
 
 
 def test_guard_holds_after_redirects_and_for_links(tmp_path):
