@@ -8,7 +8,16 @@ their robots.txt tokens and the other measures applied, with a way to be notifie
   User-Agent, contact, purpose, every protocol honoured and how, how to opt out (with examples
   that the tests feed back through the policy and see refused), and the failure policy;
 * ``about.json``: the same content, machine-readable;
-* ``changes.atom``: an Atom feed (RFC 4287) with one entry per change of the page's content.
+* ``changes.atom``: an Atom feed (RFC 4287) with one entry per change of the page's content;
+* with a signing key: ``.well-known/http-message-signatures-directory`` (the Web Bot Auth key
+  directory: the current key and the retired keys still in their grace period), beside it
+  ``http-message-signatures-directory.headers.json`` (the headers it must be served with:
+  its media type and its signatures, see :func:`crawler.websig.sign_directory`), and
+  ``keys.json`` (every key ever published: old audit checkpoints stay checkable);
+* with ``identity.signature_agent``: ``signature-agent-card``, the Signature Agent card.
+
+:func:`serve_about` serves that directory (``polite-crawl about --serve``) with the right media
+types, signing the key directory afresh for each response.
 
 Every list on the page is generated from :mod:`crawler.policy` (``SWITCHABLE_SIGNALS``,
 ``TERM_PURPOSES``, ``FAILURE_POLICY``) so the page cannot drift from what the crawler does.
@@ -22,12 +31,16 @@ import hashlib
 import html
 import json
 import re
+import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crawler import __version__
 from crawler.config import JobConfig, product_token
@@ -45,6 +58,12 @@ ABOUT_HTML, ABOUT_JSON, CHANGES_ATOM = "about.html", "about.json", "changes.atom
 CHECKPOINT_CATEGORY = "audit-checkpoint"
 #: the key directory (JWK Set of the crawler's public keys), relative to the page
 JWKS_PATH = ".well-known/http-message-signatures-directory"
+#: the headers the key directory must be served with (for static hosting), beside it
+JWKS_HEADERS_PATH = JWKS_PATH + ".headers.json"
+#: every key ever published (a JWK Set), for checking old audit checkpoints
+KEY_HISTORY = "keys.json"
+#: the Signature Agent card (draft-meunier-webbotauth-registry)
+AGENT_CARD = "signature-agent-card"
 #: Keys of about.json that are not page content (left out of the content hash).
 VOLATILE_KEYS = ("updated", "content_sha256", "generator")
 
@@ -503,7 +522,8 @@ def render_html(doc: Mapping[str, Any], entries: Sequence[Mapping[str, str]]) ->
              "time, policy hash) in <a href=\"" + CHANGES_ATOM + "\">the feed</a>"
              + (", signed with the key" + ("s" if len(keys) > 1 else "") + " "
                 + ", ".join(f"<code>{e(k)}</code>" for k in keys)
-                + f' of <a href="{JWKS_PATH}">the key directory</a> (JWK Set)'
+                + f' (public keys: <a href="{KEY_HISTORY}">every key we used</a>, JWK Set; '
+                + f'<a href="{JWKS_PATH}">the key directory</a> of our signed requests)'
                 if keys else " (unsigned: no signing key is configured)")
              + ". Archive the feed: a checkpoint you keep lets anyone prove later, with "
                "<code>polite-crawl audit verify LOG --checkpoints FEED --keys JWKS</code>, "
@@ -534,6 +554,10 @@ def build_about(
     base_url: str | None = None,
     checkpoints: Iterable[Mapping[str, Any]] = (),
     keys: Sequence[Mapping[str, Any]] = (),
+    signers: Sequence[Any] = (),
+    signature_agent: str | None = None,
+    directory_validity: float | None = None,
+    rate_expectation: str | None = None,
 ) -> Path:
     """Write about.html, about.json and changes.atom into ``out_dir``; return about.html.
 
@@ -541,12 +565,25 @@ def build_about(
     ``out_dir``): their entries are kept, and a new entry (dated ``now``, default UTC now) is
     added only when the content changed. ``base_url``: where the page will be published
     (makes the feed's links absolute).
+
+    ``keys``: the public keys the key directory publishes now (the current key and the retired
+    keys in their grace period, :func:`crawler.identity.published_keys`); none: the previous
+    directory is kept as it was. ``keys.json`` keeps every key ever published. ``signers``:
+    the :class:`crawler.identity.Identity` objects that sign the directory for static hosting
+    (its headers, valid ``directory_validity`` seconds, go to ``JWKS_HEADERS_PATH``), for the
+    authority of ``signature_agent`` (else of ``base_url``). ``signature_agent``: where the
+    directory is published; with it the Signature Agent card is written.
     """
+    from crawler.identity import jwks
+
     out = Path(out_dir)
     prev = Path(previous_dir) if previous_dir is not None else out
     when = _rfc3339(now or datetime.now(timezone.utc))
-    directory = _key_directory(prev, keys)
-    content = about_content(job, [k["kid"] for k in directory["keys"]])
+    previous_directory = _read_jwks(prev / JWKS_PATH, "key directory")
+    directory = jwks(_merge([], keys)) if keys else jwks(previous_directory)
+    history = jwks(_merge(_merge(_read_jwks(prev / KEY_HISTORY, "key history"),
+                                 previous_directory), keys))
+    content = about_content(job, [k["kid"] for k in history["keys"]])
     digest = content_hash(content)
 
     old: dict[str, Any] | None = None
@@ -593,8 +630,29 @@ def build_about(
     out.mkdir(parents=True, exist_ok=True)
     if directory["keys"]:
         (out / JWKS_PATH).parent.mkdir(parents=True, exist_ok=True)
-        _write(out / JWKS_PATH, (json.dumps(directory, indent=2, sort_keys=True)
-                                 + "\n").encode("utf-8"))
+        _write(out / JWKS_PATH, _json_bytes(directory))
+    if history["keys"]:
+        _write(out / KEY_HISTORY, _json_bytes(history))
+    authority = urlsplit(signature_agent or base_url or "").netloc
+    if signers and directory["keys"] and authority:
+        from crawler.websig import DEFAULT_DIRECTORY_VALIDITY, directory_response_headers
+
+        published = {k["kid"] for k in directory["keys"]}
+        headers = directory_response_headers(
+            [i for i in signers if i.keyid in published], authority,
+            now=datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp(),
+            validity=directory_validity or DEFAULT_DIRECTORY_VALIDITY)
+        _write(out / JWKS_HEADERS_PATH, _json_bytes(headers))
+    if signature_agent:
+        from crawler.websig import agent_card
+
+        c = content["crawler"]
+        card = agent_card(signature_agent=signature_agent, name=c["name"],
+                          user_agent=c["user_agent"], product_token=c["product_token"],
+                          purpose=content["purpose"]["name"], contact=c.get("contact"),
+                          about_url=_join(base_url, ABOUT_HTML) if base_url else None,
+                          rate_expectation=rate_expectation)
+        _write(out / AGENT_CARD, _json_bytes(card))
     _write(out / ABOUT_JSON, (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
                               + "\n").encode("utf-8"))
     _write(out / CHANGES_ATOM, render_feed(feed_id, doc, entries, base_url=base_url))
@@ -603,26 +661,38 @@ def build_about(
     return page
 
 
-def _key_directory(prev: Path, keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The published JWK Set: every key published before (old checkpoints stay checkable
-    after a key is replaced) and the given ones, oldest first, each once."""
-    from crawler.identity import jwks, keys_from_jwks
+def _read_jwks(path: Path, what: str) -> list[dict[str, Any]]:
+    """The keys of a JWK Set this module wrote before ([] when there is none); a set whose kids
+    do not match their keys is refused."""
+    from crawler.identity import keys_from_jwks
 
-    published: list[dict[str, Any]] = []
-    path = prev / JWKS_PATH
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            keys_from_jwks(data)  # refuse a directory whose kids do not match their keys
-        except (OSError, ValueError) as exc:
-            raise AboutError(f"{path}: cannot read the previous key directory ({exc})") from None
-        published = [dict(k) for k in data["keys"]]
-    seen = {k.get("kid") for k in published}
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keys_from_jwks(data)
+    except (OSError, ValueError) as exc:
+        raise AboutError(f"{path}: cannot read the previous {what} ({exc})") from None
+    return [dict(k) for k in data["keys"]]
+
+
+def _merge(published: Sequence[Mapping[str, Any]], keys: Iterable[Mapping[str, Any]]
+           ) -> list[dict[str, Any]]:
+    """``published`` then the ``keys`` not in it, each once (by kid), oldest first. Public
+    keys only: a JWK with private members is refused."""
+    out = [dict(k) for k in published]
+    seen = {k.get("kid") for k in out}
     for k in keys:
+        if "d" in k:
+            raise AboutError("a private key cannot be published")
         if k.get("kid") not in seen:
             seen.add(k.get("kid"))
-            published.append(dict(k))
-    return jwks(published)
+            out.append(dict(k))
+    return out
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def checkpoint_entries(feed_id: str, lines: Iterable[Mapping[str, Any]]
@@ -669,3 +739,121 @@ def _write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+# -- serving it ----------------------------------------------------------------------------
+
+#: what ``about --serve`` serves (nothing else: no directory listing, no other file)
+def media_types() -> dict[str, str]:
+    from crawler.identity import JWKS_MEDIA_TYPE
+
+    return {ABOUT_HTML: "text/html; charset=utf-8", ABOUT_JSON: "application/json",
+            CHANGES_ATOM: "application/atom+xml", KEY_HISTORY: "application/json",
+            AGENT_CARD: "application/json", JWKS_PATH: JWKS_MEDIA_TYPE}
+
+
+class AboutServer(ThreadingHTTPServer):
+    """A small threaded HTTP server for an about directory (see :func:`serve_about`)."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path, address: tuple[str, int], *, signers: Sequence[Any],
+                 clock: Callable[[], float], validity: float,
+                 authorities: Iterable[str] | None = None) -> None:
+        self.root, self.signers, self.clock, self.validity = root, list(signers), clock, validity
+        self.authorities = None if authorities is None else {a.lower() for a in authorities}
+        self.types = media_types()
+        self._thread: threading.Thread | None = None
+        super().__init__(address, _AboutHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> AboutServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="about-server",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def directory_headers(self, authority: str) -> dict[str, str]:
+        """The key directory's signature headers for a request to ``authority``: signed now by
+        every key we hold that the directory lists; else the ones ``about`` wrote beside it.
+        An authority we do not serve (a forged Host) gets no signature: our keys sign a
+        directory only for where it is published."""
+        from crawler.identity import keys_from_jwks
+        from crawler.websig import sign_directory
+
+        try:
+            listed = set(keys_from_jwks(json.loads((self.root / JWKS_PATH).read_text("utf-8"))))
+        except (OSError, ValueError):
+            listed = set()
+        signers = [i for i in self.signers if i.keyid in listed]
+        own = self.url.split("://", 1)[1]
+        if self.authorities is not None and authority.lower() not in self.authorities | {own}:
+            return {}
+        if signers:
+            return sign_directory(signers, authority, now=self.clock(), validity=self.validity)
+        try:
+            saved = json.loads((self.root / JWKS_HEADERS_PATH).read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in saved.items() if k in ("Signature", "Signature-Input")}
+
+
+class _AboutHandler(BaseHTTPRequestHandler):
+    server: AboutServer
+    server_version = "polite-crawler-about"
+
+    def _serve(self, head_only: bool) -> None:
+        path = urlsplit(self.path).path.lstrip("/") or ABOUT_HTML
+        media = self.server.types.get(path)
+        body = None
+        if media is not None:
+            try:
+                body = (self.server.root / path).read_bytes()
+            except OSError:
+                body = None
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", media)
+        self.send_header("Content-Length", str(len(body)))
+        if path == JWKS_PATH:
+            authority = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+            for name, value in self.server.directory_headers(authority).items():
+                self.send_header(name, value)
+            self.send_header("Cache-Control", "max-age=300")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._serve(head_only=False)
+
+    def do_HEAD(self) -> None:
+        self._serve(head_only=True)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI says where it is
+        return
+
+
+def serve_about(out_dir: str | Path, host: str = "127.0.0.1", port: int = 0, *,
+                signers: Sequence[Any] = (), clock: Callable[[], float] = time.time,
+                validity: float = 3600, authorities: Iterable[str] | None = None
+                ) -> AboutServer:
+    """Start serving ``out_dir`` (what :func:`build_about` wrote) on ``host:port`` (loopback by
+    default; port 0 picks a free one) in a background thread; ``stop()`` ends it. The key
+    directory is signed for each response (``signers``: the keys we hold), valid ``validity``
+    seconds, for the authority the client asked for (its Host header) when it is the server's
+    own address or one of ``authorities`` (None: any)."""
+    return AboutServer(Path(out_dir), (host, port), signers=signers, clock=clock,
+                       validity=validity, authorities=authorities).start()

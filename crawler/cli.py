@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--out", required=True, metavar="PATH", help="the key file to create")
     show = isub.add_parser("show", help="print the public key directory (JWK Set) of a key")
     show.add_argument("key", metavar="PATH", help="a key file made by identity init")
+    rotate = isub.add_parser("rotate", help="replace the key with a new one; the old public key "
+                             "stays in the key directory for a grace period")
+    rotate.add_argument("key", metavar="PATH", help="the key file to rotate (identity.key_file)")
+    rotate.add_argument("--grace", type=float, default=7.0, metavar="DAYS",
+                        help="days the old key stays published (default 7)")
 
     about = sub.add_parser("about", help="the crawler information page and its change feed")
     about.add_argument("--out", required=True, help="output directory (about.html, "
@@ -143,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     about.add_argument("--checkpoints", nargs="*", metavar="FILE", default=None,
                        help="audit checkpoint files to publish in the feed (default: every "
                             "*.checkpoints.jsonl in the config's output_dir)")
+    about.add_argument("--directory-validity", type=float, default=86400, metavar="SECONDS",
+                       help="life of the key directory's signatures written for static "
+                            "hosting (default 1 day: re-run about before it ends)")
+    about.add_argument("--serve", metavar="[HOST:]PORT",
+                       help="then serve the directory over HTTP (default host 127.0.0.1), the "
+                            "key directory signed afresh for each response; Ctrl-C stops")
 
     audit = sub.add_parser("audit", help="audit log tools")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
@@ -197,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_identity_init(args)
         if args.command == "identity" and args.identity_command == "show":
             return cmd_identity_show(args)
+        if args.command == "identity" and args.identity_command == "rotate":
+            return cmd_identity_rotate(args)
         if args.command == "seed":
             return cmd_seed(args)
         if args.command == "revalidate":
@@ -751,6 +764,24 @@ def cmd_identity_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity_rotate(args: argparse.Namespace) -> int:
+    import time
+
+    from crawler.identity import IdentityError, retired_keys_path, rotate_key
+
+    if not args.grace >= 0:
+        raise UsageError("--grace: a number of days >= 0")
+    try:
+        new, old = rotate_key(args.key, now=time.time(), grace=args.grace * 86400)
+    except IdentityError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"polite-crawl: key {new.keyid} now in {args.key}; {old} retired (listed in "
+          f"{retired_keys_path(args.key)}, published {args.grace:g} more days; its private "
+          f"key moved to {args.key}.retired-{old}: destroy it when nothing needs it). Run "
+          "polite-crawl about to publish the new directory")
+    return 0
+
+
 def _checkpoints_for(job: JobConfig) -> Any:
     """A function giving the checkpoint writer of an audit log for this job's config (the
     commands that append to a log outside a crawl, e.g. revalidate --purge, sign as a run)."""
@@ -1089,7 +1120,7 @@ def cmd_about(args: argparse.Namespace) -> int:
     from crawler.about import AboutError, build_about
 
     from crawler.audit.checkpoint import read_checkpoints
-    from crawler.identity import JWKS_PATH, IdentityError, load_key
+    from crawler.identity import JWKS_PATH, IdentityError
 
     job = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)
     files = ([Path(f) for f in args.checkpoints] if args.checkpoints is not None
@@ -1103,18 +1134,76 @@ def cmd_about(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         for e in errors:
             print(f"polite-crawl: note: {e}", file=sys.stderr)
-    keys = []
+    keys: list[dict[str, Any]] = []
+    signers = _about_signers(job)
     if job.identity_key_file is not None:
+        import time
+
+        from crawler.identity import published_keys
         try:
-            keys.append(load_key(job.identity_key_file).jwk)
+            keys = published_keys(job.identity_key_file, now=time.time())
         except IdentityError as exc:
             raise UsageError(f"identity.key_file: {exc}") from None
+    if not 0 < args.directory_validity <= 366 * 86400:
+        raise UsageError("--directory-validity: seconds, more than 0 and at most a year")
     try:
         page = build_about(job, Path(args.out), previous_dir=args.previous,
-                           base_url=args.base_url, checkpoints=lines, keys=keys)
+                           base_url=args.base_url, checkpoints=lines, keys=keys,
+                           signers=signers, signature_agent=job.signature_agent,
+                           directory_validity=args.directory_validity)
     except AboutError as exc:
         raise UsageError(str(exc)) from None
     extra = f", {JWKS_PATH}" if keys or (Path(args.out) / JWKS_PATH).exists() else ""
     print(f"polite-crawl: {page}, about.json and changes.atom{extra} written "
           f"({len(lines)} checkpoint lines from {len(files)} file(s) in the feed)")
+    if args.serve:
+        return _serve_about(args, job, signers)
+    return 0
+
+
+def _about_signers(job: JobConfig) -> list[Any]:
+    """The keys that sign the key directory: the current key and the retired keys whose private
+    half is still beside it (one signature per key the directory lists)."""
+    from crawler.identity import IdentityError, load_key, read_retired
+
+    if job.identity_key_file is None:
+        return []
+    path = job.identity_key_file
+    try:
+        out = [load_key(path)]
+        for entry in read_retired(path):
+            aside = path.with_name(f"{path.name}.retired-{entry['jwk']['kid']}")
+            if aside.exists():
+                out.insert(-1, load_key(aside))
+    except IdentityError as exc:
+        raise UsageError(f"identity.key_file: {exc}") from None
+    return out
+
+
+def _serve_about(args: argparse.Namespace, job: JobConfig, signers: list[Any]) -> int:
+    import signal
+    import threading
+    from urllib.parse import urlsplit
+
+    from crawler.about import serve_about
+
+    host, _, port = args.serve.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise UsageError("--serve: [HOST:]PORT, e.g. 127.0.0.1:8080")
+    host = host.strip("[]") or "127.0.0.1"
+    own = [urlsplit(u).netloc for u in (job.signature_agent, args.base_url) if u]
+    try:
+        server = serve_about(args.out, host, int(port), signers=signers, authorities=own)
+    except OSError as exc:
+        raise UsageError(f"--serve {args.serve}: {exc.strerror or exc}") from None
+    print(f"polite-crawl: serving {args.out} at {server.url}/ (Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0

@@ -10,6 +10,13 @@ A key is named by its JWK SHA-256 thumbprint (RFC 7638), the ``keyid`` of Web Bo
 private key is never logged, printed or copied into an output; only the thumbprint and the
 public JWK are.
 
+Key rotation (:func:`rotate_key`, ``polite-crawl identity rotate``): a new key takes the key
+file's place; the old key's *public* half is listed, with the time it was retired, in
+``<key file>.retired.json``, and the key directory keeps publishing it for a grace period (a
+site that cached the directory, or a request signed just before the switch, still verifies);
+its private half is moved aside to ``<key file>.retired-<keyid>`` (mode 0600) for the operator
+to destroy.
+
 Everything signed here carries a context string first (``DOMAIN_*``), so that a signature made
 for one purpose can never be replayed as another (an audit checkpoint cannot pass for a signed
 HTTP request and the other way round: an RFC 9421 signature base starts with ``"@``).
@@ -24,6 +31,8 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,8 @@ JWKS_MEDIA_TYPE = "application/http-message-signatures-directory+json"
 JWKS_PATH = ".well-known/http-message-signatures-directory"
 #: context string signed before an audit checkpoint (see the module docstring)
 DOMAIN_CHECKPOINT = b"polite-crawler audit checkpoint v1\n"
+#: how long a retired key stays in the key directory by default (seconds)
+DEFAULT_GRACE = 7 * 86400
 
 
 class IdentityError(Exception):
@@ -82,13 +93,17 @@ class Identity:
     def public_key(self) -> Ed25519PublicKey:
         return self._key.public_key()
 
-    @property
-    def jwk(self) -> dict[str, str]:
+    @cached_property
+    def _public_jwk(self) -> dict[str, str]:  # computed once: signing needs it per request
         return public_jwk(self.public_key)
 
     @property
+    def jwk(self) -> dict[str, str]:
+        return dict(self._public_jwk)
+
+    @property
     def keyid(self) -> str:
-        return self.jwk["kid"]
+        return self._public_jwk["kid"]
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
@@ -172,3 +187,96 @@ def verify_signature(key: Ed25519PublicKey, signature: bytes, message: bytes) ->
     except InvalidSignature:
         return False
     return True
+
+
+# -- rotation --------------------------------------------------------------------------------
+
+def retired_keys_path(key_path: str | os.PathLike[str]) -> Path:
+    """Where the retired keys of a key file are listed (public keys and dates only)."""
+    path = Path(key_path)
+    return path.with_name(f"{path.name}.retired.json")
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: Any) -> float:
+    if not isinstance(text, str):
+        raise ValueError(f"not a time: {text!r}")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def read_retired(key_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The retired keys of a key file, oldest first: ``{"jwk", "retired_at", "publish_until"}``
+    (RFC 3339 UTC). No list: ``[]``. A list that cannot be read raises IdentityError (a
+    directory that silently dropped a key would make requests signed with it fail)."""
+    path = retired_keys_path(key_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise IdentityError(f"{path}: cannot read the retired keys ({exc})") from None
+    try:
+        entries = data["retired"]
+        if not isinstance(entries, list):
+            raise ValueError("'retired' is not a list")
+        for e in entries:
+            keys_from_jwks({"keys": [e["jwk"]]})  # a kid that is not its thumbprint is refused
+            _epoch(e["retired_at"])
+            _epoch(e["publish_until"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IdentityError(f"{path}: not a retired-keys list ({exc})") from None
+    return [dict(e) for e in entries]
+
+
+def published_keys(key_path: str | os.PathLike[str], *, now: float) -> list[dict[str, str]]:
+    """The public keys the key directory publishes at ``now``: the retired keys still in their
+    grace period (oldest first), then the current key. Raises IdentityError."""
+    current = load_key(key_path)
+    out = [dict(e["jwk"]) for e in read_retired(key_path)
+           if _epoch(e["publish_until"]) > now and e["jwk"].get("kid") != current.keyid]
+    return [*out, current.jwk]
+
+
+def key_history(key_path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Every public key this key file ever held, oldest first (old audit checkpoints stay
+    checkable after the grace period ends). Raises IdentityError."""
+    current = load_key(key_path)
+    out = [dict(e["jwk"]) for e in read_retired(key_path) if e["jwk"].get("kid") != current.keyid]
+    return [*out, current.jwk]
+
+
+def rotate_key(key_path: str | os.PathLike[str], *, now: float,
+               grace: float = DEFAULT_GRACE) -> tuple[Identity, str]:
+    """Replace the key at ``key_path`` with a new one; return (the new identity, the old keyid).
+
+    The old public key is listed in :func:`retired_keys_path` with ``retired_at`` = ``now`` and
+    ``publish_until`` = ``now + grace``; its private key file is moved to
+    ``<key_path>.retired-<keyid>`` (mode 0600 kept) for the operator to destroy. The new key is
+    written beside the old one first, so an interrupted rotation leaves the old key in place.
+    """
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        raise IdentityError(f"grace period must be >= 0 seconds, not {grace!r}")
+    path = Path(key_path)
+    old = load_key(path)
+    retired = read_retired(path)
+    pending = path.with_name(f".{path.name}.new")
+    if pending.exists():
+        raise IdentityError(f"{pending}: an earlier rotation was interrupted; check it and "
+                            "remove it, then rotate again")
+    aside = path.with_name(f"{path.name}.retired-{old.keyid}")
+    if aside.exists():
+        raise IdentityError(f"{aside}: already exists")
+    new = generate_key(pending)
+    retired.append({"jwk": old.jwk, "retired_at": _rfc3339(now),
+                    "publish_until": _rfc3339(now + grace)})
+    listing = retired_keys_path(path)
+    tmp = listing.with_name(f".{listing.name}.tmp")
+    tmp.write_text(json.dumps({"retired": retired}, indent=2, sort_keys=True) + "\n",
+                   encoding="utf-8")
+    tmp.replace(listing)
+    os.replace(path, aside)
+    os.replace(pending, path)
+    return Identity(new._key, path), old.keyid

@@ -284,3 +284,134 @@ def test_unreadable_previous_feed_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "changes.atom").write_text("<feed><entry>", encoding="utf-8")
     with pytest.raises(AboutError, match="cannot read the previous change feed"):
         build_about(_job(), tmp_path, now=T1)
+
+
+# -- Web Bot Auth: key directory, its signatures, the agent card, serving them ------------------
+
+def _directory_verifier(jwks_text: str):  # the independent verifier, fed only the directory
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
+
+    keys = {k["kid"]: Ed25519PublicKey.from_public_bytes(
+        base64.urlsafe_b64decode(k["x"] + "=" * (-len(k["x"]) % 4)))
+        for k in json.loads(jwks_text)["keys"]}
+
+    class Keys(HTTPSignatureKeyResolver):
+        def resolve_public_key(self, key_id: str):  # type: ignore[no-untyped-def]
+            return keys.get(key_id)
+
+    return HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=Keys())
+
+
+class _Req:
+    def __init__(self, url: str) -> None:
+        self.method, self.url, self.headers = "GET", url, {}
+
+
+class _Resp:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.request, self.status_code, self.headers = _Req(url), 200, headers
+
+
+def test_directory_card_and_history_follow_rotation(tmp_path: Path) -> None:
+    from http_message_signatures.exceptions import InvalidSignature
+
+    from crawler.about import AGENT_CARD, JWKS_HEADERS_PATH, JWKS_PATH, KEY_HISTORY
+    from crawler.identity import generate_key, load_key, published_keys, rotate_key
+
+    key = tmp_path / "id.pem"
+    first = generate_key(key)
+    site = tmp_path / "site"
+    job = _job(signature_agent="https://crawler.example")
+    t1 = T1.timestamp()
+    build_about(job, site, now=T1, keys=published_keys(key, now=t1), signers=[first],
+                signature_agent=job.signature_agent)
+    directory = (site / JWKS_PATH).read_text()
+    assert [k["kid"] for k in json.loads(directory)["keys"]] == [first.keyid]
+    headers = json.loads((site / JWKS_HEADERS_PATH).read_text())
+    assert headers["Content-Type"] == "application/http-message-signatures-directory+json"
+    url = f"https://crawler.example/{JWKS_PATH}"
+    verifier = _directory_verifier(directory)
+    verifier.max_clock_skew = datetime.now(timezone.utc) - T1  # signed at T1: check it as then
+    (ok,) = verifier.verify(_Resp(url, headers), expect_tag="http-message-signatures-directory",
+                            max_age=None)
+    assert ok.parameters["keyid"] == first.keyid
+    with pytest.raises(InvalidSignature):  # the directory served from another host
+        verifier.verify(_Resp(f"https://elsewhere.example/{JWKS_PATH}", headers),
+                        expect_tag="http-message-signatures-directory", max_age=None)
+    card = json.loads((site / AGENT_CARD).read_text())
+    assert card["client_id"] == f"https://crawler.example/{AGENT_CARD}"
+    assert card["jwks_uri"] == url
+    assert card["web_bot_auth"]["rfc9309-product-token"] == "InfoBot"
+    assert card["contacts"] == ["https://example.org/infobot"]
+    for name in (JWKS_PATH, JWKS_HEADERS_PATH, AGENT_CARD, KEY_HISTORY, "about.json"):
+        assert '"d"' not in (site / name).read_text()  # public keys only
+
+    # rotate: in the grace period both keys are published (and both sign the directory) ...
+    second, _ = rotate_key(key, now=t1, grace=86400)
+    old = load_key(tmp_path / f"id.pem.retired-{first.keyid}")
+    build_about(job, site, now=datetime.fromtimestamp(t1 + 60, timezone.utc),
+                keys=published_keys(key, now=t1 + 60), signers=[old, second],
+                signature_agent=job.signature_agent)
+    assert [k["kid"] for k in json.loads((site / JWKS_PATH).read_text())["keys"]] == \
+        [first.keyid, second.keyid]
+    assert json.loads((site / JWKS_HEADERS_PATH).read_text())["Signature-Input"].count(
+        "binding") == 2
+    # ... after it, only the new one; keys.json keeps both (old checkpoints stay checkable)
+    build_about(job, site, now=T3, keys=published_keys(key, now=T3.timestamp()),
+                signers=[second], signature_agent=job.signature_agent)
+    assert [k["kid"] for k in json.loads((site / JWKS_PATH).read_text())["keys"]] == \
+        [second.keyid]
+    assert [k["kid"] for k in json.loads((site / KEY_HISTORY).read_text())["keys"]] == \
+        [first.keyid, second.keyid]
+    doc = json.loads((site / "about.json").read_text())
+    assert doc["signing_keys"] == [first.keyid, second.keyid]
+
+
+def test_serve_about_types_and_fresh_directory_signatures(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from crawler.about import JWKS_HEADERS_PATH, JWKS_PATH, serve_about
+    from crawler.identity import generate_key
+
+    ident = generate_key(tmp_path / "id.pem")
+    site = tmp_path / "site"
+    build_about(_job(signature_agent="https://crawler.example"), site, now=T1,
+                keys=[ident.jwk], signers=[ident], signature_agent="https://crawler.example")
+    server = serve_about(site, signers=[ident], validity=120,
+                         authorities=["crawler.example"])
+    try:
+        assert server.server_address[0] == "127.0.0.1"  # loopback unless told otherwise
+
+        def get(path: str, host: str | None = None):
+            req = urllib.request.Request(f"{server.url}/{path}")
+            if host:
+                req.add_header("Host", host)
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.headers, resp.read()
+
+        headers, body = get(JWKS_PATH)
+        assert headers["Content-Type"] == "application/http-message-signatures-directory+json"
+        authority = server.url.split("://")[1]
+        (ok,) = _directory_verifier(body.decode()).verify(
+            _Resp(f"http://{authority}/{JWKS_PATH}", dict(headers.items())),
+            expect_tag="http-message-signatures-directory")
+        assert ok.parameters["keyid"] == ident.keyid
+        assert ok.parameters["expires"] - ok.parameters["created"] == 120
+        headers, _ = get(JWKS_PATH, host="crawler.example")
+        assert "Signature" in headers
+        headers, _ = get(JWKS_PATH, host="forged.example")  # not ours: served, but unsigned
+        assert "Signature" not in headers and "Signature-Input" not in headers
+        assert get("")[0]["Content-Type"].startswith("text/html")
+        assert get("changes.atom")[0]["Content-Type"] == "application/atom+xml"
+        assert get("signature-agent-card")[0]["Content-Type"] == "application/json"
+        for path in (JWKS_HEADERS_PATH, "../id.pem", "id.pem", ".well-known/"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                get(path)
+            assert err.value.code == 404
+            err.value.close()
+    finally:
+        server.stop()

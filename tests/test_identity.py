@@ -126,3 +126,59 @@ def test_signature_verified_by_openssl(tmp_path):
     (tmp_path / "msg").write_bytes(msg + b"!")
     bad = subprocess.run(cmd, capture_output=True, text=True)
     assert bad.returncode != 0
+
+
+# -- rotation ------------------------------------------------------------------------------------
+
+def test_rotate_keeps_the_old_key_published_for_the_grace_period(tmp_path):
+    from crawler.identity import key_history, published_keys, read_retired, rotate_key
+
+    path = tmp_path / "id.pem"
+    old = generate_key(path)
+    t0 = 1_800_000_000.0
+    new, old_kid = rotate_key(path, now=t0, grace=3600)
+    assert old_kid == old.keyid != new.keyid
+    assert load_key(path).keyid == new.keyid  # the key file now holds the new key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    aside = tmp_path / f"id.pem.retired-{old.keyid}"
+    assert load_key(aside).keyid == old.keyid and stat.S_IMODE(aside.stat().st_mode) == 0o600
+    (entry,) = read_retired(path)
+    assert entry["jwk"] == old.jwk and "d" not in entry["jwk"]
+    assert entry["retired_at"] == "2027-01-15T08:00:00Z"
+    assert entry["publish_until"] == "2027-01-15T09:00:00Z"
+    assert [k["kid"] for k in published_keys(path, now=t0 + 3599)] == [old.keyid, new.keyid]
+    assert [k["kid"] for k in published_keys(path, now=t0 + 3600)] == [new.keyid]
+    assert [k["kid"] for k in key_history(path)] == [old.keyid, new.keyid]
+    # a second rotation lists both retired keys, oldest first
+    newer, _ = rotate_key(path, now=t0 + 10, grace=3600)
+    assert [e["jwk"]["kid"] for e in read_retired(path)] == [old.keyid, new.keyid]
+    assert [k["kid"] for k in published_keys(path, now=t0 + 3605)] == [new.keyid, newer.keyid]
+
+
+def test_rotate_refuses_what_it_cannot_do_safely(tmp_path):
+    from crawler.identity import retired_keys_path, rotate_key
+
+    path = tmp_path / "id.pem"
+    with pytest.raises(IdentityError):  # no key to rotate
+        rotate_key(path, now=0)
+    generate_key(path)
+    before = path.read_bytes()
+    with pytest.raises(IdentityError, match="grace"):
+        rotate_key(path, now=0, grace=-1)
+    (tmp_path / ".id.pem.new").write_text("half a rotation")
+    with pytest.raises(IdentityError, match="interrupted"):
+        rotate_key(path, now=0)
+    (tmp_path / ".id.pem.new").unlink()
+    retired_keys_path(path).write_text("{not json")
+    with pytest.raises(IdentityError, match="retired keys"):
+        rotate_key(path, now=0)
+    assert path.read_bytes() == before  # nothing was changed by a refused rotation
+
+
+def test_identity_rotate_command(tmp_path, capsys):
+    path = tmp_path / "id.pem"
+    old = generate_key(path)
+    assert main(["identity", "rotate", str(path), "--grace", "2"]) == 0
+    out = capsys.readouterr().out
+    assert old.keyid in out and load_key(path).keyid in out and "2 more days" in out
+    assert load_key(path).keyid != old.keyid
