@@ -110,7 +110,10 @@ class PoliteRuntime:
             raise
         self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
                                      crawler.signals.send_catch_log,
-                                     on_failure=self._audit_failed)
+                                     on_failure=self._audit_failed,
+                                     has_receivers=_receivers_of(crawler))
+        # direct listeners of every record (the command line's), set before the crawl
+        self.funnel.listeners.extend(getattr(crawler, "polite_record_listeners", ()))
         cache_cls: type[SiteCache] = SiteCache
         http_cls = None
         if s.get("POLITE_CLUSTER_REDIS_URL"):
@@ -120,6 +123,8 @@ class PoliteRuntime:
         self.sitecache = cache_cls(
             crawler,
             ttl=s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
+            max_bytes=s.getint("POLITE_SITE_CACHE_MAX_BYTES",
+                               defaults.POLITE_SITE_CACHE_MAX_BYTES),
             backoff=s.getfloat("POLITE_SITE_RETRY_BACKOFF", defaults.POLITE_SITE_RETRY_BACKOFF),
             timeout=s.getfloat("POLITE_PREFLIGHT_TIMEOUT", defaults.POLITE_PREFLIGHT_TIMEOUT),
             maxsize=s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
@@ -213,6 +218,9 @@ class PoliteRuntime:
                 self._run_info(finished_at=utc_now(), finish_reason=reason)
             else:  # stopped (SIGTERM/SIGINT: "shutdown"), failed: the next run resumes
                 self._run_info(interrupted_at=utc_now(), finish_reason=reason)
+        publish = getattr(self.sitecache, "publish_stats", None)
+        if publish is not None:
+            publish()
         try:
             self.writer.close()
             self.registries.close()
@@ -250,6 +258,34 @@ def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool
         tsa_timeout=crawler.settings.getfloat("POLITE_AUDIT_TSA_TIMEOUT",
                                               defaults.POLITE_AUDIT_TSA_TIMEOUT),
         fsync=fsync)
+
+
+def _receivers_of(crawler: Crawler) -> Any:
+    """() -> whether ``decision_recorded`` has a receiver (what ``send_catch_log`` would call:
+    pydispatch's live receivers of the signal from the crawler's sender or any sender)."""
+    try:
+        from pydispatch import dispatcher
+    except ImportError:  # pragma: no cover - Scrapy's signals are pydispatch's
+        return None
+    from crawler.signals import decision_recorded
+
+    sender = getattr(crawler.signals, "sender", None)
+    connections = getattr(dispatcher, "connections", None)
+    if sender is None or not isinstance(connections, dict):  # pragma: no cover
+        return None
+    # pydispatch's getAllReceivers looks in connections[id(sender or Any)][signal or Any];
+    # a list left with dead weak references only answers True (then sending does nothing)
+    keys = (id(sender), id(dispatcher.Any))
+    any_signal = dispatcher.Any
+
+    def has_receivers() -> bool:
+        for key in keys:
+            signals = connections.get(key)
+            if signals and (signals.get(decision_recorded) or signals.get(any_signal)):
+                return True
+        return False
+
+    return has_receivers
 
 
 def get_runtime(crawler: Crawler) -> PoliteRuntime:
