@@ -15,8 +15,9 @@ origin, no delay, no AutoThrottle):
   below what N origins take, so that the bound is what is measured).
 
 Prints for each: pages (items) and pages/s, CPU ms per page, peak RSS, RSS per origin, RSS
-samples along the crawl (every 10 % of the expected responses) and for the polite crawl the
-site cache's hit rate, entries, bytes and evictions; then the ratio of pages/s.
+samples along the crawl (every 10 % of the expected responses), the server's CPU time, and for
+the polite crawl the site cache's hit rate, entries, bytes and evictions; then the ratio of
+pages/s.
 
 The server binds 0.0.0.0 (the only way one socket hears all of 127.0.0.0/8) and closes, unread,
 every connection that does not come from and go to a loopback address.
@@ -245,8 +246,7 @@ def main() -> None:
                 time.sleep(0.1)
             print(f"{n} origins on 127.0.0.0/8 port {port}, {expected} pages; robots.txt: the "
                   f"{len(robots_bodies())} real files without Crawl-delay or License, in turn; "
-                  "polite site "
-                  f"cache bound {args.cache_mib:g} MiB", flush=True)
+                  f"polite site cache bound {args.cache_mib:g} MiB", flush=True)
             rates = {}
             for kind in ("plain", "polite"):
                 if args.only and kind != args.only:
@@ -264,7 +264,6 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
-            os.environ.pop("BENCH", None)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ them (default 200,000). Every signal on, two honoured agents (GPTBot, CCBot). Ru
    (the command's own figure: URLs decided from the cache / seconds spent on them) and the
    end-to-end rate (wall time of the command, start-up and the first fetches included);
 2. the same list through the engine, one request per URL (``POLITE_CHECK_IN_PLACE=0``, what
-   ``check`` did for each URL before), on the first ``--engine-urls`` URLs (default 10,000).
+   ``check`` did for each URL before), on the first ``--engine-urls`` URLs (default 10,000),
+   its rate without the start-up (a one-URL run's wall time taken off).
 
     python bench/check_list.py [--origins 20] [--urls 200000] [--engine-urls 10000]
 """
@@ -78,18 +79,19 @@ def main() -> None:
         print(f"{args.urls} URLs over {args.origins} origins (robots.txt {median_file().name}, "
               "tdmrep.json and ai.txt 404), every signal, honour_agents GPTBot and CCBot")
         wall, rate, summary = run(listing, cfg, args.urls, True)
-        print(f"in place (as shipped): {rate:,.0f} URLs/s decided from the cache; "
+        print(f"in place (as shipped): {rate or 0:,.0f} URLs/s decided from the cache; "
               f"{args.urls / wall:,.0f} URLs/s end to end ({wall:.1f} s)")
         print(f"   {summary}")
         m = min(args.engine_urls, args.urls)
         small = tmp / "small.txt"
         small.write_text("\n".join(urls[:m]) + "\n")
+        one = tmp / "one.txt"
+        one.write_text(urls[0] + "\n")
         wall, _, _ = run(small, cfg, m, False)
-        # the engine's rate: without the start-up, measured as the in-place command's
-        wall0, _, _ = run(tmp / "one.txt" if (tmp / "one.txt").write_text(urls[0] + "\n")
-                          else small, cfg, 1, False)
-        print(f"through the engine, a request per URL (before): {m / max(wall - wall0, 1e-9):,.0f}"
-              f" URLs/s ({m} URLs in {wall:.1f} s, {wall0:.1f} s of it start-up and one fetch)")
+        wall0, _, _ = run(one, cfg, 1, False)
+        print(f"through the engine, a request per URL (before): "
+              f"{m / max(wall - wall0, 1e-9):,.0f} URLs/s ({m} URLs in {wall:.1f} s, "
+              f"{wall0:.1f} s of it start-up and one fetch)")
 
 
 if __name__ == "__main__":

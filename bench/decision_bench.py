@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -108,7 +107,6 @@ def main() -> None:
     run("  + Content-Usage/Content-Signal in each group", "\n".join(lines).encode(), args.urls)
     big = largest_file()
     run(f"largest real robots.txt ({big.name})", big.read_bytes(), args.urls // 4)
-    _ = statistics  # (kept for symmetry with the other benchmarks)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def origin_files(i: int, body: bytes) -> list[tuple[tuple[str, str], object]]:
     return out
 
 
-def fill(cache: sc.SiteCache, n: int, body: bytes, report_every: int = 0) -> float:
+def fill(cache: sc.SiteCache, n: int, body: bytes, report_every: int = 0) -> tuple[int, float]:
     """Store n origins' files (parsed as the crawler parses them); traced bytes held after."""
     gc.collect()
     tracemalloc.start()
@@ -115,7 +115,7 @@ def main() -> None:
     cache = new_cache(bound)
     used, secs = fill(cache, n, body, report_every=max(1, n // 10))
     print(f"   held at the end: traced {used / 2**20:.2f} MiB for a {args.bound:g} MiB bound "
-          f"({len(cache._entries) // 3} origins; hit rate not applicable: stores only)")
+          f"({len(cache._entries) // 3} origins)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 * the title and visible text (compiled XPath) == ``response.css("title::text")`` /
   ``response.xpath(...).getall()``;
 * a corpus line (:func:`crawler.pipelines.json_line`) == ``json.dumps(item, ensure_ascii=False,
-  sort_keys=True)``.
+  sort_keys=True)``;
+* a URL ``check --from-file`` decides in place is the URL its request would carry.
 """
 
 from __future__ import annotations

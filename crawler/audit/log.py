@@ -318,20 +318,6 @@ class AuditWriter:
             os.close(self._head_fd)
 
 
-def iter_records(path: str | os.PathLike[str]):  # -> Iterator[dict[str, Any]]
-    """The records of a log file in order, streamed; stops at the first line that is not a
-    JSON object (verify the chain first when that matters)."""
-    with open(path, "rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                return
-            if not isinstance(rec, dict):
-                return
-            yield rec
-
-
 class _Template:
     """The canonical bytes of the records of one shape, cut where they differ.
 
@@ -433,6 +419,20 @@ try:
     from orjson import dumps as _orjson_dumps
 except ImportError:  # pragma: no cover
     _orjson_dumps = None  # type: ignore[assignment]
+
+
+def iter_records(path: str | os.PathLike[str]):  # -> Iterator[dict[str, Any]]
+    """The records of a log file in order, streamed; stops at the first line that is not a
+    JSON object (verify the chain first when that matters)."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                return
+            if not isinstance(rec, dict):
+                return
+            yield rec
 
 
 def verify_file(path: str | os.PathLike[str], *, allow_uncommitted: bool = False,

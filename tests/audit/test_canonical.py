@@ -199,7 +199,7 @@ def test_records_written_together_from_a_template_are_the_records_written_one_by
               ("allow", [], {"stage": "request", "note": "site-level signals only"}),
               ("deny", checks[:1], {"stage": "request", "seq": "ignored", "hash": "popped"})]
     bodies = []
-    for i in range(600):
+    for _ in range(600):
         decision, reasons, extra = shapes[rng.randrange(3)]
         url = "https://example.com/" + _text(rng) + rng.choice(['"', "\\", "\u2028", ""])
         bodies.append({"url": url, "decision": decision, "reasons": [dict(r) for r in reasons],

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 
 from crawler.demo.sites import demo_sites
 from crawler.demo.web import LocalWeb
 
-from .conftest import run_cli, write_config
+from .conftest import ROOT, run_cli, write_config
 
 VOLATILE = ("time", "seq", "prev_hash", "hash")
 
@@ -52,11 +54,6 @@ def test_a_url_list_is_decided_in_place_as_the_engine_decides_it(tmp_path):
         fast = run_cli(*args)
         assert fast.returncode == 0, fast.stderr[-3000:]
         env = {**os.environ, "POLITE_CHECK_IN_PLACE": "0"}
-        import subprocess
-        import sys
-
-        from .conftest import ROOT
-
         slow = subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
                               text=True, timeout=120, cwd=ROOT, env=env, check=False)
         assert slow.returncode == 0, slow.stderr[-3000:]
