@@ -261,8 +261,9 @@ def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool
 
 
 def _receivers_of(crawler: Crawler) -> Any:
-    """() -> whether ``decision_recorded`` has a receiver (what ``send_catch_log`` would call:
-    pydispatch's live receivers of the signal from the crawler's sender or any sender)."""
+    """() -> whether ``decision_recorded`` has a receiver: pydispatch's own
+    ``getAllReceivers`` for the crawler's sender (what ``send_catch_log`` walks), so that a
+    record nobody listens to does not pay for a dispatch. Any doubt answers True."""
     try:
         from pydispatch import dispatcher
     except ImportError:  # pragma: no cover - Scrapy's signals are pydispatch's
@@ -270,20 +271,15 @@ def _receivers_of(crawler: Crawler) -> Any:
     from crawler.signals import decision_recorded
 
     sender = getattr(crawler.signals, "sender", None)
-    connections = getattr(dispatcher, "connections", None)
-    if sender is None or not isinstance(connections, dict):  # pragma: no cover
+    get_all = getattr(dispatcher, "getAllReceivers", None)
+    if sender is None or get_all is None:  # pragma: no cover
         return None
-    # pydispatch's getAllReceivers looks in connections[id(sender or Any)][signal or Any];
-    # a list left with dead weak references only answers True (then sending does nothing)
-    keys = (id(sender), id(dispatcher.Any))
-    any_signal = dispatcher.Any
 
     def has_receivers() -> bool:
-        for key in keys:
-            signals = connections.get(key)
-            if signals and (signals.get(decision_recorded) or signals.get(any_signal)):
-                return True
-        return False
+        try:
+            return next(iter(get_all(sender, decision_recorded)), None) is not None
+        except Exception:  # pragma: no cover - never skip a dispatch on doubt
+            return True
 
     return has_receivers
 
