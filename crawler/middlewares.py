@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
@@ -40,7 +41,7 @@ from crawler.optout.sniff import sniff_html
 from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal, unreadable
 from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
-from crawler.sitecache import META_BODY, META_RAW, PREFLIGHT_META, body_state
+from crawler.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
 
 try:  # Scrapy >= 2.13
     from scrapy.utils.defer import maybe_deferred_to_future
@@ -91,6 +92,10 @@ class ReservationMiddleware:
         self.funnel = self.rt.funnel
         self.sitecache = self.rt.sitecache
         self.registries = self.rt.registries
+        self._files_memo: dict[Any, Any] = {}
+        self._plain_cache = (type(self.sitecache).get is SiteCache.get
+                             and type(self.sitecache).get_url is SiteCache.get_url
+                             and type(self.sitecache).cached_url is SiteCache.cached_url)
         base = crawler.settings.getfloat("DOWNLOAD_DELAY")  # NaN/inf/negative: the floor holds
         self._base_delay = base if math.isfinite(base) and base > 0 else 0.0
         # keyed like origin_of (the same host normalisation); part of the policy hash
@@ -157,17 +162,25 @@ class ReservationMiddleware:
             if reg.denied:
                 self._deny(request, reg)
             request.meta[META_CHECKS] = [e.to_dict() for e in reg.checks]
-        files = {kind: await self.sitecache.get(origin, kind)
-                 for kind in self.policy.needed_files()}
-        licences = {u: await self.sitecache.get_url("rsl", u)
+        sitecache = self.sitecache
+        files: dict[str, Any] = {}
+        for kind in self.policy.needed_files():
+            # a cached file is what get() would give, without a coroutine per file (only for
+            # the plain cache: a subclass may do more in get())
+            f = sitecache.cached(origin, kind) if self._plain_cache else None
+            if f is not None:
+                sitecache.counts["hit"] += 1
+                files[kind] = f
+            else:
+                files[kind] = await sitecache.get(origin, kind)
+        licences = {u: await sitecache.get_url("rsl", u)
                     for u in self.policy.licence_urls(files)}
         verdict = self.policy.before_fetch(request.url, files, licences)
         if verdict.undetermined:
             self._defer(request, verdict, [*files.values(), *licences.values()])
         if verdict.denied:
             self._deny(request, verdict)
-        request.meta[META_CHECKS] = request.meta.get(META_CHECKS, []) + [
-            e.to_dict() for e in verdict.checks]
+        request.meta[META_CHECKS] = request.meta.get(META_CHECKS, []) + verdict.check_dicts()
         tdm_file = files.get("tdmrep.json")
         request.meta[META_TDM_FILE] = (
             _tdm_file_statement(tdm_file, request.url) if tdm_file is not None else None
@@ -181,6 +194,88 @@ class ReservationMiddleware:
         robots = files.get("robots.txt")
         if robots is not None and robots.parsed is not None:
             self._apply_crawl_delay(request, origin, robots.parsed)
+
+    # -- check --no-fetch: URLs of origins whose files are cached, decided without a request --
+    def decide_from_cache(self, url: str, plain: tuple[str, str] | None = None
+                          ) -> tuple[str, Verdict, list[dict[str, Any]],
+                                     dict[str, Any]] | None:
+        """What :meth:`process_request` decides for ``Request(url)`` with ``polite_no_fetch``
+        (``polite-crawl check --no-fetch``), without the request, when everything it needs is
+        at hand: a plain URL (:func:`plain_url`: the one the request would carry), an address
+        the network guard decides without DNS, no HTTP registry, every per-origin file cached
+        and a determined verdict. Returns ``(url, verdict, checks, extra)``, what
+        :meth:`DecisionFunnel.record` would be given (nothing is recorded here), or None:
+        then the URL goes through the engine like any other (a file to fetch, an undetermined
+        verdict waiting for its retry, DNS to ask, ...). ``plain``: :func:`plain_url` of
+        ``url`` when the caller has it."""
+        if plain is None:
+            plain = plain_url(url)
+        if plain is None or self.registries.http:
+            return None
+        origin, host = plain
+        if not self.policy.allow_private_networks and origin not in self._exempt:
+            if host_refusal(host) is not None or parse_ip(host) is None:
+                return None  # refused (the engine records it), or a name to resolve
+        checks: list[dict[str, Any]] = []
+        if self.registries:
+            reg = _verdict_of([r.check(url) for r in self.registries.local])
+            if reg.undetermined:
+                return None
+            if reg.denied:
+                return url, reg, [], {"stage": "request"}
+            checks = reg.check_dicts()
+        sitecache = self.sitecache
+        if not self._plain_cache:
+            return None
+        got = self._origin_files(origin)
+        if got is None:
+            return None
+        files, licences = got
+        verdict = self.policy.before_fetch(url, files, licences)
+        if verdict.undetermined:
+            return None
+        sitecache.counts["hit"] += len(files) + len(licences)
+        if verdict.denied:
+            return url, verdict, checks, {"stage": "request"}
+        return url, verdict, [], {"stage": "request",
+                                  "note": "site-level signals only; not fetched"}
+
+    def _origin_files(self, origin: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The origin's cached files and licences (what :meth:`SiteCache.cached` gives), or
+        None when one is not cached. Kept for the next URLs of the origin while the cache is
+        unchanged (its ``generation``) and none of them has expired: the same files."""
+        sitecache = self.sitecache
+        memo = self._files_memo
+        if memo.get("generation") != sitecache.generation:
+            memo.clear()
+            memo["generation"] = sitecache.generation
+        hit = memo.get(origin)
+        if hit is not None and sitecache._clock() < hit[2]:
+            return hit[0], hit[1]
+        files = {}
+        for kind in self.policy.needed_files():
+            f = sitecache.cached(origin, kind)
+            if f is None:
+                return None
+            files[kind] = f
+        licences = {}
+        for u in self.policy.licence_urls(files):
+            f = sitecache.cached_url("rsl", u)
+            if f is None:
+                return None
+            licences[u] = f
+        until = min([sitecache.expires(f.kind, f.url) for f in files.values()]
+                    + [sitecache.expires("rsl", u) for u in licences])
+        if len(memo) > 10_000:
+            memo.clear()
+            memo["generation"] = sitecache.generation
+        memo[origin] = (files, licences, until)
+        return files, licences
+
+    def forget_origin_files(self) -> None:
+        """Let the next :meth:`decide_from_cache` of each origin ask the cache again (and so
+        mark its files as used: the cache's least-recently-used order)."""
+        self._files_memo.clear()
 
     async def _network_refusal(self, request: Request) -> str | None:
         if self.policy.allow_private_networks:
@@ -203,7 +298,7 @@ class ReservationMiddleware:
 
     def _apply_crawl_delay(self, request: Request, origin: str, robots: Any) -> None:
         """Crawl-delay / Request-rate for our token, per origin (Scrapy ignores both)."""
-        wanted = robots.visit_interval(self.policy.token)
+        wanted = self.policy.visit_interval(robots)
         if self._cluster or wanted is None or wanted <= self._base_delay:
             return
         cap = float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY"))
@@ -260,8 +355,7 @@ class ReservationMiddleware:
             self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
                                extra={"stage": "headers"}, request=request)
             raise StopDownload(fail=True)
-        request.meta[META_CHECKS] = request.meta[META_CHECKS] + [
-            e.to_dict() for e in verdict.checks]
+        request.meta[META_CHECKS] = request.meta[META_CHECKS] + verdict.check_dicts()
 
     def bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
         """Per-origin files are read up to a cap; the rest is never downloaded."""
@@ -497,6 +591,46 @@ class ReservationMiddleware:
             nextcall = getattr(getattr(engine, "_slot", None), "nextcall", None)
             if nextcall is not None:
                 nextcall.schedule()
+
+
+#: ``scheme://host[:port]`` and a path (and query) in the form ``Request`` gives them already:
+#: lower-case host name or IPv4 address, nothing ``safe_url_string`` would escape or a URL
+#: parser would rewrite (no ``%``, no dot segments, no empty query or fragment)
+_PLAIN_URL = re.compile(
+    r"(https?://[a-z0-9.\-]+(?::[0-9]{1,5})?)"
+    r"(/[A-Za-z0-9\-._~/!$&()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&()*+,;=:@?]+)?)")
+_PLAIN_PREFIXES: dict[str, tuple[str, str] | None] = {}
+
+
+def plain_url(url: str) -> tuple[str, str] | None:
+    """``(origin, host)`` of ``url`` when ``Request(url).url == url`` is sure without making
+    the request (the URL matches ``_PLAIN_URL``, its path has no ``/./``, ``/../`` or ``//``,
+    and its ``scheme://host:port`` comes out of ``safe_url_string`` unchanged); else None.
+    ``origin`` is :func:`origin_of` of the request."""
+    m = _PLAIN_URL.fullmatch(url)
+    if m is None:
+        return None
+    rest = m.group(2)
+    if "/." in rest or "//" in rest:
+        return None
+    prefix = m.group(1)
+    try:
+        return _PLAIN_PREFIXES[prefix]
+    except KeyError:
+        pass
+    probe = prefix + "/a"
+    got: tuple[str, str] | None = None
+    try:
+        request = Request(probe)
+        if request.url == probe:
+            host = urlparse_cached(request).hostname or ""
+            got = (origin_of(request), host)
+    except ValueError:
+        got = None
+    if len(_PLAIN_PREFIXES) > 100_000:
+        _PLAIN_PREFIXES.clear()
+    _PLAIN_PREFIXES[prefix] = got
+    return got
 
 
 def _refusal_text(verdict: Verdict, where: str) -> str:

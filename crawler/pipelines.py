@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a dependency; json alone gives the same lines
+    _orjson = None  # type: ignore[assignment]
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
@@ -20,6 +25,55 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REQUIRED = ("url", "fetched_at", "status", "content_type", "sha256", "audit_seq")
+
+
+#: exact types whose JSON orjson writes as json does (a subclass, a float: json writes them)
+_SCALARS = frozenset({str, int, bool, type(None)})
+_KEYS: dict[str, bytes] = {}
+
+
+def _plain_fields(item: Any) -> dict[str, Any] | None:
+    """``ItemAdapter(item).asdict()`` without the ``_`` fields, for a plain dict item whose
+    fields are all strings, integers, booleans or None (what asdict returns unchanged);
+    None for any other item."""
+    if type(item) is not dict:
+        return None
+    data = {}
+    for key, value in item.items():
+        if type(key) is not str:
+            return None
+        if key.startswith("_"):
+            continue
+        if type(value) not in _SCALARS:
+            return None
+        data[key] = value
+    return data
+
+
+def json_line(data: dict[str, Any]) -> bytes:
+    """``json.dumps(data, ensure_ascii=False, sort_keys=True) + "\\n"`` in UTF-8, the same
+    bytes: for a flat dict of strings, integers, booleans and None each value is written by
+    orjson (which escapes strings and writes those values as json does) and joined with json's
+    default separators; anything else is left to json."""
+    if _orjson is not None and type(data) is dict:
+        parts = []
+        try:
+            for key in sorted(data):
+                value = data[key]
+                if type(key) is not str or type(value) not in _SCALARS:
+                    parts = None
+                    break
+                prefix = _KEYS.get(key)
+                if prefix is None:
+                    prefix = _KEYS[key] = _orjson.dumps(key) + b": "
+                    if len(_KEYS) > 1000:
+                        _KEYS.clear()
+                parts.append(prefix + _orjson.dumps(value))
+        except TypeError:  # an integer beyond 64 bits, a lone surrogate: json's turn
+            parts = None
+        if parts is not None:
+            return b"{" + b", ".join(parts) + b"}\n"
+    return (json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
 
 
 class CorpusWriterPipeline:
@@ -43,14 +97,16 @@ class CorpusWriterPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        data = {k: v for k, v in ItemAdapter(item).asdict().items() if not k.startswith("_")}
+        data = _plain_fields(item)
+        if data is None:
+            data = {k: v for k, v in ItemAdapter(item).asdict().items() if not k.startswith("_")}
         missing = [k for k in REQUIRED if data.get(k) in (None, "")]
         if missing:
             self.crawler.stats.inc_value("polite/corpus/dropped_no_provenance")
             raise DropItem(f"item for {data.get('url')} lacks {', '.join(missing)}")
         if self._failed:
             raise DropItem(f"item for {data.get('url')} not kept: the corpus cannot be written")
-        line = (json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        line = json_line(data)
         start = None
         try:
             if self._fd is None:

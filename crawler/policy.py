@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from crawler.optout import aipref, aitxt, contentsignal, noai, rsl
 from crawler.optout import content as content_mod
@@ -179,10 +181,38 @@ class Verdict:
     decision: str                      # 'allow' | 'deny'
     reasons: tuple[Evidence, ...]      # the statements that denied (empty for allow)
     checks: tuple[Evidence, ...]       # everything checked at this stage
+    #: ``checks`` as record dicts, made once (a verdict of a site plan serves many URLs)
+    _dicts: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def denied(self) -> bool:
         return self.decision == "deny"
+
+    def check_dicts(self) -> list[dict[str, Any]]:
+        """``[e.to_dict() for e in self.checks]``: fresh dicts (and problem lists) each call."""
+        cached = self._dicts
+        if cached is None:
+            cached = tuple(e.to_dict() for e in self.checks)
+            object.__setattr__(self, "_dicts", cached)
+        return [_copy_dict(d) if "problems" in d else d.copy() for d in cached]
+
+    def reason_dicts(self) -> list[dict[str, Any]]:
+        """``[e.to_dict() for e in self.reasons]`` (fresh dicts)."""
+        if not self.reasons:
+            return []
+        cached = self._dicts
+        if cached is None:
+            self.check_dicts()
+            cached = self._dicts
+        out = []
+        for r in self.reasons:
+            for e, d in zip(self.checks, cached):  # type: ignore[arg-type]
+                if e is r:
+                    out.append(_copy_dict(d))
+                    break
+            else:
+                out.append(r.to_dict())
+        return out
 
     @property
     def undetermined(self) -> bool:
@@ -191,6 +221,14 @@ class Verdict:
             r.signal == "network" and r.channel not in ("address", "preflight")
             for r in self.reasons
         )
+
+
+def _copy_dict(d: dict[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    problems = out.get("problems")
+    if problems is not None:
+        out["problems"] = list(problems)
+    return out
 
 
 def _verdict(checks: Sequence[Evidence]) -> Verdict:
@@ -235,6 +273,10 @@ class Policy:
     #: what may be crawled, so they are part of the policy hash
     allowed_private_origins: tuple[str, ...] = ()
     sha256: str = field(init=False)
+    #: compiled stage-1 plans (:class:`_SitePlan`) of the per-origin files seen last, by the
+    #: identity of those files: a file fetched again is a new object, so a plan never outlives
+    #: the file it was built from (see :meth:`before_fetch`)
+    _plans: OrderedDict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         doc = {
@@ -253,6 +295,7 @@ class Policy:
         }
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "sha256", hashlib.sha256(blob).hexdigest())
+        object.__setattr__(self, "_plans", OrderedDict())
 
     def on(self, signal: str) -> bool:
         return signal in self.signals
@@ -291,21 +334,76 @@ class Policy:
     # -- stage 1 -------------------------------------------------------------------------
     def needed_files(self) -> tuple[str, ...]:
         """The per-origin files the enabled signals need, in fetch order."""
+        plans = self._plans
+        hit = plans.get("needed_files")
+        if hit is not None:
+            return hit
         out: list[str] = []
         for signal in SWITCHABLE_SIGNALS:
             if self.on(signal):
                 out += [f for f in _FILES_FOR.get(signal, ()) if f not in out]
-        return tuple(out)
+        plans["needed_files"] = needed = tuple(out)
+        return needed
+
+    def visit_interval(self, robots: robots_mod.RobotsFile) -> float | None:
+        """``robots.visit_interval(self.token)``, kept with the file (it asks the same of
+        every URL of the origin)."""
+        key = ("interval", id(robots))
+        hit = self._plans.get(key)
+        if hit is not None and hit[0] is robots:
+            return hit[1]
+        wanted = robots.visit_interval(self.token)
+        self._remember(key, (robots, wanted))
+        return wanted
 
     def licence_urls(self, files: Mapping[str, SiteFile]) -> tuple[str, ...]:
         """RSL licences named by robots.txt ``License:`` lines (to fetch before deciding)."""
         robots = files.get("robots.txt")
         if not self.on("rsl") or robots is None or robots.parsed is None:
             return ()
-        return tuple(u for u, _ in rsl.license_urls_from_robots(robots.parsed, robots.url))
+        plans = self._plans
+        key = ("licences", id(robots))
+        hit = plans.get(key)
+        if hit is not None and hit[0] is robots:
+            return hit[1]
+        urls = tuple(u for u, _ in rsl.license_urls_from_robots(robots.parsed, robots.url))
+        self._remember(key, (robots, urls))
+        return urls
 
     def before_fetch(self, url: str, files: Mapping[str, SiteFile],
                      licences: Mapping[str, SiteFile] | None = None) -> Verdict:
+        """Site-level signals: robots.txt (and the Content-Usage, Content-Signal and License
+        lines in it), tdmrep.json, ai.txt, the RSL licences robots.txt names.
+
+        Decided by a plan compiled once per set of files (:class:`_SitePlan`: each agent's
+        groups, the Content-Usage rules and Content-Signal statements, the evidence of each
+        rule), so that a URL costs one path computation and one rule lookup per agent; the
+        plan gives what :meth:`_before_fetch_reference` (the plain reading of every file for
+        every URL) gives, which the tests check on the real files of ``tests/data``.
+        """
+        key = (*((k, id(f)) for k, f in files.items()),
+               *(((u, id(f)) for u, f in licences.items()) if licences else ()))
+        plans = self._plans
+        plan = plans.get(key)
+        if plan is None:
+            # (a plan holds the files it was built from, so while it is kept no other object
+            # can have their ids: a plan found under these ids was built from these files)
+            plan = _SitePlan(self, files, licences or {})
+            self._remember(key, plan)
+        elif plans.get(next(reversed(plans))) is not plan:
+            plans.move_to_end(key)
+        return plan.decide(url)
+
+    def _remember(self, key: Any, value: Any) -> None:
+        plans = self._plans
+        plans[key] = value
+        while len(plans) > _MAX_PLANS:
+            plans.popitem(last=False)
+
+    def _before_fetch_reference(self, url: str, files: Mapping[str, SiteFile],
+                                licences: Mapping[str, SiteFile] | None = None) -> Verdict:
+        """:meth:`before_fetch` read plainly: every file evaluated afresh for this URL (what the
+        compiled plan must always agree with; kept for the tests)."""
         checks: list[Evidence] = []
         robots = files.get("robots.txt")
         if robots is not None:
@@ -558,6 +656,243 @@ def _for_agents(fn, robots: robots_mod.RobotsFile, url: str,
     return out
 
 
+#: Site plans kept per policy (the origins being crawled at once are far fewer).
+_MAX_PLANS = 512
+#: Memo entries a plan keeps (rule x agent combinations seen); past it they start afresh.
+_MAX_MEMO = 20_000
+
+
+class _SitePlan:
+    """Stage 1 for one set of per-origin files, compiled for many URLs.
+
+    What :meth:`Policy._before_fetch_reference` does per URL, reorganised so that a URL costs
+    one :func:`.path_query`, one rule lookup per distinct group set (our token's, each honoured
+    agent's) and per file, and a dictionary lookup. What does not depend on the URL (each
+    agent's groups, the Content-Usage rules, the Content-Signal statements, the evidence of
+    unreachable or absent files) is computed once. A URL's *signature* is what decides it: the
+    rule (and group) that wins in each group set, the winning Content-Usage rules, the TDMRep
+    rule, the ai.txt rule. URLs with the same signature get the same verdict, built the first
+    time from the same functions the reference uses and kept (one per signature). The plan
+    holds its files, so the identities its keys are made of stay valid.
+    """
+
+    __slots__ = ("policy", "files", "licences", "_robots", "_tdm", "_ai", "_agents",
+                 "_static", "_memo", "_needs_path", "_rgroups", "_rsets", "_cu", "_ai_groups",
+                 "_ai_sets")
+
+    def __init__(self, policy: Policy, files: Mapping[str, SiteFile],
+                 licences: Mapping[str, SiteFile]) -> None:
+        self.policy = policy
+        self.files = dict(files)
+        self.licences = dict(licences)
+        agents = self._agents = (policy.token, *policy.honor_agents)
+        self._memo: dict[Any, Any] = {}
+        robots = files.get("robots.txt")
+        tdm_file = files.get("tdmrep.json") if policy.on("tdmrep") else None
+        ai_file = files.get("ai.txt") if policy.on("ai-txt") else None
+        self._robots = robots
+        self._tdm = tdm_file
+        self._ai = ai_file
+        # evidence that does not depend on the URL at all (files unreachable, absent, ...)
+        static: dict[str, tuple[Evidence, ...] | None] = {}
+        needs_path = False
+        self._rgroups: list[tuple[Any, bool, Any, bool]] = []
+        self._rsets: list[tuple[Any, ...]] = []
+        self._cu: list[tuple[Any, ...]] = []
+        if robots is not None:
+            if robots.outcome in ("unreachable", "unavailable"):
+                static["robots"] = tuple(_noted(policy._robots("", robots), robots))
+            else:
+                static["robots"] = None
+                needs_path = True
+                rf: robots_mod.RobotsFile = robots.parsed
+                # each agent's group sets: with the '*' fallback (our token's robots verdict,
+                # and every agent's Content-Usage / Content-Signal) and without it (an
+                # honoured agent's robots verdict)
+                self._rgroups = [(*rf._select(a, True), *rf._select(a, False)) for a in agents]
+                self._rsets = _distinct(g for row in self._rgroups for g in (row[0], row[2]))
+                if policy.on("content-usage"):
+                    self._cu = [aipref.rules_for(rf, a) for a in agents]
+        if tdm_file is not None:
+            if tdm_file.outcome == "unreachable" or tdm_file.outcome == "unavailable" \
+                    or tdm_file.parsed is None:
+                static["tdm"] = tuple(_noted(policy._tdmrep_file("", tdm_file), tdm_file))
+            else:
+                static["tdm"] = None
+                needs_path = True
+        self._ai_groups: list[tuple[Any, bool]] = []
+        self._ai_sets: list[tuple[Any, ...]] = []
+        if ai_file is not None:
+            if ai_file.outcome != "parsed":
+                static["ai"] = tuple(_noted(policy._ai_txt("", ai_file), ai_file))
+            else:
+                static["ai"] = None
+                needs_path = True
+                parsed = ai_file.parsed
+                if parsed.is_spawning_format and parsed.robots is not None:
+                    self._ai_groups = [parsed.robots._select(a, True) for a in agents]
+                    self._ai_sets = _distinct(g for g, _ in self._ai_groups)
+        self._static = static
+        self._needs_path = needs_path
+
+    # -- per URL ----------------------------------------------------------------------------
+    def decide(self, url: str) -> Verdict:
+        if self.licences:  # (rare) licence evidence is made per URL: no signature
+            return self._decide(url)
+        if not self._needs_path:
+            key: tuple[Any, ...] = ()
+        else:
+            path = robots_mod.path_query(url)
+            forms = robots_mod.match_forms(path)
+            # the signature: ids of the rules and groups that win (objects of the files this
+            # plan holds, so the ids stay theirs), the winning Content-Usage lines by number
+            sig: list[Any] = []
+            if self._rsets:
+                decide = robots_mod.decide_groups
+                for groups in self._rsets:
+                    best, group = decide(groups, path, forms)
+                    sig.append(id(best))
+                    sig.append(id(group))
+                for cands in self._cu:
+                    # (whether the agent may crawl the URL is in the robots part already)
+                    sig.append(tuple(w[1] for w in aipref.winners(cands, forms))
+                               if cands else None)
+            if self._static.get("tdm", ()) is None:
+                sig.append(id(self._tdm.parsed.match_forms(forms)))  # type: ignore[union-attr]
+            if self._ai_sets:
+                decide = robots_mod.decide_groups
+                for groups in self._ai_sets:
+                    best, group = decide(groups, path, forms)
+                    sig.append(id(best))
+                    sig.append(id(group))
+            key = tuple(sig)
+        memo = self._memo
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) > _MAX_MEMO:
+                memo.clear()
+            hit = memo[key] = self._decide(url)
+        return hit
+
+    def _decide(self, url: str) -> Verdict:
+        """The verdict built piece by piece with the reference's functions."""
+        static = self._static
+        path = forms = None
+        if self._needs_path:
+            path = robots_mod.path_query(url)
+            forms = robots_mod.match_forms(path)
+        checks: list[Evidence] = []
+        if self._robots is not None:
+            got = static["robots"]
+            checks.extend(got if got is not None else self._robots_checks(path, forms))
+        if self._tdm is not None:
+            got = static["tdm"]
+            checks.extend(got if got is not None else self._tdm_checks(forms))
+        if self._ai is not None:
+            got = static["ai"]
+            checks.extend(got if got is not None else self._ai_checks(url))
+        policy = self.policy
+        for lic_url, lic in self.licences.items():
+            checks.extend(_noted(policy._licence(url, lic, channel="robots.txt",
+                                                 named_by=lic_url), lic))
+        return _verdict(checks)
+
+    def _robots_checks(self, path: str, forms: tuple[str, str]) -> list[Evidence]:
+        """``_noted(Policy._robots(url, robots), robots)`` for a parsed robots.txt."""
+        policy = self.policy
+        f = self._robots
+        rf: robots_mod.RobotsFile = f.parsed  # type: ignore[union-attr]
+        agents = self._agents
+        decided = {id(g): robots_mod.decide_groups(g, path, forms) for g in self._rsets}
+
+        def allowed(i: int) -> bool:
+            groups = self._rgroups[i][0]
+            if not groups:
+                return True
+            best = decided[id(groups)][0]
+            return best is None or best.kind == "allow"
+
+        out: list[Evidence] = []
+        common = {"source": f.url, "source_sha256": f.sha256, "status": f.status}
+        if policy.on("robots"):
+            for i, agent in enumerate(agents):
+                star = i == 0
+                groups, explicit = self._rgroups[i][:2] if star else self._rgroups[i][2:]
+                if not groups:
+                    if not star:
+                        continue  # an honoured agent without a group of its own: nothing
+                    v = robots_mod.RobotsFile.verdict_for_path(rf, path, forms, agent)
+                else:
+                    best, best_group = decided[id(groups)]
+                    v = robots_mod.verdict_from(best, best_group, explicit, agent)
+                out.append(policy._robots_evidence(v, agent, common,
+                                                   rf.problems if star else ()))
+        kw = {"source": f.url, "sha256": f.sha256, "status": f.status}
+        if policy.on("content-usage"):
+            per_agent = []
+            for i, agent in enumerate(agents):
+                cands = self._cu[i]
+                if not cands or not allowed(i):
+                    per_agent.append(())
+                    continue
+                per_agent.append(aipref.statements_for(aipref.winners(cands, forms), agent))
+            out += policy._judge_all(_merge_agents(per_agent), **kw)
+        if policy.on("content-signal"):
+            per_agent = []
+            for i, agent in enumerate(agents):
+                if not allowed(i):
+                    per_agent.append(())
+                    continue
+                stmts = self._memo.get(("cs", i))
+                if stmts is None:
+                    stmts = self._memo[("cs", i)] = contentsignal.statements_for(rf, agent)
+                per_agent.append(stmts)
+            out += policy._judge_all(_merge_agents(per_agent), **kw)
+        return _noted(out, f)  # type: ignore[arg-type]
+
+    def _tdm_checks(self, forms: tuple[str, str]) -> list[Evidence]:
+        """``_noted(Policy._tdmrep_file(url, f), f)`` for a parsed tdmrep.json."""
+        f = self._tdm
+        parsed: tdm.TdmRepFile = f.parsed  # type: ignore[union-attr]
+        common = {"source": f.url, "source_sha256": f.sha256, "status": f.status}
+        stmt = tdm.statement_from_rule(parsed.match_forms(forms))
+        if stmt is None:
+            ev = Evidence("tdmrep", "file", "unset", rule="no rule matches",
+                          problems=parsed.problems, **common)  # type: ignore[arg-type]
+        else:
+            ev = self.policy._tdm_evidence(stmt, **common)
+        return _noted([ev], f)  # type: ignore[arg-type]
+
+    def _ai_checks(self, url: str) -> list[Evidence]:
+        """``_noted(Policy._ai_txt(url, f), f)`` (a parsed Spawning ai.txt)."""
+        f = self._ai
+        return _noted(self.policy._ai_txt(url, f), f)  # type: ignore[arg-type]
+
+
+def _distinct(groups: Any) -> list[tuple[Any, ...]]:
+    """The non-empty group tuples among ``groups``, each once (by identity), in order."""
+    out: list[tuple[Any, ...]] = []
+    seen: set[int] = set()
+    for g in groups:
+        if g and id(g) not in seen:
+            seen.add(id(g))
+            out.append(g)
+    return out
+
+
+def _merge_agents(per_agent: Sequence[Sequence[Statement]]) -> list[Statement]:
+    """Statements for our token (with the ``*`` fallback), plus those that groups naming an
+    honoured agent make explicitly (deduplicated): :func:`_for_agents` over computed lists."""
+    out: list[Statement] = list(per_agent[0])
+    seen = {(s.rule, s.agent) for s in out}
+    for stmts in per_agent[1:]:
+        for s in stmts:
+            if s.agent not in (None, "*") and (s.rule, s.agent) not in seen:
+                seen.add((s.rule, s.agent))
+                out.append(s)
+    return out
+
+
 def purpose_table_markdown() -> str:
     """:data:`TERM_PURPOSES` as the README's signal x purpose table."""
     lines = ["| signal | statement | " + " | ".join(PURPOSES) + " |",
@@ -658,31 +993,45 @@ def site_file(
                 notes.append(f"file cut after {len(body) + dropped} bytes (size limit): "
                              f"rules after that and the partial last line ({dropped} bytes) "
                              "ignored")
-            return SiteFile(kind, url, "parsed", parsed=robots_mod.parse_robots(body),
-                            problems=tuple(notes), **common)
+            return SiteFile(kind, url, "parsed", parsed=_parse(kind, body, url, final_url),
+                            problems=tuple(notes), source=body, **common)
         return SiteFile(kind, url, outcome.value, problems=tuple(notes), **common)
     if kind == "tdmrep.json":
         if ok:
-            parsed = tdm.parse_tdmrep_file(body)
+            parsed = _parse(kind, body, url, final_url)
             return SiteFile(kind, url, "parsed" if parsed.valid else "unavailable",
-                            parsed=parsed, problems=tuple(notes), **common)
+                            parsed=parsed, problems=tuple(notes), source=body, **common)
         if status is not None and 400 <= status < 500 and status != 429:
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)
     if kind in ("ai.txt", "rsl"):
         if ok:
-            if kind == "ai.txt":
-                parsed = aitxt.parse_ai_txt(body)
-                good = parsed.is_spawning_format
-            else:
-                parsed = rsl.parse_rsl(body, base_url=final_url or url)
-                good = parsed.valid
+            parsed = _parse(kind, body, url, final_url)
+            good = parsed.is_spawning_format if kind == "ai.txt" else parsed.valid
             return SiteFile(kind, url, "parsed" if good else "unavailable", parsed=parsed,
-                            problems=tuple(notes), **common)
+                            problems=tuple(notes), source=body, **common)
         if status is not None and 400 <= status < 500 and status != 429:
             return SiteFile(kind, url, "unavailable", **common)
         return SiteFile(kind, url, "unreachable", **common)
     raise ValueError(f"unknown per-origin file {kind!r}")
+
+
+def _parse(kind: str, body: bytes, url: str, final_url: str | None) -> Any:
+    """The reader of each per-origin file (what :func:`site_file` keeps as ``parsed``)."""
+    if kind == "robots.txt":
+        return robots_mod.parse_robots(body)
+    if kind == "tdmrep.json":
+        return tdm.parse_tdmrep_file(body)
+    if kind == "ai.txt":
+        return aitxt.parse_ai_txt(body)
+    return rsl.parse_rsl(body, base_url=final_url or url)
+
+
+def reparsed(f: SiteFile, source: bytes) -> SiteFile:
+    """``f`` (kept without its parse) with ``parsed`` read again from ``source``, the bytes
+    :func:`site_file` parsed it from: equal to the file :func:`site_file` made (the readers are
+    pure functions of those bytes)."""
+    return replace(f, parsed=_parse(f.kind, source, f.url, f.final_url), source=source)
 
 
 def failure_policy_markdown() -> str:

@@ -317,9 +317,15 @@ class RegistryPrefetchMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
+        from scrapy.exceptions import NotConfigured
+
         from crawler.runtime import get_runtime
 
         self.registries = get_runtime(crawler).registries
+        if not self.registries.http:
+            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
+            # output's way, where every item and request would pass through it for nothing
+            raise NotConfigured
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RegistryPrefetchMiddleware:

@@ -110,7 +110,10 @@ class PoliteRuntime:
             raise
         self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
                                      crawler.signals.send_catch_log,
-                                     on_failure=self._audit_failed)
+                                     on_failure=self._audit_failed,
+                                     has_receivers=_receivers_of(crawler))
+        # direct listeners of every record (the command line's), set before the crawl
+        self.funnel.listeners.extend(getattr(crawler, "polite_record_listeners", ()))
         cache_cls: type[SiteCache] = SiteCache
         http_cls = None
         if s.get("POLITE_CLUSTER_REDIS_URL"):
@@ -120,6 +123,8 @@ class PoliteRuntime:
         self.sitecache = cache_cls(
             crawler,
             ttl=s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
+            max_bytes=s.getint("POLITE_SITE_CACHE_MAX_BYTES",
+                               defaults.POLITE_SITE_CACHE_MAX_BYTES),
             backoff=s.getfloat("POLITE_SITE_RETRY_BACKOFF", defaults.POLITE_SITE_RETRY_BACKOFF),
             timeout=s.getfloat("POLITE_PREFLIGHT_TIMEOUT", defaults.POLITE_PREFLIGHT_TIMEOUT),
             maxsize=s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
@@ -213,6 +218,9 @@ class PoliteRuntime:
                 self._run_info(finished_at=utc_now(), finish_reason=reason)
             else:  # stopped (SIGTERM/SIGINT: "shutdown"), failed: the next run resumes
                 self._run_info(interrupted_at=utc_now(), finish_reason=reason)
+        publish = getattr(self.sitecache, "publish_stats", None)
+        if publish is not None:
+            publish()
         try:
             self.writer.close()
             self.registries.close()
@@ -250,6 +258,30 @@ def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool
         tsa_timeout=crawler.settings.getfloat("POLITE_AUDIT_TSA_TIMEOUT",
                                               defaults.POLITE_AUDIT_TSA_TIMEOUT),
         fsync=fsync)
+
+
+def _receivers_of(crawler: Crawler) -> Any:
+    """() -> whether ``decision_recorded`` has a receiver: pydispatch's own
+    ``getAllReceivers`` for the crawler's sender (what ``send_catch_log`` walks), so that a
+    record nobody listens to does not pay for a dispatch. Any doubt answers True."""
+    try:
+        from pydispatch import dispatcher
+    except ImportError:  # pragma: no cover - Scrapy's signals are pydispatch's
+        return None
+    from crawler.signals import decision_recorded
+
+    sender = getattr(crawler.signals, "sender", None)
+    get_all = getattr(dispatcher, "getAllReceivers", None)
+    if sender is None or get_all is None:  # pragma: no cover
+        return None
+
+    def has_receivers() -> bool:
+        try:
+            return next(iter(get_all(sender, decision_recorded)), None) is not None
+        except Exception:  # pragma: no cover - never skip a dispatch on doubt
+            return True
+
+    return has_receivers
 
 
 def get_runtime(crawler: Crawler) -> PoliteRuntime:

@@ -248,3 +248,30 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
     assert request.meta[META_BODY]["error"] is None
     assert request.meta[META_BODY]["complete"] is False
     crawler.get_extension(PoliteRuntime).writer.close()
+
+
+def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
+    # the funnel skips the pydispatch dispatch when nobody receives decision_recorded; it must
+    # see a receiver connected at any time (WARC metadata depends on it) and one gone
+    from crawler.policy import merge_verdicts
+    from crawler.signals import decision_recorded
+
+    crawler = get_crawler(Spider, {"ADDONS": {"crawler.addon.Addon": 100},
+                                   "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
+                                   "POLITE_OUTPUT_DIR": str(tmp_path)})
+    crawler._apply_settings()
+    rt = crawler.get_extension(PoliteRuntime)
+    got = []
+
+    def receiver(record, request=None, **kw):
+        got.append(record["url"])
+
+    allow = merge_verdicts()
+    rt.funnel.record("https://example.org/1", allow, checks=[], request=None)
+    crawler.signals.connect(receiver, signal=decision_recorded)
+    rt.funnel.record("https://example.org/2", allow, checks=[], request=None)
+    rt.funnel.record_many([("https://example.org/3", allow, [], {"stage": "request"})])
+    crawler.signals.disconnect(receiver, signal=decision_recorded)
+    rt.funnel.record("https://example.org/4", allow, checks=[], request=None)
+    rt.writer.close()
+    assert got == ["https://example.org/2", "https://example.org/3"]

@@ -9,16 +9,18 @@ verify`` uses it to notice records cut from the end of the log.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crawler.audit.record import ChainState, canonical_json, seal, verify_lines
+from crawler.audit.record import ChainState, canonical_bytes, seal, seal_line, verify_lines
 
 logger = logging.getLogger(__name__)
 #: the head file is one fixed-size block rewritten in place (large enough for seq, hash and the
@@ -28,8 +30,20 @@ _HEAD_SIZE = 256
 _HEAD_NOTES = ("repairs", "repairs_sha256")
 
 
+_SECOND: list[Any] = [None, ""]  # the last whole second seen, and its text
+
+
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")``: the same clock
+    (CLOCK_REALTIME, microseconds rounded down as ``datetime.now`` does), the date and time of
+    each second formatted once."""
+    ns = time.time_ns()
+    secs, rest = divmod(ns, 1_000_000_000)
+    last = _SECOND
+    if secs != last[0]:
+        text = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        last[0], last[1] = secs, text
+    return f"{last[1]}{rest // 1000:06d}Z"
 
 
 def head_path(log_path: str | os.PathLike[str]) -> Path:
@@ -109,6 +123,13 @@ class AuditWriter:
         self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         #: the first write failure; once set, every later write fails at once
         self.failed: AuditWriteError | None = None
+        #: serialised record templates of write_many (see _Template), by the caller's token:
+        #: (the token's owner, kept so that an id in the token stays its own; the template)
+        self._templates: dict[Any, tuple[Any, _Template | None]] = {}
+        #: the line (bytes, with its end of line) of the last record written, and those of the
+        #: last :meth:`write_many`
+        self.last_line = b""
+        self.last_lines: list[bytes] = []
         self._closed = False
         self._write_head()
 
@@ -155,8 +176,8 @@ class AuditWriter:
                     body[key] = value
         if self.failed is not None:
             raise self.failed
-        rec = seal(body, seq=self.state.seq + 1, prev_hash=self.state.hash)
-        line = (canonical_json(rec) + "\n").encode("utf-8")
+        rec, line = seal_line(body, seq=self.state.seq + 1, prev_hash=self.state.hash)
+        self.last_line = line
         before, state = self._size, self.state
         try:
             self._append(line)
@@ -167,6 +188,76 @@ class AuditWriter:
         if self.checkpoints is not None:
             self.checkpoints.committed(rec)
         return rec
+
+    def write_many(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`write` for several records at once (same records, same chain), committed with
+        one ``write`` of their lines and one move of the head: for callers that act on none of
+        them before this returns (``polite-crawl check --no-fetch``, which sends nothing). If
+        the write fails, none is committed: the log is cut back to where it was.
+
+        Each body is what :meth:`write` takes (``url``, ``decision``, ``reasons``,
+        ``policy_sha256``, ``extra``); its reasons are taken as they are (no copy: they are
+        the caller's own). A body may name a ``template``: a token the caller gives only to
+        bodies equal in everything but ``url`` (same decision, reasons, policy, extra), and its
+        ``template_owner`` (an object the token names by id), whose records are then
+        serialised from one template (:class:`_Template`): the same bytes."""
+        if self.failed is not None:
+            raise self.failed
+        before, state = self._size, self.state
+        seq, prev = state.seq, state.hash
+        recs: list[dict[str, Any]] = []
+        lines: list[bytes] = []
+        clock, job = self._clock, self.job
+        templates = self._templates
+        for b in bodies:
+            token = b.get("template")
+            if token is not None:
+                owner = b.get("template_owner")
+                got = templates.get(token)
+                if got is None or got[0] is not owner:
+                    if len(templates) > 4096:
+                        templates.clear()
+                    got = templates[token] = (owner, _Template.of(b, job))
+                tpl = got[1]
+                got = tpl.seal(b, clock(), seq + 1, prev) if tpl is not None else None
+                if got is not None:
+                    seq += 1
+                    rec, line = got
+                    prev = rec["hash"]
+                    recs.append(rec)
+                    lines.append(line)
+                    continue
+            body: dict[str, Any] = {
+                "time": clock(),
+                "job": job,
+                "url": b["url"],
+                "decision": b["decision"],
+                "reasons": b["reasons"],
+                "policy_sha256": b["policy_sha256"],
+            }
+            extra = b.get("extra")
+            if extra:
+                for key, value in extra.items():
+                    if key not in body:
+                        body[key] = value
+            seq += 1
+            rec, line = seal_line(body, seq=seq, prev_hash=prev)
+            prev = rec["hash"]
+            recs.append(rec)
+            lines.append(line)
+        self.last_lines = lines
+        if not recs:
+            return recs
+        try:
+            self._append(b"".join(lines))
+            self.state = ChainState(seq, prev)
+            self._write_head()
+        except OSError as exc:
+            self._fail(exc, before, state)
+        if self.checkpoints is not None:
+            for rec in recs:
+                self.checkpoints.committed(rec)
+        return recs
 
     def _append(self, line: bytes) -> None:
         view = memoryview(line)
@@ -199,8 +290,12 @@ class AuditWriter:
     def _write_head(self) -> None:
         # one fixed-size pwrite in place: cheap enough for every record; a torn head (power
         # loss mid-write) reads as "no head", never as a wrong one
-        data = json.dumps({"seq": self.state.seq, "hash": self.state.hash,
-                           **self._head_notes}, sort_keys=True).encode()
+        state = self.state
+        if self._head_notes or not (state.hash.isascii() and state.hash.isalnum()):
+            data = json.dumps({"seq": state.seq, "hash": state.hash, **self._head_notes},
+                              sort_keys=True).encode()
+        else:  # what json.dumps({"seq": ..., "hash": ...}, sort_keys=True) writes
+            data = b'{"hash": "%s", "seq": %d}' % (state.hash.encode("ascii"), state.seq)
         if os.pwrite(self._head_fd, data.ljust(_HEAD_SIZE), 0) != _HEAD_SIZE:
             raise OSError(errno.EIO, "short write of the head file")
         if self.fsync:
@@ -221,6 +316,109 @@ class AuditWriter:
                     logger.error("audit log %s: fsync at close failed (%s)", self.path, exc)
             os.close(self._fd)
             os.close(self._head_fd)
+
+
+class _Template:
+    """The canonical bytes of the records of one shape, cut where they differ.
+
+    Records that share everything but ``time``, ``url``, ``seq``, ``prev_hash`` and ``hash``
+    (``check --no-fetch``: one verdict, many URLs) are serialised once with a placeholder for
+    each of those; a record's bytes are then the pieces joined with the canonical form of its
+    own values. JSON is compositional (a dict's text is its keys' and values' texts in key
+    order), so that is ``canonical_bytes(record)`` exactly: the key order does not depend on
+    the values, and each value is written as :func:`canonical_bytes` writes it (a ``str`` by
+    orjson, which escapes as json does; an ``int`` as ``int.__repr__``). Anything else (a
+    non-``str`` time or URL, a placeholder found more than once) is left to :func:`seal_line`.
+    """
+
+    __slots__ = ("fixed", "body_parts", "line_parts")
+    _MARK = "@@polite-template-{}-7f3a9c@@"
+    _NAMES = ("time", "url", "seq", "prev_hash", "hash")
+
+    def __init__(self, fixed: dict[str, Any], body_parts: list[Any],
+                 line_parts: list[Any]) -> None:
+        self.fixed = fixed
+        self.body_parts = body_parts
+        self.line_parts = line_parts
+
+    @classmethod
+    def of(cls, b: Mapping[str, Any], job: str) -> _Template | None:
+        marks = {name: cls._MARK.format(name) for name in cls._NAMES}
+        body: dict[str, Any] = {"time": marks["time"], "job": job, "url": marks["url"],
+                                "decision": b["decision"], "reasons": b["reasons"],
+                                "policy_sha256": b["policy_sha256"]}
+        for key, value in (b.get("extra") or {}).items():
+            if key not in body:
+                body[key] = value
+        try:
+            rec = seal(body, seq=0, prev_hash=marks["prev_hash"])  # (checks it, as write does)
+            del rec["hash"]
+            rec["seq"] = marks["seq"]
+            fixed = {k: v for k, v in rec.items() if k not in marks}
+            body_blob = canonical_bytes(rec)
+            rec["hash"] = marks["hash"]
+            line_blob = canonical_bytes(rec)
+        except (TypeError, ValueError):
+            return None
+        body_parts = cls._cut(body_blob, marks, ("time", "url", "seq", "prev_hash"))
+        line_parts = cls._cut(line_blob, marks, cls._NAMES)
+        if body_parts is None or line_parts is None:
+            return None
+        return cls(fixed, body_parts, line_parts)
+
+    @staticmethod
+    def _cut(blob: bytes, marks: dict[str, str], names: tuple[str, ...]) -> list[Any] | None:
+        """``blob`` as [piece, name, piece, name, ..., piece], each placeholder once."""
+        found = []
+        for name in names:
+            token = b'"' + marks[name].encode() + b'"'
+            at = blob.find(token)
+            if at < 0 or blob.find(token, at + 1) >= 0 or blob.count(marks[name].encode()) != 1:
+                return None
+            found.append((at, len(token), name))
+        found.sort()
+        parts: list[Any] = []
+        pos = 0
+        for at, size, name in found:
+            parts.append(blob[pos:at])
+            parts.append(name)
+            pos = at + size
+        parts.append(blob[pos:])
+        return parts
+
+    def seal(self, b: Mapping[str, Any], time_text: Any, seq: int,
+             prev: str) -> tuple[dict[str, Any], bytes] | None:
+        url = b["url"]
+        if type(time_text) is not str or type(url) is not str or type(seq) is not int \
+                or _orjson_dumps is None:
+            return None
+        try:
+            values = {"time": _orjson_dumps(time_text), "url": _orjson_dumps(url),
+                      "seq": int.__repr__(seq).encode(), "prev_hash": _orjson_dumps(prev)}
+        except TypeError:  # a lone surrogate: seal_line's turn (and its error)
+            return None
+        digest = hashlib.sha256(b"".join(
+            [p if type(p) is bytes else values[p] for p in self.body_parts])).hexdigest()
+        values["hash"] = b'"' + digest.encode("ascii") + b'"'
+        line = b"".join([p if type(p) is bytes else values[p] for p in self.line_parts])
+        # the record as write() and seal() make it, of the caller's own (fresh) values
+        rec: dict[str, Any] = {"time": time_text, "job": self.fixed["job"], "url": url,
+                               "decision": b["decision"], "reasons": b["reasons"],
+                               "policy_sha256": b["policy_sha256"]}
+        for key, value in (b.get("extra") or {}).items():
+            if key not in rec:
+                rec[key] = value
+        rec["seq"] = seq
+        rec["prev_hash"] = prev
+        rec.pop("hash", None)
+        rec["hash"] = digest
+        return rec, line + b"\n"
+
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover
+    _orjson_dumps = None  # type: ignore[assignment]
 
 
 def iter_records(path: str | os.PathLike[str]):  # -> Iterator[dict[str, Any]]

@@ -206,6 +206,13 @@ def _group_agent(group: RobotsGroup, token: str) -> str:
     return next((agent for agent in group.agents if agent.lower() == lowered), "*")
 
 
+#: A Content-Usage rule of the groups that bind a token: (group, line, value as written,
+#: preference, notes, path pattern or None for a rule without a path).
+Candidate = tuple[RobotsGroup, int, str, str, tuple[str, ...], "PathPattern | None"]
+#: A winning rule: (group, line, value as written, preference, notes).
+Winner = tuple[RobotsGroup, int, str, str, tuple[str, ...]]
+
+
 def statements_from_robots(
     robots: RobotsFile, url: str, token: str, *, source: str | None = None
 ) -> tuple[Statement, ...]:
@@ -222,8 +229,16 @@ def statements_from_robots(
     if not robots.verdict(url, token).allowed:
         return ()
     forms = match_forms(path_query(url))
-    # (group, line, value, preference, notes, pattern or None for a path-less rule)
-    candidates: list[tuple[RobotsGroup, int, str, str, tuple[str, ...], PathPattern | None]] = []
+    candidates = rules_for(robots, token)
+    if not candidates:
+        return ()
+    return statements_for(winners(candidates, forms), token, source=source)
+
+
+def rules_for(robots: RobotsFile, token: str) -> tuple[Candidate, ...]:
+    """The ``Content-Usage`` rules of the groups that bind ``token``, in file order (they do not
+    depend on the URL: a caller deciding many URLs may keep them with the file)."""
+    candidates: list[Candidate] = []
     # attach-05: "Each group in the file applies to a set of crawlers, identified by product
     # token as defined in Section 2.2.1 of [RFC9309]" -- the same groups as Allow/Disallow.
     for group in robots.matching_groups(token):
@@ -248,8 +263,12 @@ def statements_from_robots(
             else:
                 pattern = _compiled(path)
             candidates.append((group, line.line, line.value, preference, notes, pattern))
-    if not candidates:
-        return ()
+    return tuple(candidates)
+
+
+def winners(candidates: tuple[Candidate, ...], forms: tuple[str, str]) -> tuple[Winner, ...]:
+    """The most specific of ``candidates`` for a path (``forms``: :func:`.match_forms` of it),
+    in each reading of percent-encoding; ties are all kept."""
     # attach-05: "Any Content-Usage rules determine the usage preferences for resources using
     # the same path prefix matching rules as defined for Allow and Disallow.  That is, the path
     # prefix length is determined by counting the number of bytes in the encoded path."  The
@@ -259,11 +278,11 @@ def statements_from_robots(
     if forms[0] is not forms[1] or any(c[5] is not None and not c[5].reads_alike
                                        for c in candidates):
         readings.append(True)
-    winners: list[tuple[RobotsGroup, int, str, str, tuple[str, ...]]] = []
+    found: list[Winner] = []
     seen: set[int] = set()
     for rfc in readings:
         best = -2
-        chosen: list[tuple[RobotsGroup, int, str, str, tuple[str, ...]]] = []
+        chosen: list[Winner] = []
         for group, number, value, preference, notes, pattern in candidates:
             if pattern is None:
                 specificity = -1
@@ -278,9 +297,15 @@ def statements_from_robots(
         for entry in chosen:
             if entry[1] not in seen:
                 seen.add(entry[1])
-                winners.append(entry)
+                found.append(entry)
+    return tuple(found)
+
+
+def statements_for(chosen: tuple[Winner, ...], token: str, *,
+                   source: str | None = None) -> tuple[Statement, ...]:
+    """One statement per winning rule (:func:`winners`)."""
     statements = []
-    for group, number, value, preference, notes in winners:
+    for group, number, value, preference, notes in chosen:
         terms, problems = parse_preferences(preference)
         # attach-05: "If there are Content-Usage rules that have identical paths and conflicting
         # usage preferences, these preferences apply separately according to the process

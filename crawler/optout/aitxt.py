@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass
 
 from .model import Statement
-from .robots import ROBOTS_PARSE_LIMIT, RobotsFile, parse_robots
+from .robots import ROBOTS_PARSE_LIMIT, RobotsFile, RobotsVerdict, parse_robots
 
 __all__ = ["AI_TXT_SIGNAL", "AiTxtFile", "parse_ai_txt", "statement_for"]
 
@@ -142,7 +142,12 @@ def statement_for(
         raise TypeError(f"f must be AiTxtFile, not {type(f).__name__}")
     if not f.is_spawning_format or f.robots is None:
         return None
-    verdict = f.robots.verdict(url, token)
+    return statement_from_verdict(f, f.robots.verdict(url, token), source=source)
+
+
+def statement_from_verdict(f: AiTxtFile, verdict: RobotsVerdict, *,
+                           source: str | None = None) -> Statement | None:
+    """:func:`statement_for` once the file's verdict for the URL and token is known."""
     rule = verdict.rule
     if rule is None:
         return None

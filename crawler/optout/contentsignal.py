@@ -165,6 +165,14 @@ def statements_from_robots(
     # vector 5: "nothing may be crawled; signal moot").
     if not robots.verdict(url, token).allowed:
         return ()
+    return statements_for(robots, token, source=source)
+
+
+def statements_for(robots: RobotsFile, token: str, *,
+                   source: str | None = None) -> tuple[Statement, ...]:
+    """The ``Content-Signal`` statements of a robots.txt for ``token`` on any URL it may crawl
+    (:func:`statements_from_robots` without the Allow/Disallow check: they do not depend on the
+    path, so a caller deciding many URLs may keep them with the file)."""
     statements: list[Statement] = []
     # protocols.md §4.2: "The line belongs to the user-agent group it sits in, so it applies to
     # the crawlers that select that group under RFC 9309".

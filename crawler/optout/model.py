@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -50,6 +50,10 @@ class SiteFile:
     ``complete`` is False when only a prefix of the file was read (download cap, decoded-size
     limit); ``problems`` lists what happened to the bytes before parsing (cut, converted from
     UTF-16, ...), for the evidence.
+
+    ``source`` holds the bytes ``parsed`` was parsed from (after the conversions above), so a
+    cache may drop ``parsed`` and parse them again (:func:`crawler.policy.reparsed`); it is
+    not part of the file's value (not compared, not shown).
     """
 
     kind: str
@@ -63,6 +67,7 @@ class SiteFile:
     parsed: Any = None
     complete: bool = True
     problems: tuple[str, ...] = ()
+    source: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def status_text(self) -> str:

@@ -352,33 +352,22 @@ class RobotsFile:
             # line with the "*" value, or no groups are present at all, no rules apply."
             return _NO_GROUP
         path = path_query(url)
-        best: RobotsRule | None = None
-        best_group = groups[0]
-        if path != "/robots.txt":  # "The /robots.txt URI is implicitly allowed."
-            # Two readings of percent-encoding (see crawler.optout.pathpattern): Google's raw one
-            # and RFC 9309 §2.2.2's.  Each is evaluated on its own ("longest match wins, allow
-            # wins ties"); where they disagree the more restrictive answer is taken.
-            raw_path, rfc_path = match_forms(path)
-            best, best_group = _evaluate(groups, raw_path, rfc=False)
-            if best is None or best.kind == _ALLOW:
-                if rfc_path is not raw_path or any(g._rfc_tables is not None for g in groups):
-                    rfc_best, rfc_group = _evaluate(groups, rfc_path, rfc=True)
-                    if rfc_best is not None and rfc_best.kind != _ALLOW:
-                        best, best_group = rfc_best, rfc_group
-        if explicit:
-            lowered = token.lower()
-            agent = next(a for a in best_group.agents if a.lower() == lowered)
-        else:
-            agent = "*"
-        # "If no match is found amongst the rules in a group for a matching user-agent or there
-        # are no rules in the group, the URI is allowed."
-        return RobotsVerdict(
-            allowed=best is None or best.kind == _ALLOW,
-            agent=agent,
-            explicit=explicit,
-            rule=best,
-            group_line=best_group.line,
-        )
+        return self._verdict(groups, explicit, token, path, match_forms(path))
+
+    def verdict_for_path(self, path: str, forms: tuple[str, str], token: str, *,
+                         fallback_to_star: bool = True) -> RobotsVerdict:
+        """:meth:`verdict` for a URL already reduced to ``path`` (:func:`.path_query`) and
+        ``forms`` (:func:`.match_forms` of it), so that a caller deciding one URL for several
+        tokens (or several signals) computes them once."""
+        groups, explicit = self._select(token, fallback_to_star)
+        if not groups:
+            return _NO_GROUP
+        return self._verdict(groups, explicit, token, path, forms)
+
+    def _verdict(self, groups: tuple[RobotsGroup, ...], explicit: bool, token: str, path: str,
+                 forms: tuple[str, str]) -> RobotsVerdict:
+        best, best_group = decide_groups(groups, path, forms)
+        return verdict_from(best, best_group, explicit, token)
 
     def crawl_delay(self, token: str) -> float | None:
         """``Crawl-delay`` of the groups that bind ``token`` (the largest if several)."""
@@ -397,6 +386,47 @@ class RobotsFile:
         delays = [d for d in (self.crawl_delay(token), rate.delay if rate else None)
                   if d is not None]
         return max(delays, default=None)
+
+
+def verdict_from(best: RobotsRule | None, best_group: RobotsGroup, explicit: bool,
+                 token: str) -> RobotsVerdict:
+    """The verdict for ``token`` once :func:`decide_groups` has found the rule (``explicit``:
+    the groups name the token itself, not via ``*``)."""
+    if explicit:
+        lowered = token.lower()
+        agent = next(a for a in best_group.agents if a.lower() == lowered)
+    else:
+        agent = "*"
+    # "If no match is found amongst the rules in a group for a matching user-agent or there
+    # are no rules in the group, the URI is allowed."
+    return RobotsVerdict(
+        allowed=best is None or best.kind == _ALLOW,
+        agent=agent,
+        explicit=explicit,
+        rule=best,
+        group_line=best_group.line,
+    )
+
+
+def decide_groups(
+    groups: tuple[RobotsGroup, ...], path: str, forms: tuple[str, str]
+) -> tuple[RobotsRule | None, RobotsGroup]:
+    """The rule that decides ``path`` over the combined (non-empty) ``groups``, and its group:
+    ``(None, groups[0])`` when no rule matches.  ``forms`` is :func:`.match_forms` of ``path``."""
+    best: RobotsRule | None = None
+    best_group = groups[0]
+    if path != "/robots.txt":  # "The /robots.txt URI is implicitly allowed."
+        # Two readings of percent-encoding (see crawler.optout.pathpattern): Google's raw one
+        # and RFC 9309 §2.2.2's.  Each is evaluated on its own ("longest match wins, allow
+        # wins ties"); where they disagree the more restrictive answer is taken.
+        raw_path, rfc_path = forms
+        best, best_group = _evaluate(groups, raw_path, rfc=False)
+        if best is None or best.kind == _ALLOW:
+            if rfc_path is not raw_path or any(g._rfc_tables is not None for g in groups):
+                rfc_best, rfc_group = _evaluate(groups, rfc_path, rfc=True)
+                if rfc_best is not None and rfc_best.kind != _ALLOW:
+                    best, best_group = rfc_best, rfc_group
+    return best, best_group
 
 
 def _evaluate(

@@ -140,9 +140,14 @@ class TdmRepFile:
         """
         if not self.valid or not self.rules:
             return None
+        return self.match_forms(match_forms(path_query(url)))
+
+    def match_forms(self, forms: tuple[str, str]) -> TdmRule | None:
+        """:meth:`match` for a path already in its two readings (:func:`.match_forms`)."""
+        if not self.valid or not self.rules:
+            return None
         # Two readings of percent-encoding (crawler.optout.pathpattern): the first match is
         # found in each; where they pick different rules, a reserving one wins.
-        forms = match_forms(path_query(url))
         raw = self._first(forms, rfc=False)
         if forms[0] is forms[1] and all(r.location.reads_alike for r in self.rules):
             return raw
@@ -464,7 +469,11 @@ def _parse_file(body: bytes) -> TdmRepFile:
 def statement_from_file(f: TdmRepFile, url: str) -> TdmStatement | None:
     """The file's statement for ``url``: the first matching rule, or None (no rule matches, or
     the file is invalid)."""
-    rule = f.match(url)
+    return statement_from_rule(f.match(url))
+
+
+def statement_from_rule(rule: TdmRule | None) -> TdmStatement | None:
+    """:func:`statement_from_file` once the matching rule is known (:meth:`TdmRepFile.match`)."""
     if rule is None:
         return None
     return TdmStatement(

@@ -14,16 +14,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
+from lxml import etree
+from parsel.csstranslator import GenericTranslator, HTMLTranslator
 from scrapy.http import Response, TextResponse
-from scrapy.linkextractors import LinkExtractor
 
 from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
+from crawler.links import link_urls
 from crawler.middlewares import META_AUDIT, origin_of
 from crawler.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
-_LINKS = LinkExtractor()  # built once: it compiles its patterns
+#: ``response.css("title::text")`` and the visible-text XPath, compiled once and run on the
+#: response's parsed document (the same lxml evaluation parsel runs, without a Selector for
+#: every text node)
+_TITLE = {kind: etree.XPath(translator.css_to_xpath("title::text"), smart_strings=False)
+          for kind, translator in (("html", HTMLTranslator()), ("xml", GenericTranslator()))}
+_VISIBLE_TEXT = etree.XPath(
+    "//body//text()[not(ancestor::script) and not(ancestor::style)"
+    " and not(ancestor::noscript)]", smart_strings=False)
 #: Priority of the URLs a previous run left undecided (seeds and links have 0; per-origin
 #: files are fetched outside the scheduler).
 UNDECIDED_PRIORITY = 100
@@ -136,7 +145,7 @@ class CorpusSpider(scrapy.Spider):
                     item["text"] = response.text
                 else:
                     item["html"] = response.text
-                    item["title"] = (response.css("title::text").get() or "").strip()
+                    item["title"] = _title(response)
                     item["text"] = _visible_text(response)
             yield item
         if isinstance(response, TextResponse) and mime in _TEXT_TYPES[:2]:
@@ -148,20 +157,24 @@ class CorpusSpider(scrapy.Spider):
             return
         here = origin_of(response.request) if response.request else None
         host = urlsplit(response.url).hostname
-        for link in _LINKS.extract_links(response):
-            target = scrapy.Request(link.url, callback=self.parse)
+        for url in link_urls(response):  # LinkExtractor().extract_links(response), its URLs
+            target = scrapy.Request(url, callback=self.parse)
             if mode == "same-origin" and origin_of(target) != here:
                 continue
-            if mode == "same-host" and urlsplit(link.url).hostname != host:
+            if mode == "same-host" and urlsplit(url).hostname != host:
                 continue
             yield target
 
 
+def _title(response: TextResponse) -> str:
+    """``(response.css("title::text").get() or "").strip()``"""
+    selector = response.selector
+    found = _TITLE["xml" if selector.type == "xml" else "html"](selector.root)
+    return (str(found[0]) if found else "").strip()
+
+
 def _visible_text(response: TextResponse) -> str:
-    parts = response.xpath(
-        "//body//text()[not(ancestor::script) and not(ancestor::style)"
-        " and not(ancestor::noscript)]"
-    ).getall()
+    parts = _VISIBLE_TEXT(response.selector.root)
     return " ".join(" ".join(p.split()) for p in parts if p.strip())
 
 
