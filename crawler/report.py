@@ -74,6 +74,15 @@ Refusals by signal: a refused URL counts once for each distinct signal of its fi
 the rows may add up to more than the refused URLs; ``report.json`` gives per signal ``urls`` and
 ``records`` (refusal records citing it, provisional ones included).  By origin: the top 20
 origins by refused URLs.
+
+Pay per crawl (:class:`PaymentTally`, also used by :mod:`crawler.transparency`): the
+``pay-quote`` / ``pay-decision`` / ``pay-charge`` records of :mod:`crawler.payment`
+(``decision: "result"``, the payload under ``payment``).  Spend over time: per UTC day of the
+charge record and per currency, the amounts charged (``charged``: what the budget was debited),
+added up exactly as decimals, never as floats and never across currencies, and the pages
+charged (charge records with an amount); a charge record whose amount is not a price in
+:data:`crawler.payment.PRICE_RULES` is listed apart and summed nowhere.  A log without such
+records gives the report it gave before.
 """
 
 from __future__ import annotations
@@ -81,14 +90,18 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date as _date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from crawler.agents import load_agent_list
+from crawler.payment import PriceError, parse_price
 from crawler.survey import BLOCK_LEVEL_DEFINITIONS, OUTCOME_DEFINITIONS
 
 __all__ = [
@@ -96,6 +109,7 @@ __all__ = [
     "PALETTE",
     "AuditTally",
     "Measure",
+    "PaymentTally",
     "ReportError",
     "Table",
     "bar_chart",
@@ -103,6 +117,7 @@ __all__ = [
     "fraction",
     "fraction_text",
     "intervals_overlap",
+    "spend_chart",
     "trend_chart",
     "wilson_interval",
 ]
@@ -303,6 +318,16 @@ def _measures() -> dict[str, Measure]:
            "the origin's refused URLs", "the origin's decided URLs"),
         _m("origin_share", "share of refused URLs", u, "the origin's refused URLs",
            "all refused URLs"),
+        _m("pay_charged", "charged", "money, per currency",
+           "the amounts of the pay-charge records (what the budget was debited: the "
+           "crawler-charged value, or the amount authorised when the site's value could not be "
+           "read), added up exactly as decimals; amounts in different currencies are never "
+           "added together or converted", "—"),
+        _m("pay_pages", "pages charged", "pay-charge records",
+           "pay-charge records with an amount: each one paid request", "—"),
+        _m("pay_unreadable", "unreadable charge records", r,
+           "pay-charge records whose amount is not a price in the strict grammar (a log "
+           "written by another tool, or altered): listed, never added to a total", "—"),
     ]
     return {m.key: m for m in out}
 
@@ -754,6 +779,59 @@ def trend_chart(out_dir: Path, name: str, title: str, labels: Sequence[str],
     return _save(fig, out_dir, name)
 
 
+def spend_chart(out_dir: Path, name: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Money charged per day (rows as :meth:`PaymentTally.to_json` gives ``by_day``): one panel
+    per currency (amounts in different currencies are never drawn on one axis), bars on a time
+    axis to scale, each labelled with its exact amount and pages, the n in every title; colours
+    from :data:`PALETTE`.  Bar heights are floats only as pixel positions: every number
+    printed is the exact decimal."""
+    currencies = sorted({r["currency"] for r in rows})
+    days = sorted({r["day"] for r in rows if _is_day(r["day"])})
+    first = _date.fromisoformat(days[0]).toordinal() if days else 0
+    span = (_date.fromisoformat(days[-1]).toordinal() - first) if days else 0
+    fig = _figure(9, 2.6 * len(currencies) + 0.6)
+    axes = fig.subplots(len(currencies), 1, squeeze=False)[:, 0]
+    for j, (ax, currency) in enumerate(zip(axes, currencies)):
+        mine = [r for r in rows if r["currency"] == currency and _is_day(r["day"])]
+        xs = [float(_date.fromisoformat(r["day"]).toordinal() - first) for r in mine]
+        amounts = [Decimal(r["charged"]) for r in mine]
+        heights = [float(a) for a in amounts]
+        ax.bar(xs, heights, width=0.8, color=PALETTE[j % len(PALETTE)])
+        top = max(heights, default=0.0) or 1.0
+        for x, h, r in zip(xs, heights, mine):
+            ax.text(x, h + top * 0.03, f"{r['text']}\n{r['pages']} p.", ha="center",
+                    va="bottom", fontsize=7, color="#222222")
+        ax.set_ylim(0, top * 1.35)
+        ax.set_xlim(-1.0, span + 1.0)
+        step = max(1, math.ceil((span + 1) / 12))
+        ticks = list(range(0, span + 1, step))
+        ax.set_xticks([float(t) for t in ticks])
+        few = len(ticks) <= 6
+        ax.set_xticklabels([_date.fromordinal(first + t).isoformat() for t in ticks],
+                           rotation=0 if few else 40, ha="center" if few else "right",
+                           fontsize=7)
+        ax.set_ylabel(f"{currency} charged", fontsize=8)
+        pages = sum(r["pages"] for r in mine)
+        ax.set_title(f"Charged per day (UTC), {currency} (n = {_plural(pages, 'page')} "
+                     f"charged over {_plural(len(mine), 'day')})", fontsize=10)
+        ax.grid(axis="y", alpha=0.25)
+        ax.set_axisbelow(True)
+    axes[-1].set_xlabel("day of the charge record (to scale)", fontsize=8)
+    return _save(fig, out_dir, name)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _is_day(text: Any) -> bool:
+    try:
+        _date.fromisoformat(str(text))
+    except ValueError:
+        return False
+    return len(str(text)) == 10
+
+
 def _n_range(values: Iterable[int]) -> str:
     values = list(values)
     lo, hi = min(values, default=0), max(values, default=0)
@@ -1132,13 +1210,228 @@ class AuditTally:
         return out
 
 
+#: The audit record kinds of pay per crawl (:mod:`crawler.payment`): ``decision: "result"``
+#: records whose ``result`` is one of these and whose ``payment`` holds the payload.
+PAY_RESULTS = ("pay-quote", "pay-decision", "pay-charge")
+#: pay-decision actions that stop something for the rest of the job, and what they stop.
+PAY_STOPS = {"stop-origin": "origin not crawled any more (the site blocks us)",
+             "stop-paying": "origin paid no more",
+             "stop-paying-job": "job pays no more"}
+_PRICE_TEXT = re.compile(r"\b[A-Z]{3} [0-9][0-9.]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f`]")
+_PARENS = re.compile(r"\s*\([^()]*\)")
+
+
+def clean_text(value: Any, limit: int = 120) -> str:
+    """Text from a log, safe in a table cell: no control characters or backticks, cut at
+    ``limit`` characters (a site's values reach the log as received)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=True,
+                                                           default=str)
+    text = _CONTROL.sub("?", text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def money_text(currency: str, amount: Decimal) -> str:
+    """``USD 0.03``: the exact decimal, with at least two places."""
+    if amount.as_tuple().exponent > -2:  # type: ignore[operator]
+        amount = amount.quantize(Decimal("0.01"))
+    return f"{currency} {format(amount, 'f')}"
+
+
+def refusal_kind(reason: Any) -> str:
+    """A pay-decision's reason without its particulars, to count alike refusals together:
+    the details in parentheses dropped, prices shown as ``[price]``."""
+    text, before = clean_text(reason, 200), None
+    while text != before:  # innermost parentheses first: "a (b (c))" -> "a (b)" -> "a"
+        before, text = text, _PARENS.sub("", text)
+    return clean_text(_PRICE_TEXT.sub("[price]", text).strip() or "(no reason)")
+
+
+@dataclass
+class PaymentTally:
+    """Pay-per-crawl money in audit logs: what was charged per registrable domain and per day,
+    in each currency apart (exact :class:`~decimal.Decimal` sums, never floats, never added
+    across currencies), the price quotes refused and why, the origins stopped, and the charge
+    records whose amount cannot be read (listed, never summed).  Feed it records in log order
+    with the log's name (:meth:`add`): a ``pay-charge`` names its authorisation by ``seq``,
+    which is unique within one log only."""
+
+    #: (registrable domain, currency) -> [charged, pages, charges debited as authorised]
+    by_domain: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    #: (day, currency) -> [charged, pages]
+    by_day: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    records: Counter[str] = field(default_factory=Counter)
+    quoted_urls: set[str] = field(default_factory=set)
+    #: refusal kind -> [records, URLs]
+    refusals: dict[str, list[Any]] = field(default_factory=dict)
+    #: (origin, action) -> the first such stop
+    stops: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    #: (log, seq of a ``pay`` pay-decision) -> (domain, currency, amount) until its charge
+    open_holds: dict[tuple[str, int], tuple[str, str, Decimal]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def add(self, record: Mapping[str, Any], log: str = "") -> None:
+        kind = record.get("result")
+        if record.get("decision") != "result" or kind not in PAY_RESULTS:
+            return
+        self.records[kind] += 1
+        pay = _dict(record.get("payment"))
+        url = str(record.get("url") or "")
+        origin = clean_text(pay.get("origin") if isinstance(pay.get("origin"), str)
+                            else _origin(url))
+        domain = _domain(origin)
+        if kind == "pay-quote":
+            if pay.get("price") is not None:
+                self.quoted_urls.add(url)
+        elif kind == "pay-decision":
+            self._decision(record, pay, url, origin, domain, log)
+        else:
+            self._charge(record, pay, url, origin, domain, log)
+
+    def _decision(self, record: Mapping[str, Any], pay: Mapping[str, Any], url: str,
+                  origin: str, domain: str, log: str) -> None:
+        action = pay.get("action")
+        if action == "refuse":
+            entry = self.refusals.setdefault(refusal_kind(pay.get("reason")), [0, set()])
+            entry[0] += 1
+            entry[1].add(url)
+        elif action in PAY_STOPS:
+            self.stops.setdefault((origin, str(action)), {
+                "origin": origin, "domain": domain, "action": action,
+                "meaning": PAY_STOPS[str(action)], "reason": clean_text(pay.get("reason")),
+                "time": clean_text(record.get("time") or "", 40)})
+        elif action == "pay" and isinstance(record.get("seq"), int):
+            try:
+                held = parse_price(pay.get("reserved"))  # type: ignore[arg-type]
+            except PriceError:
+                return  # an unreadable hold: its charge record, if any, says what happened
+            self.open_holds[(log, record["seq"])] = (domain, held.currency, held.amount)
+
+    def _charge(self, record: Mapping[str, Any], pay: Mapping[str, Any], url: str,
+                origin: str, domain: str, log: str) -> None:
+        ref = pay.get("ref")
+        if isinstance(ref, int):
+            self.open_holds.pop((log, ref), None)
+        value = pay.get("charged")
+        if value is None:
+            return  # nothing charged (the hold was released)
+        try:
+            money = parse_price(value)
+        except PriceError as exc:
+            self.unreadable.append({
+                "log": Path(log).name, "seq": record.get("seq"),
+                "time": clean_text(record.get("time") or "", 40),
+                "url": clean_text(url, 200), "origin": origin, "domain": domain,
+                "value": clean_text(value, 40), "why": exc.reason})
+            return
+        day = str(record.get("time") or "")[:10]
+        day = day if _is_day(day) else "(no date)"
+        header = _dict(pay.get("headers")).get("crawler-charged")
+        as_sent = (isinstance(header, list) and len(header) == 1
+                   and isinstance(header[0], str) and header[0].strip(" \t") == value)
+        entry = self.by_domain.setdefault((domain, money.currency), [Decimal(0), 0, 0])
+        entry[0] += money.amount
+        entry[1] += 1
+        entry[2] += not as_sent
+        per_day = self.by_day.setdefault((day, money.currency), [Decimal(0), 0])
+        per_day[0] += money.amount
+        per_day[1] += 1
+
+    def merge(self, other: PaymentTally) -> None:
+        """Add another tally (another output directory's)."""
+        for key, (amount, pages, assumed) in other.by_domain.items():
+            entry = self.by_domain.setdefault(key, [Decimal(0), 0, 0])
+            entry[0] += amount
+            entry[1] += pages
+            entry[2] += assumed
+        for key, (amount, pages) in other.by_day.items():
+            per_day = self.by_day.setdefault(key, [Decimal(0), 0])
+            per_day[0] += amount
+            per_day[1] += pages
+        self.records.update(other.records)
+        self.quoted_urls |= other.quoted_urls
+        for kind, (n, urls) in other.refusals.items():
+            entry = self.refusals.setdefault(kind, [0, set()])
+            entry[0] += n
+            entry[1] |= urls
+        for key, stop in other.stops.items():
+            mine = self.stops.get(key)
+            if mine is None or stop["time"] < mine["time"]:
+                self.stops[key] = stop
+        self.unreadable += other.unreadable
+        self.open_holds.update(other.open_holds)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every figure, amounts as exact decimal strings (``"charged": "0.03"``, ``"text":
+        "USD 0.03"``), never as floats."""
+        totals: dict[str, list[Any]] = {}
+        for (domain, currency), (amount, pages, _) in self.by_domain.items():
+            entry = totals.setdefault(currency, [Decimal(0), 0, set()])
+            entry[0] += amount
+            entry[1] += pages
+            entry[2].add(domain)
+        held: dict[tuple[str, str], list[Any]] = {}
+        for domain, currency, amount in self.open_holds.values():
+            entry = held.setdefault((domain, currency), [Decimal(0), 0])
+            entry[0] += amount
+            entry[1] += 1
+        return {
+            "unit": "money per currency (exact decimals; currencies never added together) and "
+                    "pages charged (pay-charge records with an amount)",
+            "records": {k: self.records[k] for k in PAY_RESULTS},
+            "totals": [{"currency": c, "charged": _amount(a), "text": money_text(c, a),
+                        "pages": n, "domains": len(d)}
+                       for c, (a, n, d) in sorted(totals.items())],
+            "by_domain": [{"domain": d, "currency": c, "charged": _amount(a),
+                           "text": money_text(c, a), "pages": n,
+                           "debited_as_authorised": k}
+                          for (d, c), (a, n, k) in sorted(self.by_domain.items(),
+                                                          key=lambda kv: (kv[0][1], -kv[1][0],
+                                                                          kv[0][0]))],
+            "by_day": [{"day": day, "currency": c, "charged": _amount(a),
+                        "text": money_text(c, a), "pages": n}
+                       for (day, c), (a, n) in sorted(self.by_day.items())],
+            "quotes": {"records": self.records["pay-quote"],
+                       "urls_with_a_price": len(self.quoted_urls),
+                       "refusals": sum(n for n, _ in self.refusals.values()),
+                       "refused_urls": len(set().union(*(u for _, u in
+                                                          self.refusals.values()))),
+                       "refused_by_reason": [
+                           {"reason": kind, "records": n, "urls": len(urls)}
+                           for kind, (n, urls) in sorted(self.refusals.items(),
+                                                         key=lambda kv: (-kv[1][0], kv[0]))]},
+            "stopped": sorted(self.stops.values(), key=lambda s: (s["time"], s["origin"],
+                                                                  s["action"])),
+            "unreadable_charges": list(self.unreadable),
+            "authorised_without_charge_record": [
+                {"domain": d, "currency": c, "amount": _amount(a), "text": money_text(c, a),
+                 "authorisations": n} for (d, c), (a, n) in sorted(held.items())],
+        }
+
+
+def _amount(amount: Decimal) -> str:
+    return money_text("XXX", amount)[4:]
+
+
+def _domain(origin: str) -> str:
+    from crawler.transparency import registrable_domain
+
+    return registrable_domain(origin) or origin
+
+
+
 def _audit_report(inputs: Sequence[_Input], out_dir: Path) -> tuple[list[Table], dict]:
     tally = AuditTally()
+    payments = PaymentTally()
     every = 0
     for item in inputs:
         for record in item.records:
             every += 1
             tally.add(record)
+            payments.add(record, log=str(item.path))
     outcomes = tally.outcomes()
     decided = tally.decided()
     refused = outcomes["refused"]
@@ -1228,7 +1521,46 @@ def _audit_report(inputs: Sequence[_Input], out_dir: Path) -> tuple[list[Table],
         note=f"Unit: audit records. Denominator: the {n_records} decision records about "
              "documents. One URL may have several records (retried, provisionally refused, "
              "decided again in a later run).", measures=("records",)))
+    if payments:  # a log without pay-per-crawl records: the report as before
+        figures["payments"] = payments.to_json()
+        tables += _payment_tables(figures["payments"], out_dir)
     return tables, figures
+
+
+def _payment_tables(pay: Mapping[str, Any], out_dir: Path) -> list[Table]:
+    """Spend over time (per day and currency, with totals), and the charge records whose
+    amount could not be read."""
+    days = pay["by_day"]
+    chart = (spend_chart(out_dir, "audit_spend.png", days)
+             if any(_is_day(d["day"]) for d in days) else None)
+    rows = [(d["day"], d["currency"], d["text"], str(d["pages"])) for d in days]
+    rows += [("all days", t["currency"], t["text"], str(t["pages"])) for t in pay["totals"]]
+    bad = pay["unreadable_charges"]
+    held = pay["authorised_without_charge_record"]
+    note = ("Pay per crawl. Units: money, in each currency apart (exact decimal sums; "
+            "currencies are never added together or converted), and pages charged (charge "
+            "records with an amount). Day: the UTC date of the charge record. "
+            f"{pay['quotes']['refusals']} price quote(s) refused; "
+            f"{len(pay['stopped'])} stop(s) (origin or job) recorded.")
+    if bad:
+        note += f" {len(bad)} charge record(s) with an unreadable amount are not summed (below)."
+    if held:
+        note += (" Payments authorised with no charge record (the request may have been "
+                 "charged; the budget counts them as spent): " + ", ".join(
+                     f"{h['text']} ({h['authorisations']}) at {h['domain']}" for h in held)
+                 + ".")
+    tables = [Table("spend_over_time", "Spend over time (pay per crawl)",
+                    ("day (UTC)", "currency", "charged", "pages charged"), tuple(rows),
+                    note=note, chart=chart, measures=("pay_charged", "pay_pages"))]
+    if bad:
+        tables.append(Table(
+            "unreadable_charges", "Charge records with an unreadable amount (not summed)",
+            ("log", "seq", "time", "origin", "amount as recorded", "why it cannot be read"),
+            tuple((Path(b["log"]).name, str(b["seq"]), b["time"], b["origin"], b["value"],
+                   b["why"]) for b in bad),
+            note="Unit: audit records. Each is left out of every total above.",
+            measures=("pay_unreadable",)))
+    return tables
 
 
 # --------------------------------------------------------------------------- output
@@ -1364,6 +1696,11 @@ def build_report(
                  "Unit of every table but the last: distinct URLs, by the final decision about "
                  "each; the last counts records. Shares: count/denominator (percent [95 % "
                  "Wilson interval]); definitions in the glossary at the end."]
+        if "payments" in figures:
+            intro[1] = intro[1].replace("every table but the last", "the first three tables")
+            intro[1] = intro[1].replace("the last counts records", "the fourth counts "
+                                        "records; the pay-per-crawl tables after it count money "
+                                        "and pages")
     skipped = sum(item.skipped for item in read)
     if skipped:
         intro.append(f"{skipped} unreadable or unrecognised line(s) skipped.")

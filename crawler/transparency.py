@@ -17,6 +17,17 @@ Sources, each streamed line by line (a corpus may be large):
   period = first and last record ``time``; the hash chain is verified first;
 * ``run.json`` (written by ``polite-crawl run``), else a job config saved in the directory
   (``*.yaml``): crawler identity, purpose, signals honoured. Optional.
+* the signing identity (:func:`read_identity`): the key thumbprint (RFC 7638, the Web Bot Auth
+  ``keyid``) and the signature agent URL, from ``run.json`` (``keyid``, ``signature_agent``)
+  when it has them, else the ``keyid`` of the signed checkpoints beside each audit log
+  (``audit.checkpoints.jsonl``), else the job's config (``identity.key_file``: the thumbprint
+  of that key as it is now; ``identity.signature_agent``), each labelled with its source.
+
+Payments (pay per crawl; :class:`crawler.report.PaymentTally`, shared with ``polite-crawl
+report``): per registrable domain and currency, the amounts charged and the pages charged
+(exact decimals, never added across currencies), the price quotes refused and why, the origins
+stopped, and charge records whose amount cannot be read (listed, never summed). Shown only when
+the audit logs hold pay-per-crawl records.
 
 Counting rules (:class:`crawler.report.AuditTally`, shared with ``polite-crawl report`` on an
 audit log, so both give the same figures for the same run): decisions are counted as **distinct
@@ -58,7 +69,7 @@ from crawler.about import PURPOSE_TEXT, contact_url, protocols, registry_label
 from crawler.audit.log import verify_file
 from crawler.config import product_token
 from crawler.policy import FAILURE_POLICY, SWITCHABLE_SIGNALS
-from crawler.report import AuditTally
+from crawler.report import AuditTally, PaymentTally
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +181,96 @@ def read_run_info(output_dir: str | Path) -> tuple[dict[str, Any], str | None]:
     return {}, None
 
 
+def read_identity(output_dir: str | Path, info: Mapping[str, Any], info_source: str | None,
+                  audits: Sequence[Path] = ()) -> dict[str, Any]:
+    """The signing identity a run used: ``{"keyids": [...], "keyid_source", "signature_agent",
+    "signature_agent_source", "problems": [...]}``.
+
+    The key thumbprint from ``run.json`` (``keyid``), else the ``keyid`` of the signed
+    checkpoints beside the audit logs (the key that signed them, as the checkpoints name it:
+    ``audit verify --checkpoints`` checks the signatures), else the thumbprint of the job
+    config's ``identity.key_file`` as it is now (only the public thumbprint is kept). The
+    signature agent from ``run.json`` (``signature_agent``), else the config's
+    ``identity.signature_agent``. The config: the one ``run.json`` names (``config``), or the
+    ``*.yaml`` the run info was read from.
+    """
+    from crawler.audit.checkpoint import CHECKPOINT_TYPE, checkpoints_path, read_checkpoints
+
+    out = Path(output_dir)
+    ident: dict[str, Any] = {"keyids": [], "keyid_source": None, "signature_agent": None,
+                             "signature_agent_source": None, "problems": []}
+    keyid = info.get("keyid")
+    if isinstance(keyid, str) and keyid:
+        ident["keyids"], ident["keyid_source"] = [keyid], info_source or RUN_INFO
+    agent = info.get("signature_agent")
+    if isinstance(agent, str) and agent:
+        ident["signature_agent"] = agent
+        ident["signature_agent_source"] = info_source or RUN_INFO
+    if not ident["keyids"]:
+        seen: dict[str, None] = {}
+        for audit in audits:
+            path = checkpoints_path(audit)
+            if not path.is_file():
+                continue
+            errors: list[str] = []
+            try:
+                lines = read_checkpoints(path, errors=errors)
+            except (OSError, ValueError) as exc:
+                ident["problems"].append(f"{path.name}: {exc}")
+                continue
+            ident["problems"] += errors
+            for cp in lines:
+                if cp.get("type") == CHECKPOINT_TYPE and cp.get("sig") and isinstance(
+                        cp.get("keyid"), str):
+                    seen.setdefault(cp["keyid"], None)
+        if seen:
+            ident["keyids"] = list(seen)
+            ident["keyid_source"] = "signed audit checkpoints (as they name their key)"
+    if ident["keyids"] and ident["signature_agent"]:
+        return ident
+    config = _config_path(out, info, info_source)
+    if config is None:
+        return ident
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        ident["problems"].append(f"{config.name}: cannot be read ({exc.__class__.__name__})")
+        return ident
+    section = data.get("identity") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return ident
+    where = f"job config {config.name}"
+    agent = section.get("signature_agent")
+    if not ident["signature_agent"] and isinstance(agent, str) and agent:
+        ident["signature_agent"] = agent
+        ident["signature_agent_source"] = f"{where} (identity.signature_agent)"
+    key_file = section.get("key_file")
+    if not ident["keyids"] and isinstance(key_file, str) and key_file:
+        from crawler.identity import IdentityError, load_key
+
+        key_path = Path(key_file).expanduser()
+        if not key_path.is_absolute():
+            key_path = config.parent / key_path  # as crawler.config resolves it
+        try:
+            ident["keyids"] = [load_key(key_path).keyid]  # the thumbprint only is kept
+            ident["keyid_source"] = f"{where} (identity.key_file, the key as it is now)"
+        except IdentityError as exc:
+            ident["problems"].append(f"identity.key_file: {exc}")
+    return ident
+
+
+def _config_path(out: Path, info: Mapping[str, Any], info_source: str | None) -> Path | None:
+    if info_source and info_source.endswith((".yaml", ".yml")):
+        return out / info_source
+    named = info.get("config")
+    if isinstance(named, str) and named:
+        path = Path(named).expanduser()
+        for candidate in ((path,) if path.is_absolute() else (path, out / path)):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 @dataclass
 class RunFigures:
     """Figures of one output directory."""
@@ -189,6 +290,8 @@ class RunFigures:
     bytes: int = 0
     content_types: Counter[str] = field(default_factory=Counter)
     domains: dict[str, list[int]] = field(default_factory=dict)   # domain -> [bytes, docs]
+    payments: PaymentTally = field(default_factory=PaymentTally)
+    identity: dict[str, Any] = field(default_factory=dict)
 
 
 def read_output_dir(output_dir: str | Path) -> RunFigures:
@@ -203,8 +306,10 @@ def read_output_dir(output_dir: str | Path) -> RunFigures:
         for audit in audits:
             for rec in _jsonl(audit):
                 _count_record(run, rec)
+                run.payments.add(rec, log=str(audit))
     else:
         run.audit_message = f"{out / 'audit.jsonl'}: not found"
+    run.identity = read_identity(out, info, source, audits)
     for corpus in corpora:
         for doc in _jsonl(corpus):
             _count_document(run, doc)
@@ -297,11 +402,13 @@ def build_transparency(
 def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
               sme: bool = False) -> dict[str, Any]:
     tally = AuditTally()
+    payments = PaymentTally()
     types: Counter[str] = Counter()
     domains: dict[str, list[int]] = {}
     documents = total_bytes = 0
     for run in runs:
         tally.merge(run.tally)
+        payments.merge(run.payments)
         types.update(run.content_types)
         documents += run.documents
         total_bytes += run.bytes
@@ -331,7 +438,7 @@ def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
         rule = (f"top {float(Fraction(str(top_share))) * 100:g} % of domains by bytes "
                 "collected (rounded up; at least one)")
 
-    return {
+    summary = {
         "title": "Public summary of training content: data crawled from online sources",
         "basis": "EU AI Act Art. 53(1)(d); Commission template of 24 July 2025, section 2 "
                  "(data crawled and scraped from online sources)",
@@ -386,6 +493,9 @@ def summarise(runs: Sequence[RunFigures], *, top_share: float = 0.10,
         },
         "runs": [_run_json(r) for r in runs],
     }
+    if payments:  # runs without pay-per-crawl records: no payments section at all
+        summary["payments"] = payments.to_json()
+    return summary
 
 
 def _crawlers(runs: Sequence[RunFigures]) -> list[dict[str, Any]]:
@@ -399,14 +509,31 @@ def _crawlers(runs: Sequence[RunFigures]) -> list[dict[str, Any]]:
         entry = seen.setdefault((ua, purpose), {
             "name": token, "product_token": token, "user_agent": ua,
             "contact": contact_url(ua), "purpose": purpose,
-            "honor_agents": list(run.info.get("honor_agents") or []), "runs": 0})
+            "honor_agents": list(run.info.get("honor_agents") or []),
+            "keyids": [], "signature_agents": [], "runs": 0})
         entry["runs"] += 1
+        _add_identity(entry, run.identity)
     out = list(seen.values())
     if not out:
-        out.append({"name": None, "product_token": None, "user_agent": None, "contact": None,
-                    "purpose": None, "honor_agents": [], "runs": len(runs),
-                    "note": "no run.json or job config in the output directories"})
+        entry = {"name": None, "product_token": None, "user_agent": None, "contact": None,
+                 "purpose": None, "honor_agents": [], "keyids": [], "signature_agents": [],
+                 "runs": len(runs),
+                 "note": "no run.json or job config in the output directories"}
+        for run in runs:
+            _add_identity(entry, run.identity)
+        out.append(entry)
     return out
+
+
+def _add_identity(entry: dict[str, Any], ident: Mapping[str, Any]) -> None:
+    """The keys and signature agents of one more run, each once, with its source."""
+    for keyid in ident.get("keyids") or ():
+        if keyid not in [k["keyid"] for k in entry["keyids"]]:
+            entry["keyids"].append({"keyid": keyid, "source": ident.get("keyid_source")})
+    url = ident.get("signature_agent")
+    if url and url not in [a["url"] for a in entry["signature_agents"]]:
+        entry["signature_agents"].append({"url": url,
+                                          "source": ident.get("signature_agent_source")})
 
 
 def _run_signals(run: RunFigures) -> list[str] | None:
@@ -464,6 +591,7 @@ def _run_json(run: RunFigures) -> dict[str, Any]:
         "first_record": run.first_time,
         "last_record": run.last_time,
         "policy_sha256": sorted(run.policies),
+        "identity": run.identity,
         "audit_log": {"verified": run.audit_ok, "message": run.audit_message,
                       "records": run.records},
         "documents": run.documents,
@@ -484,6 +612,7 @@ def render_markdown(s: Mapping[str, Any]) -> str:
     for cr in s["crawlers"]:
         if cr.get("user_agent") is None:
             lines.append(f"- Crawler identity not recorded ({cr.get('note')}).")
+            lines += _identity_lines(cr)
             continue
         lines += [f"- Name / product token: `{cr['product_token']}`",
                   f"- User-Agent: `{cr['user_agent']}`",
@@ -492,6 +621,7 @@ def render_markdown(s: Mapping[str, Any]) -> str:
         if cr["honor_agents"]:
             lines.append("- Also obeys robots.txt groups for: "
                          + ", ".join(f"`{a}`" for a in cr["honor_agents"]))
+        lines += _identity_lines(cr)
         lines.append(f"- Runs: {cr['runs']} of {len(s['runs'])}")
     period = s["collection_period"]
     lines += ["", "## 2. Period of data collection", "",
@@ -563,6 +693,9 @@ def render_markdown(s: Mapping[str, Any]) -> str:
                   for t in dom["top"]]
         lines.append("")
 
+    if s.get("payments"):
+        lines += _payment_lines(s["payments"])
+
     lines += ["## Runs", "", "| output | job | period | documents | bytes | audit log |",
               "|---|---|---|---|---|---|"]
     for r in s["runs"]:
@@ -572,6 +705,84 @@ def render_markdown(s: Mapping[str, Any]) -> str:
                      f"{r['last_record'] or '?'} | {r['documents']:,} | {r['bytes']:,} | "
                      f"{audit} ({r['audit_log']['records']:,} records) |")
     return "\n".join(lines) + "\n"
+
+
+def _identity_lines(cr: Mapping[str, Any]) -> list[str]:
+    """The signing key(s) and signature agent(s), when known (nothing when not)."""
+    lines = []
+    for k in cr.get("keyids") or ():
+        lines.append(f"- Signing key (Web Bot Auth `keyid`, RFC 7638 JWK SHA-256 thumbprint): "
+                     f"`{_code(k['keyid'])}` (from {_md(k['source'])})")
+    for a in cr.get("signature_agents") or ():
+        lines.append(f"- Signature agent (where the key directory is published): "
+                     f"{_md(a['url'])} (from {_md(a['source'])})")
+    return lines
+
+
+def _payment_lines(pay: Mapping[str, Any]) -> list[str]:
+    """Section 7: what was paid, to whom, and what was refused (pay per crawl)."""
+    q = pay["quotes"]
+    lines = ["## 7. Payments for access (pay per crawl)", "",
+             ("Pages behind HTTP 402 (Cloudflare's pay per crawl) were paid for only within the "
+              "job's maximum price per page and budgets, and only when no other reservation "
+              "refused them. Amounts are those debited, added up exactly as decimals; amounts "
+              "in different currencies are never added together or converted. Unit: money and "
+              "pages charged (charge records with an amount)."), ""]
+    lines += ["| currency | charged | pages charged | registrable domains paid |",
+              "|---|---|---|---|"]
+    lines += [f"| {t['currency']} | {t['text']} | {t['pages']:,} | {t['domains']:,} |"
+              for t in pay["totals"]]
+    if not pay["totals"]:
+        lines.append("| — | nothing charged | 0 | 0 |")
+    lines.append("")
+    if pay["by_domain"]:
+        lines += ["| registrable domain | currency | charged | pages charged |",
+                  "|---|---|---|---|"]
+        lines += [f"| {_md(d['domain'])} | {d['currency']} | {d['text']} | {d['pages']:,} |"
+                  for d in pay["by_domain"]]
+        assumed = sum(d["debited_as_authorised"] for d in pay["by_domain"])
+        lines.append("")
+        if assumed:
+            lines += [(f"{assumed:,} charge(s) whose amount the site sent unreadably (or in "
+                       "another currency) are counted at the amount authorised, as the budget "
+                       "debited them."), ""]
+    held = pay["authorised_without_charge_record"]
+    if held:
+        lines += [("Payments authorised with no charge record (the request may have been "
+                   "charged; the budget counts them as spent, and they are not in the totals "
+                   "above): " + "; ".join(f"{_md(h['domain'])} {h['text']} "
+                                           f"({h['authorisations']:,})" for h in held) + "."),
+                  ""]
+    lines += [(f"Price quotes: {q['records']:,} quote records, {q['urls_with_a_price']:,} URLs "
+               f"quoted with a valid price; {q['refusals']:,} refused ({q['refused_urls']:,} "
+               "URLs), by reason:"), ""]
+    if q["refused_by_reason"]:
+        lines += ["| why refused | refusals (records) | URLs |", "|---|---|---|"]
+        lines += [f"| {_md(r['reason'])} | {r['records']:,} | {r['urls']:,} |"
+                  for r in q["refused_by_reason"]]
+        lines.append("")
+    if pay["stopped"]:
+        lines += ["Stopped for the rest of the job:", "",
+                  "| origin | what stopped | why | when |", "|---|---|---|---|"]
+        lines += [f"| {_md(x['origin'])} | {_md(x['meaning'])} | {_md(x['reason'])} | "
+                  f"{_md(x['time'])} |" for x in pay["stopped"]]
+        lines.append("")
+    bad = pay["unreadable_charges"]
+    if bad:
+        lines += [(f"{len(bad):,} charge record(s) with an unreadable amount, not summed in any "
+                   "total:"), "",
+                  "| log | seq | origin | amount as recorded | why it cannot be read |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {_md(b['log'])} | {b['seq']} | {_md(b['origin'])} | "
+                  f"`{_code(b['value'])}` | {_md(b['why'])} |" for b in bad]
+        lines.append("")
+    return lines
+
+
+def _code(text: Any) -> str:
+    """Text for inside `code` spans: no backtick, no pipe, no line break."""
+    return (str(text).replace("`", "'").replace("|", "/").replace("\n", " ")
+            .replace("<", "&lt;"))
 
 
 def _md(text: str) -> str:

@@ -527,3 +527,195 @@ def test_charts_use_the_colour_blind_safe_palette(series):
 
     assert rgb(PALETTE[0]) in colours and rgb(PALETTE[1]) in colours
     assert (31, 119, 180) not in colours  # matplotlib's default blue
+
+
+# -- pay per crawl: spend over time -------------------------------------------------------------
+
+
+def test_spend_over_time_sums_each_currency_exactly(tmp_path):
+    """3 charges of USD 0.01 and 1 of EUR 0.02 over two registrable domains and two days, as
+    the real session writes them through the real funnel: one row per day and currency, a total
+    per currency, never one across currencies; Decimal sums, no float anywhere."""
+    from decimal import Decimal
+
+    from tests.pay_log import write_paid_log
+
+    write_paid_log(tmp_path / "audit.jsonl")
+    report = build_report([tmp_path / "audit.jsonl"], tmp_path / "out")
+    pay = report["figures"]["payments"]
+    assert pay["records"] == {"pay-quote": 7, "pay-decision": 7, "pay-charge": 4}
+    assert [(t["currency"], t["charged"], t["pages"], t["domains"]) for t in pay["totals"]] == [
+        ("EUR", "0.02", 1, 1), ("USD", "0.03", 3, 2)]
+    assert Decimal(pay["totals"][1]["charged"]) == Decimal("0.01") * 3  # exact
+    assert [(d["day"], d["currency"], d["text"], d["pages"]) for d in pay["by_day"]] == [
+        ("2026-12-01", "USD", "USD 0.02", 2), ("2026-12-02", "EUR", "EUR 0.02", 1),
+        ("2026-12-02", "USD", "USD 0.01", 1)]
+    assert pay["unreadable_charges"] == [] and pay["authorised_without_charge_record"] == []
+    assert [(r["reason"], r["records"]) for r in pay["quotes"]["refused_by_reason"]] == [
+        ("402 without a valid crawler-price", 1), ("price [price] over max_price [price]", 1)]
+    assert [(s["origin"], s["action"]) for s in pay["stopped"]] == [
+        ("https://blocked.example.net", "stop-origin")]
+
+    def floats(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from floats(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from floats(v)
+
+    assert list(floats(pay)) == []  # money is never a float in report.json
+
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    tables = md_tables(md)
+    assert tables["Spend over time (pay per crawl)"] == [
+        ["day (UTC)", "currency", "charged", "pages charged"],
+        ["2026-12-01", "USD", "USD 0.02", "2"], ["2026-12-02", "EUR", "EUR 0.02", "1"],
+        ["2026-12-02", "USD", "USD 0.01", "1"], ["all days", "EUR", "EUR 0.02", "1"],
+        ["all days", "USD", "USD 0.03", "3"]]
+    assert "Charge records with an unreadable amount (not summed)" not in tables
+    assert "2 price quote(s) refused; 1 stop(s)" in md
+    assert "the pay-per-crawl tables after it count money and pages" in md
+    glossary = {row[0] for row in tables["Glossary: what each figure counts"][1:]}
+    assert {"charged", "pages charged"} <= glossary and "unreadable charge records" not in glossary
+    # the chart: written, referenced, Okabe-Ito colours, one panel per currency
+    assert "audit_spend.png" in report["charts"]
+    assert "![Spend over time (pay per crawl)](audit_spend.png)" in md
+    from matplotlib.image import imread
+
+    pixels = imread(tmp_path / "out" / "audit_spend.png")[:, :, :3].reshape(-1, 3)
+    colours = {tuple(round(float(c) * 255) for c in px) for px in pixels}
+    assert {(0, 114, 178), (230, 159, 0)} <= colours  # PALETTE[0], PALETTE[1]
+    # the other figures are untouched by the payment records (results, not decisions)
+    assert report["figures"]["records"]["by_decision"]["allow"]["count"] == 1
+    assert report["figures"]["urls"]["decided"] == 2
+
+
+def test_unreadable_charge_amounts_are_listed_not_summed(tmp_path):
+    """A charge record whose amount is malformed ("USD 1e3", a JSON float): shown as unreadable,
+    left out of every total, no crash."""
+    from tests.pay_log import write_paid_log
+
+    write_paid_log(tmp_path / "audit.jsonl", hostile=True)
+    report = build_report([tmp_path / "audit.jsonl"], tmp_path / "out")
+    pay = report["figures"]["payments"]
+    assert [(t["currency"], t["charged"], t["pages"]) for t in pay["totals"]] == [
+        ("EUR", "0.02", 1), ("USD", "0.03", 3)]  # as without the bad records
+    assert [(b["log"], b["value"], b["why"]) for b in pay["unreadable_charges"]] == [
+        ("audit.jsonl", "USD 1e3", "exponent, NaN or Infinity"),
+        ("audit.jsonl", "0.01", "not a string (float)")]
+    tables = md_tables((tmp_path / "out" / "report.md").read_text(encoding="utf-8"))
+    rows = tables["Charge records with an unreadable amount (not summed)"]
+    assert rows[0] == ["log", "seq", "time", "origin", "amount as recorded",
+                       "why it cannot be read"]
+    assert [r[4] for r in rows[1:]] == ["USD 1e3", "0.01"]
+    glossary = {row[0] for row in tables["Glossary: what each figure counts"][1:]}
+    assert "unreadable charge records" in glossary
+
+
+def test_a_log_without_payments_gives_the_report_it_gave_before(tmp_path):
+    """No pay-per-crawl records: no payment figure, table, chart or glossary row, and the
+    intro as before."""
+    log = write_audit_log(tmp_path / "audit.jsonl")
+    report = build_report([log], tmp_path / "out")
+    assert "payments" not in report["figures"]
+    assert list(report["tables"]) == ["url_outcomes", "refusals_by_signal",
+                                      "refusals_by_origin", "records", "glossary"]
+    assert report["charts"] == ["audit_outcomes.png", "audit_signals.png", "audit_origins.png"]
+    assert not (tmp_path / "out" / "audit_spend.png").exists()
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Unit of every table but the last: distinct URLs" in md
+    assert "pay" not in md.lower().replace("payload", "")
+    glossary = [row[0] for row in report["tables"]["glossary"]["rows"]]
+    assert not {"charged", "pages charged", "unreadable charge records"} & set(glossary)
+
+
+def test_payment_tally_keeps_logs_apart_and_counts_open_authorisations(tmp_path):
+    """Ten charges of USD 0.10 add up to exactly USD 1.00 (a float sum would not); a ``ref``
+    names a seq of its own log only; a payment authorised with no charge record (the crawl
+    died) is shown apart, not in the totals."""
+    from crawler.audit.log import iter_records
+    from crawler.report import PaymentTally
+    from tests.pay_log import PayingCrawl
+
+    logs = []
+    for name in ("a", "b"):
+        ticks = iter(range(1000))
+        writer = AuditWriter(tmp_path / f"audit-{name}.jsonl", job="j",
+                             clock=lambda: f"2026-12-0{1 + next(ticks) // 500}T00:00:00Z")
+        crawl = PayingCrawl(writer, "USD", max_price="0.10")
+        for i in range(5):
+            crawl.paid_page(f"https://{name}.example.com/{i}", "USD 0.10")
+        if name == "b":
+            crawl.authorised_then_lost("https://b.example.com/lost", "USD 0.07")
+        writer.close()
+        logs.append(tmp_path / f"audit-{name}.jsonl")
+    tally = PaymentTally()
+    for log in logs:
+        for rec in iter_records(log):
+            tally.add(rec, log=str(log))
+    pay = tally.to_json()
+    assert [(t["text"], t["pages"], t["domains"]) for t in pay["totals"]] == [
+        ("USD 1.00", 10, 1)]
+    assert sum([0.1] * 10) != 1.0  # what a float total would have shown
+    assert pay["authorised_without_charge_record"] == [
+        {"domain": "example.com", "currency": "USD", "amount": "0.07", "text": "USD 0.07",
+         "authorisations": 1}]
+    merged = PaymentTally()
+    merged.merge(tally)
+    merged.merge(PaymentTally())
+    assert merged.to_json() == pay
+
+
+@pytest.mark.parametrize(("reason", "kind"), [
+    ("price USD 9.00 over max_price USD 0.05", "price [price] over max_price [price]"),
+    ("over the job budget (USD 1.00: USD 0.99 spent, USD 0.01 held)", "over the job budget"),
+    ("crawler-error InvalidCrawlerMaxPrice (the price is over our maximum)",
+     "crawler-error InvalidCrawlerMaxPrice"),
+    ("unknown crawler-error 'x`\n|y' (refused)", "unknown crawler-error 'x??|y'"),
+    ("402 without a valid crawler-price (a list of values (one price only))",
+     "402 without a valid crawler-price"),
+    ("crawler-error InternalError (Cloudflare failed): 3 retries exhausted",
+     "crawler-error InternalError: 3 retries exhausted"),
+    ("reserved (robots): paying never overrides a reservation",
+     "reserved: paying never overrides a reservation"),
+    ("not paying: charged USD 0.02, more than the crawler-exact-price USD 0.01",
+     "not paying: charged [price], more than the crawler-exact-price [price]"),
+    (None, "null"),
+    ("", "(no reason)"),
+])
+def test_refusal_kinds(reason, kind):
+    from crawler.report import refusal_kind
+
+    assert refusal_kind(reason) == kind
+
+
+@pytest.mark.parametrize("payment", [
+    None, "x", [], {}, {"origin": 7, "charged": "USD 0.01"},
+    {"charged": {"amount": 1}}, {"charged": "USD -0.01"}, {"charged": "usd 0.01"},
+    {"charged": "USD 0.01", "headers": {"crawler-charged": [1]}, "ref": "3"},
+    {"action": "pay", "reserved": "lots"}, {"action": "refuse", "reason": ["x"]},
+    {"action": "stop-origin", "reason": "`\x00|\n" * 50, "origin": "https://a.example\n"},
+])
+def test_hostile_payment_records_never_crash(tmp_path, payment):
+    """Whatever a log holds under ``payment``: counted where readable, never a crash, never a
+    float, every cell free of line breaks and backticks."""
+    result = "pay-decision" if isinstance(payment, dict) and "action" in payment else "pay-charge"
+    writer = AuditWriter(tmp_path / "audit.jsonl", job="j", clock=lambda: "2026-12-01T00:00:00Z")
+    writer.write(url="https://a.example/x", decision="result", reasons=[], policy_sha256="p",
+                 extra={"result": result, "payment": payment})
+    writer.write(url="https://a.example/x", decision="result", reasons=[], policy_sha256="p",
+                 extra={"result": "pay-quote", "payment": payment})
+    writer.close()
+    report = build_report([tmp_path / "audit.jsonl"], tmp_path / "out")
+    pay = report["figures"]["payments"]
+    text = json.dumps(pay)
+    assert "\\n" not in text and "`" not in text
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Spend over time (pay per crawl)" in md
+    if result == "pay-charge" and payment not in (None, "x", [], {}):
+        readable = payment.get("charged") == "USD 0.01"
+        assert (len(pay["unreadable_charges"]), len(pay["totals"])) == (
+            (0, 1) if readable else (1, 0))

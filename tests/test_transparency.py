@@ -185,7 +185,8 @@ def test_figures_across_two_output_dirs(crawl: tuple[Path, Path], tmp_path: Path
     assert len(crawler) == 1
     assert crawler[0] == {"name": "SumBot", "product_token": "SumBot", "user_agent": UA,
                                "contact": "https://example.org/sumbot", "purpose": "train-ai",
-                               "honor_agents": ["GPTBot"], "runs": 1}
+                               "honor_agents": ["GPTBot"], "keyids": [],
+                               "signature_agents": [], "runs": 1}
     protocols = {p["signal"]: p for p in s["protocols"]}
     assert set(protocols) == {*SWITCHABLE_SIGNALS, "registry", "network"}
     assert (protocols["robots"]["honoured_in_runs"], protocols["robots"]["of_runs_recorded"]) \
@@ -358,3 +359,160 @@ def test_transparency_html_page_is_self_contained(crawl: tuple[Path, Path],
     assert "&amp;lt;" not in page
     assert not re.search(r"<(?!/?(html|head|meta|title|style|body|h\d|p|ul|li|table|thead|"
                          r"tbody|tr|th|td|code)\b|!DOCTYPE)", page)
+
+
+# -- pay per crawl and the signing identity -----------------------------------------------------
+
+
+def _paid_dir(out: Path, *, hostile: bool = False, run_info: dict[str, Any] | None = None
+              ) -> Path:
+    """An output directory whose audit log holds the real session's payment records (see
+    tests/pay_log.py), a corpus and a run.json."""
+    from tests.pay_log import UA as PAY_UA
+    from tests.pay_log import write_paid_log
+
+    out.mkdir(parents=True)
+    write_paid_log(out / "audit.jsonl", hostile=hostile)
+    (out / "corpus.jsonl").write_text("", encoding="utf-8")
+    (out / "run.json").write_text(json.dumps({
+        "job": "pay", "user_agent": PAY_UA, "token": "PayBot", "purpose": "train-ai",
+        "signals": list(SWITCHABLE_SIGNALS), **(run_info or {})}), encoding="utf-8")
+    return out
+
+
+def test_payments_per_registrable_domain(tmp_path: Path) -> None:
+    """3 charges of USD 0.01 and 1 of EUR 0.02 over two registrable domains: two currency
+    rows, exact sums, pages; the refused quotes and why; the stopped origin."""
+    from decimal import Decimal
+
+    s = build_transparency([_paid_dir(tmp_path / "run")], tmp_path / "t")
+    pay = s["payments"]
+    assert [(t["currency"], t["text"], t["pages"], t["domains"]) for t in pay["totals"]] == [
+        ("EUR", "EUR 0.02", 1, 1), ("USD", "USD 0.03", 3, 2)]
+    assert sum(Decimal(d["charged"]) for d in pay["by_domain"] if d["currency"] == "USD") \
+        == Decimal("0.03")
+    # www. and news.example.com are one registrable domain
+    assert [(d["domain"], d["currency"], d["charged"], d["pages"]) for d in pay["by_domain"]] \
+        == [("example.org", "EUR", "0.02", 1), ("example.com", "USD", "0.02", 2),
+            ("example.org", "USD", "0.01", 1)]
+    assert pay["quotes"]["refusals"] == 2 and pay["quotes"]["refused_urls"] == 2
+    assert [x["origin"] for x in pay["stopped"]] == ["https://blocked.example.net"]
+    assert json.loads((tmp_path / "t" / "transparency.json").read_text()) == s
+
+    md = (tmp_path / "t" / "transparency.md").read_text(encoding="utf-8")
+    assert "## 7. Payments for access (pay per crawl)" in md
+    assert "| EUR | EUR 0.02 | 1 | 1 |" in md and "| USD | USD 0.03 | 3 | 2 |" in md
+    assert "| example.com | USD | USD 0.02 | 2 |" in md
+    assert "| example.org | USD | USD 0.01 | 1 |" in md
+    assert "| price [price] over max_price [price] | 1 | 1 |" in md
+    assert "| 402 without a valid crawler-price | 1 | 1 |" in md
+    assert ("| https://blocked.example.net | origin not crawled any more (the site blocks us) "
+            "| crawler-error CrawlerForbidden (the site blocks this crawler; payment cannot "
+            "help) |") in md
+    assert "unreadable" not in md
+    page = (tmp_path / "t" / "transparency.html").read_text(encoding="utf-8")
+    assert "<h2>7. Payments for access (pay per crawl)</h2>" in page
+    assert "<td>price [price] over max_price [price]</td>" in page
+
+
+def test_no_payment_records_no_payment_section(crawl: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    s = build_transparency(list(crawl), tmp_path / "t")
+    assert "payments" not in s
+    md = (tmp_path / "t" / "transparency.md").read_text(encoding="utf-8")
+    assert "## 7." not in md and "Payments for access" not in md
+    assert "Signing key" not in md and "Signature agent" not in md  # none known: no line
+
+
+def test_unreadable_charge_is_shown_not_summed(tmp_path: Path) -> None:
+    s = build_transparency([_paid_dir(tmp_path / "run", hostile=True)], tmp_path / "t")
+    pay = s["payments"]
+    assert [(t["currency"], t["text"], t["pages"]) for t in pay["totals"]] == [
+        ("EUR", "EUR 0.02", 1), ("USD", "USD 0.03", 3)]
+    assert [(b["value"], b["why"]) for b in pay["unreadable_charges"]] == [
+        ("USD 1e3", "exponent, NaN or Infinity"), ("0.01", "not a string (float)")]
+    assert s["runs"][0]["audit_log"]["verified"] is True  # written by the writer: a bad tool
+    md = (tmp_path / "t" / "transparency.md").read_text(encoding="utf-8")
+    assert "2 charge record(s) with an unreadable amount, not summed in any total:" in md
+    assert "| audit.jsonl | 106 | https://shop.example.org | `USD 1e3` | exponent, NaN or " \
+           "Infinity |" in md
+
+
+def test_report_and_transparency_agree_on_the_money(tmp_path: Path) -> None:
+    from crawler.report import build_report
+
+    run = _paid_dir(tmp_path / "run", hostile=True)
+    s = build_transparency([run], tmp_path / "t")["payments"]
+    r = build_report([run / "audit.jsonl"], tmp_path / "r")["figures"]["payments"]
+    assert s == r
+
+
+def test_identity_from_signed_checkpoints_and_the_config_run_json_names(tmp_path: Path) -> None:
+    """run.json without keyid: the keyid of the signed checkpoints (the key that signed the
+    log), the signature agent from the config run.json names."""
+    from crawler.audit.checkpoint import CheckpointWriter
+    from crawler.identity import generate_key
+
+    key = generate_key(tmp_path / "keys" / "id.pem")
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"job: j\nuser_agent: '{UA}'\nidentity:\n  key_file: keys/other.pem\n"
+                   "  signature_agent: https://crawler.example.org\n", encoding="utf-8")
+    writer = AuditWriter(out / "audit.jsonl", job="j",
+                         checkpoints=CheckpointWriter(out / "audit.jsonl", job="j",
+                                                      identity=key, every=1))
+    writer.write(url="https://a.example/", decision="allow", reasons=[], policy_sha256=POLICY)
+    writer.close()
+    (out / "run.json").write_text(json.dumps({"job": "j", "user_agent": UA,
+                                              "config": str(cfg)}), encoding="utf-8")
+    s = build_transparency([out], tmp_path / "t")
+    (cr,) = s["crawlers"]
+    assert cr["keyids"] == [{"keyid": key.keyid,
+                             "source": "signed audit checkpoints (as they name their key)"}]
+    assert cr["signature_agents"] == [{
+        "url": "https://crawler.example.org",
+        "source": "job config job.yaml (identity.signature_agent)"}]
+    assert s["runs"][0]["identity"]["problems"] == []
+    md = (tmp_path / "t" / "transparency.md").read_text(encoding="utf-8")
+    assert (f"- Signing key (Web Bot Auth `keyid`, RFC 7638 JWK SHA-256 thumbprint): "
+            f"`{key.keyid}` (from signed audit checkpoints (as they name their key))") in md
+    assert ("- Signature agent (where the key directory is published): "
+            "https://crawler.example.org (from job config job.yaml "
+            "(identity.signature_agent))") in md
+    assert "BEGIN" not in md and "PRIVATE" not in json.dumps(s)
+
+
+def test_identity_recorded_in_run_json_comes_first(tmp_path: Path) -> None:
+    out = _paid_dir(tmp_path / "run", run_info={
+        "keyid": "kid-from-run", "signature_agent": "https://agent.example.org"})
+    s = build_transparency([out], tmp_path / "t")
+    (cr,) = s["crawlers"]
+    assert cr["keyids"] == [{"keyid": "kid-from-run", "source": "run.json"}]
+    assert cr["signature_agents"] == [{"url": "https://agent.example.org",
+                                       "source": "run.json"}]
+
+
+def test_identity_from_the_job_config_beside_the_output(tmp_path: Path) -> None:
+    """No run.json, no checkpoints: the thumbprint of the config's key file (resolved beside
+    the config, as crawler.config does); a key file that cannot be used is a problem, not a
+    crash."""
+    from crawler.identity import generate_key
+
+    out = tmp_path / "demo"
+    _write_dir(out, [("https://a.example.org/", 10)], day=3, job="demo", extra=[])
+    key = generate_key(out / "demo-identity.pem")
+    (out / "demo-config.yaml").write_text(
+        f"job: demo\nuser_agent: '{UA}'\nidentity: {{key_file: demo-identity.pem}}\n",
+        encoding="utf-8")
+    s = build_transparency([out], tmp_path / "t")
+    assert s["crawlers"][0]["keyids"] == [{
+        "keyid": key.keyid,
+        "source": "job config demo-config.yaml (identity.key_file, the key as it is now)"}]
+    assert s["crawlers"][0]["signature_agents"] == []
+
+    (out / "demo-identity.pem").chmod(0o644)  # open to others: load_key refuses it
+    s = build_transparency([out], tmp_path / "t2")
+    assert s["crawlers"][0]["keyids"] == []
+    (problem,) = s["runs"][0]["identity"]["problems"]
+    assert problem.startswith("identity.key_file: ") and "chmod 600" in problem
