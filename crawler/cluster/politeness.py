@@ -33,7 +33,10 @@ fetched after robots.txt are spaced by it too.
 ``process_exception`` before theirs, so the lease is released before a redirect or a retry
 is made). Per-origin files (``polite_preflight``) and registry calls pass through it like
 any request. Within one worker, requests for one origin queue locally and only the first
-asks Redis, so a page costs about one grant call and one release call. A 429/503 with
+asks Redis (with spacing ``response``, the next one asks once the lease is released and the
+delay has run from there); the grant travels in the worker's step script with the release of
+the previous lease, the links found and the next pops (scheduler.py), so a page costs about one
+round trip. A 429/503 with
 ``Retry-After`` defers the origin for the whole cluster.
 
 Scrapy's own per-slot delay is set to 0 in cluster mode (settings.py): a local delay on top of
@@ -69,6 +72,7 @@ from twisted.internet.defer import Deferred
 
 from crawler import defaults as crawler_defaults
 from crawler.cluster import defaults
+from crawler.cluster.connection import named_script
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
@@ -132,89 +136,118 @@ end
 
 # KEYS: origin hash, job epoch, beats, clock, this worker's in-flight hash.
 # ARGV: token, worker, delay ms, lease ms, poll ms, alive-key prefix, epoch id, heartbeat gap
-#       ms, in-flight id of the request ('' = not from the shared queue).
+#       ms, in-flight id of the request ('' = not from the shared queue), "1" when the delay
+#       counts from the response (then a lease another worker holds means at least a full
+#       delay from now: the holder releases it no earlier than now, and the delay runs from
+#       its release; the wait answered adds as long as the holder has had it so far, an
+#       estimate of its download's remaining time, so that the next ask finds it released
+#       and its delay run rather than costing one more round trip).
 # Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
 # {'!', code, detail}: the job's state is not trusted (state.py), or 'fenced': the request's
 # in-flight entry is gone (re-queued while this worker looked dead: not to be sent here).
-ACQUIRE_SCRIPT = _NOW + _CHECKS + STATE + LIVENESS + """
-local code, detail = job_state(KEYS[2], ARGV[7])
-if code then return {'!', code, detail} end
-if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[9]) == 0 then
-  return {'!', 'fenced', ARGV[9]}
-end
-local f = redis.call('HMGET', KEYS[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
-                     'defer_until')
-local delay = tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
-local poll = tonumber(ARGV[5])
-local function invalid(reason)
-  -- a hash without a TTL (not written by these scripts) gets the one a grant would set (or
-  -- a valid deferral's, if longer); a TTL it has is never shortened
-  if redis.call('PTTL', KEYS[1]) == -1 then
-    local ttl = math.max(lease, delay)
-    local defer_until = time_field('defer_until', f[6])
-    if defer_until ~= nil then ttl = math.max(ttl, defer_until - now) end
-    redis.call('PEXPIRE', KEYS[1], math.floor(ttl) + 60000)
+#: ``acquire_origin(K, A)``: the grant, with ACQUIRE_SCRIPT's KEYS as ``K`` and ARGV as
+#: ``A`` (also run by the scheduler's step script when a worker batches its round trips).
+#: Needs _NOW, _CHECKS, STATE and LIVENESS.
+ACQUIRE_FN = """
+local function acquire_origin(K, A)
+  local code, detail = job_state(K[2], A[7])
+  if code then return {'!', code, detail} end
+  if A[9] ~= '' and redis.call('HEXISTS', K[5], A[9]) == 0 then
+    return {'!', 'fenced', A[9]}
   end
-  return {0, math.max(poll, 1000), reason}
-end
--- the lease: token, worker and lease_until together, or none of them
-local lease_until = 0
-if f[1] or f[2] or f[3] then
-  if not f[1] or f[1] == '' then return invalid(bad('token', f[1])) end
-  if not f[2] or f[2] == '' then return invalid(bad('worker', f[2])) end
-  local x, why = time_field('lease_until', f[3])
-  if x == nil then return invalid(why) end
-  lease_until = x
-end
-local allowed = 0
-if f[4] or f[5] then
-  local ref, why = time_field('ref', f[4])
-  if ref == nil then return invalid(why) end
-  local ref_delay, why2 = delay_field('ref_delay', f[5])
-  if ref_delay == nil then return invalid(why2) end
-  -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
-  allowed = ref + math.max(ref_delay, delay)
-end
-if f[6] then
-  local defer_until, why = time_field('defer_until', f[6])
-  if defer_until == nil then return invalid(why) end
-  allowed = math.max(allowed, defer_until)
-end
-local held = false
-if f[1] and f[1] ~= ARGV[1] and lease_until > now then
-  -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
-  held = is_alive(f[2], KEYS[3], KEYS[4], ARGV[6], tonumber(ARGV[8]))
-end
-if held or now < allowed then
-  local wait = allowed - now
-  if held then
-    wait = math.max(wait, math.min(poll, lease_until - now))
+  local f = redis.call('HMGET', K[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
+                       'defer_until')
+  local delay = tonumber(A[3])
+  local lease = tonumber(A[4])
+  local poll = tonumber(A[5])
+  local function invalid(reason)
+    -- a hash without a TTL (not written by these scripts) gets the one a grant would set (or
+    -- a valid deferral's, if longer); a TTL it has is never shortened
+    if redis.call('PTTL', K[1]) == -1 then
+      local ttl = math.max(lease, delay)
+      local defer_until = time_field('defer_until', f[6])
+      if defer_until ~= nil then ttl = math.max(ttl, defer_until - now) end
+      redis.call('PEXPIRE', K[1], math.floor(ttl) + 60000)
+    end
+    return {0, math.max(poll, 1000), reason}
   end
-  return {0, math.max(wait, 1)}
+  -- the lease: token, worker and lease_until together, or none of them
+  local lease_until = 0
+  if f[1] or f[2] or f[3] then
+    if not f[1] or f[1] == '' then return invalid(bad('token', f[1])) end
+    if not f[2] or f[2] == '' then return invalid(bad('worker', f[2])) end
+    local x, why = time_field('lease_until', f[3])
+    if x == nil then return invalid(why) end
+    lease_until = x
+  end
+  local allowed = 0
+  local ref_at = now
+  if f[4] or f[5] then
+    local ref, why = time_field('ref', f[4])
+    if ref == nil then return invalid(why) end
+    ref_at = ref
+    local ref_delay, why2 = delay_field('ref_delay', f[5])
+    if ref_delay == nil then return invalid(why2) end
+    -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
+    allowed = ref + math.max(ref_delay, delay)
+  end
+  if f[6] then
+    local defer_until, why = time_field('defer_until', f[6])
+    if defer_until == nil then return invalid(why) end
+    allowed = math.max(allowed, defer_until)
+  end
+  local held = false
+  if f[1] and f[1] ~= A[1] and lease_until > now then
+    -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
+    held = is_alive(f[2], K[3], K[4], A[6], tonumber(A[8]))
+  end
+  if held or now < allowed then
+    local wait = allowed - now
+    if held then
+      wait = math.max(wait, math.min(poll, lease_until - now))
+      if A[10] == '1' then
+        -- the holder's request has been on the wire for now - ref (its grant): expect it to
+        -- need as long again, then the delay from its answer
+        local ref_delay = delay_field('ref_delay', f[5]) or 0
+        local busy = math.max(0, now - ref_at)
+        wait = math.max(wait, math.min(math.max(ref_delay, delay) + busy, lease_until - now))
+      end
+    end
+    return {0, math.max(wait, 1)}
+  end
+  redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', now + lease,
+             'ref', now, 'ref_delay', delay, 'granted_at', now)
+  redis.call('PEXPIRE', K[1], math.max(lease, delay) + 60000)
+  return {1, now}
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[1], 'worker', ARGV[2], 'lease_until', now + lease,
-           'ref', now, 'ref_delay', delay, 'granted_at', now)
-redis.call('PEXPIRE', KEYS[1], math.max(lease, delay) + 60000)
-return {1, now}
+"""
+ACQUIRE_SCRIPT = _NOW + _CHECKS + STATE + LIVENESS + ACQUIRE_FN + """
+return acquire_origin(KEYS, ARGV)
 """
 
 # KEYS[1] origin hash. ARGV: token, "1" to count the spacing from now (the response).
 # Returns 1 when the lease was this token's. An invalid ref_delay leaves the TTL alone (the
 # acquire script fails closed on it).
-RELEASE_SCRIPT = _NOW + _CHECKS + """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
-  return 0
-end
-redis.call('HDEL', KEYS[1], 'token', 'worker', 'lease_until')
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'ref', now)
-  local d = delay_field('ref_delay', redis.call('HGET', KEYS[1], 'ref_delay'))
-  if d ~= nil then
-    redis.call('PEXPIRE', KEYS[1], d + 60000)
+#: ``release(key, token, from_now)``: the function RELEASE_SCRIPT runs, also run by the
+#: scheduler's step script for the releases a worker batches (scheduler.py). Needs _CHECKS.
+RELEASE_FN = """
+local function release(key, token, from_now)
+  if redis.call('HGET', key, 'token') ~= token then
+    return 0
   end
+  redis.call('HDEL', key, 'token', 'worker', 'lease_until')
+  if from_now == '1' then
+    redis.call('HSET', key, 'ref', now)
+    local d = delay_field('ref_delay', redis.call('HGET', key, 'ref_delay'))
+    if d ~= nil then
+      redis.call('PEXPIRE', key, d + 60000)
+    end
+  end
+  return 1
 end
-return 1
+"""
+RELEASE_SCRIPT = _NOW + _CHECKS + RELEASE_FN + """
+return release(KEYS[1], ARGV[1], ARGV[2])
 """
 
 # KEYS[1] origin hash. ARGV: wait ms. Nothing is granted before now + wait. An invalid
@@ -334,14 +367,17 @@ class OriginGate:
         self.poll_ms = max(1, int(poll * 1000))
         self.gap_ms = max(1, int(gap * 1000))
         self.max_wait = max_wait
-        self._acquire = client.register_script(ACQUIRE_SCRIPT)
-        self._release = client.register_script(RELEASE_SCRIPT)
-        self._defer = client.register_script(DEFER_SCRIPT)
-        self._reregister = client.register_script(REREGISTER_SCRIPT)
+        self._acquire = named_script(client, ACQUIRE_SCRIPT, "acquire")
+        self._release = named_script(client, RELEASE_SCRIPT, "release")
+        self._defer = named_script(client, DEFER_SCRIPT, "defer")
+        self._reregister = named_script(client, REREGISTER_SCRIPT, "reregister")
         self._problems: dict[str, str] = {}   # origin -> the problem last logged
         #: token -> origin of grant calls whose answer was lost (Redis error): maybe granted,
         #: released once Redis answers again
         self.orphans: dict[str, str] = {}
+        #: ``via(keys, args)``: sends the grant instead of ACQUIRE_SCRIPT (the same checks,
+        #: with other work in the same round trip: the scheduler's grant_step), or None
+        self.via: Callable[[list[str], list[Any]], Any] | None = None
 
     def try_acquire(self, origin: str, token: str, *, delay: float, lease: float,
                     inflight: str | None = None) -> Grant:
@@ -357,11 +393,14 @@ class OriginGate:
         delay_ms = min(86_400_000, max(0, int(delay * 1000)))
         lease_ms = min(86_400_000, max(1, int(lease * 1000)))
         k = self.keys
-        answer = self._acquire(
-            keys=[k.origin(origin), k.epoch, k.beats, k.clock, k.inflight(self.worker)],
-            args=[token, self.worker, delay_ms, lease_ms, self.poll_ms, k.alive_prefix,
-                  self.epoch(), self.gap_ms, inflight or ""],
-        )
+        keys = [k.origin(origin), k.epoch, k.beats, k.clock, k.inflight(self.worker)]
+        args = [token, self.worker, delay_ms, lease_ms, self.poll_ms, k.alive_prefix,
+                self.epoch(), self.gap_ms, inflight or "",
+                "1" if self.spacing == "response" else "0"]
+        if self.via is not None:
+            answer = self.via(keys, args)
+        else:
+            answer = self._acquire(keys=keys, args=args)
         state = problem_of(answer)
         if state is not None:
             wait = STATE_WAIT
@@ -523,6 +562,12 @@ class ClusterPolitenessMiddleware:
         self._answered: dict[str, tuple[float, float]] = {}
         #: origin -> time.monotonic() until which a Retry-After this worker got defers it
         self._deferred: dict[str, float] = {}
+        #: token -> the delay of a lease being released (its origin's next turn waits it)
+        self._delay_of: dict[str, float] = {}
+        #: origin -> the token of this worker's request that holds its local turn until its
+        #: release and delay (see _keeps_turn)
+        self._turn_holder: dict[str, str] = {}
+        self.gate.via = self._grant_via
         self._fenced_said = False
         worker.politeness = self
 
@@ -576,12 +621,41 @@ class ClusterPolitenessMiddleware:
 
         check()
         await self._local_turn(origin)
+        granted = False
         try:
             token = await self._acquire(request, origin, token, delay, lease, inflight, check)
+            granted = True
         finally:
-            self._next_turn(origin)
+            if not (granted and self._keeps_turn()):
+                self._next_turn(origin)
         request.meta[META_LEASE] = (origin, token)
         self._held[token] = _Held(origin, time.monotonic(), lease, delay)
+        if self._keeps_turn():
+            from scrapy.utils.asyncio import call_later
+
+            self._turn_holder[origin] = token
+            call_later(lease, self._pass_turn, origin, token)   # never held past the lease
+
+    def _pass_turn(self, origin: str, token: str) -> None:
+        """The next request of this worker for ``origin`` may ask now (once per token)."""
+        if self._turn_holder.get(origin) == token:
+            del self._turn_holder[origin]
+            self._next_turn(origin)
+
+    def _grant_via(self, keys: list[str], args: list[Any]) -> Any:
+        """A grant with the worker's batched round trip (links, releases, its next pop) when an
+        engine runs it; else the gate's own script."""
+        scheduler = self.worker.scheduler
+        if self.worker.batching and scheduler is not None:
+            return scheduler.grant_step(keys, args)
+        return self.gate._acquire(keys=keys, args=args)
+
+    def _keeps_turn(self) -> bool:
+        """Whether a granted request keeps its origin's local turn until its lease is
+        released and the delay has run from there (spacing ``response``, with an engine): no
+        other request of this worker can be granted the origin before then, so asking Redis
+        sooner would only cost round trips. (Redis decides every grant either way.)"""
+        return self.gate.spacing == "response" and self.worker.batching
 
     def _fenced(self, request: Request, why: str) -> None:
         self.crawler.stats.inc_value("polite/cluster/fenced")
@@ -671,17 +745,44 @@ class ClusterPolitenessMiddleware:
             return None
         origin, token = held
         lease = self._held.pop(token, None)
-        self._answered[origin] = (time.monotonic(), lease.delay if lease else self.base_delay)
+        delay = lease.delay if lease else self.base_delay
+        self._answered[origin] = (time.monotonic(), delay)
+        self._delay_of[token] = delay
+        scheduler = self.worker.scheduler
+        if self.worker.batching and scheduler is not None:
+            # with the worker's next round trip (its next pop, or FLUSH_DELAY from now): the
+            # spacing then counts from that moment, a little later than the answer
+            scheduler.outbox.releases.append((origin, token))
+            scheduler.schedule_flush()
+            return origin
         try:
             self.gate.release(origin, token)
         except RedisError as exc:
-            # kept: released as soon as Redis answers again (worker heartbeat), so that an
-            # origin is not blocked for the whole lease by a holder that is done with it
-            self._pending[token] = origin
-            self.crawler.stats.inc_value("polite/cluster/release_pending")
-            logger.warning("cluster politeness: cannot release %s now (%s); released when "
-                           "Redis answers again", origin, exc)
+            self.release_failed(origin, token, exc)
+        else:
+            self.released([(origin, token)])
         return origin
+
+    def release_failed(self, origin: str, token: str, exc: Exception) -> None:
+        """A release Redis did not take: kept, and released as soon as Redis answers again
+        (worker heartbeat), so that an origin is not blocked for the whole lease by a holder
+        that is done with it."""
+        self._pending[token] = origin
+        self._delay_of.pop(token, None)
+        self.crawler.stats.inc_value("polite/cluster/release_pending")
+        logger.warning("cluster politeness: cannot release %s now (%s); released when "
+                       "Redis answers again", origin, exc)
+        self._pass_turn(origin, token)   # the next request asks Redis, which says how long
+
+    def released(self, releases: list[tuple[str, str]]) -> None:
+        """Redis took these releases now: an origin's next request from this worker asks
+        once its delay has run from here."""
+        from scrapy.utils.asyncio import call_later
+
+        for origin, token in releases:
+            delay = self._delay_of.pop(token, self.base_delay)
+            if self._turn_holder.get(origin) == token:
+                call_later(delay, self._pass_turn, origin, token)
 
     # -- when Redis answers again, and after a restore --------------------------------------
     def retry_releases(self) -> int:

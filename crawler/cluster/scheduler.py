@@ -36,6 +36,15 @@
    popped under (``polite_cluster_epoch``): after a restore the worker's requests from before
    are never sent (the politeness gate fences them); those it had not sent yet go back to the
    shared queue unless the restored state knows their URL already (:meth:`ClusterScheduler.adopt`).
+7. **One round trip per page.** While an engine runs the worker, the links a page yields and
+   the lease its response ended are batched (:class:`Outbox`) and go out with the worker's
+   next script call — the grant of its next request, or its next pop — in one step script
+   (:data:`_STEP`, which runs the gate's own grant and release functions and every epoch
+   check), or after :data:`FLUSH_DELAY` at the latest; that call also pops up to
+   :data:`PREFETCH` requests ahead for the engine (in the in-flight hash like any popped
+   request, acknowledged only once the engine has had them). A request is acknowledged only
+   after the links of its page are in Redis or in the spool. Components driven by hand (no
+   engine) send each call at once, as before.
 """
 
 from __future__ import annotations
@@ -44,8 +53,9 @@ import base64
 import json
 import logging
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis.exceptions import RedisError
 from scrapy.utils.misc import load_object
@@ -53,7 +63,9 @@ from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
-from crawler.cluster.state import NOW, NUM, STATE, StateError, check
+from crawler.cluster.connection import named_script
+from crawler.cluster.politeness import _CHECKS, ACQUIRE_FN, RELEASE_FN
+from crawler.cluster.state import LIVENESS, NOW, NUM, STATE, StateError, check, problem_of
 from crawler.cluster.worker import ClusterWorker, _inprogress
 
 if TYPE_CHECKING:
@@ -108,6 +120,119 @@ return 1
 """
 
 
+# One round trip per page: the releases and the links a worker has batched since its last
+# call, then (optionally) a grant of one origin (the politeness gate's own function, its epoch
+# and fencing checks included), then (optionally) pops, each part under its own epoch check.
+# KEYS: queue, in-flight hash, id counter, epoch, per-origin counters, duplicate filter, origin
+#       hash to grant (any key when no grant is asked), beats, clock.
+# ARGV: 1 epoch id, 2 how many requests to pop (0: none), 3 origin-key prefix, 4 "1" when a
+#       release restarts the spacing (the response), 5 number of releases, 6 "1" to grant,
+#       7-16 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
+#       per release origin / token, then per link priority / origin / encoded request /
+#       fingerprint ('' = not filtered).
+# Returns {released, pushed, popped, granted}: released a string of '1' / '0' per release (the
+# lease was this token's); pushed a string of '1' (queued) / '0' (seen before) per link, or
+# {'!', code, detail} when the job's state refuses pushes (nothing pushed: the caller pushes
+# them one by one, spooling what Redis cannot take); popped {id, encoded request, ...} for
+# each request popped (each moved to the in-flight hash, as _POP does), or {'!', code,
+# detail}, or false when none was asked; granted as
+# ACQUIRE_SCRIPT's (false when not asked). Releases are done whatever the job's state, as
+# RELEASE_SCRIPT does.
+_STEP = NOW + _CHECKS + STATE + LIVENESS + RELEASE_FN + ACQUIRE_FN + """
+local released = {}
+local i = 17
+for _ = 1, tonumber(ARGV[5]) do
+  released[#released + 1] = tostring(release(ARGV[3] .. ARGV[i], ARGV[i + 1], ARGV[4]))
+  i = i + 2
+end
+local code, detail = job_state(KEYS[4], ARGV[1])
+local pushed
+if i <= #ARGV and code and code ~= 'hold' then
+  pushed = {'!', code, detail}
+else
+  local out = {}
+  while i <= #ARGV do
+    local fp = ARGV[i + 3]
+    if fp ~= '' and redis.call('SADD', KEYS[6], fp) == 0 then
+      out[#out + 1] = '0'
+    else
+      local c = redis.call('HINCRBY', KEYS[5], ARGV[i + 1], 1)
+      redis.call('ZADD', KEYS[1], -tonumber(ARGV[i]) * 1e9 + (c % 1e9), ARGV[i + 2])
+      out[#out + 1] = '1'
+    end
+    i = i + 4
+  end
+  pushed = table.concat(out)
+end
+local granted = false
+if ARGV[6] == '1' then
+  granted = acquire_origin({KEYS[7], KEYS[4], KEYS[8], KEYS[9], KEYS[2]},
+                           {unpack(ARGV, 7, 16)})
+end
+local popped = false
+local want = tonumber(ARGV[2])
+if want > 0 then
+  if code then
+    popped = {'!', code, detail}
+  else
+    popped = {}
+    local r = redis.call('ZRANGE', KEYS[1], 0, want - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do
+      redis.call('ZREM', KEYS[1], r[j])
+      local id = tostring(redis.call('INCR', KEYS[3]))
+      redis.call('HSET', KEYS[2], id, r[j + 1] .. ':' .. r[j])
+      popped[#popped + 1] = id
+      popped[#popped + 1] = r[j]
+    end
+  end
+end
+return {table.concat(released), pushed, popped, granted}
+"""
+
+
+class Link(NamedTuple):
+    """A request found by this worker, batched until the worker's next step."""
+
+    request: Request
+    data: bytes
+    priority: int
+    origin: str
+    fp: str | None
+
+
+class Outbox:
+    """What a worker batches for its next round trip (the step script): links found on the
+    pages it handled, and origin leases it is done with. Flushed by the next pop, by a timer
+    (:data:`FLUSH_DELAY` after the first entry), before every heartbeat (a request is never
+    acknowledged before its links are in Redis or in the spool) and when the worker stops."""
+
+    def __init__(self) -> None:
+        self.links: list[Link] = []
+        self.releases: list[tuple[str, str]] = []   # (origin, token)
+
+    def __bool__(self) -> bool:
+        return bool(self.links or self.releases)
+
+    def take(self) -> tuple[list[Link], list[tuple[str, str]]]:
+        links, releases = self.links, self.releases
+        self.links, self.releases = [], []
+        return links, releases
+
+
+#: Seconds a batched link or release waits for the worker's next round trip at most (a
+#: release moves the origin's reference time: the next request there waits longer, never
+#: less; a busy worker pops sooner than this).
+FLUSH_DELAY = 0.01
+#: Requests a worker keeps popped ahead of its engine (popped with a grant's or a pop's round
+#: trip, handed out by the next ``next_request`` calls): in the in-flight hash like any popped
+#: request, never acknowledged before the engine has had them.
+PREFETCH = 2
+#: After a pop found the shared queue empty, the next pop waits this many seconds (unless
+#: this worker queued links meanwhile, or a heartbeat saw work): an idle engine asks its
+#: scheduler on every event, and each ask would be a round trip.
+EMPTY_BACKOFF = 0.1
+
+
 class InflightPriorityQueue(PriorityQueue):
     """scrapy-redis's priority queue whose ``pop`` keeps the request in the in-flight hash,
     and whose ``push`` interleaves origins.
@@ -130,9 +255,10 @@ class InflightPriorityQueue(PriorityQueue):
         self.epoch_key = epoch_key
         #: a callable: the epoch the worker works under now
         self.epoch = epoch
-        self._pop = server.register_script(_POP)
-        self._push = server.register_script(_PUSH)
-        self._push_unseen = server.register_script(_PUSH_UNSEEN)
+        self._pop = named_script(server, _POP, "pop")
+        self._push = named_script(server, _PUSH, "push")
+        self._push_unseen = named_script(server, _PUSH_UNSEEN, "push_unseen")
+        self._step = named_script(server, _STEP, "step")
 
     def encode(self, request: Request) -> bytes:
         return self._encode_request(request)
@@ -160,6 +286,40 @@ class InflightPriorityQueue(PriorityQueue):
         return bool(check(self._push_unseen(
             keys=[self.key, self.origin_seq_key, dupefilter_key, self.epoch_key],
             args=[priority, origin, data, fingerprint, self.epoch()])))
+
+    def step(self, links: list[Link], releases: list[tuple[str, str]], *, pop: int,
+             origin_prefix: str, from_now: bool, dupefilter_key: str,
+             grant: tuple[list[str], list[Any]] | None = None) -> tuple[Any, Any, Any, Any]:
+        """One round trip: ``releases``, then ``links``, then the ``grant`` (ACQUIRE_SCRIPT's
+        KEYS and ARGV) if asked, then up to ``pop`` pops. Returns (released, pushed, popped,
+        granted) as _STEP answers them; ``popped`` a list of requests decoded as :meth:`pop`
+        does, or a state problem answer."""
+        epoch = self.epoch()
+        if grant is not None:
+            (origin_key, _epoch_key, beats, clock, _inflight), grant_args = grant
+        else:
+            origin_key, beats, clock, grant_args = origin_prefix, self.epoch_key, \
+                self.epoch_key, [""] * 10
+        args: list[Any] = [epoch, int(pop), origin_prefix, "1" if from_now else "0",
+                           len(releases), "1" if grant is not None else "0", *grant_args]
+        for origin, token in releases:
+            args += [origin, token]
+        for link in links:
+            args += [link.priority, link.origin, link.data, link.fp or ""]
+        released, pushed, popped, granted = self._step(
+            keys=[self.key, self.inflight_key, self.seq_key, self.epoch_key,
+                  self.origin_seq_key, dupefilter_key, origin_key, beats, clock], args=args)
+        if problem_of(popped) is None:
+            popped = [self._popped_request(popped[j:j + 2], epoch)
+                      for j in range(0, len(popped or ()), 2)]
+        return released, pushed, popped, granted
+
+    def _popped_request(self, res: Any, epoch: str) -> Request:
+        ident, data = res
+        request = self._decode_request(data)
+        request.meta[META_INFLIGHT] = ident.decode() if isinstance(ident, bytes) else ident
+        request.meta[META_EPOCH] = epoch
+        return request
 
     def pop(self, timeout: int = 0) -> Request | None:
         epoch = self.epoch()
@@ -241,6 +401,17 @@ class ClusterScheduler(Scheduler):
         self._popped: dict[str, Request] = {}
         self._redis_down = False
         self.spool = Spool(worker.spool_path)
+        #: links and releases batched for the next round trip (only while an engine runs
+        #: the worker: see ClusterWorker.batching; otherwise each call goes out at once)
+        self.outbox = Outbox()
+        self._flush_pending = False
+        #: requests popped with a grant's round trip, not yet handed to the engine (in the
+        #: in-flight hash: a killed worker's go back to the queue; never acknowledged before
+        #: the engine has had them)
+        self._prefetched: list[Request] = []
+        #: time.monotonic() before which a pop is not worth a round trip (see EMPTY_BACKOFF)
+        self._empty_until = 0.0
+        self._look_pending = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterScheduler:
@@ -277,6 +448,18 @@ class ClusterScheduler(Scheduler):
         fp = None if request.dont_filter else self.df.request_fingerprint(request)
         if self.worker.stalled is not None:
             return self._spool(request, fp, self.worker.stalled.describe(self.worker.keys.job))
+        if self.worker.batching:
+            from crawler.middlewares import origin_of
+
+            # pushed (through the duplicate filter) with this worker's next round trip; a
+            # link seen before is logged and dropped then (request_dropped, as Scrapy does)
+            self.outbox.links.append(Link(request, self.queue.encode(request),
+                                          int(request.priority), origin_of(request), fp))
+            self.schedule_flush()
+            return True
+        return self._enqueue_now(request, fp)
+
+    def _enqueue_now(self, request: Request, fp: str | None) -> bool:
         try:
             try:
                 queued = self._push(request, fp)
@@ -359,7 +542,8 @@ class ClusterScheduler(Scheduler):
 
         inprogress = _inprogress(self.worker.crawler)
         return [r for r in self._popped.values()
-                if (inprogress is None or r in inprogress) and META_SEND not in r.meta]
+                if (inprogress is None or r in inprogress) and META_SEND not in r.meta
+                ] + self._prefetched
 
     def adopt(self) -> tuple[int, int]:
         """The worker adopts a new epoch: its requests popped before are never sent (the gate
@@ -377,12 +561,17 @@ class ClusterScheduler(Scheduler):
             else:
                 left += 1
         self._popped.clear()
+        self._prefetched.clear()
         return requeued, left
 
     def spool_unsent(self) -> int:
         """The worker gives up: keep its unsent popped requests in the spool (their entries in
         Redis are gone or untrusted); how many."""
         n = 0
+        links, self.outbox.links = self.outbox.links, []
+        for link in links:   # links batched but never pushed
+            if self._spool(link.request, link.fp, "the worker stops"):
+                n += 1
         for request in self._unsent():
             clean = request.replace()
             for key in _OWN_META:
@@ -391,11 +580,125 @@ class ClusterScheduler(Scheduler):
             if self._spool(clean, fp, "the worker stops"):
                 n += 1
         self._popped.clear()
+        self._prefetched.clear()
         return n
+
+    # -- the batched round trip ----------------------------------------------------------
+    def schedule_flush(self) -> None:
+        """Flush the outbox within FLUSH_DELAY unless a pop takes it first."""
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        from scrapy.utils.asyncio import call_later
+
+        def flush() -> None:
+            self._flush_pending = False
+            self.flush()
+
+        call_later(FLUSH_DELAY, flush)
+
+    def flush(self) -> None:
+        """Send what the outbox holds now (no pop). Never raises: what Redis cannot take is
+        handled as when sent alone (releases retried later, links spooled)."""
+        if self.outbox:
+            try:
+                self._round_trip(pop=0)
+            except RedisError:
+                pass   # handled in _step: releases retried later, links spooled
+
+    def _step(self, *, pop: int) -> Request | None:
+        """The outbox and up to ``pop`` pops in one round trip; the first request popped (the
+        others are kept for the next calls), or None. Raises StateError when the pop was
+        refused (the outbox is handled either way)."""
+        popped, _ = self._round_trip(pop=pop)
+        check(popped)
+        self._prefetched.extend(popped)
+        if popped:
+            self._wake_soon()
+        return self._prefetched.pop(0) if self._prefetched else None
+
+    def _wake_soon(self) -> None:
+        from crawler.cluster.worker import _wake
+
+        _wake(self.worker.crawler)
+
+    def grant_step(self, keys: list[str], args: list[Any]) -> Any:
+        """For the politeness gate (when batching): its grant (ACQUIRE_SCRIPT's ``keys`` and
+        ``args``) with the outbox and, when this worker has no popped request waiting for the
+        engine, one pop (kept for the engine's next ``next_request``), in one round trip.
+        Returns the grant's answer; raises RedisError (the outbox handled as when sent
+        alone)."""
+        pop = 0
+        if self.worker.stalled is None and not self.worker.closing:
+            pop = max(0, PREFETCH - len(self._prefetched))
+        popped, granted = self._round_trip(pop=pop, grant=(keys, args))
+        if problem_of(popped) is None and popped:
+            self._prefetched.extend(popped)
+            self._wake_soon()
+        return granted
+
+    def _round_trip(self, *, pop: int,
+                    grant: tuple[list[str], list[Any]] | None = None) -> tuple[Any, Any]:
+        links, releases = self.outbox.take()
+        politeness = self.worker.politeness
+        try:
+            released, pushed, popped, granted = self.queue.step(
+                links, releases, pop=pop, origin_prefix=self.worker.keys.origin(""),
+                from_now=politeness is None or politeness.gate.spacing == "response",
+                dupefilter_key=self.df.key, grant=grant)
+        except RedisError as exc:
+            if politeness is not None:
+                for origin, token in releases:
+                    politeness.release_failed(origin, token, exc)
+            for link in links:
+                self._spool(link.request, link.fp, f"Redis unavailable: {exc}")
+            raise
+        if politeness is not None and releases:
+            politeness.released(releases)
+        if self.stats:
+            what = ("popped" if popped and problem_of(popped) is None
+                    else "empty") if pop else "flush"
+            self.stats.inc_value(f"polite/cluster/step/{'grant+' if grant else ''}{what}")
+        self._pushed(links, pushed)
+        return popped, granted
+
+    def _pushed(self, links: list[Link], pushed: Any) -> None:
+        if not links:
+            return
+        if problem_of(pushed) is not None:
+            # the job's state refused them: one by one, as enqueue_request does without
+            # batching (a changed epoch is adopted, a lost state spools them)
+            for link in links:
+                if not self._enqueue_now(link.request, link.fp):
+                    self._dropped(link.request)
+            return
+        flags = pushed.decode() if isinstance(pushed, bytes) else str(pushed)
+        if "1" in flags:
+            self.queue_has_work()
+        for link, flag in zip(links, flags, strict=True):
+            if flag == "1":
+                if self.stats:
+                    self.stats.inc_value("scheduler/enqueued/redis")
+            else:
+                self.df.log(link.request, self.spider)
+                self._dropped(link.request)
+
+    def _dropped(self, request: Request) -> None:
+        """A batched link the cluster had seen: what Scrapy's engine does when a scheduler
+        refuses a request (the signal), since enqueue_request said True before knowing."""
+        from scrapy import signals
+
+        crawler = self.worker.crawler
+        if crawler.signals is not None:
+            crawler.signals.send_catch_log(signals.request_dropped, request=request,
+                                           spider=self.spider)
 
     def next_request(self) -> Request | None:
         if self.worker.stalled is not None or self.worker.closing:
+            self.flush()
             return None
+        if self.worker.batching:
+            return self._next_batched()
         try:
             try:
                 request = self.queue.pop(0)
@@ -417,7 +720,62 @@ class ClusterScheduler(Scheduler):
                 self.stats.inc_value("scheduler/dequeued/redis")
         return request
 
+    def _next_batched(self) -> Request | None:
+        """next_request: a request popped with a grant's round trip, or one popped now with
+        the outbox in the same round trip."""
+        if self._prefetched:
+            request = self._prefetched.pop(0)
+            self._popped[request.meta[META_INFLIGHT]] = request
+            if self.stats:
+                self.stats.inc_value("scheduler/dequeued/redis")
+            return request
+        wait = self._empty_until - time.monotonic()
+        if wait > 0 and not self.outbox.links:
+            self._look_again(wait)
+            return None
+        try:
+            try:
+                request = self._step(pop=PREFETCH + 1)
+            except StateError as exc:
+                if not self.worker.state_seen(exc.problem):
+                    return None
+                request = self._step(pop=PREFETCH + 1)
+        except StateError:
+            return None
+        except RedisError as exc:
+            if not self._redis_down:
+                logger.error("cannot read the request queue from Redis (%s); retrying", exc)
+            self._redis_down = True
+            return None
+        self._redis_down = False
+        if request is not None:
+            self._popped[request.meta[META_INFLIGHT]] = request
+            if self.stats:
+                self.stats.inc_value("scheduler/dequeued/redis")
+        else:
+            self._empty_until = time.monotonic() + EMPTY_BACKOFF
+        return request
+
+    def queue_has_work(self) -> None:
+        """Someone (a heartbeat, this worker's own links) saw requests in the shared queue:
+        the next pop goes out at once."""
+        self._empty_until = 0.0
+
+    def _look_again(self, delay: float) -> None:
+        if self._look_pending:
+            return
+        self._look_pending = True
+        from scrapy.utils.asyncio import call_later
+
+        def look() -> None:
+            self._look_pending = False
+            self._wake_soon()
+
+        call_later(delay + 0.001, look)
+
     def has_pending_requests(self) -> bool:
+        if self.outbox.links or self._prefetched:
+            return True
         try:
             return len(self) > 0
         except RedisError:

@@ -38,6 +38,7 @@ import secrets
 import time
 from typing import Any, NamedTuple
 
+from crawler.cluster.connection import named_script
 from crawler.cluster.keys import JobKeys
 
 #: Redis TIME in ms, as ``now``.
@@ -209,18 +210,21 @@ def write_epoch(client: Any, job: str, how: str, *, hold: float = 0.0,
     """Write a new epoch for ``job`` (under the server's current run_id); its id, or None
     when one exists and ``replace`` is False."""
     ident = new_epoch_id()
-    script = client.register_script(_WRITE)
+    script = named_script(client, _WRITE, "epoch")
     done = script(keys=[JobKeys(job).epoch],
                   args=[how, ident, max(0, int(hold * 1000)), "1" if replace else "0"])
     return ident if done else None
 
 
-def job_problem(client: Any, job: str, want: str | None = None) -> StateProblem | None:
-    """What :data:`STATE` says of ``job`` now (``want``: the epoch the caller holds; None:
-    whichever is there, so ``changed`` is never answered)."""
-    script = client.register_script(NOW + NUM + STATE + """
+_JOB_STATE = NOW + NUM + STATE + """
 local code, detail = job_state(KEYS[1], ARGV[1])
 if code then return {'!', code, detail} end
 return 0
-""")
+"""
+
+
+def job_problem(client: Any, job: str, want: str | None = None) -> StateProblem | None:
+    """What :data:`STATE` says of ``job`` now (``want``: the epoch the caller holds; None:
+    whichever is there, so ``changed`` is never answered)."""
+    script = named_script(client, _JOB_STATE, "job_state")
     return problem_of(script(keys=[JobKeys(job).epoch], args=[want or ""]))

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis.exceptions import RedisError
 
+from crawler.cluster.connection import named_script
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import LIVENESS, NOW, NUM
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
@@ -125,7 +126,7 @@ class StoredAnswer(NamedTuple):
 
 # KEYS: entry hash, failure counter. ARGV: unreachable ("1"/"0"), ttl ms, backoff ms, then the
 # entry's field/value pairs. Returns the entry's lifetime in ms.
-_PUT = """
+_PUT_BODY = """
 local ttl = tonumber(ARGV[2])
 local wait = ttl
 if ARGV[1] == '1' then
@@ -137,10 +138,18 @@ else
 end
 wait = math.max(math.floor(wait), 1)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, FIELDS))
 redis.call('PEXPIRE', KEYS[1], wait)
 return wait
 """
+_PUT = _PUT_BODY.replace("FIELDS", "4")
+
+# The same, and the fetch lock released in the same call (one round trip after a fetch).
+# KEYS: entry hash, failure counter, lock. ARGV: as _PUT's, the worker (the lock's holder)
+# before the field/value pairs.
+_PUT_UNLOCK = """
+if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+""" + _PUT_BODY.replace("FIELDS", "5")
 
 # KEYS: lock, beats, clock. ARGV: worker, ttl ms, alive-key prefix, heartbeat gap ms. 1 when
 # this worker holds the lock now (a lock held by a dead worker is void: state.py's liveness).
@@ -151,6 +160,24 @@ if cur and cur ~= ARGV[1] and is_alive(cur, KEYS[2], KEYS[3], ARGV[3], tonumber(
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+
+# The stored entry if there is one, else the fetch lock as _LOCK takes it: one round trip where
+# a get, a lock and a second get (stored just before the lock was taken) were three.
+# KEYS: entry hash, lock, beats, clock. ARGV: worker, ttl ms, alive-key prefix, heartbeat gap
+# ms, "1" to take the lock whatever the entry (it failed its checks here; the entry is still
+# answered with the lock, to be checked once more as a get after the lock would be). Returns
+# {entry field/value pairs, entry PTTL, 1 when this worker holds the lock now}.
+_GET_OR_LOCK = NOW + NUM + LIVENESS + """
+local pttl = redis.call('PTTL', KEYS[1])
+if ARGV[5] ~= '1' and pttl > 0 then return {redis.call('HGETALL', KEYS[1]), pttl, 0} end
+local cur = redis.call('GET', KEYS[2])
+if cur and cur ~= ARGV[1] and is_alive(cur, KEYS[3], KEYS[4], ARGV[3], tonumber(ARGV[4])) then
+  return {{}, -2, 0}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+if pttl > 0 then return {redis.call('HGETALL', KEYS[1]), pttl, 1} end
+return {{}, -2, 1}
 """
 
 # KEYS: lock. ARGV: worker.
@@ -181,9 +208,11 @@ class RedisSiteStore:
         self._clock = clock
         self.stats = stats
         self._warned: set[str] = set()
-        self._put = client.register_script(_PUT)
-        self._lock = client.register_script(_LOCK)
-        self._unlock = client.register_script(_UNLOCK)
+        self._put = named_script(client, _PUT, "site_put")
+        self._lock = named_script(client, _LOCK, "site_lock")
+        self._unlock = named_script(client, _UNLOCK, "site_unlock")
+        self._get_or_lock = named_script(client, _GET_OR_LOCK, "site_get_or_lock")
+        self._put_unlock = named_script(client, _PUT_UNLOCK, "site_put_unlock")
 
     # -- authentication --------------------------------------------------------------------
     def _mac(self, msg: bytes) -> str:
@@ -240,9 +269,35 @@ class RedisSiteStore:
             pipe.hgetall(key)
             pipe.pttl(key)
             raw, pttl = pipe.execute()
+        return self._decode(kind, url, raw, pttl)
+
+    def get_or_lock(self, kind: str, url: str, timeout: float) -> tuple[StoredFile | None, bool]:
+        """In one round trip: the stored fetch of ``url`` (as :meth:`get`), or else the fetch
+        lock (as :meth:`acquire`). (None, True): this worker holds the lock and fetches;
+        (None, False): a live worker holds it. An entry that fails its checks here is not
+        used: the lock is asked for in a second call, which answers the entry again (checked
+        again, as a get just after the lock was taken: then (hit, True), and the caller
+        releases the lock)."""
+        keys = [self.keys.site(kind, url), self.keys.site_lock(kind, url), self.keys.beats,
+                self.keys.clock]
+        args = [self.worker, max(1, int(timeout * 1000)), self.keys.alive_prefix, self.gap_ms]
+        flat, pttl, locked = self._get_or_lock(keys=keys, args=[*args, "0"])
+        if int(pttl) > 0 and not int(locked):
+            hit = self._decode(kind, url, dict(zip(flat[::2], flat[1::2], strict=True)), pttl)
+            if hit is not None:
+                return hit, False
+            flat, pttl, locked = self._get_or_lock(keys=keys, args=[*args, "1"])
+            if int(pttl) > 0 and int(locked):
+                hit = self._decode(kind, url, dict(zip(flat[::2], flat[1::2], strict=True)),
+                                   pttl)
+                return hit, True
+        return None, bool(int(locked))
+
+    def _decode(self, kind: str, url: str, raw: Mapping[bytes, bytes],
+                pttl: Any) -> StoredFile | None:
         if not raw or pttl is None or int(pttl) <= 0:
             return None
-        f = {k.decode(): v for k, v in raw.items()}
+        f = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
         if not self._authentic(kind, url, f, self._site_mac(kind, url, f), self.ttl):
             return None
         try:
@@ -264,9 +319,11 @@ class RedisSiteStore:
 
     def put(self, kind: str, url: str, *, status: int | None, body: bytes = b"",
             error: str | None = None, final_url: str | None = None, outcome: str,
-            fetched_at: float | None = None, complete: bool = True) -> float:
+            fetched_at: float | None = None, complete: bool = True,
+            unlock: bool = False) -> float:
         """Store one fetch; returns its lifetime in seconds (the TTL, or the backoff when
-        ``outcome`` is ``unreachable``, doubling per consecutive failure, capped by the TTL)."""
+        ``outcome`` is ``unreachable``, doubling per consecutive failure, capped by the TTL).
+        ``unlock``: release this worker's fetch lock for ``url`` in the same call."""
         sha = hashlib.sha256(body).hexdigest() if status is not None else ""
         fields = {"status": "" if status is None else str(status), "body": body,
                   "error": error or "", "final_url": final_url or "",
@@ -276,10 +333,13 @@ class RedisSiteStore:
         fields["mac"] = self._site_mac(kind, url, fields)
         args: list[Any] = ["1" if outcome == "unreachable" else "0",
                            max(1, int(self.ttl * 1000)), max(1, int(self.backoff * 1000))]
+        keys = [self.keys.site(kind, url), self.keys.site_failures(kind, url)]
+        if unlock:
+            keys.append(self.keys.site_lock(kind, url))
+            args.append(self.worker)
         for k, v in fields.items():
             args += [k, v]
-        ms = self._put(keys=[self.keys.site(kind, url), self.keys.site_failures(kind, url)],
-                       args=args)
+        ms = (self._put_unlock if unlock else self._put)(keys=keys, args=args)
         return int(ms) / 1000
 
     def acquire(self, kind: str, url: str, timeout: float) -> bool:
@@ -378,6 +438,8 @@ class SharedSiteCache(SiteCache):
         self.lock_ttl = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL"))
         self._bodies: dict[tuple[str, str], bytes] = {}
         self._shared_expiry: dict[tuple[str, str], float] = {}
+        #: fetch locks released with the put (the fetch's finally need not release them)
+        self._unlocked: dict[tuple[str, str], bool] = {}
 
     async def _fetch(self, kind: str, url: str) -> SiteFile:
         if self.store is None:  # no cluster secret: nothing shared (fail closed)
@@ -396,23 +458,30 @@ class SharedSiteCache(SiteCache):
         deadline = time.monotonic() + self.fetch_wait
         waited = False
         while True:
-            hit = self.store.get(kind, url)
+            # the stored file, or else the fetch lock, in one call (atomically: a file stored
+            # just before the lock was free is found, not fetched again)
+            hit, locked = self.store.get_or_lock(kind, url, self.lock_ttl)
             if hit is not None:
-                stats.inc_value("polite/cluster/site/waited" if waited else
-                                "polite/cluster/site/shared")
-                return self._from_store(kind, url, hit)
-            if self.store.acquire(kind, url, self.lock_ttl):
-                try:
-                    hit = self.store.get(kind, url)  # stored just before we took the lock
-                    if hit is not None:
-                        stats.inc_value("polite/cluster/site/shared")
-                        return self._from_store(kind, url, hit)
-                    return await self._fetch_here(kind, url, share=True)
-                finally:
+                if locked:  # stored just before we took the lock
                     try:
                         self.store.release(kind, url)
                     except RedisError:  # the lock expires by itself
                         pass
+                    stats.inc_value("polite/cluster/site/shared")
+                    return self._from_store(kind, url, hit)
+                stats.inc_value("polite/cluster/site/waited" if waited else
+                                "polite/cluster/site/shared")
+                return self._from_store(kind, url, hit)
+            if locked:
+                try:
+                    # stored and unlocked in one call
+                    return await self._fetch_here(kind, url, share=True, unlock=True)
+                finally:
+                    if not self._unlocked.pop((kind, url), False):
+                        try:
+                            self.store.release(kind, url)
+                        except RedisError:  # the lock expires by itself
+                            pass
             if time.monotonic() >= deadline:
                 stats.inc_value("polite/cluster/site/wait_timeout")
                 logger.warning("%s: another worker has been fetching it for %.0f s; fetching "
@@ -421,7 +490,8 @@ class SharedSiteCache(SiteCache):
             waited = True
             await sleep(self.fetch_poll)
 
-    async def _fetch_here(self, kind: str, url: str, *, share: bool) -> SiteFile:
+    async def _fetch_here(self, kind: str, url: str, *, share: bool,
+                          unlock: bool = False) -> SiteFile:
         f = await super()._fetch(kind, url)
         body = self._bodies.pop((kind, url), b"")
         self.crawler.stats.inc_value("polite/cluster/site/fetched")
@@ -429,7 +499,10 @@ class SharedSiteCache(SiteCache):
             try:
                 self._shared_expiry[(kind, url)] = self.store.put(
                     kind, url, status=f.status, body=body, error=f.error,
-                    final_url=f.final_url, outcome=f.outcome, complete=f.complete)
+                    final_url=f.final_url, outcome=f.outcome, complete=f.complete,
+                    unlock=unlock)
+                if unlock:
+                    self._unlocked[(kind, url)] = True
             except RedisError as exc:
                 logger.warning("could not share %s with the cluster (%s)", url, exc)
         return f

@@ -44,7 +44,7 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 
 from crawler.cluster import defaults
-from crawler.cluster.connection import CountingRedis, redis_client
+from crawler.cluster.connection import CountingRedis, named_script, redis_client
 from crawler.cluster.keys import JobKeys, check_name
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import (
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REDIS_CALLS_STAT = "polite/cluster/redis_calls"
+#: Of those, the background ones (heartbeats, idle polling, start URLs, sign-on and -off).
+REDIS_BACKGROUND_STAT = "polite/cluster/redis_calls_background"
 
 
 def cluster_setting(settings: Any, name: str) -> Any:
@@ -177,7 +179,7 @@ def check_name_free(redis_url: str, job: str, worker: str, *,
     check_name(worker, "worker")
     client = redis_client(redis_url)
     try:
-        script = client.register_script(_NAME)
+        script = named_script(client, _NAME, "name")
         left = int(script(keys=[keys.alive(worker), keys.beats, keys.clock],
                           args=[worker, 0, int(gap * 1000), keys.alive_prefix, "0"]))
         problem = job_problem(client, job) if left == -2 else None
@@ -221,8 +223,8 @@ class Presence:
         self.epoch = epoch
         self.ttl_ms = max(1, int(ttl * 1000))
         self.gap_ms = max(1, int(gap * 1000))
-        self._beat = client.register_script(_BEAT)
-        self._name = client.register_script(_NAME)
+        self._beat = named_script(client, _BEAT, "beat")
+        self._name = named_script(client, _NAME, "name")
 
     def claim(self) -> bool:
         """Take the worker's name; False when a live process already holds it (its presence
@@ -298,6 +300,10 @@ class ClusterWorker:
         self._idle_since: float | None = None
         self._recheck_pending = False
         self._started = False
+        #: an engine runs this worker: links and lease releases are batched into the next
+        #: round trip (scheduler.py's outbox); components driven by hand (tests) send each
+        #: call at once
+        self.batching = False
         try:
             # before the name is claimed: a job without trusted state starts no worker
             problem = job_problem(self.redis, self.keys.job)
@@ -431,6 +437,7 @@ class ClusterWorker:
                                status.recovered)
             self._recover()
         self._started = True
+        self.batching = True
         self._loop = create_looping_call(self.beat)
         self._loop.start(self.interval, now=False)
 
@@ -440,6 +447,9 @@ class ClusterWorker:
         None when Redis did not answer or the job's state is not trusted."""
         acked: list[str] = []
         if self.scheduler is not None:
+            # links batched so far go first: a request is acknowledged only once the links
+            # found on its page are in Redis (or in the spool)
+            self.scheduler.flush()
             if all_done:
                 acked = self.scheduler.finished_ids(None)
             else:
@@ -470,6 +480,8 @@ class ClusterWorker:
                            self.name, status.recovered)
         self._recover()
         if status.queued:
+            if self.scheduler is not None:
+                self.scheduler.queue_has_work()
             _wake(self.crawler)
         return status
 
@@ -541,6 +553,8 @@ class ClusterWorker:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         try:
+            if self.scheduler is not None:
+                self.scheduler.flush()
             if self._started and self.stalled is None:
                 # the engine has drained: everything popped is finished; anything still
                 # listed goes back to the queue for the other workers
@@ -556,6 +570,7 @@ class ClusterWorker:
             logger.warning("worker %r: could not sign off (%s); the name frees itself in "
                            "%.0f s", self.name, exc, self.ttl)
         finally:
+            self._count_calls()
             self.redis.close()
         left = self.spooled()
         if self.stalled is not None and self.incomplete is None:
@@ -565,6 +580,14 @@ class ClusterWorker:
         if self.incomplete is not None and left:
             self.incomplete += (f"; {left} links and requests are kept in {self.spool_path} "
                                 "(this worker pushes them first when it runs again)")
+
+    def _count_calls(self) -> None:
+        """Round trips by kind (``polite/cluster/redis_calls/<kind>``) and the background
+        ones, for the benchmark; the total is counted as it goes."""
+        stats = self.crawler.stats
+        for kind, n in sorted(self.redis.kinds.items()):
+            stats.set_value(f"{REDIS_CALLS_STAT}/{kind}", n)
+        stats.set_value(REDIS_BACKGROUND_STAT, self.redis.background_calls())
 
     def _closed_last(self, spider: Any = None, reason: str = "") -> None:
         """After every other spider_closed handler: a worker that stops with work left does
@@ -582,14 +605,22 @@ def _inprogress(crawler: Crawler) -> set[Any] | None:
     """The engine's requests in progress (from the scheduler until their callback's output
     is scheduled), or None when this Scrapy does not expose them: then nothing is
     acknowledged until the worker is idle (safe, only less precise)."""
-    slot = getattr(crawler.engine, "_slot", None)
+    slot = getattr(_engine(crawler), "_slot", None)
     inprogress = getattr(slot, "inprogress", None)
     return inprogress if isinstance(inprogress, set) else None
 
 
+def _engine(crawler: Crawler) -> Any:
+    """The crawler's engine, or None before the crawl starts (Scrapy >= 2.14 raises then)."""
+    try:
+        return crawler.engine
+    except RuntimeError:
+        return None
+
+
 def _wake(crawler: Crawler) -> None:
     """Ask the engine to look at its scheduler now (it does so every 5 s by itself)."""
-    slot = getattr(crawler.engine, "_slot", None)
+    slot = getattr(_engine(crawler), "_slot", None)
     nextcall = getattr(slot, "nextcall", None)
     if nextcall is not None:
         nextcall.schedule()
