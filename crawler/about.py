@@ -116,7 +116,7 @@ FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
     "rsl": ("RSL licence",),
     "content-usage": ("Content-Usage value",),
     "content-signal": ("Content-Signal value",),
-    "payment-required": ("HTTP status",),
+    "payment-required": ("HTTP status", "payment state"),
     "network": ("any target", "HTML page", "page body"),
 }
 

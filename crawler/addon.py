@@ -25,6 +25,7 @@ CORPUS = "crawler.pipelines.CorpusWriterPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 WARC = "crawler.warc.WarcWriterPipeline"
 RECRAWL = "crawler.resume.RecrawlMiddleware"
+SIGN = "crawler.signing.SignRequestsMiddleware"
 SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 
 
@@ -46,6 +47,10 @@ class Addon:
         # 990: after every other process_request (the cluster gate's grant at 950 included):
         # the write-ahead record of each request that leaves
         settings["DOWNLOADER_MIDDLEWARES"][WRITE_AHEAD] = 990
+        # 980: just before the write-ahead record (990): signs the request as it leaves (Web
+        # Bot Auth; off unless POLITE_IDENTITY_KEY_FILE and POLITE_IDENTITY_SIGNATURE_AGENT are
+        # set); retries and redirect hops pass again and are signed afresh
+        settings["DOWNLOADER_MIDDLEWARES"][SIGN] = 980
         settings["EXTENSIONS"][RUNTIME] = 0
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
         if settings.getbool("POLITE_CORPUS_ENABLED", True):

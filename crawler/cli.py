@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true",
                       help="only serve the demo web on its fixed ports until interrupted")
     demo.add_argument("--any-port", action="store_true",
-                      help="serve on free ports instead of the fixed 8711-8725")
+                      help="serve on free ports instead of the fixed 8711-8726")
 
     registry = sub.add_parser("registry", help="opt-out registries: import a list, serve one")
     rsub = registry.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
@@ -447,6 +447,11 @@ def _summary(job: JobConfig, stats: dict[str, Any], worker: str | None = None) -
         f"{out / corpus}; audit log {out / audit}",
         file=sys.stderr,
     )
+    if stats.get("polite/payment/spent") is not None:
+        charges = _count(int(stats.get("polite/payment/charged", 0)), "page")
+        print(f"polite-crawl: pay per crawl: {charges} paid for this run; "
+              f"{stats['polite/payment/spent']} spent by the job so far (budget "
+              f"{(job.payment or {}).get('budget', '?')})", file=sys.stderr)
     undecided = undecided_urls(out / audit)
     if undecided:
         print(f"polite-crawl: {_count(len(undecided), 'URL')} left undecided (a reservation "
@@ -490,6 +495,12 @@ def undecided_urls(audit_path: Path) -> dict[str, str]:
 
 
 # -- check ----------------------------------------------------------------------------------
+#: ``check`` decides, it never collects: it never pays either (a 402 stays a refusal, as with
+#: no ``payment:`` in the config)
+_NEVER_PAY = {"POLITE_PAYMENT_MAX_PRICE": None, "POLITE_PAYMENT_BUDGET": None,
+              "POLITE_PAYMENT_PER_ORIGIN_BUDGET": None}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
@@ -514,6 +525,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         run_crawl(job, path, spider="check", on_record=emit,
                   extra_settings={"POLITE_OUTPUT_DIR": tmp, "POLITE_CORPUS_ENABLED": False,
+                                  **_NEVER_PAY,
                                   "LOG_LEVEL": "WARNING"},
                   urls=json.dumps(list(args.urls)), no_fetch=bool(args.no_fetch))
     for rec in records:
@@ -573,7 +585,7 @@ def _check_from_file(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="polite-check-") as tmp:
         try:
             stats = run_crawl(job, path, spider="check", on_record=emit,
-                              extra_settings={"POLITE_OUTPUT_DIR": tmp,
+                              extra_settings={"POLITE_OUTPUT_DIR": tmp, **_NEVER_PAY,
                                               "POLITE_CORPUS_ENABLED": False,
                                               "LOG_LEVEL": "WARNING"},
                               from_file=str(source.resolve()), no_fetch=bool(args.no_fetch))
@@ -593,34 +605,44 @@ def _check_from_file(args: argparse.Namespace) -> int:
 
 # -- demo -----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from crawler.demo.sites import DEMO_PORTS, DEMO_TOKEN, demo_sites
+    from crawler.demo.sites import (
+        DEMO_PAYMENT,
+        DEMO_PORTS,
+        DEMO_SIGNATURE_AGENT,
+        DEMO_TOKEN,
+        demo_sites,
+    )
     from crawler.demo.web import LocalWeb
+    from crawler.demo.webbotauth import WebBotAuthVerifier
+    from crawler.identity import generate_key, jwks, load_key
 
+    out = Path(args.out).resolve()
+    # the demo signs its requests and its audit checkpoints with a key of its own, kept
+    # beside (not in) the output directory; its sites that check signatures know its directory
+    key = out.parent / f"{out.name}-identity.pem"
+    if not key.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        generate_key(key)
+    verifier = WebBotAuthVerifier(DEMO_SIGNATURE_AGENT, jwks([load_key(key).jwk]))
     ports = None if args.any_port else DEMO_PORTS
-    web = LocalWeb(demo_sites(), ports=ports)
+    web = LocalWeb(demo_sites(verifier.verify), ports=ports)
     try:
         web.start()
     except OSError as exc:
-        raise UsageError(f"cannot serve the demo web on ports 8711-8725 ({exc}); "
-                         "try --any-port") from None
+        raise UsageError(f"cannot serve the demo web on ports {min(DEMO_PORTS.values())}-"
+                         f"{max(DEMO_PORTS.values())} ({exc}); try --any-port") from None
     try:
         if args.serve:
             return _serve_forever(web)
-        out = Path(args.out).resolve()
         if (out / "audit.jsonl").exists():
             for name in ("audit.jsonl", "audit.jsonl.head", "corpus.jsonl", "run.json",
                          "audit.checkpoints.jsonl"):
                 (out / name).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         cfg = demo_config(web, out, DEMO_TOKEN)
-        # the demo signs its audit checkpoints with a key of its own, kept beside (not in)
-        # the output directory
-        key = out.parent / f"{out.name}-identity.pem"
-        if not key.exists():
-            from crawler.identity import generate_key
-
-            generate_key(key)
-        cfg["identity"] = {"key_file": str(key)}
+        cfg["identity"] = {"key_file": str(key), "signature_agent": DEMO_SIGNATURE_AGENT}
+        # one site charges per page: the demo pays within a small budget (signed requests)
+        cfg["payment"] = dict(DEMO_PAYMENT)
         cfg_path = out / "demo-config.yaml"
         import yaml
 
@@ -712,6 +734,8 @@ def print_decision_table(audit_path: Path, web: Any = None) -> None:
             signal = "-"
             evidence = "; ".join(_evidence_text(c) for c in rec.get("checks", [])
                                  if c.get("outcome") != "unset") or "no reservation found"
+            if rec.get("charged"):  # a page paid for (pay per crawl)
+                evidence = f"paid: crawler-charged {rec['charged']}; {evidence}"
         rows.append((order.get(site, len(order)), rec["seq"], site, path, rec["decision"],
                      signal, evidence))
     rows.sort()

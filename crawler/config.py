@@ -87,6 +87,11 @@ class JobConfig:
     #: RFC 3161 Time-Stamp Authority for the checkpoints (``audit: {tsa_url: URL}``)
     tsa_url: str | None = None
     tsa_timeout: float = 10.0
+    #: seconds a request signature is valid (``identity: {signature_validity: 60}``)
+    signature_validity: int | float | None = None
+    #: pay per crawl (``payment: {max_price, budget, per_origin_budget}``), canonical price
+    #: strings; None: payments off (a 402 is a refusal)
+    payment: dict[str, str] | None = None
 
     @property
     def token(self) -> str:
@@ -112,13 +117,23 @@ class JobConfig:
                 "POLITE_OPERATOR_COUNTRY": self.country,
                 "POLITE_REGISTRIES": [dict(r) for r in self.registries],
                 "POLITE_WARC": self.warc,
+                # the identity keys when given; else what ``settings:`` says (None by default)
                 "POLITE_IDENTITY_KEY_FILE": (str(self.identity_key_file)
-                                             if self.identity_key_file else None),
+                                             if self.identity_key_file else
+                                             self.settings.get("POLITE_IDENTITY_KEY_FILE")),
                 "POLITE_AUDIT_CHECKPOINT_EVERY": self.checkpoint_every,
                 "POLITE_AUDIT_TSA_URL": self.tsa_url,
                 "POLITE_AUDIT_TSA_TIMEOUT": self.tsa_timeout,
+                "POLITE_IDENTITY_SIGNATURE_AGENT": (
+                    self.signature_agent or self.settings.get("POLITE_IDENTITY_SIGNATURE_AGENT")),
             }
         )
+        if self.signature_validity is not None:
+            out["POLITE_SIGNATURE_VALIDITY"] = self.signature_validity
+        if self.payment is not None:
+            out.update({"POLITE_PAYMENT_MAX_PRICE": self.payment["max_price"],
+                        "POLITE_PAYMENT_BUDGET": self.payment["budget"],
+                        "POLITE_PAYMENT_PER_ORIGIN_BUDGET": self.payment["per_origin_budget"]})
         if self.max_pages:
             out["CLOSESPIDER_ITEMCOUNT"] = self.max_pages
         if self.max_depth:
@@ -184,7 +199,7 @@ def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
 KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
-    "audit_fsync", "operator", "output", "cluster", "identity", "audit",
+    "audit_fsync", "operator", "output", "cluster", "identity", "audit", "payment",
 }
 
 
@@ -271,8 +286,9 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
 
     identity = _expect(data, "identity", dict, {})
     for key in identity:
-        if key not in ("key_file", "signature_agent"):
-            raise ConfigError(f"identity.{key}: unknown key (known: key_file, signature_agent)")
+        if key not in ("key_file", "signature_agent", "signature_validity"):
+            raise ConfigError(f"identity.{key}: unknown key (known: key_file, signature_agent, "
+                              "signature_validity)")
     key_file = identity.get("key_file")
     if key_file is not None and not (isinstance(key_file, str) and key_file):
         raise ConfigError("identity.key_file: the path of a key made by "
@@ -286,6 +302,13 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if agent_url is not None and not (isinstance(agent_url, str)
                                       and urlsplit(agent_url).scheme == "https"):
         raise ConfigError("identity.signature_agent: an https:// URL")
+    validity = identity.get("signature_validity")
+    if validity is not None and (isinstance(validity, bool)
+                                 or not isinstance(validity, (int, float))
+                                 or not math.isfinite(validity) or not 1 <= validity <= 3600):
+        raise ConfigError("identity.signature_validity: seconds a request signature is valid, "
+                          "1 to 3600")
+    payment = _payment(data.get("payment"), key_path, agent_url, signals)
 
     audit = _expect(data, "audit", dict, {})
     for key in audit:
@@ -325,8 +348,36 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         user_type=user_type, country=country,
         settings=dict(settings), cluster_redis_url=redis_url,
         identity_key_file=key_path, signature_agent=agent_url, checkpoint_every=every,
-        tsa_url=tsa_url, tsa_timeout=float(tsa_timeout),
+        tsa_url=tsa_url, tsa_timeout=float(tsa_timeout), signature_validity=validity,
+        payment=payment,
     )
+
+
+def _payment(value: Any, key_file: Path | None, agent: str | None,
+             signals: tuple[str, ...]) -> dict[str, str] | None:
+    """``payment:`` validated (crawler.payment's grammar), as canonical price strings; None
+    when absent. Paying needs a signed request (Cloudflare takes payment only from Web Bot
+    Auth verified bots) and the payment-required signal (the 402 rule payment answers)."""
+    from crawler.payment import PaymentConfigError, PaymentPolicy
+
+    if value is None:
+        return None
+    try:
+        policy = PaymentPolicy.from_config(value)
+    except PaymentConfigError as exc:
+        raise ConfigError(str(exc).replace("payment.:", "payment:", 1)) from None
+    assert policy is not None
+    if key_file is None or not agent:
+        missing = " and ".join(k for k, v in (("identity.key_file", key_file),
+                                              ("identity.signature_agent", agent)) if not v)
+        raise ConfigError(f"payment: paying needs signed requests (Web Bot Auth: Cloudflare "
+                          f"takes payment only from verified bots): set {missing} "
+                          "(`polite-crawl identity init` makes a key)")
+    if "payment-required" not in signals:
+        raise ConfigError("payment: needs the payment-required signal (signals.payment-"
+                          "required is false: a 402 would be neither refused nor paid)")
+    return {"max_price": str(policy.max_price), "budget": str(policy.budget),
+            "per_origin_budget": str(policy.per_origin_budget)}
 
 
 REGISTRY_KEYS = {

@@ -75,6 +75,19 @@ POLITE_AUDIT_TSA_TIMEOUT = 10.0
 #: The crawler's Ed25519 key (``polite-crawl identity init``) that signs the checkpoints;
 #: None: checkpoints are written unsigned.
 POLITE_IDENTITY_KEY_FILE = None
+#: Where the crawler's key directory is published (identity.signature_agent, https://); with
+#: POLITE_IDENTITY_KEY_FILE, every request is signed (Web Bot Auth). None: requests unsigned.
+POLITE_IDENTITY_SIGNATURE_AGENT = None
+#: Seconds a request signature is valid (1..3600).
+POLITE_SIGNATURE_VALIDITY = 60
+#: Pay per crawl (``payment:``): the most one page may cost, e.g. "USD 0.01". None (the three
+#: unset): payments off, a 402 is a refusal. Set, it needs a signing identity (the key file
+#: and the signature agent): Cloudflare takes payment only from Web Bot Auth verified bots.
+POLITE_PAYMENT_MAX_PRICE = None
+#: The most the job may spend, across all origins and runs (e.g. "USD 5.00").
+POLITE_PAYMENT_BUDGET = None
+#: The most one origin may take (e.g. "USD 1.00"); None: the job's budget.
+POLITE_PAYMENT_PER_ORIGIN_BUDGET = None
 #: Where per-origin files are kept, named by SHA-256 (None: ``<output_dir>/evidence``).
 POLITE_EVIDENCE_DIR = None
 #: Longest Retry-After (seconds) honoured on 429/503; a longer one drops the retry.

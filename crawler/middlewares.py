@@ -23,6 +23,7 @@ import re
 import time
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -38,7 +39,14 @@ from crawler.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
 from crawler.optout.content import decode_content
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.optout.sniff import sniff_html
-from crawler.policy import Verdict, internal_error, merge_verdicts, network_refusal, unreadable
+from crawler.policy import (
+    Verdict,
+    internal_error,
+    merge_verdicts,
+    network_refusal,
+    payment_refusal,
+    unreadable,
+)
 from crawler.policy import verdict_of as _verdict_of
 from crawler.runtime import get_runtime, polite_setting
 from crawler.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
@@ -61,6 +69,17 @@ META_AUDIT = "polite_audit"
 META_ORIGIN = "polite_origin"
 META_NO_FETCH = "polite_no_fetch"
 META_HEADERS_DONE = "polite_headers_checked"
+#: pay per crawl: the paid attempt a request carries (crawler.payment.PaidAttempt.to_meta)
+META_PAYMENT = "polite_payment"
+#: pay per crawl: InternalError retries an unpaid request has had
+META_PAY_RETRIES = "polite_payment_retries"
+#: pay per crawl: a response reserved at its headers whose payment outcome is concluded at
+#: the response (the status is known only there): its body is not downloaded
+META_PAY_STOPPED = "polite_payment_reserved_at_headers"
+#: the request-scoped keys a re-request (paid, or retried after an InternalError) starts without
+_REDECIDE_KEYS = ("polite_checks", "polite_denied", "polite_tdm_file", "polite_tdm_header",
+                  "polite_headers_checked", "polite_audit", META_PAY_STOPPED, "polite_body",
+                  "polite_raw", "polite_payment_charged")
 
 
 def is_preflight(request: Request) -> bool:
@@ -92,6 +111,10 @@ class ReservationMiddleware:
         self.funnel = self.rt.funnel
         self.sitecache = self.rt.sitecache
         self.registries = self.rt.registries
+        #: pay per crawl (crawler.payment.PayPerCrawl), None: a 402 is a refusal
+        self.payment = getattr(self.rt, "payment", None)
+        #: the name of our audit log (a paid attempt's authorisation is named by it and seq)
+        self._log_name = Path(self.rt.writer.path).name
         self._files_memo: dict[Any, Any] = {}
         self._plain_cache = (type(self.sitecache).get is SiteCache.get
                              and type(self.sitecache).get_url is SiteCache.get_url
@@ -194,6 +217,160 @@ class ReservationMiddleware:
         robots = files.get("robots.txt")
         if robots is not None and robots.parsed is not None:
             self._apply_crawl_delay(request, origin, robots.parsed)
+        if self.payment is not None:  # after every reservation: paying never overrides one
+            self._payment_request(request, origin)
+
+    # -- pay per crawl (crawler.payment decides; this only carries it out) -------------------
+    def _payment_request(self, request: Request, origin: str) -> None:
+        """Before sending: refuse an origin that forbade us; put the one price header of a
+        paid attempt on the request (a re-request's, or ``crawler-max-price`` up front for an
+        origin that charged before, its ``pay`` decision written first)."""
+        from crawler.payment import PRICE_HEADERS, PaidAttempt
+
+        ppc = self.payment
+        meta = request.meta
+        stopped = ppc.stopped(origin)
+        if stopped:
+            self._deny(request, payment_refusal(request.url, f"origin stopped: {stopped}"))
+        for name in PRICE_HEADERS:  # only ever the attempt's own header, never both
+            request.headers.pop(name, None)
+        raw = meta.get(META_PAYMENT)
+        if raw is not None:
+            attempt = PaidAttempt.from_meta(raw)
+        else:
+            attempt, records = ppc.up_front(origin)
+            if attempt is None:
+                return
+            seqs = self._pay_records(request, records, request_seq=None)
+            attempt = attempt.with_ref(seqs[-1], self._log_name)
+            meta[META_PAYMENT] = attempt.to_meta()
+        for name, value in attempt.headers.items():
+            request.headers[name] = value
+        # one paid try: Scrapy must neither retry it (a second charge on one hold) nor carry
+        # its price header to another URL
+        meta["dont_retry"] = meta["dont_redirect"] = True
+
+    def _pay_records(self, request: Request, records: Any, *,
+                     request_seq: Any = "sent") -> list[int]:
+        """Write the payment decision's records, in order (one ``result`` record each, the
+        raw headers in ``payment``); stats ``polite/payment/<action>``. Returns their seqs."""
+        if request_seq == "sent":
+            request_seq = request.meta.get(META_SEND)
+        stats = self.crawler.stats
+        seqs = []
+        for result, payload in records:
+            rec = self.funnel.result(request.url, result, request_seq=request_seq,
+                                     extra={"payment": payload})
+            seqs.append(rec["seq"])
+            what = payload.get("action") if result == "pay-decision" else result[4:]
+            stats.inc_value(f"polite/payment/{what}")
+            if result == "pay-charge" and payload.get("charged") is not None:
+                stats.inc_value("polite/payment/charged")
+        return seqs
+
+    async def _decide_payment(self, request: Request, response: Response,
+                              headers: dict[str, list[str]]) -> Request | bool:
+        """The payment decision for a response, after the reservations: a Request (the paid
+        re-request), True (a paid page: the usual checks without the 402 rule), False (not a
+        payment matter); a refusal raises IgnoreRequest after its records."""
+        from crawler.payment import (
+            Collect,
+            PaidAttempt,
+            Pass,
+            PayAndRetry,
+            RetryLater,
+            pay_headers,
+        )
+
+        ppc = self.payment
+        meta = request.meta
+        origin = meta.get(META_ORIGIN) or origin_of(request)
+        raw = meta.get(META_PAYMENT)
+        attempt = PaidAttempt.from_meta(raw) if raw is not None else None
+        status = response.status
+        reserved = await self._reserved_without_payment(request, response, headers)
+        if reserved is not None:
+            # paying never overrides a reservation: the quote is refused unpaid; a paid
+            # attempt's answer is still accounted for (money may have been charged)
+            if attempt is not None:
+                ans = ppc.decide(origin, status, headers, attempt)
+                records = list(ans.records)
+                if isinstance(ans, RetryLater) and ans.attempt is not None:
+                    records += ppc.cancel(ans.attempt, "reserved; not retried")
+                self._pay_records(request, records)
+            elif status == 402 or pay_headers(headers):
+                why = _refusal_text(reserved, "reserved")
+                self._pay_records(request, ppc.not_paid(origin, status, headers, why).records)
+            self._refuse_response(request, response, reserved)
+        ans = ppc.decide(origin, status, headers, attempt,
+                         retries=int(meta.get(META_PAY_RETRIES, 0)))
+        seqs = self._pay_records(request, ans.records)
+        if isinstance(ans, Pass):
+            return False
+        if isinstance(ans, Collect):
+            if ans.charged is not None:
+                meta["polite_payment_charged"] = str(ans.charged)
+            return True
+        if isinstance(ans, PayAndRetry):
+            paid = self._redecide(request)
+            attempt = ans.attempt.with_ref(seqs[-1], self._log_name)
+            paid.meta[META_PAYMENT] = attempt.to_meta()
+            paid.meta["dont_retry"] = paid.meta["dont_redirect"] = True
+            # no deny record for the 402: the paid response's records conclude the URL
+            return paid
+        if isinstance(ans, RetryLater):
+            self._payment_retry(request, ans, origin)
+        self._refuse_response(request, response, payment_refusal(request.url, ans.reason,
+                                                                 status))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reserved_without_payment(self, request: Request, response: Response,
+                                        headers: dict[str, list[str]]) -> Verdict | None:
+        """The response's own reservations, the payment rule left out (its headers, unless
+        already allowed while downloading, and licences named by its Link header): the
+        refusing verdict, or None."""
+        verdicts = []
+        if not request.meta.get(META_HEADERS_DONE) or request.meta.get(META_PAY_STOPPED):
+            hv, stmt = self.policy.at_headers(request.url, headers,
+                                              request.meta.get(META_TDM_FILE),
+                                              payment_rule=False)
+            request.meta[META_TDM_HEADER] = stmt
+            verdicts.append(hv)
+        links = self.policy.licence_links(request.url, headers, None)
+        if links:
+            licences = {u: (await self.sitecache.get_url("rsl", u), ch) for u, ch in links}
+            verdicts.append(self.policy.at_response(request.url, response.status, headers,
+                                                    licences, payment_rule=False))
+        denied = [v for v in verdicts if v.denied]
+        return merge_verdicts(*denied) if denied else None
+
+    def _redecide(self, request: Request) -> Request:
+        """A copy of ``request`` to send again (decided afresh: robots.txt and the rest)."""
+        again = request.replace(dont_filter=True)
+        for key in _REDECIDE_KEYS:
+            again.meta.pop(key, None)
+        again.meta.pop(META_PAYMENT, None)
+        return again
+
+    def _payment_retry(self, request: Request, ans: Any, origin: str) -> None:
+        """InternalError: the same URL again after ``ans.delay`` (its hold kept), waited for
+        like an undecided URL (the run stays open for it); the current response is dropped
+        without a deny record (the pay-decision ``retry`` record concludes it)."""
+        from scrapy.utils.asyncio import call_later
+
+        retry = self._redecide(request)
+        retry.meta[META_PAY_RETRIES] = ans.retries
+        if ans.attempt is not None:
+            retry.meta[META_PAYMENT] = ans.attempt.to_meta()
+        self._waiting[id(retry)] = {
+            "call": call_later(ans.delay, self._requeue, retry), "request": retry,
+            "verdict": payment_refusal(request.url, "crawler-error InternalError: the retry "
+                                       "was not waited for"),
+            "attempt": ans.retries, "waits_on": [(f"pay per crawl at {origin}",
+                                                  "InternalError")],
+            "due": time.monotonic() + ans.delay}
+        request.meta[META_DENIED] = "pay per crawl: InternalError, retried later"
+        raise IgnoreRequest(request.meta[META_DENIED])
 
     # -- check --no-fetch: URLs of origins whose files are cached, decided without a request --
     def decide_from_cache(self, url: str, plain: tuple[str, str] | None = None
@@ -345,11 +522,21 @@ class ReservationMiddleware:
             raise StopDownload(fail=True) from None
 
     def _decide_headers(self, headers: Any, request: Request) -> None:
+        hdrs = _headers_dict(headers)
+        paying = self.payment is not None
+        # with pay per crawl on, a quote (crawler-price) is the payment decision's, at the
+        # response; every other header signal binds here as always
         verdict, header_stmt = self.policy.at_headers(
-            request.url, _headers_dict(headers), request.meta.get(META_TDM_FILE)
+            request.url, hdrs, request.meta.get(META_TDM_FILE), payment_rule=not paying
         )
         request.meta[META_TDM_HEADER] = header_stmt
         request.meta[META_HEADERS_DONE] = True
+        if verdict.denied and paying and (META_PAYMENT in request.meta or any(
+                k.startswith("crawler-") for k in hdrs)):
+            # reserved, and about money (a paid attempt's answer, a quote): the body is not
+            # downloaded, but the payment outcome needs the status, known at the response
+            request.meta[META_PAY_STOPPED] = True
+            raise StopDownload(fail=False)
         if verdict.denied:
             request.meta[META_DENIED] = _refusal_text(verdict, "reserved at the headers")
             self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
@@ -394,13 +581,20 @@ class ReservationMiddleware:
                                extra={"status": response.status, "location": _location(response)})
             return response
         headers = _headers_dict(response.headers)
+        paid = False
+        if self.payment is not None:
+            got = await self._decide_payment(request, response, headers)
+            if isinstance(got, Request):
+                return got  # the paid re-request goes back through the engine
+            paid = got
         header_verdict = None
         if not request.meta.get(META_HEADERS_DONE):
             # the headers were not judged while downloading (a Location header on a final
             # response, a cached or replayed response, another download handler): judge them
             # now, before anything of the body is used
             header_verdict, header_stmt = self.policy.at_headers(
-                request.url, headers, request.meta.get(META_TDM_FILE))
+                request.url, headers, request.meta.get(META_TDM_FILE),
+                payment_rule=self.payment is None)
             request.meta[META_TDM_HEADER] = header_stmt
         state = body_state(request, response)
         if state["error"] is not None:
@@ -421,7 +615,8 @@ class ReservationMiddleware:
         licences = {}
         for lic_url, channel in self.policy.licence_links(request.url, headers, head):
             licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
-        verdict = self.policy.at_response(request.url, response.status, headers, licences)
+        verdict = self.policy.at_response(request.url, response.status, headers, licences,
+                                          payment_rule=not paid)
         if header_verdict is not None:
             verdict = merge_verdicts(header_verdict, verdict)
         stage = "response"
@@ -431,6 +626,8 @@ class ReservationMiddleware:
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
         extra: dict[str, Any] = {"status": response.status, "stage": stage}
+        if request.meta.get("polite_payment_charged"):
+            extra["charged"] = request.meta["polite_payment_charged"]  # what the page cost
         if verdict.denied:
             request.meta[META_DENIED] = _refusal_text(verdict, f"refused at the {stage}")
             self.funnel.record(request.url, verdict, checks=checks, extra=extra,
@@ -453,11 +650,28 @@ class ReservationMiddleware:
 
     def process_exception(self, request: Request, exception: BaseException,
                           spider: Any = None) -> None:
+        if (self.payment is not None and request.meta.get(META_PAYMENT) is not None
+                and isinstance(exception, IgnoreRequest)
+                and request.meta.get(META_SEND) is None):
+            self._unsent_attempt(request, exception)
         reason = request.meta.get(META_DENIED)
         if reason and not isinstance(exception, IgnoreRequest):
             # the download was stopped by a refusal (StopDownload at the headers): say which;
             # an IgnoreRequest of ours already says what happened and passes unchanged
             raise IgnoreRequest(reason if isinstance(reason, str) else "refused")
+
+    def _unsent_attempt(self, request: Request, exception: BaseException) -> None:
+        """A paid attempt refused before it left (a reservation decided again, a later
+        middleware): its hold is released and its authorisation closed. An attempt that may
+        have reached the server (a download error) keeps its hold: fail closed."""
+        from crawler.payment import PaidAttempt
+
+        attempt = PaidAttempt.from_meta(request.meta.pop(META_PAYMENT))
+        try:
+            self._pay_records(request, self.payment.cancel(attempt, str(exception)[:200]),
+                              request_seq=None)
+        except AuditUnavailable:
+            pass  # the crawl is stopping; replay counts the open authorisation as spent
 
     def _deny(self, request: Request, verdict: Verdict,
               extra: dict[str, Any] | None = None) -> None:
@@ -816,6 +1030,8 @@ class RetryAfterMiddleware:
         self.crawler = crawler
         self.max_wait = crawler.settings.getfloat("POLITE_RETRY_AFTER_MAX",
                                                   defaults.POLITE_RETRY_AFTER_MAX)
+        self.paying = bool(crawler.settings.get("POLITE_PAYMENT_MAX_PRICE")
+                           or crawler.settings.get("POLITE_PAYMENT_BUDGET"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
@@ -823,6 +1039,11 @@ class RetryAfterMiddleware:
 
     def process_response(self, request: Request, response: Response,
                          spider: Any = None) -> Response:
+        if self.paying and (b"crawler-error" in response.headers
+                            or request.meta.get(META_PAY_STOPPED)):
+            # pay per crawl: the crawler-error table decides (InternalError is retried with
+            # its own back-off, and the payment held for it), not Scrapy's RetryMiddleware
+            request.meta["dont_retry"] = True
         if response.status not in (429, 503):
             return response
         wait = parse_retry_after(response.headers.get(b"Retry-After"))

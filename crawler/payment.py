@@ -475,6 +475,57 @@ class LocalLedger:
             self._held.pop(origin, None)
 
 
+class FailClosedLedger:
+    """A :class:`Ledger` whose failures never mean money: fail closed.
+
+    Wraps another ledger (the Redis one: a server that is down or answers garbage). A
+    ``reserve`` that raises holds nothing and refuses (the URL is refused, not paid). A
+    ``commit`` or ``release`` that raises leaves the budget unknown: this ledger then refuses
+    every later reservation (``broken`` says why) — the job pays no more. ``totals`` that
+    cannot be read raise (callers use them for display only).
+    """
+
+    def __init__(self, inner: Ledger) -> None:
+        self.inner = inner
+        #: why this ledger refuses everything ('' = it works)
+        self.broken = ""
+
+    def reserve(self, origin: str, amount: Money) -> Hold:
+        if self.broken:
+            return Hold(False, f"payment state unknown ({self.broken}): not paying")
+        try:
+            return self.inner.reserve(origin, amount)
+        except Exception as exc:  # noqa: BLE001 - any failure: nothing held, refused
+            return Hold(False, f"payment state unreadable ({_error_text(exc)}): not paying")
+
+    def commit(self, origin: str, reserved: Money, charged: Money | None) -> None:
+        try:
+            self.inner.commit(origin, reserved, charged)
+        except CurrencyMismatch:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self.broken = f"a charge could not be recorded: {_error_text(exc)}"
+
+    def release(self, origin: str, reserved: Money) -> None:
+        try:
+            self.inner.release(origin, reserved)
+        except Exception as exc:  # noqa: BLE001
+            self.broken = f"a hold could not be released: {_error_text(exc)}"
+
+    def totals(self, origin: str) -> Totals:
+        return self.inner.totals(origin)
+
+    def load(self, spent_by_origin: Mapping[str, int]) -> None:
+        load = getattr(self.inner, "load", None)
+        if load is not None:
+            load(spent_by_origin)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 # -- what the session answers --------------------------------------------------------------
 
 PRICE_HEADERS = ("crawler-exact-price", "crawler-max-price")
@@ -486,7 +537,10 @@ class PaidAttempt:
 
     ``ref`` is the ``seq`` of the ``pay-decision`` audit record that authorised it (set by the
     glue with :meth:`with_ref` once that record is written; :meth:`PayPerCrawl.decide`
-    refuses an attempt without it). The glue keeps it in ``request.meta``.
+    refuses an attempt without it), ``ref_log`` the name of the audit log that record is in:
+    in a cluster the paid request goes through the shared queue and another worker may send
+    it, so its charge is then recorded in another log than its authorisation. The glue keeps
+    it in ``request.meta``.
     """
 
     origin: str
@@ -495,19 +549,21 @@ class PaidAttempt:
     reserved: Money        # the money held (== price)
     retries: int = 0       # InternalError retries so far
     ref: int | None = None
+    ref_log: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
         """The one price header to set on the request (never both)."""
         return {self.header: str(self.price)}
 
-    def with_ref(self, seq: int) -> PaidAttempt:
-        return replace(self, ref=int(seq))
+    def with_ref(self, seq: int, log: str | None = None) -> PaidAttempt:
+        return replace(self, ref=int(seq), ref_log=log)
 
     def to_meta(self) -> dict[str, Any]:
         """A JSON-safe form for ``request.meta`` (survives a disk / Redis queue)."""
         return {"origin": self.origin, "header": self.header, "price": str(self.price),
-                "reserved": str(self.reserved), "retries": self.retries, "ref": self.ref}
+                "reserved": str(self.reserved), "retries": self.retries, "ref": self.ref,
+                "ref_log": self.ref_log}
 
     @classmethod
     def from_meta(cls, d: Mapping[str, Any]) -> PaidAttempt:
@@ -515,7 +571,8 @@ class PaidAttempt:
             raise ValueError(f"not a paid attempt: {d!r:.80}")
         return cls(str(d["origin"]), str(d["header"]), parse_price(str(d["price"])),
                    parse_price(str(d["reserved"])), int(d.get("retries", 0)),
-                   None if d.get("ref") is None else int(d["ref"]))
+                   None if d.get("ref") is None else int(d["ref"]),
+                   None if d.get("ref_log") is None else str(d["ref_log"]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -640,6 +697,21 @@ class PayPerCrawl:
             self._state(origin).stopped = why
         self.disabled = self.disabled or history.disabled
 
+    def check_shared(self, history: History, shared_spent: int) -> str:
+        """A shared ledger (Redis) that shows less spent than this worker's own audit log
+        records has lost the job's payment state (e.g. Redis restored without it): this job
+        pays nothing more (fail closed). Returns why ('' = consistent). ``shared_spent``: the
+        ledger's job total in micro-units."""
+        own = sum(history.spent.values())
+        if shared_spent < own:
+            cur = history.currency or self.policy.currency
+            self.disabled = (f"the shared budget shows {Money.from_micros(cur, shared_spent)} "
+                             f"spent, less than this worker's audit log records "
+                             f"({Money.from_micros(cur, own)}): the payment state was lost; "
+                             "nothing is paid")
+            return self.disabled
+        return ""
+
     def _state(self, origin: str) -> _OriginState:
         return self._origins.setdefault(origin, _OriginState())
 
@@ -677,23 +749,47 @@ class PayPerCrawl:
 
     # -- the decision ------------------------------------------------------------------
     def decide(self, origin: str, status: int, headers: Mapping[str, Any],
-               attempt: PaidAttempt | None = None) -> Answer:
+               attempt: PaidAttempt | None = None, *, retries: int = 0) -> Answer:
         """One response (of a request to ``origin``, carrying ``attempt`` or unpaid) in; what to
         do out. Ledger holds are taken, committed or released here; the answer's ``records``
-        must be written before acting on it."""
+        must be written before acting on it. ``retries``: the InternalError retries an unpaid
+        request has had (a paid one counts them in ``attempt.retries``); the glue carries the
+        :class:`RetryLater` answer's ``retries`` over to the retry."""
         if attempt is not None and attempt.ref is None:
             raise ValueError("PaidAttempt without ref: write its pay-decision record and "
                              "set attempt.with_ref(record seq) before sending it")
         raw = pay_headers(headers)
         if attempt is not None:
             return self._after_paying(origin, status, raw, attempt)
-        return self._unpaid(origin, status, raw)
+        return self._unpaid(origin, status, raw, retries)
 
-    def _unpaid(self, origin: str, status: int, raw: dict[str, list[str]]) -> Answer:
+    def not_paid(self, origin: str, status: int, headers: Mapping[str, Any],
+                 reason: str) -> Refuse:
+        """A response another signal reserves (robots.txt, TDMRep, noai, ...): nothing is held
+        or paid, whatever it quotes; the quote and the refusal are recorded (reason: which
+        reservation). Paying never overrides a reservation. For an unpaid request only (the
+        answer to a paid one goes through :meth:`decide`, which accounts for its money)."""
+        raw = pay_headers(headers)
+        price: Money | None = None
+        problems: list[str] = []
+        value, problem = _one(raw, "crawler-price")
+        if problem:
+            problems.append(problem)
+        if value is not None:
+            try:
+                price = parse_price(value)
+            except PriceError as exc:
+                problems.append(exc.reason)
+        return self._refuse(origin, f"reserved ({reason}): paying never overrides a "
+                            "reservation", ("pay-quote", self._quote(origin, status, raw, price,
+                                                                     problems)))
+
+    def _unpaid(self, origin: str, status: int, raw: dict[str, list[str]],
+                retries: int = 0) -> Answer:
         if "crawler-charged" in raw:  # billed without our consent (or a lying server)
             return self._charge(origin, status, raw, None)
         if "crawler-error" in raw:
-            return self._error(origin, status, raw, None)
+            return self._error(origin, status, raw, None, retries)
         if status != 402:
             if "crawler-price" in raw:  # a price on a non-402: not an offer we can take
                 return Refuse(reason=f"crawler-price on a {status} response", records=(
@@ -792,7 +888,7 @@ class PayPerCrawl:
         return Collect(charged=debit, records=tuple(records))
 
     def _error(self, origin: str, status: int, raw: dict[str, list[str]],
-               attempt: PaidAttempt | None) -> Answer:
+               attempt: PaidAttempt | None, unpaid_retries: int = 0) -> Answer:
         value, problem = _one(raw, "crawler-error")
         if value is None:
             action, reason = ErrorAction.REFUSE_URL, f"{problem} (refused)"
@@ -809,7 +905,7 @@ class PayPerCrawl:
         elif attempt is None:
             charge.append(("pay-quote", self._quote(origin, status, raw, None, [reason])))
         if action is ErrorAction.RETRY:
-            retries = (attempt.retries if attempt is not None else 0)
+            retries = (attempt.retries if attempt is not None else max(0, unpaid_retries))
             if retries >= self.policy.max_retries:
                 if attempt is not None:
                     self.ledger.release(origin, attempt.reserved)
@@ -831,6 +927,15 @@ class PayPerCrawl:
                 origin, "stop-paying-job", reason))))
         return self._refuse(origin, reason, *charge)
 
+    def cancel(self, attempt: PaidAttempt, reason: str) -> tuple[tuple[str, dict], ...]:
+        """A paid attempt that never left (refused before it was sent): its hold is released
+        and the ``pay-charge`` record (``charged: null``) closes its authorisation, so
+        :func:`replay` does not count it as spent. Never for a request that may have reached
+        the server (a download error): that hold stays (fail closed)."""
+        self.ledger.release(attempt.origin, attempt.reserved)
+        return (self._charge_record(attempt.origin, None, {}, attempt, None,
+                                    [f"not sent: {reason}"]),)
+
     # -- records -----------------------------------------------------------------------
     def _refuse(self, origin: str, reason: str, *records: tuple[str, dict]) -> Refuse:
         return Refuse(reason=reason, records=(*records, ("pay-decision", self._decision(
@@ -850,12 +955,13 @@ class PayPerCrawl:
             rec["reserved"] = str(attempt.reserved)
         return rec
 
-    def _charge_record(self, origin: str, status: int, raw: dict[str, list[str]],
+    def _charge_record(self, origin: str, status: int | None, raw: dict[str, list[str]],
                        attempt: PaidAttempt | None, debit: Money | None,
                        problems: Sequence[str]) -> tuple[str, dict[str, Any]]:
         return ("pay-charge", {
             "kind": "charge", "origin": origin, "status": status, "headers": raw,
             "ref": None if attempt is None else attempt.ref,
+            "ref_log": None if attempt is None else attempt.ref_log,
             "sent": None if attempt is None else [attempt.header, str(attempt.price)],
             "reserved": None if attempt is None else str(attempt.reserved),
             "charged": None if debit is None else str(debit), "problems": list(problems)})
@@ -863,14 +969,37 @@ class PayPerCrawl:
 
 # -- resume --------------------------------------------------------------------------------
 
-def replay(records: Iterable[Mapping[str, Any]]) -> History:
+def cross_log_charges(logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, set[int]]:
+    """``log name -> seqs of its authorisations`` charged in other logs: every ``pay-charge``
+    whose ``ref_log`` names another log of ``logs`` (the ``closed`` of :func:`replay`)."""
+    out: dict[str, set[int]] = {name: set() for name in logs}
+    for name, records in logs.items():
+        for rec in records:
+            pay = rec.get("payment")
+            if rec.get("result") != "pay-charge" or not isinstance(pay, Mapping):
+                continue
+            ref, ref_log = pay.get("ref"), pay.get("ref_log")
+            if isinstance(ref, int) and ref_log in out and ref_log != name:
+                out[ref_log].add(ref)
+    return out
+
+
+def replay(records: Iterable[Mapping[str, Any]], *, log: str | None = None,
+           closed: Iterable[int] = ()) -> History:
     """Rebuild spent totals and per-origin state from a job's audit records, in order.
 
     Every ``pay-charge`` debits its ``charged``; every ``pay`` authorisation (``pay-decision``
     with ``action: pay``) that no ``pay-charge`` names by ``ref`` is counted as spent in full
     (its request may have been charged before the crawl died: fail closed). Money that cannot
     be read is an error (:class:`PriceError`): a log that lies about money is not guessed at.
+
+    ``log``: the name of the log the records are from; a charge whose ``ref_log`` names
+    another log (a cluster worker sent a request another one authorised) debits its amount
+    here but closes nothing here. ``closed``: seqs of this log's authorisations whose charge
+    records are in other logs (:func:`cross_log_charges`); without them, such an
+    authorisation counts as spent in full (more than was spent: never less).
     """
+    closed = set(closed)
     spent: dict[str, int] = {}
     open_: dict[int, tuple[str, int]] = {}
     charged: set[str] = set()
@@ -908,11 +1037,14 @@ def replay(records: Iterable[Mapping[str, Any]]) -> History:
                 disabled = str(pay.get("reason"))
         else:
             ref = pay.get("ref")
-            if ref is not None:
+            ref_log = pay.get("ref_log")
+            if ref is not None and (ref_log is None or log is None or ref_log == log):
                 open_.pop(int(ref), None)
             if pay.get("charged") is not None:
                 add(origin, parse_price(str(pay["charged"])))
                 charged.add(origin)
+    for seq in closed:
+        open_.pop(seq, None)
     for origin, micros in open_.values():
         spent[origin] = spent.get(origin, 0) + micros
     return History(spent=spent, currency=currency, charged=frozenset(charged), no_pay=no_pay,

@@ -106,6 +106,14 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
     ("Content-Signal value", "unknown value (e.g. maybe)", "that use unknown", "Content Signals"),
     ("HTTP status", "402 (or a crawler-price header), 401, 403", ("deny, never retried, "
      "never circumvented"), "Cloudflare pay per crawl; CoP 1.2"),
+    ("HTTP status", ("402 with a crawler-price, when payment: is configured (requests signed, "
+     "Web Bot Auth)"), ("paid once (crawler-exact-price) when the price is at or under "
+     "max_price, within both budgets and nothing else reserves the response; otherwise deny; "
+     "crawler-error values per the pay-per-crawl table"), "Cloudflare pay per crawl; project "
+     "rule (budgets)"),
+    ("payment state", ("the budget cannot be read or written (Redis down or garbled), or the "
+     "audit log's payment records cannot be read on resume"), ("nothing is paid: the 402 is "
+     "refused, with a record"), "project rule (fail closed)"),
     ("any target", "loopback/private/link-local/metadata address", ("deny (signal network) "
      "unless allow_private_networks"), "project rule"),
 )
@@ -272,6 +280,10 @@ class Policy:
     #: origins exempt from the network guard (``POLITE_ALLOWED_PRIVATE_ORIGINS``): they change
     #: what may be crawled, so they are part of the policy hash
     allowed_private_origins: tuple[str, ...] = ()
+    #: pay per crawl (``payment:``), e.g. ``"max_price USD 0.01, budget USD 5.00,
+    #: per_origin_budget USD 1.00"``; None: a 402 is a refusal. Part of the policy hash (it
+    #: changes what may be collected) only when set, so hashes without it are unchanged.
+    payment: str | None = None
     sha256: str = field(init=False)
     #: compiled stage-1 plans (:class:`_SitePlan`) of the per-origin files seen last, by the
     #: identity of those files: a file fetched again is a new object, so a plan never outlives
@@ -293,6 +305,8 @@ class Policy:
             "failure_policy": [list(row) for row in FAILURE_POLICY],
             "term_purposes": sorted([*k, *sorted(v)] for k, v in TERM_PURPOSES.items()),
         }
+        if self.payment is not None:
+            doc["payment"] = self.payment
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "sha256", hashlib.sha256(blob).hexdigest())
         object.__setattr__(self, "_plans", OrderedDict())
@@ -542,9 +556,14 @@ class Policy:
 
     # -- stage 2 -------------------------------------------------------------------------
     def at_headers(
-        self, url: str, headers: Mapping[str, Sequence[str]], file_stmt: tdm.TdmStatement | None
+        self, url: str, headers: Mapping[str, Sequence[str]], file_stmt: tdm.TdmStatement | None,
+        *, payment_rule: bool = True,
     ) -> tuple[Verdict, tdm.TdmStatement | None]:
-        """Header-level statements. Returns the verdict and the TDMRep header statement."""
+        """Header-level statements. Returns the verdict and the TDMRep header statement.
+
+        ``payment_rule=False``: the ``crawler-price`` rule is left out (pay per crawl is on and
+        :meth:`crawler.payment.PayPerCrawl.decide` decides the quote); every other header
+        signal still binds."""
         checks: list[Evidence] = []
         header_stmt = None
         ctype = (headers.get("content-type") or [None])[0]
@@ -570,7 +589,7 @@ class Policy:
         if self.on("content-signal") and headers.get("content-signal"):
             checks += self._judge_all(
                 [contentsignal.statement_from_header(", ".join(headers["content-signal"]))])
-        if self.on("payment-required") and headers.get("crawler-price"):
+        if payment_rule and self.on("payment-required") and headers.get("crawler-price"):
             price = ", ".join(headers["crawler-price"])
             checks.append(self.judge(Statement(
                 "payment-required", "header", (("crawler-price", False),),
@@ -595,11 +614,15 @@ class Policy:
         return tuple(x for x in out if not (x[0] in seen or seen.add(x[0])))
 
     def at_response(self, url: str, status: int, headers: Mapping[str, Sequence[str]],
-                    licences: Mapping[str, tuple[SiteFile, str]] | None = None) -> Verdict:
-        """The final response's status, and licences named by its ``Link`` header."""
+                    licences: Mapping[str, tuple[SiteFile, str]] | None = None, *,
+                    payment_rule: bool = True) -> Verdict:
+        """The final response's status, and licences named by its ``Link`` header.
+
+        ``payment_rule=False``: the 401/402/403 rule is left out (the payment decision took
+        over: a paid 200, or a 402 about to be paid); licences still bind."""
         checks: list[Evidence] = []
         ctype = (headers.get("content-type") or [None])[0]
-        if self.on("payment-required") and status in (401, 402, 403):
+        if payment_rule and self.on("payment-required") and status in (401, 402, 403):
             price = ", ".join(headers.get("crawler-price", ()))
             error = ", ".join(headers.get("crawler-error", ()))
             extra = "; ".join(x for x in (price and f"crawler-price: {price}",
@@ -908,6 +931,15 @@ def network_refusal(url: str, reason: str) -> Verdict:
     """The verdict for a target the network guard refuses."""
     ev = Evidence("network", "address", "deny", rule=reason, source=url,
                   detail="set allow_private_networks: true to crawl such targets")
+    return Verdict("deny", (ev,), (ev,))
+
+
+def payment_refusal(url: str, reason: str, status: int | None = None) -> Verdict:
+    """The verdict for a URL the pay-per-crawl decision refuses (a price over ``max_price``,
+    a budget spent, a ``crawler-error``, an origin that forbade us): signal
+    ``payment-required``, channel ``payment``, the reason as the rule."""
+    ev = Evidence("payment-required", "payment", "deny", rule=reason, source=url,
+                  status=status, detail="not paid: see the pay-decision record before this one")
     return Verdict("deny", (ev,), (ev,))
 
 

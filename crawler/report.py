@@ -1269,6 +1269,9 @@ class PaymentTally:
     unreadable: list[dict[str, Any]] = field(default_factory=list)
     #: (log, seq of a ``pay`` pay-decision) -> (domain, currency, amount) until its charge
     open_holds: dict[tuple[str, int], tuple[str, str, Decimal]] = field(default_factory=dict)
+    #: (log file name, seq) of authorisations a charge record names: in a cluster the charge
+    #: may be in another worker's log than its authorisation (``ref_log``)
+    closed_refs: set[tuple[str, int]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.records)
@@ -1308,13 +1311,18 @@ class PaymentTally:
                 held = parse_price(pay.get("reserved"))  # type: ignore[arg-type]
             except PriceError:
                 return  # an unreadable hold: its charge record, if any, says what happened
-            self.open_holds[(log, record["seq"])] = (domain, held.currency, held.amount)
+            key = (Path(log).name, record["seq"])
+            if key not in self.closed_refs:
+                self.open_holds[key] = (domain, held.currency, held.amount)
 
     def _charge(self, record: Mapping[str, Any], pay: Mapping[str, Any], url: str,
                 origin: str, domain: str, log: str) -> None:
         ref = pay.get("ref")
         if isinstance(ref, int):
-            self.open_holds.pop((log, ref), None)
+            ref_log = pay.get("ref_log")
+            key = (ref_log if isinstance(ref_log, str) else Path(log).name, ref)
+            self.closed_refs.add(key)
+            self.open_holds.pop(key, None)
         value = pay.get("charged")
         if value is None:
             return  # nothing charged (the hold was released)
@@ -1362,7 +1370,10 @@ class PaymentTally:
             if mine is None or stop["time"] < mine["time"]:
                 self.stops[key] = stop
         self.unreadable += other.unreadable
+        self.closed_refs |= other.closed_refs
         self.open_holds.update(other.open_holds)
+        for key in self.closed_refs & self.open_holds.keys():
+            del self.open_holds[key]
 
     def to_json(self) -> dict[str, Any]:
         """Every figure, amounts as exact decimal strings (``"charged": "0.03"``, ``"text":

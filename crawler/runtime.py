@@ -74,6 +74,7 @@ class PoliteRuntime:
             if problem:
                 raise ValueError(f"{name}: {problem}")
         self.crawler = crawler
+        pay_policy = _payment_policy(crawler, enabled)
         self.policy = Policy(
             token=token,
             user_agent=user_agent,
@@ -87,6 +88,9 @@ class PoliteRuntime:
             rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
             registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"
                              for r in s.getlist("POLITE_REGISTRIES", [])),
+            payment=None if pay_policy is None else (
+                f"max_price {pay_policy.max_price}, budget {pay_policy.budget}, "
+                f"per_origin_budget {pay_policy.per_origin_budget}"),
         )
         self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,9 @@ class PoliteRuntime:
             job = str(polite_setting(crawler, "POLITE_JOB"))
             fsync = s.getbool("POLITE_AUDIT_FSYNC", False)
             self.checkpoints = _checkpoint_writer(crawler, audit_path, job, fsync)
+            #: the job's pay-per-crawl session (crawler.payment), None: payments off
+            self.payment = (None if pay_policy is None else
+                            _payment_session(crawler, pay_policy, audit_path))
             self.writer = AuditWriter(audit_path, job=job, fsync=fsync,
                                       checkpoints=self.checkpoints)
         except BaseException:
@@ -218,6 +225,13 @@ class PoliteRuntime:
                 self._run_info(finished_at=utc_now(), finish_reason=reason)
             else:  # stopped (SIGTERM/SIGINT: "shutdown"), failed: the next run resumes
                 self._run_info(interrupted_at=utc_now(), finish_reason=reason)
+        if getattr(self, "payment", None) is not None:
+            try:  # what the job has spent so far (all runs; the cluster's in cluster mode)
+                spent = self.payment.ledger.totals("").spent
+                self.crawler.stats.set_value("polite/payment/spent", _money(
+                    self.payment.policy.currency, spent))
+            except Exception as exc:  # noqa: BLE001 - a summary line, nothing decided on it
+                logger.warning("polite-crawler: cannot read the payment totals (%s)", exc)
         publish = getattr(self.sitecache, "publish_stats", None)
         if publish is not None:
             publish()
@@ -232,6 +246,91 @@ class PoliteRuntime:
             st.get_value("polite/decision/allow", 0), st.get_value("polite/decision/deny", 0),
             self.writer.path, self.writer.state.seq,
         )
+
+
+def _payment_policy(crawler: Crawler, signals: tuple[str, ...]) -> Any:
+    """``POLITE_PAYMENT_*`` validated into a :class:`crawler.payment.PaymentPolicy`, or None
+    when payments are off. Refuses to start (ValueError, one line) on a bad amount, without a
+    signing identity (paying needs a Web Bot Auth verified bot) or without the
+    payment-required signal."""
+    from crawler.payment import PaymentConfigError, PaymentPolicy
+
+    s = crawler.settings
+    raw = {"max_price": s.get("POLITE_PAYMENT_MAX_PRICE"), "budget": s.get("POLITE_PAYMENT_BUDGET"),
+           "per_origin_budget": s.get("POLITE_PAYMENT_PER_ORIGIN_BUDGET")}
+    if all(v is None for v in raw.values()):
+        return None
+    try:
+        policy = PaymentPolicy.from_config({k: v for k, v in raw.items() if v is not None})
+    except PaymentConfigError as exc:
+        setting = f"POLITE_PAYMENT_{exc.key.upper()}" if exc.key else "POLITE_PAYMENT_*"
+        raise ValueError(f"polite-crawler refuses to start: {setting} ({exc})") from None
+    if not (polite_setting(crawler, "POLITE_IDENTITY_KEY_FILE")
+            and polite_setting(crawler, "POLITE_IDENTITY_SIGNATURE_AGENT")):
+        raise ValueError("polite-crawler refuses to start: payment: paying needs signed requests"
+                         " (Web Bot Auth): set POLITE_IDENTITY_KEY_FILE and "
+                         "POLITE_IDENTITY_SIGNATURE_AGENT (identity.key_file, "
+                         "identity.signature_agent)")
+    if "payment-required" not in signals:
+        raise ValueError("polite-crawler refuses to start: payment: needs the payment-required "
+                         "signal in POLITE_SIGNALS")
+    return policy
+
+
+def _payment_session(crawler: Crawler, policy: Any, audit_path: Path) -> Any:
+    """The job's :class:`crawler.payment.PayPerCrawl`: a local ledger, or in cluster mode the
+    job's shared one in Redis (``crawler.cluster.budget.RedisLedger``), behind
+    :class:`~crawler.payment.FailClosedLedger` (a ledger that fails holds nothing). The
+    budgets survive a resume: the spent totals and per-origin state are replayed from the
+    job's audit log (in cluster mode Redis keeps the totals; the worker's own log gives the
+    per-origin state). A log whose payment records cannot be read pays nothing this run."""
+    from crawler.audit.log import iter_records
+    from crawler.payment import FailClosedLedger, LocalLedger, PayPerCrawl, replay
+
+    inner: Any
+    if crawler.settings.get("POLITE_CLUSTER_REDIS_URL"):
+        from crawler.cluster.budget import RedisLedger
+        from crawler.cluster.worker import ClusterWorker
+
+        worker = ClusterWorker.of(crawler)
+        inner = RedisLedger(worker.redis, worker.keys, policy, epoch=lambda: worker.epoch)
+    else:
+        inner = LocalLedger(policy)
+    ppc = PayPerCrawl(policy, FailClosedLedger(inner))
+    if audit_path.exists():
+        try:
+            history = replay(iter_records(audit_path), log=Path(audit_path).name)
+        except (ValueError, KeyError, TypeError) as exc:  # PriceError, CurrencyMismatch, ...
+            ppc.disabled = (f"the audit log's payment records cannot be read ({exc}): nothing "
+                            "is paid in this run")
+            logger.error("polite-crawler: %s", ppc.disabled)
+        else:
+            if isinstance(inner, LocalLedger):
+                inner.load(history.spent)
+            else:  # the shared totals must cover at least what this worker spent
+                try:
+                    shared = inner.totals("").spent
+                except Exception as exc:  # noqa: BLE001 - unreadable: nothing is paid
+                    ppc.disabled = f"the shared budget cannot be read ({exc}): nothing is paid"
+                else:
+                    ppc.check_shared(history, shared)
+                if ppc.disabled:
+                    logger.error("polite-crawler: %s", ppc.disabled)
+            ppc.restore(history)
+            if history.spent or history.open_holds:
+                logger.info("polite-crawler: pay per crawl resumed: %s spent of %s (%d "
+                            "authorisations without an answer counted in full)",
+                            _money(policy.currency, sum(history.spent.values())),
+                            policy.budget, history.open_holds)
+    logger.info("polite-crawler: pay per crawl on: max_price %s, budget %s, per origin %s",
+                policy.max_price, policy.budget, policy.per_origin_budget)
+    return ppc
+
+
+def _money(currency: str, micros: int) -> str:
+    from crawler.payment import Money
+
+    return str(Money.from_micros(currency, micros))
 
 
 def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool) -> Any:

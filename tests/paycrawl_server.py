@@ -54,6 +54,11 @@ class PricedPage:
     charge: str | None = None      # crawler-charged value (default: the price)
     quote: str | None = None       # crawler-price value sent (default: the price)
     signed_only: bool = False
+    #: extra headers on every answer for this page (e.g. a reservation on the 402 itself)
+    headers: tuple[tuple[str, str], ...] = ()
+    #: (status, crawler-error) answered to every paid request (a row of the error table the
+    #: server would not otherwise produce for a well-behaved client)
+    paid_error: tuple[int, str] | None = None
 
 
 @dataclass
@@ -78,6 +83,8 @@ class PayCrawlServer:
     verify: Verify | None = None
     requests: list[Seen] = field(default_factory=list)
     charges: list[Charge] = field(default_factory=list)
+    #: fixed answers (status, content type, body) for paths such as /robots.txt
+    static: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -86,8 +93,11 @@ class PayCrawlServer:
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None
-        return self._httpd.server_address[1]
+        """The port it serves on (kept after :meth:`stop`, for the URLs in the records)."""
+        if self._httpd is not None:
+            self._port = self._httpd.server_address[1]
+        assert getattr(self, "_port", None), "never started"
+        return self._port
 
     @property
     def origin(self) -> str:
@@ -110,6 +120,9 @@ class PayCrawlServer:
                 status, headers, body = server.answer(
                     "GET", self.path, {k.lower(): v for k, v in self.headers.items()},
                     f"{server.origin}{self.path}")
+                page = server.pages.get(self.path.split("?")[0])
+                if page is not None and page.headers:
+                    headers = {**headers, **dict(page.headers)}
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -129,6 +142,7 @@ class PayCrawlServer:
 
     def stop(self) -> None:
         if self._httpd is not None:
+            self._port = self._httpd.server_address[1]
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
@@ -153,6 +167,9 @@ class PayCrawlServer:
         with self._lock:
             self.requests.append(Seen(method, path, dict(headers)))
             page = self.pages.get(path.split("?")[0])
+            if path in self.static:
+                status, ctype, body = self.static[path]
+                return status, {"Content-Type": ctype}, body
             if page is None:
                 return 200, {"Content-Type": "text/html"}, b"<html><body>free</body></html>"
             return self._priced(page, method, path, headers, url)
@@ -179,6 +196,8 @@ class PayCrawlServer:
             return err(400, "ConflictingPriceHeaders")
         if exact is None and maxp is None:
             return 402, {"crawler-price": quote}, b""
+        if page.paid_error is not None:
+            return err(*page.paid_error)
         offered = _price(exact if exact is not None else maxp or "")
         if offered is None:
             return err(400, "InvalidCrawlerPriceValue")

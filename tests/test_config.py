@@ -23,7 +23,7 @@ def test_example_and_demo_configs_are_valid():
     assert ex.token == "ExampleCorpusBot" and ex.honor_agents[0] == "GPTBot"
     assert ex.output_dir == (ROOT / "configs" / "out" / "example")
     demo = load_config(ROOT / "configs" / "demo.yaml")
-    assert demo.allow_private_networks and len(demo.seeds) == 15
+    assert demo.allow_private_networks and len(demo.seeds) == 16
 
 
 def test_example_config_documents_every_key():
@@ -70,6 +70,24 @@ def test_example_config_documents_every_key():
         ({"operator": {"country": "Germany"}}, "operator.country"),
         ({"operator": {"user_type": "pirate"}}, "operator.user_type"),
         ({"operator": {"colour": "x"}}, "operator.colour"),
+        ({"identity": {"signature_validity": 0}}, "identity.signature_validity"),
+        ({"identity": {"signature_validity": 3601}}, "identity.signature_validity"),
+        ({"identity": {"signature_validity": True}}, "identity.signature_validity"),
+        ({"payment": "USD 1"}, "payment"),
+        ({"payment": {"max_price": 0.01, "budget": "USD 5"}}, "payment.max_price"),
+        ({"payment": {"max_price": "USD 0.01", "budget": "5 USD"}}, "payment.budget"),
+        ({"payment": {"max_price": "USD 0.01"}}, "payment.budget"),
+        ({"payment": {"max_price": "USD 0.01", "budget": "USD 5",
+                      "per_origin_budget": "EUR 1"}}, "payment.per_origin_budget"),
+        ({"payment": {"max_price": "USD 0.01", "budget": "USD 5", "colour": 1}},
+         "payment.colour"),
+        # paying needs signed requests
+        ({"payment": {"max_price": "USD 0.01", "budget": "USD 5"}}, "payment"),
+        ({"payment": {"max_price": "USD 0.01", "budget": "USD 5"},
+          "identity": {"signature_agent": "https://c.example"}}, "payment"),
+        ({"payment": {"max_price": "USD 0.01", "budget": "USD 5"},
+          "identity": {"key_file": "k.pem", "signature_agent": "https://c.example"},
+          "signals": {"payment-required": False}}, "payment"),
     ],
 )
 def test_bad_values_name_the_key(patch, key):
@@ -202,3 +220,37 @@ def test_cli_exits_2_naming_the_bad_number(tmp_path, capsys, line, key):
     err = capsys.readouterr().err.strip()
     assert f"{key}: " in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+def test_identity_and_payment_map_to_settings():
+    job = parse_config({**GOOD, "identity": {
+        "key_file": "k.pem", "signature_agent": "https://c.example", "signature_validity": 30},
+        "payment": {"max_price": "USD 0.010", "budget": "USD 5.00"}})
+    s = job.scrapy_settings()
+    assert s["POLITE_IDENTITY_SIGNATURE_AGENT"] == "https://c.example"
+    assert s["POLITE_SIGNATURE_VALIDITY"] == 30
+    assert (s["POLITE_PAYMENT_MAX_PRICE"], s["POLITE_PAYMENT_BUDGET"],
+            s["POLITE_PAYMENT_PER_ORIGIN_BUDGET"]) == ("USD 0.010", "USD 5.00", "USD 5.00")
+    plain = parse_config(GOOD).scrapy_settings()
+    assert plain["POLITE_IDENTITY_SIGNATURE_AGENT"] is None
+    assert "POLITE_PAYMENT_MAX_PRICE" not in plain and "POLITE_SIGNATURE_VALIDITY" not in plain
+
+
+def test_payment_without_identity_exits_2(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("job: t\nuser_agent: 'T/1 (+https://x.org)'\nseeds: []\npayment:\n"
+                   "  max_price: 'USD 0.01'\n  budget: 'USD 1'\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "payment: paying needs signed requests" in err and "identity.key_file" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_payment_with_an_unusable_key_exits_2(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("job: t\nuser_agent: 'T/1 (+https://x.org)'\nseeds: []\nidentity:\n"
+                   "  key_file: missing.pem\n  signature_agent: https://c.example\npayment:\n"
+                   "  max_price: 'USD 0.01'\n  budget: 'USD 1'\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "identity.key_file" in err and len(err.splitlines()) == 1

@@ -275,3 +275,96 @@ def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     rt.funnel.record("https://example.org/4", allow, checks=[], request=None)
     rt.writer.close()
     assert got == ["https://example.org/2", "https://example.org/3"]
+
+
+# -- Web Bot Auth and pay per crawl through the add-on (no YAML config) -------------------------
+
+def test_addon_installs_the_request_signer_just_before_the_write_ahead_record():
+    from scrapy.settings import Settings
+
+    from crawler.addon import SIGN, WRITE_AHEAD, Addon
+
+    s = Settings({"DOWNLOADER_MIDDLEWARES": {}, "EXTENSIONS": {}, "SPIDER_MIDDLEWARES": {},
+                  "ITEM_PIPELINES": {}})
+    Addon().update_settings(s)
+    mws = s["DOWNLOADER_MIDDLEWARES"]
+    assert mws[SIGN] == 980 and mws[WRITE_AHEAD] == 990
+    assert s["POLITE_IDENTITY_SIGNATURE_AGENT"] is None  # off by default: nothing signed
+    assert s["POLITE_PAYMENT_MAX_PRICE"] is None          # off by default: 402 is a refusal
+
+
+PAY = {"POLITE_PAYMENT_MAX_PRICE": "USD 0.01", "POLITE_PAYMENT_BUDGET": "USD 1.00"}
+
+
+@pytest.mark.parametrize("settings, message", [
+    (PAY, "paying needs signed requests"),
+    ({**PAY, "POLITE_IDENTITY_SIGNATURE_AGENT": "https://c.example"},
+     "paying needs signed requests"),
+    ({**PAY, "POLITE_PAYMENT_MAX_PRICE": "0.01 USD"}, "POLITE_PAYMENT_MAX_PRICE"),
+    ({**PAY, "POLITE_PAYMENT_BUDGET": None}, "POLITE_PAYMENT_BUDGET"),
+])
+def test_runtime_refuses_payment_it_cannot_do(tmp_path, settings, message):
+    with pytest.raises(ValueError) as exc:
+        _runtime_crawler(tmp_path, **settings)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_payment_is_part_of_the_policy_hash_and_resumes_from_the_log(tmp_path):
+    from crawler.identity import generate_key
+    from crawler.payment import PayPerCrawl
+
+    key = tmp_path / "k.pem"
+    generate_key(key)
+    signed = {"POLITE_IDENTITY_KEY_FILE": str(key),
+              "POLITE_IDENTITY_SIGNATURE_AGENT": "https://c.example"}
+    plain = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "a", **signed))
+    paying = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "b", **signed,
+                                                                 **PAY))
+    try:
+        assert plain.payment is None and isinstance(paying.payment, PayPerCrawl)
+        assert plain.policy.sha256 != paying.policy.sha256
+        assert "budget USD 1.00" in paying.policy.payment
+        # a charge in the log: the next run's ledger starts from it
+        origin = "https://a.example"
+        ans = paying.payment.decide(origin, 402, {"crawler-price": ["USD 0.01"]})
+        seqs = paying._pay_records(Request(origin + "/x"), ans.records)
+        attempt = ans.attempt.with_ref(seqs[-1])
+        done = paying.payment.decide(origin, 200, {"crawler-charged": ["USD 0.01"]}, attempt)
+        paying._pay_records(Request(origin + "/x"), done.records)
+    finally:
+        plain.rt.writer.close()
+        paying.rt.writer.close()
+        paying.rt.run_lock.release()
+    again = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "b", **signed, **PAY))
+    try:
+        assert again.payment.ledger.totals(origin).spent == 10_000
+        up, _ = again.payment.up_front(origin)  # remembered as charging
+        assert up is not None and up.header == "crawler-max-price"
+    finally:
+        again.rt.writer.close()
+
+
+def test_unreadable_payment_records_mean_nothing_is_paid(tmp_path):
+    from crawler.identity import generate_key
+
+    key = tmp_path / "k.pem"
+    generate_key(key)
+    out = tmp_path / "o"
+    out.mkdir()
+    from crawler.audit.record import GENESIS_HASH, canonical_json, seal
+
+    rec = seal({"time": "t", "job": "default", "url": "https://a.example/x",
+                "decision": "result", "reasons": [], "policy_sha256": "p",
+                "result": "pay-charge", "payment": {"origin": "https://a.example", "ref": None,
+                                                    "charged": "USD lots"}},
+               seq=1, prev_hash=GENESIS_HASH)
+    (out / "audit.jsonl").write_text(canonical_json(rec) + "\n", encoding="utf-8")
+    mw = ReservationMiddleware.from_crawler(_runtime_crawler(
+        out, POLITE_IDENTITY_KEY_FILE=str(key),
+        POLITE_IDENTITY_SIGNATURE_AGENT="https://c.example", **PAY))
+    try:
+        assert "cannot be read" in mw.payment.disabled
+        ans = mw.payment.decide("https://b.example", 402, {"crawler-price": ["USD 0.01"]})
+        assert type(ans).__name__ == "Refuse" and "not paying" in ans.reason
+    finally:
+        mw.rt.writer.close()

@@ -11,7 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "crawler"
 CORE = sorted(PKG.glob("optout/*.py")) + [PKG / "audit" / "record.py", PKG / "policy.py",
-                                           PKG / "network.py"]
+                                           PKG / "network.py", PKG / "payment.py"]
 FORBIDDEN_MODULES = {"scrapy", "twisted", "socket", "time", "datetime", "os", "urllib.request",
                      "http", "asyncio", "subprocess", "pathlib", "random"}
 FORBIDDEN_CALLS = {"open", "input", "print"}
@@ -55,8 +55,8 @@ def test_core_module_is_sans_io(path):
 
 def test_importing_the_core_loads_no_scrapy_or_twisted():
     mods = ["crawler.optout." + p.stem for p in CORE if p.parent.name == "optout"]
-    mods += ["crawler.audit.record", "crawler.policy", "crawler.network", "crawler.survey",
-             "crawler.agents"]
+    mods += ["crawler.audit.record", "crawler.policy", "crawler.network", "crawler.payment",
+             "crawler.survey", "crawler.agents"]
     code = ("import sys\n" + "".join(f"import {m}\n" for m in mods) +
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")

@@ -781,3 +781,141 @@ def test_core_against_the_server_overcharge_stops_paying():
         ans, _ = crawl(s, ppc, log, "/next")
         assert isinstance(ans, Refuse) and "not paying" in ans.reason
         assert len(s.charges) == 1
+
+
+# -- extensions for the glue: unpaid retries counted, reservations never paid, fail closed ----
+
+def test_unpaid_internal_error_retries_are_bounded_by_the_glue_count():
+    ppc, led, log = session()
+    retries, delays = 0, []
+    while True:
+        ans = ppc.decide(O, 500, {"crawler-error": ["InternalError"]}, retries=retries)
+        log.write(ans.records)
+        if not isinstance(ans, RetryLater):
+            break
+        assert ans.attempt is None
+        delays.append(ans.delay)
+        retries = ans.retries
+    assert delays == [1.0, 2.0, 4.0]
+    assert isinstance(ans, Refuse) and "3 retries exhausted" in ans.reason
+    assert led.totals(O) == LocalLedger(ppc.policy).totals(O)  # nothing held, nothing spent
+
+
+def test_not_paid_records_the_quote_and_holds_nothing():
+    ppc, led, log = session()
+    ans = ppc.not_paid(O, 402, {"crawler-price": ["USD 0.01"], "tdm-reservation": ["1"]},
+                       "tdmrep header: tdm-reservation=1")
+    assert isinstance(ans, Refuse) and "never overrides" in ans.reason
+    assert [k for k, _ in ans.records] == ["pay-quote", "pay-decision"]
+    quote_rec, decision = (p for _, p in ans.records)
+    assert quote_rec["price"] == "USD 0.01" and quote_rec["headers"] == {
+        "crawler-price": ["USD 0.01"]}
+    assert decision["action"] == "refuse" and "tdm-reservation" in decision["reason"]
+    assert led.totals(O).held == 0
+    log.write(ans.records)
+    assert replay(log.records).spent == {}
+    # a hostile quote is recorded raw with its problem, still nothing held
+    ans = ppc.not_paid(O, 402, {"crawler-price": ["USD -1"]}, "noai")
+    assert ans.records[0][1]["price"] is None and ans.records[0][1]["problems"]
+
+
+class _Down:
+    def __init__(self, fail_commit=False):
+        self.fail_commit = fail_commit
+
+    def reserve(self, origin, amount):
+        raise ConnectionError("redis down")
+
+    def commit(self, origin, reserved, charged):
+        if self.fail_commit:
+            raise ConnectionError("redis down")
+
+    def release(self, origin, reserved):
+        raise ConnectionError("redis down")
+
+    def totals(self, origin):
+        raise ConnectionError("redis down")
+
+
+def test_fail_closed_ledger_refuses_when_the_state_cannot_be_read():
+    from crawler.payment import FailClosedLedger
+
+    p = policy()
+    ppc = PayPerCrawl(p, FailClosedLedger(_Down()))
+    ans = ppc.decide(O, 402, {"crawler-price": ["USD 0.01"]})
+    assert isinstance(ans, Refuse) and "unreadable" in ans.reason and "redis down" in ans.reason
+    assert [k for k, _ in ans.records] == ["pay-quote", "pay-decision"]
+
+
+def test_fail_closed_ledger_stops_paying_after_a_lost_commit():
+    from crawler.payment import FailClosedLedger
+
+    p = policy()
+    inner = LocalLedger(p)
+    led = FailClosedLedger(inner)
+    ppc = PayPerCrawl(p, led)
+    log = Log()
+    _, attempt = quote(ppc, log)
+    inner.commit = _Down(fail_commit=True).commit  # the charge cannot be recorded
+    ans = ppc.decide(O, 200, {"crawler-charged": ["USD 0.01"]}, attempt)
+    assert isinstance(ans, Collect)
+    assert led.broken and "charge could not be recorded" in led.broken
+    ans = ppc.decide(O2, 402, {"crawler-price": ["USD 0.01"]})
+    assert isinstance(ans, Refuse) and "payment state unknown" in ans.reason
+    # a working ledger behind it is used as is
+    ok = FailClosedLedger(LocalLedger(p))
+    assert ok.reserve(O, usd("0.01")) and ok.totals(O).held == 10_000
+
+
+def test_cancel_releases_a_hold_that_never_left_and_replay_agrees():
+    ppc, led, log = session()
+    _, attempt = quote(ppc, log)
+    assert led.totals(O).held == 10_000
+    recs = ppc.cancel(attempt, "refused before the request by robots")
+    log.write(recs)
+    assert led.totals(O).held == 0
+    (kind, rec), = recs
+    assert kind == "pay-charge" and rec["ref"] == attempt.ref and rec["charged"] is None
+    assert "not sent" in rec["problems"][0]
+    assert replay(log.records).spent == {} and replay(log.records).open_holds == 0
+
+
+def test_a_shared_ledger_behind_the_workers_own_log_stops_paying():
+    ppc, led, log = session()
+    _, attempt = quote(ppc, log)
+    log.write(ppc.decide(O, 200, {"crawler-charged": ["USD 0.01"]}, attempt).records)
+    history = replay(log.records)
+    fresh = PayPerCrawl(policy(), LocalLedger(policy()))
+    assert fresh.check_shared(history, 10_000) == "" and not fresh.disabled
+    assert fresh.check_shared(history, 20_000) == ""          # others spent too: fine
+    why = fresh.check_shared(history, 0)                       # Redis lost it
+    assert "USD 0.00 spent, less than" in why and "USD 0.01" in why
+    ans = fresh.decide(O2, 402, {"crawler-price": ["USD 0.01"]})
+    assert isinstance(ans, Refuse) and "payment state was lost" in ans.reason
+
+
+def test_replay_matches_charges_to_authorisations_across_worker_logs():
+    # cluster: worker A authorised (seq 3), worker B sent the paid request and recorded the
+    # charge; B also has an authorisation of its own at seq 3 that no charge closed
+    from crawler.payment import cross_log_charges
+
+    def auth(seq, origin):
+        return {"seq": seq, "result": "pay-decision", "payment": {
+            "kind": "decision", "origin": origin, "action": "pay", "reserved": "USD 0.01"}}
+
+    def charge(seq, origin, ref, ref_log):
+        return {"seq": seq, "result": "pay-charge", "payment": {
+            "kind": "charge", "origin": origin, "ref": ref, "ref_log": ref_log,
+            "charged": "USD 0.01"}}
+
+    a = [auth(3, "https://a.example")]
+    b = [auth(3, "https://b.example"), charge(4, "https://a.example", 3, "audit-a.jsonl")]
+    closed = cross_log_charges({"audit-a.jsonl": a, "audit-b.jsonl": b})
+    assert closed == {"audit-a.jsonl": {3}, "audit-b.jsonl": set()}
+    ha = replay(a, log="audit-a.jsonl", closed=closed["audit-a.jsonl"])
+    hb = replay(b, log="audit-b.jsonl", closed=closed["audit-b.jsonl"])
+    assert dict(ha.spent) == {}                               # charged in B's log
+    # B: the charge it recorded, and its own open authorisation counted in full
+    assert dict(hb.spent) == {"https://a.example": 10_000, "https://b.example": 10_000}
+    # a worker replaying only its own log never counts less than was spent
+    assert dict(replay(a, log="audit-a.jsonl").spent) == {"https://a.example": 10_000}

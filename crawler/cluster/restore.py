@@ -210,6 +210,8 @@ class RestoreReport:
     undecided: int = 0
     start_urls: int = 0
     unreadable: int = 0
+    #: pay per crawl: micro-units the workers' logs say were spent, loaded into the budget
+    spent_micros: int | None = None
 
     @property
     def queued(self) -> int:
@@ -219,6 +221,9 @@ class RestoreReport:
         who = ", ".join(self.workers) or "none"
         extra = f", {self.start_urls} start URLs kept" if self.start_urls else ""
         bad = f", {self.unreadable} unreadable entries dropped" if self.unreadable else ""
+        if self.spent_micros is not None:
+            bad += (f"; pay per crawl: {self.spent_micros / 1e6:g} (budget currency) spent "
+                    "by the workers' logs, loaded into the shared budget")
         n = len(self.workers)
         return (f"polite-crawl: job {self.job!r} restored from the logs of {n} "
                 f"worker{'' if n == 1 else 's'} ({who}): {self.sent} URLs sent (never fetched again), {self.refused} "
@@ -243,6 +248,7 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
     report = RestoreReport(job.job, "", hold, g.workers, len(g.sent), len(g.refused),
                            g.documents)
     known = set(g.sent) | set(g.refused)
+    spent = _spent(job)  # (before anything is deleted: a log that lies about money stops here)
 
     # 2. what Redis still holds
     survived: list[tuple[bytes, int, str, str | None]] = []
@@ -326,10 +332,41 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
         pipe.rpush(keys.start_urls, *start_urls)
         report.start_urls = len(start_urls)
     pipe.execute()
+    if spent is not None:  # the shared pay-per-crawl budget, as spent by every worker
+        from crawler.cluster.budget import RedisLedger
+        from crawler.payment import PaymentPolicy
+
+        RedisLedger(client, keys, PaymentPolicy.from_config(job.payment)).load(spent)
+        report.spent_micros = sum(spent.values())
 
     # 6. the new epoch, last
     report.epoch = write_epoch(client, job.job, "restore", hold=hold) or ""
     return report
+
+
+def _spent(job: JobConfig) -> dict[str, int] | None:
+    """Pay per crawl: micro-units spent per origin by every worker of the job, from their
+    audit logs (:func:`crawler.payment.replay` per log: an authorisation without its charge
+    record counts as spent in full), or None when the job does not pay. A log whose money
+    cannot be read refuses the restore (the workers stay stopped): never a budget guessed."""
+    if job.payment is None:
+        return None
+    from crawler.payment import cross_log_charges, replay
+
+    spent: dict[str, int] = {}
+    logs = {path.name: path for path in worker_logs(Path(job.output_dir)).values()}
+    # a paid request goes through the shared queue: another worker may have sent it and
+    # recorded its charge against an authorisation in this log
+    closed = cross_log_charges({name: _records(path) for name, path in logs.items()})
+    for name, path in logs.items():
+        try:
+            history = replay(_records(path), log=name, closed=closed[name])
+        except ValueError as exc:  # PriceError, CurrencyMismatch
+            raise RuntimeError(f"{path}: the money spent cannot be read ({exc}); the budget "
+                               "is not restored and the workers stay stopped") from None
+        for origin, micros in history.spent.items():
+            spent[origin] = spent.get(origin, 0) + int(micros)
+    return spent
 
 
 def _origin(url: str) -> str:

@@ -6,9 +6,16 @@ curious user) can check that no refused text reached the output directory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
 from crawler.demo.web import Page, Site
 
 DEMO_TOKEN = "PoliteDemoBot"
+#: the demo crawler's Signature-Agent (where its key directory would be published); the demo
+#: sites are given the directory itself, so nothing is fetched from it
+DEMO_SIGNATURE_AGENT = "https://politedemobot.example"
 DEMO_PORTS = {
     "open": 8711,
     "robots-partial": 8712,
@@ -25,7 +32,10 @@ DEMO_PORTS = {
     "content-signal": 8723,
     "rsl": 8724,
     "pay-per-crawl": 8725,
+    "web-bot-auth": 8726,
 }
+#: the demo job's pay-per-crawl limits (what `polite-crawl demo` configures)
+DEMO_PAYMENT = {"max_price": "USD 0.01", "budget": "USD 0.05", "per_origin_budget": "USD 0.02"}
 #: A body bigger than any socket buffer: stopping at the headers provably leaves it unsent.
 BIG = 4 * 1024 * 1024
 
@@ -47,7 +57,11 @@ def _secret(site: str, path: str) -> str:
     return f"SECRET-{site}-{path.strip('/').replace('/', '-')}"
 
 
-def demo_sites() -> list[Site]:
+def demo_sites(verify: Any = None) -> list[Site]:
+    """The demo web. ``verify(method, url, headers)`` -> None when the request carries a
+    verified Web Bot Auth signature, else why not (e.g.
+    :meth:`crawler.demo.webbotauth.WebBotAuthVerifier.verify` for the demo key); without it
+    the signature-checking sites verify nothing (every signed page is refused)."""
     s: list[Site] = []
 
     s.append(Site("open", "no reservation at all: everything is collected", {
@@ -194,15 +208,92 @@ def demo_sites() -> list[Site]:
             ("Link", '</page-license.xml>; rel="license"; type="application/rsl+xml"'),)),
     }))
 
-    s.append(Site("pay-per-crawl", "HTTP 402 with crawler-price (pay per crawl), and a 403", {
+    s.append(Site("pay-per-crawl", "pay per crawl: HTTP 402 with crawler-price; a page paid "
+                  "within the budget, one over max_price, and a 403 CrawlerForbidden", {
         "/robots.txt": robots_ok,
-        "/": Page(html("pay per crawl", _links("/paid.html", "/forbidden.html"))),
-        "/paid.html": Page(html("402", _secret("pay-per-crawl", "/paid")), status=402,
-                           headers=(("crawler-price", "USD 0.01"),)),
+        "/": Page(html("pay per crawl", _links("/paid.html", "/expensive.html"))),
+        # what a paid request gets (a crawler that does not pay gets the 402 instead)
+        "/paid.html": Page(html("paid article", "Licensed for this crawl, paid per page. "
+                                + _links("/forbidden.html"))),
+        "/expensive.html": Page(html("expensive", _secret("pay-per-crawl", "/expensive"))),
         "/forbidden.html": Page(html("403", _secret("pay-per-crawl", "/forbidden")),
                                 status=403, headers=(("crawler-error", "CrawlerForbidden"),)),
-    }))
+    }, responder=pay_per_crawl({"/paid.html": "USD 0.01", "/expensive.html": "USD 0.50"},
+                               verify)))
+
+    s.append(Site("web-bot-auth", "answers 200 only to requests with a verified Web Bot Auth "
+                  "signature (the others get 401)", {
+        "/robots.txt": robots_ok,
+        "/": Page(html("members only", "Verified bots welcome. " + _links("/members.html"))),
+        "/members.html": Page(html("members", "Only for verified crawlers.")),
+    }, responder=signed_only(verify)))
     return s
+
+
+def _price(text: str | None) -> tuple[str, Decimal] | None:
+    parts = (text or "").strip().split(" ")
+    if len(parts) != 2 or len(parts[0]) != 3:
+        return None
+    try:
+        return parts[0], Decimal(parts[1])
+    except InvalidOperation:
+        return None
+
+
+def _error(status: int, name: str, *extra: tuple[str, str]) -> Page:
+    return Page(b"", status=status, content_type="text/plain",
+                headers=(("crawler-error", name), *extra))
+
+
+def pay_per_crawl(prices: dict[str, str], verify: Any) -> Callable[..., Page | None]:
+    """A site's side of Cloudflare's pay per crawl (protocols.md §8.5) for the paths in
+    ``prices``: 402 + ``crawler-price`` to an unpaid request; a paid one (one price header,
+    from a verified bot) gets the page with ``crawler-charged``; the documented errors else."""
+
+    def respond(method: str, path: str, headers: dict[str, str], url: str,
+                page: Page) -> Page | None:
+        price_text = prices.get(path.split("?")[0])
+        if price_text is None:
+            return None
+        h = {k.lower(): v for k, v in headers.items()}
+        exact, maxp = h.get("crawler-exact-price"), h.get("crawler-max-price")
+        if exact is not None and maxp is not None:
+            return _error(400, "ConflictingPriceHeaders")
+        if exact is None and maxp is None:
+            return Page(html("402", "Payment required."), status=402,
+                        headers=(("crawler-price", price_text),))
+        problem = verify(method, url, headers) if verify is not None else "no key directory"
+        if problem is not None:
+            return _error(400, "StrongAuthRequired" if problem == "not signed"
+                          else "InvalidSignature")
+        offered, price = _price(exact if exact is not None else maxp), _price(price_text)
+        if offered is None or price is None:
+            return _error(400, "InvalidCrawlerPriceValue")
+        if exact is not None and offered != price:
+            return _error(402, "InvalidCrawlerExactPrice", ("crawler-price", price_text))
+        if maxp is not None and (offered[0] != price[0] or offered[1] < price[1]):
+            return _error(402, "InvalidCrawlerMaxPrice", ("crawler-price", price_text))
+        return Page(page.body, status=page.status, content_type=page.content_type,
+                    headers=(*page.headers, ("crawler-charged", price_text)))
+
+    return respond
+
+
+def signed_only(verify: Any) -> Callable[..., Page | None]:
+    """Every path but robots.txt answered only to a verified Web Bot Auth signature (401
+    otherwise, saying why)."""
+
+    def respond(method: str, path: str, headers: dict[str, str], url: str,
+                page: Page) -> Page | None:
+        if path == "/robots.txt":
+            return None
+        problem = verify(method, url, headers) if verify is not None else "no key directory"
+        if problem is None:
+            return None
+        return Page(f"signature required: {problem}\n", status=401, content_type="text/plain",
+                    headers=(("WWW-Authenticate", 'Signature realm="web-bot-auth"'),))
+
+    return respond
 
 
 RSL_SITE = """<?xml version="1.0" encoding="UTF-8"?>

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +41,9 @@ class Site:
     pages: dict[str, Page] = field(default_factory=dict)
     #: path -> pages served in turn (the last one stays), for stateful cases like a 429 first
     sequences: dict[str, list[Page]] = field(default_factory=dict)
+    #: answers that depend on the request (pay per crawl, a signature check):
+    #: ``(method, path, headers, url, listed page) -> Page``, or None for the listed page
+    responder: Callable[[str, str, dict[str, str], str, Page], Page | None] | None = None
 
     def __post_init__(self) -> None:
         for path in ("/robots.txt", "/.well-known/tdmrep.json"):
@@ -136,6 +140,10 @@ def _handler(web: LocalWeb, site: Site) -> type[BaseHTTPRequestHandler]:
                 page = site.pages.get(self.path) or site.pages.get(self.path.split("?")[0])
             if page is None:
                 page = Page(b"<html><body>not found</body></html>", status=404)
+            if site.responder is not None:
+                host = self.headers.get("Host") or f"{web.host}:{self.server.server_address[1]}"
+                page = site.responder(self.command, self.path, dict(self.headers.items()),
+                                      f"http://{host}{self.path}", page) or page
             if page.delay:
                 time.sleep(page.delay)
             etag = {k.lower(): v for k, v in page.headers}.get("etag")

@@ -137,15 +137,27 @@ def _yaml(tmp_path, job, key):
     return str(path)
 
 
-def test_a_new_key_keeps_the_old_one_in_the_directory(tmp_path):
+def test_a_new_key_keeps_the_old_one_in_the_published_key_history(tmp_path):
+    # old checkpoints stay checkable: every key ever published stays in keys.json (the Web
+    # Bot Auth directory lists only the keys requests may be signed with now)
     old, new = generate_key(tmp_path / "a.pem"), generate_key(tmp_path / "b.pem")
     job = {"job": "t", "user_agent": "TBot/1.0 (+https://example.org/bot)"}
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    log = tmp_path / "audit.jsonl"
+    write(log, 3, identity=old, every=2)
     build_about(job, tmp_path / "pub", keys=[old.jwk], now=now)
     build_about(job, tmp_path / "pub", keys=[new.jwk], now=now)
+    history = json.loads((tmp_path / "pub" / "keys.json").read_text())
+    assert [k["kid"] for k in history["keys"]] == [old.keyid, new.keyid]
     directory = json.loads((tmp_path / "pub" / JWKS_PATH).read_text())
-    assert [k["kid"] for k in directory["keys"]] == [old.keyid, new.keyid]
+    assert [k["kid"] for k in directory["keys"]] == [new.keyid]
     assert "signing keys: +" + new.keyid in (tmp_path / "pub" / "changes.atom").read_text()
+    # the old key's checkpoints verify with the history alone
+    report = verify_checkpoints(log, read_checkpoints(checkpoints_path(log)),
+                                keys=keys_from_jwks(history), require_signed=True)
+    assert report.ok and report.checked == 2, report.problems
+    assert not verify_checkpoints(log, read_checkpoints(checkpoints_path(log)),
+                                  keys=keys_from_jwks(directory), require_signed=True).ok
 
 
 def test_trusted_timestamps_from_a_local_tsa(tmp_path, local_tsa):

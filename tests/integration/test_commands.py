@@ -29,6 +29,19 @@ def test_demo_prints_a_decision_table(tmp_path):
     assert decided[("tdm-header", "/header-reserved.html")] == ("deny", "tdmrep")
     assert decided[("tdm-meta", "/meta-reserved.html")] == ("deny", "tdmrep")
     assert decided[("open", "/a.html")][0] == "allow"
+    # pay per crawl: the page paid within the budget is collected, the charge shown; one over
+    # max_price is refused unpaid
+    assert decided[("pay-per-crawl", "/paid.html")] == ("allow", "-")
+    paid_row = next(line for line in table.splitlines() if "/paid.html" in line)
+    assert "paid: crawler-charged USD 0.01" in paid_row
+    assert decided[("pay-per-crawl", "/expensive.html")] == ("deny", "payment-required")
+    assert "USD 0.01 spent by the job so far" in proc.stderr
+    # the site that answers only to a verified Web Bot Auth signature answers ours
+    assert decided[("web-bot-auth", "/members.html")] == ("allow", "-")
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    charges = [r["payment"] for r in audit if r.get("result") == "pay-charge"
+               and r["payment"]["charged"]]
+    assert [c["charged"] for c in charges] == ["USD 0.01"]
     assert "OK" in table and verify_file(out / "audit.jsonl").ok
     names = {s.name for s in demo_sites()}
     assert {r[0] for r in rows if len(r) >= 4} >= names - {"robots-ai-block"} | {"open"}

@@ -214,8 +214,11 @@ SIGNAL_CASES = [
     ("content-signal", "/", "content-signal", "robots.txt", "request", "ai-train=no"),
     ("rsl", "/premium/story.html", "rsl", "robots.txt", "request", "prohibits usage ai-train"),
     ("rsl", "/linked.html", "rsl", "header", "response", "ai-all"),
+    # no payment: config: a 402 is a refusal (the quote read at the headers)
     ("pay-per-crawl", "/paid.html", "payment-required", "header", "headers", "USD 0.01"),
-    ("pay-per-crawl", "/forbidden.html", "payment-required", "status", "response", "403"),
+    ("pay-per-crawl", "/expensive.html", "payment-required", "header", "headers", "USD 0.50"),
+    # an unsigned request to the site that answers only verified bots
+    ("web-bot-auth", "/", "payment-required", "status", "response", "401"),
     # headers not judged while downloading are judged before the body is used
     ("location-200", "/trick.html", "tdmrep", "header", "response", "tdm-reservation: 1"),
 ]

@@ -32,7 +32,6 @@ from .conftest import ROOT, run_cli, write_config
 
 AGENT = "https://crawler.example"
 DIRECTORY = ".well-known/http-message-signatures-directory"
-MW = "crawler.signing.SignRequestsMiddleware"
 
 
 # -- the site's side: nothing of ours --------------------------------------------------------------
@@ -161,8 +160,7 @@ def about_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     cfg = write_config(
         tmp_path / "job.yaml", seeds=["http://127.0.0.1:1/"],  # replaced once the site runs
         identity={"key_file": str(key), "signature_agent": AGENT},
-        settings={"DOWNLOADER_MIDDLEWARES": {MW: 980},
-                  "POLITE_IDENTITY_SIGNATURE_AGENT": AGENT, "RETRY_TIMES": 2})
+        settings={"RETRY_TIMES": 2})
     serve = subprocess.Popen(
         [sys.executable, "-m", "crawler", "about", "--out", str(tmp_path / "about"), "--config",
          str(cfg), "--serve", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE,
