@@ -194,6 +194,10 @@ class PoliteRuntime:
                            for r in s.getlist("POLITE_REGISTRIES", [])],
             "policy_sha256": self.policy.sha256,
             "config": s.get("POLITE_CONFIG_PATH"),
+            # who the sites saw: the Web Bot Auth key (JWK thumbprint; it signs the checkpoints
+            # too) and where its directory is published (None: requests unsigned)
+            "keyid": getattr(getattr(self.checkpoints, "identity", None), "keyid", None),
+            "signature_agent": s.get("POLITE_IDENTITY_SIGNATURE_AGENT"),
             "version": __version__,
             **self._info_extra,
             **extra,

@@ -206,6 +206,12 @@ def test_every_request_of_a_crawl_verifies_at_the_site(tmp_path, about_server):
         assert len(set(nonces)) == len(nonces)  # retries and redirect hops signed afresh
         signed = re.search(r"'polite/signed': (\d+)", proc.stderr)
         assert signed and int(signed.group(1)) == len(log), proc.stderr[-3000:]
+        # run.json names the identity the sites saw (for the transparency page)
+        from crawler.identity import load_key as load
+
+        run = json.loads((cfg.parent / "out" / "run.json").read_text())
+        assert run["keyid"] == load(about_server["key"]).keyid
+        assert run["signature_agent"] == AGENT
 
         # the same site refuses what it must refuse
         from crawler.identity import Identity, load_key
