@@ -495,8 +495,8 @@ def undecided_urls(audit_path: Path) -> dict[str, str]:
 
 
 # -- check ----------------------------------------------------------------------------------
-#: ``check`` decides, it never collects: it never pays either (a 402 stays a refusal, as with
-#: no ``payment:`` in the config)
+#: ``check`` decides, it never collects, and ``revalidate`` re-checks what was collected: neither
+#: ever pays (a 402 stays a refusal, as with no ``payment:`` in the config)
 _NEVER_PAY = {"POLITE_PAYMENT_MAX_PRICE": None, "POLITE_PAYMENT_BUDGET": None,
               "POLITE_PAYMENT_PER_ORIGIN_BUDGET": None}
 
@@ -1169,7 +1169,7 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
             fh.writelines(json.dumps(u) + "\n" for u in urls)
         stats = run_crawl(job, cfg_path, spider="revalidate",
                           urls_file=str(work / "urls.jsonl"),
-                          extra_settings={"POLITE_OUTPUT_DIR": str(work),
+                          extra_settings={"POLITE_OUTPUT_DIR": str(work), **_NEVER_PAY,
                                           "POLITE_EVIDENCE_DIR": str(out / "evidence"),
                                           "POLITE_CORPUS_ENABLED": False, "POLITE_WARC": False,
                                           "CLOSESPIDER_ITEMCOUNT": 0, "DEPTH_LIMIT": 0})

@@ -128,6 +128,21 @@ def test_a_402_within_budget_is_paid_once_signed_and_recorded(tmp_path, key):
     never_both_price_headers(server)
 
 
+def test_revalidation_never_pays_again(tmp_path, key):
+    # a page paid for at collection answers 402 again: revalidate lists it as reserved (a
+    # refusal, as without payment:), and charges nothing
+    server = PayCrawlServer(pages={"/paid": PricedPage()}, verify=verifying(key))
+    with server:
+        got = crawl(tmp_path, server, key, ["/paid"])
+        assert got["proc"].returncode == 0, got["proc"].stderr[-3000:]
+        assert len(server.charges) == 1
+        proc = run_cli("revalidate", str(got["out"]))
+        assert len(server.charges) == 1, proc.stderr[-2000:]
+        revisits = [s for s in server.requests if s.path == "/paid"][2:]
+    assert revisits and not any(h in s.headers for s in revisits for h in PRICE_HEADERS)
+    assert server.url("/paid") in proc.stdout + proc.stderr
+
+
 def test_without_payment_config_a_402_is_still_a_refusal(tmp_path, key):
     server = PayCrawlServer(pages={"/paid": PricedPage()})
     with server:
