@@ -699,60 +699,53 @@ class ClusterScheduler(Scheduler):
             return None
         if self.worker.batching:
             return self._next_batched()
+        popped, request = self._pop(lambda: self.queue.pop(0))
+        return request if popped else None
+
+    def _pop(self, pop: Any) -> tuple[bool, Request | None]:
+        """``pop()`` (a request or None), asked again once after a job-state problem the
+        worker has just seen to; ``(False, None)`` when Redis could not answer (logged once
+        per outage) or the job's state is not to be trusted. A popped request is registered
+        as dequeued."""
         try:
             try:
-                request = self.queue.pop(0)
+                request = pop()
             except StateError as exc:
                 if not self.worker.state_seen(exc.problem):
-                    return None
-                request = self.queue.pop(0)
+                    return False, None
+                request = pop()
         except StateError:
-            return None
+            return False, None
         except RedisError as exc:
             if not self._redis_down:
                 logger.error("cannot read the request queue from Redis (%s); retrying", exc)
             self._redis_down = True
-            return None
+            return False, None
         self._redis_down = False
         if request is not None:
-            self._popped[request.meta[META_INFLIGHT]] = request
-            if self.stats:
-                self.stats.inc_value("scheduler/dequeued/redis")
-        return request
+            self._dequeued(request)
+        return True, request
+
+    def _dequeued(self, request: Request) -> None:
+        self._popped[request.meta[META_INFLIGHT]] = request
+        if self.stats:
+            self.stats.inc_value("scheduler/dequeued/redis")
 
     def _next_batched(self) -> Request | None:
         """next_request: a request popped with a grant's round trip, or one popped now with
         the outbox in the same round trip."""
         if self._prefetched:
             request = self._prefetched.pop(0)
-            self._popped[request.meta[META_INFLIGHT]] = request
-            if self.stats:
-                self.stats.inc_value("scheduler/dequeued/redis")
+            self._dequeued(request)
             return request
         wait = self._empty_until - time.monotonic()
         if wait > 0 and not self.outbox.links:
             self._look_again(wait)
             return None
-        try:
-            try:
-                request = self._step(pop=PREFETCH + 1)
-            except StateError as exc:
-                if not self.worker.state_seen(exc.problem):
-                    return None
-                request = self._step(pop=PREFETCH + 1)
-        except StateError:
+        popped, request = self._pop(lambda: self._step(pop=PREFETCH + 1))
+        if not popped:
             return None
-        except RedisError as exc:
-            if not self._redis_down:
-                logger.error("cannot read the request queue from Redis (%s); retrying", exc)
-            self._redis_down = True
-            return None
-        self._redis_down = False
-        if request is not None:
-            self._popped[request.meta[META_INFLIGHT]] = request
-            if self.stats:
-                self.stats.inc_value("scheduler/dequeued/redis")
-        else:
+        if request is None:
             self._empty_until = time.monotonic() + EMPTY_BACKOFF
         return request
 
