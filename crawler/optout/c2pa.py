@@ -64,8 +64,9 @@ the measured times).  Markers, from where c2pa-rs writes a store:
   that stores the JUMBF uncompressed -- JPEG APP11 (first JPEG XT segment), PNG ``caBX``,
   RIFF (WebP, WAV, AVI) ``C2PA`` chunk, ISO BMFF ``uuid`` box, TIFF/DNG tag 0xCD41, GIF
   ``C2PA_GIF`` application extension (first sub-block), MP3 ID3 ``GEOB``, PDF embedded file
-  stream when unfiltered.  This is a *store*: if the library then finds none, something is
-  wrong (damaged, misplaced, or a store of an embedded component) -- undetermined.
+  stream when unfiltered -- or, its UUID damaged, a ``jumd`` box labelled ``c2pa``.  This
+  is a *store*: if the library then finds none, something is wrong (damaged, misplaced, or
+  the store of an embedded component, such as a signed JPEG inside a PDF) -- undetermined.
 * weaker hints, where the store may be encoded or compressed: the strings ``c2pa`` /
   ``C2PA`` (PDF ``/AFRelationship /C2PA_Manifest``, ``application#2Fc2pa``, SVG
   ``c2pa:manifest``, MP3 ``application/x-c2pa-manifest-store``), ``jumb`` (a JPEG XL
@@ -164,6 +165,7 @@ _LABEL = re.compile(r"^(c2pa|cawg)\.training-mining(?:\.v\d+)?(?:__\d+)?$")
 _USES = {"allowed": "allowed", "notallowed": "notAllowed", "constrained": "constrained"}
 _RAW_LIMIT = 300
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+_STORE_LABEL = re.compile(rb"jumd[\s\S]{17}c2pa\x00")
 _PROVENANCE = re.compile(rb"provenance\s*(?:=\s*[\"']|>)\s*([^\"'<\s]{1,2000})")
 
 
@@ -196,6 +198,10 @@ def find_c2pa(body: bytes, content_type: str | None) -> C2paPresence:
         store = body.find(STORE_UUID, at)
         if store >= 0:
             return C2paPresence("store", store, marker="JUMBF c2pa manifest store box")
+        # the store's description box with its label but a damaged type UUID
+        label = _STORE_LABEL.search(body)
+        if label:
+            return C2paPresence("store", label.start(), marker="JUMBF box labelled c2pa")
         return C2paPresence("hint", at, marker="c2pa")
     if container not in ("jpeg", "png", "webp", "gif", "tiff"):
         for marker in (b"C2PA", b"jumb", b"/ObjStm" if container == "pdf" else None):
@@ -321,7 +327,8 @@ def _roles(data: dict, active: str | None) -> tuple[dict[str, str], str | None]:
         depth += 1
         nxt = []
         for label in frontier:
-            for ing in manifests[label].get("ingredients") or ():
+            manifest = manifests[label]
+            for ing in (manifest.get("ingredients") or ()) if isinstance(manifest, dict) else ():
                 if not isinstance(ing, dict):
                     continue
                 child = ing.get("active_manifest")
@@ -353,7 +360,8 @@ def _read_store(container: str, data: dict) -> EmbeddedResult:
             ingredient_codes += _codes((delta.get("validationDeltas") or {}).get("failure"))
     store_codes = _codes(data.get("validation_status"))
     roles, walk_problem = _roles(data, active if isinstance(active, str) else None)
-    blocks = tuple(f"C2PA manifest {label} ({roles[label]})" for label in manifests)
+    blocks = tuple(f"C2PA manifest {label} ({roles.get(label, 'not walked')})"
+                   for label in manifests)
     problems: list[str] = []
     if not isinstance(active, str) or active not in manifests:
         problems.append("the store names no active manifest it holds")
@@ -383,12 +391,22 @@ def _read_store(container: str, data: dict) -> EmbeddedResult:
             alabel = str(assertion.get("label") or "")
             if not _LABEL.match(alabel):
                 continue
-            entries = (assertion.get("data") or {}).get("entries") \
-                if isinstance(assertion.get("data"), dict) else None
+            data_ = assertion.get("data")
+            entries = data_.get("entries") if isinstance(data_, dict) else None
+            if entries is None and isinstance(data_, dict):
+                # CAWG 1.0's CDDL omitted the entries map (CAWG 1.1 §3.2 "IMPORTANT"):
+                # entries written at the top level are read as entries.
+                entries = {k: v for k, v in data_.items()
+                           if isinstance(v, dict) and "use" in v} or None
+                if entries:
+                    problems.append(f"{block}: {alabel} has its entries at the top level "
+                                    "(CAWG 1.0 form): read as entries")
             if not isinstance(entries, dict):
                 problems.append(f"{block}: {alabel} has no entries map: read as reserving "
                                 "everything (conservative)")
-                entries = {f"{alabel.split('.', 1)[0]}.data_mining": {"use": "notAllowed"}}
+                entries = {f"{alabel.split('.', 1)[0]}.data_mining": {
+                    "use": "notAllowed", "constraint_info": "(no entries map in the assertion: "
+                    f"{json.dumps(data_)[:200]})"}}
             for key, entry in entries.items():
                 key = str(key)
                 raw_use = entry.get("use") if isinstance(entry, dict) else entry

@@ -91,13 +91,14 @@ def image(fmt: str) -> bytes:
 
 
 def sign(chain, entries: dict | None, fmt: str = "JPEG", *, label="c2pa.training-mining",
-         ingredient: bytes | None = None, remote: str | None = None) -> bytes:
+         ingredient: bytes | None = None, remote: str | None = None,
+         data: dict | None = None) -> bytes:
     """A small image signed with c2pa-python (no thumbnail), with a training-mining assertion
     holding ``entries`` (none when None), optionally an ingredient file."""
-    mime = {"JPEG": "image/jpeg", "PNG": "image/png"}[fmt]
+    mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
     assertions = [CREATED]
     if entries is not None:
-        assertions.append({"label": label, "data": {"entries": entries}})
+        assertions.append({"label": label, "data": data or {"entries": entries}})
     manifest = {"claim_generator_info": [{"name": "polite-test", "version": "1"}],
                 "title": "test", "assertions": assertions}
     certs, key = chain
@@ -135,7 +136,7 @@ def test_term_rows_bind_known_purposes_only():
     assert "search" not in TERM_ROWS[("c2pa", "cawg.ai_generative_training")]
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_not_allowed_ai_training(chain, fmt):
     body = sign(chain, {"c2pa.ai_training": {"use": "notAllowed"}}, fmt)
     result = read_c2pa(body, f"image/{fmt.lower()}")
@@ -179,6 +180,21 @@ def test_cawg_form_and_unknown_use(chain):
                                                 "cawg.ai_inference": False,
                                                 "com.example.custom": True}
     assert any("'maybe'" in p and "read as notAllowed" in p for p in result.problems)
+
+
+@pytest.mark.parametrize("data,terms,problem", [
+    # CAWG 1.0's CDDL had no entries map: entries at the top level are read
+    ({"cawg.ai_training": {"use": "notAllowed"}}, (("cawg.ai_training", False),),
+     "top level"),
+    # no entries at all: read as reserving data mining (conservative)
+    ({"note": "no training"}, (("cawg.data_mining", False),), "no entries map"),
+])
+def test_assertion_without_entries_map(chain, data, terms, problem):
+    body = sign(chain, {}, label="cawg.training-mining", data=data)
+    result = read_c2pa(body, "image/jpeg")
+    assert result.determined
+    assert result.statements[0].terms == terms
+    assert any(problem in p for p in result.problems)
 
 
 def test_manifest_without_training_mining_states_nothing(chain):
@@ -296,12 +312,17 @@ def test_over_the_size_limit_is_undetermined(chain, monkeypatch):
     assert not result.determined and "limit" in result.problems[0]
 
 
-def test_too_many_manifests_is_undetermined(chain, monkeypatch):
+@pytest.mark.parametrize("limit,value,problem", [
+    ("MANIFEST_LIMIT", 1, "2 manifests in the store, over 1"),
+    ("INGREDIENT_DEPTH_LIMIT", 0, "ingredient chain deeper than 0"),
+])
+def test_store_limits_are_undetermined(chain, monkeypatch, limit, value, problem):
     part = sign(chain, {"c2pa.ai_training": {"use": "notAllowed"}})
     body = sign(chain, None, ingredient=part)
-    monkeypatch.setattr(c2pa_reader, "MANIFEST_LIMIT", 1)
+    assert read_c2pa(body, "image/jpeg").determined
+    monkeypatch.setattr(c2pa_reader, limit, value)
     result = read_c2pa(body, "image/jpeg")
-    assert not result.determined and "2 manifests" in result.problems[0]
+    assert not result.determined and problem in result.problems[0]
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -343,3 +364,19 @@ def test_module_imports_no_scrapy():
             "('scrapy', 'twisted', 'c2pa'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_flipped_byte_in_the_store_lifts_a_reservation(chain):
+    """Flip one byte at a time across the whole manifest store: the file is either
+    undetermined or still reserved for AI training -- never read as unreserved."""
+    body = sign(chain, {"c2pa.ai_training": {"use": "notAllowed"}})
+    start = body.find(b"\xff\xeb")                # the APP11 marker of the first segment
+    end = body.find(b"\xff\xdb")                  # the first segment after the store
+    assert 0 < start < end
+    outcomes = set()
+    for at in [*range(start, start + 64), *range(start + 64, end, (end - start) // 60)]:
+        result = read_c2pa(_flip(body, at), "image/jpeg")
+        reserved = any(s.term("c2pa.ai_training") is False for s in result.statements)
+        assert not result.determined or reserved, (at, result)
+        outcomes.add((result.determined, reserved))
+    assert outcomes == {(False, False), (True, True)}
