@@ -380,3 +380,12 @@ def test_no_flipped_byte_in_the_store_lifts_a_reservation(chain):
         assert not result.determined or reserved, (at, result)
         outcomes.add((result.determined, reserved))
     assert outcomes == {(False, False), (True, True)}
+
+
+@pytest.mark.parametrize("ctype", ["image/png", "application/octet-stream", None,
+                                   "image/jpeg; charset=binary"])
+def test_mislabelled_or_unlabelled_file_is_read_by_its_bytes(chain, ctype):
+    body = sign(chain, {"c2pa.ai_training": {"use": "notAllowed"}})
+    result = read_c2pa(body, ctype)
+    assert result.determined, result.problems
+    assert result.statements[0].terms == (("c2pa.ai_training", False),)
