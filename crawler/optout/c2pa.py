@@ -72,7 +72,8 @@ the measured times).  Markers, from where c2pa-rs writes a store:
   ``c2pa:manifest``, MP3 ``application/x-c2pa-manifest-store``), ``jumb`` (a JPEG XL
   ``brob`` box names its type in clear), ``/ObjStm`` in a PDF (the file specification may be
   in a compressed object stream).  The library decides: no manifest = no statement.
-* a remote-manifest reference: XMP ``dcterms:provenance`` (C2PA 2.x §"External manifests").
+* a remote-manifest reference: XMP ``dcterms:provenance`` with a URL value (C2PA 2.x
+  §"External manifests"; a text value is Dublin Core's custody history, not C2PA).
   We do not fetch it (no I/O here; the library's fetch is off): a file that only points to a
   manifest is **undetermined**, the URL kept in the problem.
 
@@ -115,7 +116,8 @@ __all__ = [
 SIGNAL = "c2pa"
 CHANNEL = "c2pa-manifest"
 
-#: The JUMBF description-box type of a C2PA manifest store (C2PA 2.x §11.1.4.2, "c2pa").
+#: The JUMBF description-box type UUID of a C2PA manifest store (C2PA 2.x, "Manifest Store"
+#: JUMBF box: the ASCII "c2pa" followed by the ISO/IEC 19566-5 suffix).
 STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
 #: Largest file whose store we hand to the library; a larger one with a store is undetermined.
 C2PA_BODY_LIMIT = 64 << 20
@@ -128,7 +130,7 @@ C2PA_SETTINGS: Mapping[str, Any] = {
     "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
     "core": {"allowed_network_hosts": []},
 }
-#: Validation failure codes (C2PA 2.x §15 "Validation", status codes) saying part of the
+#: Validation failure codes (C2PA 2.x "Validation", its status codes) saying part of the
 #: store could not be decoded or is missing: a reservation may be in that part.
 UNREADABLE_CODES = frozenset({
     "claim.missing", "claim.multiple", "claim.cbor.invalid", "claim.malformed",
@@ -166,7 +168,9 @@ _USES = {"allowed": "allowed", "notallowed": "notAllowed", "constrained": "const
 _RAW_LIMIT = 300
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _STORE_LABEL = re.compile(rb"jumd[\s\S]{17}c2pa\x00")
-_PROVENANCE = re.compile(rb"provenance\s*(?:=\s*[\"']|>)\s*([^\"'<\s]{1,2000})")
+#: ``dcterms:provenance`` with a URL (attribute, element or rdf:resource form); a text value
+#: ("Gift of the artist") is Dublin Core's own use, not a C2PA reference.
+_PROVENANCE = re.compile(rb"provenance[^<]{0,200}?(https?://[^\"'<>\s]{1,2000})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +216,9 @@ def find_c2pa(body: bytes, content_type: str | None) -> C2paPresence:
         [p.data for p in find_xmp(body, container).packets]
     for xmp in packets:
         at = xmp.find(b"purl.org/dc/terms/")
-        if at >= 0 and b"provenance" in xmp:
-            match = _PROVENANCE.search(xmp)
-            url = match.group(1).decode("ascii", "replace")[:_RAW_LIMIT] if match else None
+        match = _PROVENANCE.search(xmp) if at >= 0 and b"provenance" in xmp else None
+        if match:
+            url = match.group(1).decode("ascii", "replace")[:_RAW_LIMIT]
             return C2paPresence("remote", at, url=url, marker="XMP dcterms:provenance")
     return C2paPresence("none")
 

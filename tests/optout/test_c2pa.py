@@ -285,6 +285,33 @@ def test_remote_manifest_reference_is_undetermined(chain, no_library):
     assert "http://127.0.0.1:9/manifests/1" in result.problems[0]
 
 
+def _with_xmp(jpeg: bytes, packet: bytes) -> bytes:
+    payload = b"http://ns.adobe.com/xap/1.0/\x00" + packet
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize("prop,kind", [
+    (b'<dcterms:provenance rdf:resource="https://example.org/m.c2pa"/>', "hint"),
+    (b'<dcterms:provenance rdf:resource="https://example.org/m/1"/>', "remote"),
+    (b"<dcterms:provenance>https://example.org/m/1</dcterms:provenance>", "remote"),
+    # Dublin Core's own use of the property (custody history): not a C2PA reference
+    (b"<dcterms:provenance>Gift of the artist, 1920</dcterms:provenance>", "none"),
+])
+def test_dcterms_provenance_forms(prop, kind, no_library):
+    packet = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+              b'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+              b' xmlns:dcterms="http://purl.org/dc/terms/">' + prop +
+              b"</rdf:Description></rdf:RDF></x:xmpmeta>")
+    body = _with_xmp(image("JPEG"), packet)
+    presence = find_c2pa(body, "image/jpeg")
+    assert presence.kind == kind
+    if kind == "remote":
+        assert presence.url == "https://example.org/m/1"
+        assert not read_c2pa(body, "image/jpeg").determined
+    elif kind == "none":
+        assert read_c2pa(body, "image/jpeg").determined
+
+
 def test_remote_manifest_seen_by_the_library_is_undetermined(chain):
     body = sign(chain, {"c2pa.ai_training": {"use": "allowed"}},
                 remote="http://127.0.0.1:9/manifest.c2pa")
