@@ -235,8 +235,10 @@ def _library() -> Any:
 
 
 def _context(c2pa: Any) -> Any:
-    if not _CONTEXT:
-        _CONTEXT.append(c2pa.Context.from_dict(dict(C2PA_SETTINGS)))
+    """One Context with :data:`C2PA_SETTINGS`, made again when no longer valid (a forked
+    worker inherits a handle the library has detached)."""
+    if not _CONTEXT or not getattr(_CONTEXT[0], "is_valid", False):
+        _CONTEXT[:] = [c2pa.Context.from_dict(dict(C2PA_SETTINGS))]
     return _CONTEXT[0]
 
 

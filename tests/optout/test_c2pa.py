@@ -416,3 +416,11 @@ def test_mislabelled_or_unlabelled_file_is_read_by_its_bytes(chain, ctype):
     result = read_c2pa(body, ctype)
     assert result.determined, result.problems
     assert result.statements[0].terms == (("c2pa.ai_training", False),)
+
+
+def test_a_closed_library_context_is_made_again(chain):
+    body = sign(chain, {"c2pa.ai_training": {"use": "notAllowed"}})
+    assert read_c2pa(body, "image/jpeg").determined
+    c2pa_reader._CONTEXT[0].close()
+    result = read_c2pa(body, "image/jpeg")
+    assert result.determined and result.statements[0].terms == (("c2pa.ai_training", False),)
