@@ -388,6 +388,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
     kwargs: dict[str, Any] = {}
     if job.cluster_redis_url:
+        from crawler.cluster import require_cluster
+
         require_cluster("a cluster: job")
     if args.worker is not None:
         if not job.cluster_redis_url:
@@ -950,15 +952,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 # -- seed (cluster mode) -------------------------------------------------------------------
-def require_cluster(what: str) -> None:
-    """Cluster mode needs the [cluster] extra (redis, scrapy-redis): checked before anything
-    else, so that its absence is one line (exit 2), never a traceback from inside a crawl."""
-    require("redis", "cluster", what)
-    require("scrapy_redis", "cluster", what)
-
-
 def cmd_seed(args: argparse.Namespace) -> int:
-    require_cluster("seed")
+    from crawler.cluster import require_cluster
+
+    require_cluster("seed")  # before the modules that import redis
 
     from crawler.cluster import defaults as cluster_defaults
     from crawler.cluster.connection import redis_client

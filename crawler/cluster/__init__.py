@@ -31,11 +31,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["apply_cluster_settings", "cluster_enabled", "cluster_settings"]
+__all__ = ["apply_cluster_settings", "cluster_enabled", "cluster_settings", "require_cluster"]
+
+
+def require_cluster(what: str = "cluster mode") -> None:
+    """Cluster mode needs the [cluster] extra (redis, scrapy-redis): raise
+    :class:`~crawler.extras.MissingExtra` (one line) when it is not installed, before anything
+    is opened, rather than a ModuleNotFoundError from deep inside a crawl."""
+    from crawler.extras import require
+
+    require("redis", "cluster", what)
+    require("scrapy_redis", "cluster", what)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in ("apply_cluster_settings", "cluster_enabled", "cluster_settings"):
+        require_cluster()
         from crawler.cluster import settings
 
         return getattr(settings, name)

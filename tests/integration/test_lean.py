@@ -137,6 +137,20 @@ def test_cluster_commands_need_the_cluster_extra(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_extra_required_while_the_crawl_starts_is_one_line(tmp_path):
+    """A crawl component that requires an extra when it is built (as a document stage would)
+    stops the run before anything is sent: one line, exit 2."""
+    with LocalWeb([Site("s", "s", {"/": Page(html("s", "s"))})]) as web:
+        cfg = write_config(tmp_path / "job.yaml", seeds=[web.origin("s") + "/"], settings={
+            "EXTENSIONS": {"needs_documents.NeedsDocuments": 0}})
+        proc = lean_cli("run", str(cfg))
+        assert web.requests == []
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.splitlines()[-1] == missing(
+        "collect: [pdf]", "documents", "pypdf").rstrip("\n")
+    assert "Traceback" not in proc.stderr
+
+
 #: the only modules of the package that need an extra to be imported at all (cluster mode's
 #: Scrapy components); everything else imports its extra where it is used, through
 #: crawler.extras.require
@@ -158,10 +172,17 @@ def test_no_module_imports_an_extra_at_import_time():
             "        importlib.import_module(m.name)\n"
             "    except ModuleNotFoundError as exc:\n"
             "        failed[m.name] = exc.name\n"
+            "try:\n"
+            "    from crawler.cluster import apply_cluster_settings\n"
+            "except ImportError as exc:\n"
+            "    failed['crawler.cluster:apply_cluster_settings'] = str(exc)\n"
             "print(json.dumps(failed))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=lean_env(), check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed = json.loads(proc.stdout)
+    # the cluster package's names (the Scrapy add-on's way into cluster mode) say which extra
+    assert failed.pop("crawler.cluster:apply_cluster_settings") == missing(
+        "cluster mode", "cluster", "redis")[len("polite-crawl: "):-1]
     assert set(failed) == NEED_AN_EXTRA, failed
     assert set(failed.values()) <= {"redis", "scrapy_redis"}
