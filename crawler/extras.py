@@ -7,8 +7,8 @@ What needs more is an *extra*:
 ========== ===================================== ===========================================
 extra      installs                              needed by
 ========== ===================================== ===========================================
-report     matplotlib                            ``report``, ``survey`` charts
-cluster    redis, scrapy-redis                   ``cluster:`` jobs, ``seed``, ``worker``
+report     matplotlib                            ``report`` (its charts; not ``--transparency``)
+cluster    redis, scrapy-redis                   ``cluster:`` jobs, ``seed``, ``run --worker``
 documents  pypdf, c2pa-python                    ``collect: [pdf]``, C2PA in collected files
 parquet    pyarrow                               ``export --format parquet``
 all        every extra above
