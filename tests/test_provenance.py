@@ -297,3 +297,23 @@ def test_the_private_network_refusal_names_both_spellings():
     (ev,) = network_refusal("file:///etc/passwd", "only http(s) URLs are crawled",
                             hint=False).reasons
     assert ev.detail is None
+
+
+def test_the_refusal_log_line_names_both_spellings(tmp_path, caplog):
+    import logging
+
+    from crawler.policy import network_refusal
+
+    crawler = _crawler(tmp_path)
+    rt = get_runtime(crawler)
+    with caplog.at_level(logging.INFO, logger="crawler.decisions"):
+        rt.funnel.record("http://10.0.0.1/", network_refusal("http://10.0.0.1/", "private"),
+                         checks=[], request=None)
+        rt.funnel.record("file:///x", network_refusal("file:///x", "only http(s) URLs are "
+                                                      "crawled", hint=False),
+                         checks=[], request=None)
+    rt.writer.close()
+    private, scheme = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+    assert "allow_private_networks: true" in private
+    assert "POLITE_ALLOW_PRIVATE_NETWORKS = True" in private
+    assert scheme.endswith("(audit seq 2)")
