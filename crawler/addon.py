@@ -4,10 +4,14 @@ In the project's ``settings.py``::
 
     ADDONS = {"crawler.addon.Addon": 100}
     POLITE_USER_AGENT = "MyBot/1.0 (+https://example.org/bot)"
-    POLITE_OUTPUT_DIR = "out/myjob"
+    POLITE_OUTPUT_DIR = "polite/%(name)s"
 
 It disables Scrapy's own ``RobotsTxtMiddleware`` (one robots path: ours) and enables the
-runtime extension, the reservation and Retry-After middlewares and the corpus writer.
+runtime extension, the reservation and Retry-After middlewares and the item provenance
+spider middleware (:mod:`crawler.provenance`); the corpus writer only with
+``POLITE_CORPUS_ENABLED = True`` (the corpus spider sets it). The README's "Use it from
+another Scrapy project" has the lines a project needs (tests/integration/test_addon_project.py
+runs them).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ WARC = "crawler.warc.WarcWriterPipeline"
 RECRAWL = "crawler.resume.RecrawlMiddleware"
 SIGN = "crawler.signing.SignRequestsMiddleware"
 SCRAPY_ROBOTS = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+PROVENANCE = "crawler.provenance.ItemProvenanceMiddleware"
 
 
 class Addon:
@@ -53,7 +58,12 @@ class Addon:
         settings["DOWNLOADER_MIDDLEWARES"][SIGN] = 980
         settings["EXTENSIONS"][RUNTIME] = 0
         settings["SPIDER_MIDDLEWARES"][PREFETCH] = 900
-        if settings.getbool("POLITE_CORPUS_ENABLED", True):
+        # 990: next to the spider, so the items its callbacks yield carry the provenance of
+        # their response's allow decision before any other spider middleware sees them
+        settings["SPIDER_MIDDLEWARES"][PROVENANCE] = 990
+        # the corpus pipeline runs only when asked: the corpus spider (polite-crawl run) asks;
+        # a project's own items go to its own pipelines and feeds, never dropped by us
+        if settings.getbool("POLITE_CORPUS_ENABLED", defaults.POLITE_CORPUS_ENABLED):
             settings["ITEM_PIPELINES"][CORPUS] = 800
         if settings.getbool("POLITE_WARC", False):
             settings["ITEM_PIPELINES"][WARC] = 700  # before the corpus writer

@@ -238,6 +238,9 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
 
     allow_private = _expect(data, "allow_private_networks", bool, False)
     output_dir = Path(_expect(data, "output_dir", str, f"out/{job}"))
+    if "%(" in str(output_dir):  # the commands read and write the directory the config names
+        raise ConfigError("output_dir: %(...)s placeholders are for the POLITE_OUTPUT_DIR "
+                          "setting of a Scrapy project; a job config names its directory")
     if not output_dir.is_absolute():
         output_dir = base / output_dir
 

@@ -182,8 +182,10 @@ class DecisionFunnel:
         if verdict.denied:
             if batch[0] if batch is not None else _would_log(logger, logging.INFO):
                 first = verdict.reasons[0]
-                logger.info("Refused %s [%s/%s]: %s (audit seq %d)", url, first.signal,
-                            first.channel, first.rule, rec["seq"])
+                logger.info("Refused %s [%s/%s]: %s (audit seq %d)%s", url, first.signal,
+                            first.channel, first.rule, rec["seq"],
+                            f"; {first.detail}" if (first.signal, first.channel) == (
+                                "network", "address") and first.detail else "")
         elif batch[1] if batch is not None else _would_log(logger, logging.DEBUG):
             logger.debug("Allowed %s (audit seq %d)", url, rec["seq"])
         for listener in self.listeners:

@@ -18,12 +18,24 @@ POLITE_ALLOW_PRIVATE_NETWORKS = False
 #: Origins exempt from the network guard although their address is private, e.g.
 #: ["http://10.0.0.5:8080"] for an internal mirror (also how the tests prove the guard).
 POLITE_ALLOWED_PRIVATE_ORIGINS: list[str] = []
-#: Where corpus.jsonl and audit.jsonl go.
+#: Where corpus.jsonl and audit.jsonl go. ``%(name)s`` (the spider's name) and ``%(time)s``
+#: (the run's start, UTC, as Scrapy's FEEDS URIs write it) are filled in, e.g.
+#: "out/%(name)s/%(time)s"; any other ``%(...)`` placeholder is a settings error.
 POLITE_OUTPUT_DIR = "out"
 #: File names inside POLITE_OUTPUT_DIR (a cluster worker writes audit-<worker>.jsonl, ...).
 POLITE_AUDIT_FILE = "audit.jsonl"
 POLITE_CORPUS_FILE = "corpus.jsonl"
+POLITE_PROVENANCE_FILE = "provenance.jsonl"
 POLITE_RUN_FILE = "run.json"
+#: Write corpus.jsonl (crawler.pipelines.CorpusWriterPipeline). Off for a Scrapy project
+#: using the add-on (its items go to its own pipelines and feeds); ``polite-crawl run`` and
+#: the corpus spider switch it on.
+POLITE_CORPUS_ENABLED = False
+#: Attach the provenance of the allow decision to each item a callback yields (fields
+#: polite_audit_seq, polite_audit_hash, polite_policy_sha256 where the item type takes
+#: them, else a line in POLITE_PROVENANCE_FILE). The corpus spider's own items carry
+#: audit_seq/audit_hash instead: it switches this off.
+POLITE_ITEM_PROVENANCE = True
 #: Reservation signals to honour (all by default). Switching one off is recorded in the
 #: policy hash of every audit record.
 POLITE_SIGNALS = ["robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",

@@ -166,7 +166,8 @@ class ReservationMiddleware:
 
     async def _decide_request(self, request: Request) -> None:
         if request.url.startswith(("data:", "file:", "about:")):
-            self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled"))
+            self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled",
+                                                hint=False))
         origin = origin_of(request)
         request.meta.setdefault("download_slot", origin)
         if request.meta.get("polite_trusted") and is_preflight(request):

@@ -927,10 +927,17 @@ def purpose_table_markdown() -> str:
     return "\n".join(lines)
 
 
-def network_refusal(url: str, reason: str) -> Verdict:
-    """The verdict for a target the network guard refuses."""
+#: How to crawl a target the network guard refuses, in both spellings of the switch
+PRIVATE_NETWORKS_HINT = ("set allow_private_networks: true (job config) or "
+                         "POLITE_ALLOW_PRIVATE_NETWORKS = True (Scrapy setting) to crawl such "
+                         "targets")
+
+
+def network_refusal(url: str, reason: str, *, hint: bool = True) -> Verdict:
+    """The verdict for a target the network guard refuses (``hint``: the refusal is one the
+    private-networks switch lifts, and its evidence says how)."""
     ev = Evidence("network", "address", "deny", rule=reason, source=url,
-                  detail="set allow_private_networks: true to crawl such targets")
+                  detail=PRIVATE_NETWORKS_HINT if hint else None)
     return Verdict("deny", (ev,), (ev,))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +94,9 @@ class PoliteRuntime:
                 f"max_price {pay_policy.max_price}, budget {pay_policy.budget}, "
                 f"per_origin_budget {pay_policy.per_origin_budget}"),
         )
-        self.output_dir = Path(polite_setting(crawler, "POLITE_OUTPUT_DIR"))
+        #: POLITE_OUTPUT_DIR with its %(name)s and %(time)s filled in: everything of this run
+        #: (audit log, run lock, run.json, corpus, evidence, provenance) goes here
+        self.output_dir = output_dir_of(crawler)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         from crawler.resume import previous_run
         from crawler.runlock import RunLock
@@ -164,7 +168,10 @@ class PoliteRuntime:
         self.crawler.stats.set_value("polite/output/write_failed", message)
         logger.critical("polite-crawler: %s; stopping the crawl (the job resumes once the "
                         "problem is fixed)", message)
-        engine = self.crawler.engine
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # Scrapy >= 2.14 before the crawl starts: nothing to stop yet
+            engine = None
         if engine is None or engine.spider is None:
             return
         from scrapy.utils.defer import deferred_from_coro
@@ -385,6 +392,46 @@ def _receivers_of(crawler: Crawler) -> Any:
             return True
 
     return has_receivers
+
+
+#: ``%(key)`` and the conversion after it, in POLITE_OUTPUT_DIR (the placeholders of Scrapy's
+#: FEEDS URIs; any other ``%`` is a literal character, as in FEEDS)
+_PLACEHOLDER = re.compile(r"%\(([^)]*)\)([a-zA-Z]?)")
+OUTPUT_DIR_PLACEHOLDERS = ("name", "time")
+
+
+def expand_output_dir(template: str, *, name: str | None, start: datetime) -> Path:
+    """``template`` with ``%(name)s`` (the spider's name) and ``%(time)s`` (``start`` in UTC
+    as Scrapy's FEEDS URIs write it: ``2026-12-02T08-19-34+00-00``) filled in.
+
+    Any other placeholder, another conversion than ``s``, or ``%(name)s`` for a spider without
+    a name is a settings error: ValueError with one line naming the setting.
+    """
+    params = {"name": name,
+              "time": start.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+              .replace(":", "-")}
+
+    def fill(match: re.Match[str]) -> str:
+        key, conversion = match.groups()
+        if key not in params or conversion != "s":
+            raise ValueError(
+                f"POLITE_OUTPUT_DIR: unknown placeholder {match.group(0)!r} in {template!r} "
+                f"(known: {', '.join(f'%({k})s' for k in OUTPUT_DIR_PLACEHOLDERS)})")
+        if params[key] is None:
+            raise ValueError(f"POLITE_OUTPUT_DIR: {template!r} uses %({key})s, and the "
+                             "spider has no name")
+        return str(params[key])
+
+    return Path(_PLACEHOLDER.sub(fill, str(template)))
+
+
+def output_dir_of(crawler: Crawler, start: datetime | None = None) -> Path:
+    """The run's output directory: ``POLITE_OUTPUT_DIR`` expanded (:func:`expand_output_dir`)
+    for the crawler's spider, ``start`` (default: now) as its start time."""
+    spider = getattr(crawler, "spider", None)
+    name = getattr(spider, "name", None) or getattr(crawler.spidercls, "name", None)
+    return expand_output_dir(str(polite_setting(crawler, "POLITE_OUTPUT_DIR")), name=name,
+                             start=start or datetime.now(timezone.utc))
 
 
 def get_runtime(crawler: Crawler) -> PoliteRuntime:

@@ -40,6 +40,7 @@ def output_names(worker: str) -> dict[str, str]:
     return {
         "POLITE_AUDIT_FILE": f"audit-{worker}.jsonl",
         "POLITE_CORPUS_FILE": f"corpus-{worker}.jsonl",
+        "POLITE_PROVENANCE_FILE": f"provenance-{worker}.jsonl",
         "POLITE_WARC_FILE": f"corpus-{worker}.warc.gz",
         "POLITE_RUN_FILE": f"run-{worker}.json",
         # links and requests kept while Redis cannot take them (pushed when it can)

@@ -49,6 +49,12 @@ class CorpusSpider(scrapy.Spider):
             raise ValueError("the corpus spider needs a job config: -a config=PATH.yaml")
         job = load_config(config)
         crawler.settings.setdict(job.scrapy_settings(), priority="spider")
+        # its output is the corpus: the corpus pipeline on, and the add-on's item provenance
+        # off (these items carry audit_seq and audit_hash), unless the config's settings or
+        # the command line say otherwise
+        for name, value in (("POLITE_CORPUS_ENABLED", True), ("POLITE_ITEM_PROVENANCE", False)):
+            if name not in job.settings:
+                crawler.settings.set(name, value, priority="spider")
         if worker:
             if not job.cluster_redis_url:
                 raise ValueError("a worker name needs a cluster job: cluster: {redis_url: ...}")
