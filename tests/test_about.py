@@ -146,6 +146,11 @@ def _denied(policy: Policy, signal: str, where: str, example: str) -> bool:
         price = re.search(r"crawler-price: (.*)", example)
         headers = {"crawler-price": [price.group(1)]} if price else {}
         return policy.at_response(url, status, headers).denied
+    if signal == "iptc":  # an XMP packet, as the packet scan of an unknown file finds it
+        from crawler.optout.embedded import read_embedded
+
+        found = read_embedded(example.encode(), "application/octet-stream")
+        return found.determined and policy.at_embedded(url, found).denied
     # header and meta lines: every line on its own must refuse
     results = []
     for line in example.strip().splitlines():
