@@ -77,6 +77,9 @@ META_HEADERS_DONE = "polite_headers_checked"
 #: whether the corpus collects it (``collect:``); set on every 2xx the spider receives
 META_KIND = "polite_kind"
 META_COLLECT = "polite_collect"
+#: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
+#: it never collects, so a PDF is judged whatever ``collect:`` says)
+META_ANY_KIND = "polite_any_kind"
 #: The readers of the reservations written inside a document, each
 #: ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``; their results are
 #: merged (crawler.policy.merge_embedded: any undetermined -> undetermined, every statement
@@ -637,7 +640,8 @@ class ReservationMiddleware:
                                  is_html=head is not None)
             request.meta[META_KIND] = kind
             request.meta[META_COLLECT] = kind in self.collect
-            if kind != "html" and kind not in self.collect:
+            if (kind != "html" and kind not in self.collect
+                    and not request.meta.get(META_ANY_KIND)):
                 # not what the corpus collects (a seed, a redirect target): nothing of it is
                 # read or stored; the record says so
                 self.funnel.result(request.url, "not-collected",

@@ -182,3 +182,21 @@ def test_default_collect_does_not_request_pdfs_and_stores_no_seeded_image(tmp_pa
                                                              "image")
     assert set(run["corpus"]) == {"/"}
     assert not (run["out"] / "files").exists()
+
+
+def test_check_decides_a_file_whatever_collect_says(tmp_path):
+    """`polite-crawl check` decides, never collects: a JPEG is judged on its embedded
+    metadata even with the default collect: [html, text]."""
+    import json
+
+    with LocalWeb([docs_site()]) as web:
+        config = write_config(tmp_path / "job.yaml", seeds=[])
+        base = web.origin("docs")
+        proc = run_cli("check", base + "/prohibited.jpg", base + "/allowed.jpg",
+                       "--config", str(config))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    decided = {r["url"].rsplit("/", 1)[1]: r for r in map(json.loads, proc.stdout.splitlines())
+               if r["decision"] in ("allow", "deny")}
+    assert decided["prohibited.jpg"]["decision"] == "deny"
+    assert decided["prohibited.jpg"]["reasons"][0]["signal"] == "iptc"
+    assert decided["allowed.jpg"]["decision"] == "allow"
