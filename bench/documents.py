@@ -102,7 +102,8 @@ def stage_times(files: dict[str, tuple[bytes, str]], rounds: int) -> None:
         sizes = [len(b) for p, (b, _) in files.items()
                  if (p.endswith(".pdf")) == (kind == "pdf")]
         print(f"document stage, {kind + 's':6}: {n} files (median "
-              f"{statistics.median(sizes) / 1024:.0f} KiB), {len(times) / sum(times):9.0f} files/s of reader+policy time, median "
+              f"{statistics.median(sizes) / 1024:.0f} KiB), {len(times) / sum(times):9.0f} "
+              "files/s of reader+policy time, median "
               f"{1e6 * statistics.median(times):.0f} us/file, p99 "
               f"{1e6 * sorted(times)[int(0.99 * len(times))]:.0f} us; refused {denied[kind]}")
     pdfs = [b for p, (b, _) in files.items() if p.endswith(".pdf")]

@@ -150,3 +150,34 @@ def test_links_default_is_link_extractor_and_collect_widens_them():
         "http://h.test/sub/a.html", "http://h.test/sub/pic.JPG",
         "http://h.test/sub/img/one.png", "http://h.test/sub/two.webp",
         "http://h.test/three.gif", "http://h.test/sub/four.jpeg", "http://h.test/sub/five.png"]
+
+
+# -- revalidate --purge erases the stored bytes too ---------------------------------------
+
+def test_purge_removes_the_blob_of_an_erased_document_only(tmp_path):
+    import json
+
+    from crawler.revalidate import Outcome, Part, purge
+
+    store = BlobStore(tmp_path)
+    docs = []
+    for i, data in enumerate((b"reserved now", b"still fine", b"reserved now")):
+        sha = hashlib.sha256(data).hexdigest()
+        docs.append({"url": f"https://e.org/{i}.pdf", "audit_seq": i + 1, "sha256": sha,
+                     "file": store.put(data, sha)})
+    shared = hashlib.sha256(b"reserved now").hexdigest()
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    part = Part(tmp_path / "corpus.jsonl", tmp_path / "audit.jsonl", tmp_path / "c.warc.gz")
+
+    def reserved(*seqs):
+        return Outcome(reserved=[{"url": docs[s - 1]["url"], "reasons": [{"signal": "iptc"}],
+                                  "revalidation": {"seq": 1, "hash": "0" * 64},
+                                  "documents": [{"audit_seq": s, "sha256": docs[s - 1]["sha256"]}]}
+                                 for s in seqs])
+
+    # doc 1 erased, doc 3 (the same bytes) kept: the blob stays
+    assert purge(part, reserved(1), job="j", policy_sha256="p", fsync=False) == 1
+    assert store.path_of(shared).exists()
+    assert purge(part, reserved(3), job="j", policy_sha256="p", fsync=False) == 1
+    assert not store.path_of(shared).exists()
+    assert store.path_of(docs[1]["sha256"]).exists()
