@@ -8,6 +8,7 @@ was not requested is read from the server's own log; what was stored from the ou
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,16 +43,23 @@ FILES = {
                                   color=(9, 9, 9))), "image/jpeg"),
     "/photo": (png(), "application/octet-stream"),
 }
-SECRETS = (b"SECRET-RESERVED-PDF", b"SECRET-PROHIBITED-JPEG", b"SECRET-CUT-JPEG")
+SECRETS = (b"SECRET-RESERVED-PDF", b"SECRET-PROHIBITED-JPEG", b"SECRET-CUT-JPEG",
+           b"SECRET-GZIP-CUT-JPEG")
+#: a JPEG (allowed inside) sent as a gzip stream cut short: the body is not all there
+GZIP_CUT = gzip.compress(jpeg(dmi("DMI-ALLOWED"), comment="SECRET-GZIP-CUT-JPEG" * 50,
+                              color=(4, 5, 6)))[:-40]
 
 
 def docs_site() -> Site:
     index = html("docs", '<a href="/plain.pdf">plain</a> <a href="/reserved.pdf">r</a> '
                  '<a href="/photo">photo</a> <img src="/prohibited.jpg" alt="p"> '
+                 '<img src="/gz-cut.jpg" alt="g"> '
                  '<picture><img srcset="/allowed.jpg 1x, /cut.jpg 2x" alt="a"></picture>')
     pages = {"/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),
              "/": Page(index)}
     pages.update({path: Page(body, content_type=ct) for path, (body, ct) in FILES.items()})
+    pages["/gz-cut.jpg"] = Page(GZIP_CUT, content_type="image/jpeg",
+                                headers=(("Content-Encoding", "gzip"),))
     return Site("docs", "documents beyond HTML", pages)
 
 
@@ -78,7 +86,8 @@ def decisions(run: dict, name: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def everything(tmp_path_factory):
-    return crawl(tmp_path_factory.mktemp("docs-all"), collect=["html", "text", "pdf", "image"])
+    return crawl(tmp_path_factory.mktemp("docs-all"), collect=["html", "text", "pdf", "image"],
+                 output={"warc": True})
 
 
 def test_plain_pdf_is_collected_with_its_text_and_its_bytes_by_hash(everything):
@@ -147,11 +156,23 @@ def test_file_cut_where_a_packet_may_be_is_undetermined_and_refused(everything):
     assert deny["embedded"]["determined"] is False
 
 
+def test_body_cut_in_transport_is_refused(everything):
+    (deny,) = decisions(everything, "gz-cut.jpg")
+    assert deny["decision"] == "deny"
+    assert [r["signal"] for r in deny["reasons"]] == ["network"]
+    assert "gz-cut.jpg" not in everything["corpus"]
+
+
 def test_no_byte_of_a_refused_file_anywhere_in_the_output(everything):
     files = [p for p in everything["out"].rglob("*") if p.is_file()]
     assert any("files/sha256" in p.as_posix() for p in files)
+    assert any(p.name == "corpus.warc.gz" for p in files)
     for p in files:
         data = p.read_bytes()
+        if p.suffix == ".gz":  # the WARC: its records decompressed
+            data = gzip.decompress(data)
+        if p.name == "corpus.warc.gz":
+            assert b"Hello PDFTEXT plain" in data  # the collected PDF is in it
         for secret in SECRETS:
             assert secret not in data, (p, secret)
     # the blob store holds exactly the collected files, none half-written
