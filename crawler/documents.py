@@ -9,8 +9,8 @@ Kinds (:data:`KINDS`, the values of ``collect:``):
 
 * ``html``: what the HTML sniffer takes for HTML (``text/html``, XHTML, a mislabelled page);
 * ``text``: ``text/plain``;
-* ``pdf``: a body starting with ``%PDF-`` (in its first 1024 bytes, as PDF readers accept),
-  or labelled ``application/pdf``;
+* ``pdf``: a body starting with ``%PDF-`` (or with it in its first 1024 bytes, as PDF readers
+  accept, when it is not a page the HTML sniffer read), or labelled ``application/pdf``;
 * ``image``: a body whose magic bytes are an image format (:func:`sniff_image`), or labelled
   ``image/*``;
 * anything else (JSON, video, archives, EPUB, ...) is ``other``: never collected.
@@ -133,12 +133,16 @@ def sniff_image(body: bytes) -> ImageInfo | None:
 def document_kind(body: bytes, mime: str, *, is_html: bool) -> str:
     """One of :data:`KINDS`, or ``other`` (see the module docstring). ``is_html``: the HTML
     sniffer took the response for HTML (its head is read like a page's)."""
-    if b"%PDF-" in body[:1024]:
+    if body.startswith(b"%PDF-"):
         return "pdf"
     if sniff_image(body) is not None:
         return "image"
     if is_html:
+        # a page whose head the HTML sniffer read; "%PDF-" in its first bytes (an article
+        # about PDF) does not make it a PDF
         return "html"
+    if b"%PDF-" in body[:1024]:
+        return "pdf"  # junk before the header, as PDF readers accept
     if mime == "text/plain":
         return "text"
     if mime == "application/pdf":

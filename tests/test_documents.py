@@ -26,6 +26,8 @@ UA = "DocBot/1.0 (+https://example.org/bot)"
     (b"junk" * 10 + b"%PDF-1.4", "", False, "pdf"),       # the header within 1024 bytes
     (b"\xff\xd8\xff\xe0....", "text/plain", False, "image"),  # bytes beat the label
     (b"<html><head></head></html>", "text/html", True, "html"),
+    (b"<html><head><title>The %PDF-1.7 header</title>", "text/html", True, "html"),
+    (b"%PDF-1.7 <html>", "text/html", True, "pdf"),
     (b"hello", "text/plain", False, "text"),
     (b"{}", "application/json", False, "other"),
     (b"PK\x03\x04", "application/epub+zip", False, "other"),
