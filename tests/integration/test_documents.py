@@ -42,6 +42,10 @@ FILES = {
     "/cut.jpg": (cut_in_app1(jpeg(dmi("DMI-ALLOWED"), comment="SECRET-CUT-JPEG",
                                   color=(9, 9, 9))), "image/jpeg"),
     "/photo": (png(), "application/octet-stream"),
+    # a page tree pypdf cannot read (the catalog, where the metadata would be, is fine)
+    "/broken.pdf": (pdf("UNEXTRACTABLE").replace(
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"(not a page tree at all, sorry)          "), PDF_TYPE),
 }
 SECRETS = (b"SECRET-RESERVED-PDF", b"SECRET-PROHIBITED-JPEG", b"SECRET-CUT-JPEG",
            b"SECRET-GZIP-CUT-JPEG")
@@ -52,6 +56,7 @@ GZIP_CUT = gzip.compress(jpeg(dmi("DMI-ALLOWED"), comment="SECRET-GZIP-CUT-JPEG"
 
 def docs_site() -> Site:
     index = html("docs", '<a href="/plain.pdf">plain</a> <a href="/reserved.pdf">r</a> '
+                 '<a href="/broken.pdf">broken</a> '
                  '<a href="/photo">photo</a> <img src="/prohibited.jpg" alt="p"> '
                  '<img src="/gz-cut.jpg" alt="g"> '
                  '<picture><img srcset="/allowed.jpg 1x, /cut.jpg 2x" alt="a"></picture>')
@@ -102,6 +107,12 @@ def test_plain_pdf_is_collected_with_its_text_and_its_bytes_by_hash(everything):
     (allow,) = [r for r in decisions(everything, "plain.pdf") if r["decision"] == "allow"]
     assert allow["seq"] == item["audit_seq"]
     assert allow["embedded"] == {"container": "pdf", "determined": True}
+
+
+def test_pdf_pypdf_cannot_read_is_still_collected_as_bytes(everything):
+    item = everything["corpus"]["broken.pdf"]
+    assert item["text"] == "" and "pypdf cannot read it" in item["note"]
+    assert (everything["out"] / item["file"]).read_bytes() == FILES["/broken.pdf"][0]
 
 
 def test_pdf_reserved_in_its_xmp_is_refused_and_stored_nowhere(everything):
