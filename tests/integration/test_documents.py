@@ -192,10 +192,13 @@ def test_no_byte_of_a_refused_file_anywhere_in_the_output(everything):
     assert blobs == {c["sha256"] for c in everything["corpus"].values() if "file" in c}
 
 
-def test_switching_iptc_off_collects_the_prohibited_jpeg_and_pdf_is_not_requested(
-        tmp_path):
-    run = crawl(tmp_path, collect=["html", "image"], signals={"iptc": False})
+def test_iptc_off_collects_the_prohibited_jpeg_pdf_not_requested_html_not_stored(tmp_path):
+    run = crawl(tmp_path, collect=["image"], signals={"iptc": False})
     assert "prohibited.jpg" in run["corpus"]
+    # html not collected: the page is read for its links, not stored
+    assert "/" not in run["corpus"]
+    (index,) = [r for r in run["audit"] if r["url"].endswith("/") and r["decision"] == "allow"]
+    assert index["note"] == "read for its links only: not collected"
     assert not any(c["signal"] == "iptc" for r in decisions(run, "prohibited.jpg")
                    for c in r.get("checks", []))
     # pdf not collected: its links are not followed, so the PDFs are never requested
