@@ -18,6 +18,7 @@ from typing import Any
 
 from crawler import __version__
 from crawler.config import ConfigError, JobConfig, load_config, parse_config
+from crawler.extras import MissingExtra, require
 
 DEFAULT_CONFIG = Path(__file__).parent / "data" / "default-config.yaml"
 
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_registry_serve(args)
         parser.print_help(sys.stderr)
         return 2
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, MissingExtra) as exc:
         print(f"polite-crawl: {exc}", file=sys.stderr)
         return 2
 
@@ -298,7 +299,7 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
 
     def environment_problem(failure: Any) -> Any:
         # raised while the crawler builds its extensions (PoliteRuntime): one line, exit 2
-        if failure.check(RunLockError, AuditLogError, OSError):
+        if failure.check(RunLockError, AuditLogError, OSError, MissingExtra):
             refused.append(failure.value)
             return None
         return failure
@@ -386,6 +387,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = load_config(path)
     extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
     kwargs: dict[str, Any] = {}
+    if job.cluster_redis_url:
+        from crawler.cluster import require_cluster
+
+        require_cluster("a cluster: job")
     if args.worker is not None:
         if not job.cluster_redis_url:
             raise UsageError(f"{path}: --worker needs a cluster job (cluster: {{redis_url: ...}})")
@@ -948,6 +953,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 # -- seed (cluster mode) -------------------------------------------------------------------
 def cmd_seed(args: argparse.Namespace) -> int:
+    from crawler.cluster import require_cluster
+
+    require_cluster("seed")  # before the modules that import redis
+
     from crawler.cluster import defaults as cluster_defaults
     from crawler.cluster.connection import redis_client
     from crawler.cluster.restore import restore_job
@@ -1118,6 +1127,8 @@ def _survey_wave(out: Path, date: str | None) -> dict[str, Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from crawler.report import ReportError, build_report
+
+    require("matplotlib", "report", "report")  # its charts (report --transparency has none)
 
     inputs = [Path(p) for p in args.inputs]
     for p in inputs:

@@ -7,8 +7,8 @@ What needs more is an *extra*:
 ========== ===================================== ===========================================
 extra      installs                              needed by
 ========== ===================================== ===========================================
-report     matplotlib                            ``report``, ``survey`` charts
-cluster    redis, scrapy-redis                   ``cluster:`` jobs, ``seed``, ``worker``
+report     matplotlib                            ``report`` (its charts; not ``--transparency``)
+cluster    redis, scrapy-redis                   ``cluster:`` jobs, ``seed``, ``run --worker``
 documents  pypdf, c2pa-python                    ``collect: [pdf]``, C2PA in collected files
 parquet    pyarrow                               ``export --format parquet``
 all        every extra above
@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["EXTRAS", "MissingExtra", "require"]
+__all__ = ["ENABLES", "EXTRAS", "MissingExtra", "extras_table_markdown", "require"]
 
 #: extra -> the distributions it installs (kept in step with pyproject.toml by a test)
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -31,6 +31,24 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "documents": ("pypdf", "c2pa-python"),
     "parquet": ("pyarrow",),
 }
+
+#: extra -> what it enables (the README's install table, :func:`extras_table_markdown`)
+ENABLES: dict[str, str] = {
+    "report": "`polite-crawl report`: tables and PNG charts of surveys and audit logs "
+              "(`report --transparency` needs no extra)",
+    "cluster": "cluster mode on Redis: a job with `cluster:`, `run --worker`, `seed`",
+    "documents": "`collect: [pdf]` and the C2PA manifests of collected files",
+    "parquet": "`polite-crawl export --format parquet`",
+}
+
+
+def extras_table_markdown() -> str:
+    """:data:`EXTRAS` and :data:`ENABLES` as the README's install table."""
+    lines = ["| extra | installs | enables |", "|---|---|---|"]
+    lines += [f"| `{extra}` | {', '.join(dists)} | {ENABLES[extra]} |"
+              for extra, dists in EXTRAS.items()]
+    lines.append("| `all` | every extra above | everything |")
+    return "\n".join(lines)
 
 
 class MissingExtra(ImportError):

@@ -638,6 +638,9 @@ def _short(items: Sequence[str]) -> str:
 
 
 def _figure(width: float, height: float):
+    from crawler.extras import require
+
+    require("matplotlib", "report", "report charts")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -20,8 +20,34 @@ extension point it adds or replaces, all settings in :mod:`crawler.cluster.defau
 * :mod:`~crawler.cluster.settings` — every setting a worker needs.
 
 Keys live under ``polite:<job>:`` (:mod:`~crawler.cluster.keys`).
+
+Importing this package imports neither redis nor scrapy-redis (the [cluster] extra): the
+modules that need them (connection, scheduler, politeness, store, worker) are imported only
+in cluster mode, so that ``audit verify`` and ``audit merge`` (:mod:`~crawler.cluster.audit`)
+work without the extra; the names below are loaded on first use.
 """
 
-from crawler.cluster.settings import apply_cluster_settings, cluster_enabled, cluster_settings
+from __future__ import annotations
 
-__all__ = ["apply_cluster_settings", "cluster_enabled", "cluster_settings"]
+from typing import Any
+
+__all__ = ["apply_cluster_settings", "cluster_enabled", "cluster_settings", "require_cluster"]
+
+
+def require_cluster(what: str = "cluster mode") -> None:
+    """Cluster mode needs the [cluster] extra (redis, scrapy-redis): raise
+    :class:`~crawler.extras.MissingExtra` (one line) when it is not installed, before anything
+    is opened, rather than a ModuleNotFoundError from deep inside a crawl."""
+    from crawler.extras import require
+
+    require("redis", "cluster", what)
+    require("scrapy_redis", "cluster", what)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("apply_cluster_settings", "cluster_enabled", "cluster_settings"):
+        require_cluster()
+        from crawler.cluster import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
