@@ -105,6 +105,11 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
              ("plus:DataMining in the XMP of a collected image or PDF (JPEG, PNG, WebP, GIF, "
              "TIFF, PDF), read before the file is stored; a file whose metadata cannot be read "
              "completely is not collected")),
+    "c2pa": ("C2PA / CAWG training-and-mining (Content Credentials)",
+             ("the c2pa.training-mining / cawg.training-mining assertion in a collected "
+             "image's or PDF's C2PA manifests, read before the file is stored (no network, no "
+             "trust list); notAllowed or constrained in any manifest binds; a manifest that "
+             "cannot be read, or only a reference to a remote one, leaves the file uncollected")),
     "registry": ("Opt-out registries",
                  ("each URL is looked up before anything is fetched from its origin; a "
                  "registry that cannot answer leaves the URL unfetched (decided again later)")),
@@ -125,6 +130,7 @@ FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
     "network": ("any target", "HTML page", "page body", "document (not HTML)", "embedded XMP",
                 "PDF metadata", "EPUB", "other binary"),
     "iptc": ("plus:DataMining value",),
+    "c2pa": ("C2PA manifest",),
 }
 
 
@@ -301,6 +307,13 @@ def opt_out_examples(token: str, purpose: str, signals: Iterable[str],
                                f'{term.upper()}</plus:DataMining>\n'
                                '</rdf:Description></rdf:RDF></x:xmpmeta>\n'
                                '<?xpacket end="w"?>\n'})
+    if term := first("c2pa"):
+        label = term.split(".")[0] + ".training-mining"
+        out.append({"signal": "c2pa", "where": "C2PA manifest (Content Credentials) of an "
+                    "image or PDF",
+                    "text": f"A signed {label} assertion: {term} notAllowed",
+                    "example": '{"label": "' + label + '", "data": {"entries": {"' + term
+                               + '": {"use": "notAllowed"}}}}\n'})
     if registries:
         names = ", ".join(f"{r['name']} ({r['type']})" for r in registries)
         out.append({"signal": "registry", "where": "opt-out registry",

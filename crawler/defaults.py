@@ -27,7 +27,7 @@ POLITE_RUN_FILE = "run.json"
 #: Reservation signals to honour (all by default). Switching one off is recorded in the
 #: policy hash of every audit record.
 POLITE_SIGNALS = ["robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
-                  "rsl", "payment-required", "iptc"]
+                  "rsl", "payment-required", "iptc", "c2pa"]
 #: Who we are for RSL licences: our user type and the ISO 3166-1 country we operate from
 #: (None: unknown; a licence with a geo restriction then does not apply to us).
 POLITE_OPERATOR_USER_TYPE = "commercial"

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from crawler.optout import aipref, aitxt, contentsignal, embedded, noai, rsl
+from crawler.optout import aipref, aitxt, c2pa, contentsignal, embedded, noai, rsl
 from crawler.optout import content as content_mod
 from crawler.optout import robots as robots_mod
 from crawler.optout import tdmrep as tdm
@@ -157,6 +157,17 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
      "beside a prohibition dropped"), "project rule"),
     ("tdm:reservation (in a file)", "not 0 or 1", "unset; a quoted \"1\" read as 1",
      "TDMRep 3.1 (conservative reading)"),
+    ("C2PA manifest", ("the bytes show a store the library cannot read to its end (cut, "
+     "damaged, a validation code saying part is undecodable or missing, no store found where "
+     "the bytes show one), over 64 MiB, over 64 manifests or an ingredient chain deeper than "
+     "16; only a remote manifest reference; c2pa-python not installed"),
+     "undetermined: refused, nothing stored", "project rule (fail closed)"),
+    ("C2PA manifest", ("training-mining use constrained, not one of allowed / notAllowed / "
+     "constrained, or an assertion without entries"), "read as notAllowed",
+     "CAWG 1.1 §3.1 (conservative reading)"),
+    ("C2PA manifest", "allowed in an ingredient's manifest or in an Invalid manifest",
+     "not permission (dropped, problem recorded); a notAllowed in any manifest binds",
+     "project rule (conservative)"),
 )
 
 PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
@@ -167,10 +178,10 @@ _AI = frozenset({"train-ai", "train-genai", "ai-input"})
 #: Signals the operator can switch off (``network`` — unreachable files, private addresses —
 #: cannot be: it is how the crawl fails closed).
 SWITCHABLE_SIGNALS = ("robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
-                      "rsl", "payment-required", "iptc")
+                      "rsl", "payment-required", "iptc", "c2pa")
 #: Signals read from inside a document (:meth:`Policy.at_embedded`): with every one of them
 #: off, the document stage reads nothing.
-EMBEDDED_SIGNALS = ("iptc", "tdmrep")
+EMBEDDED_SIGNALS = ("iptc", "tdmrep", "c2pa")
 
 #: The one table: (signal, term as the protocol words it) -> the crawl purposes a "no" binds.
 #: A term that is not listed binds nothing (recorded as evidence all the same).
@@ -216,6 +227,9 @@ TERM_PURPOSES: Mapping[tuple[str, str], frozenset[str]] = {
     # IPTC Photo Metadata "Data Mining" (plus:DataMining) embedded in a file
     # (crawler.optout.embedded; dmi-allowed is a "yes", dmi-unspecified has no row).
     **embedded.TERM_ROWS,
+    # C2PA / CAWG training-and-mining assertions in a file's Content Credentials
+    # (crawler.optout.c2pa; an allowed counts only from a valid active manifest).
+    **c2pa.TERM_ROWS,
 }
 #: Terms that bind only when the resource itself is an image.
 IMAGE_ONLY_TERMS = frozenset({("noai", "noimageai")})

@@ -41,6 +41,7 @@ SIGNALS = (
     "payment-required",
     "network",
     "iptc",
+    "c2pa",
 )
 
 

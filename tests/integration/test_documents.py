@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("PIL")
 pytest.importorskip("pypdf")
+pytest.importorskip("c2pa")
 
 from crawler.audit.log import verify_file  # noqa: E402
 from crawler.demo.sites import html  # noqa: E402
@@ -30,6 +31,8 @@ from tests.documents_fixtures import (  # noqa: E402
     tdm_xmp,
 )
 
+from tests.optout.test_c2pa import make_chain, sign  # noqa: E402
+
 from .conftest import read_jsonl, run_cli, write_config  # noqa: E402
 
 PDF_TYPE = "application/pdf"
@@ -42,6 +45,9 @@ FILES = {
     "/cut.jpg": (cut_in_app1(jpeg(dmi("DMI-ALLOWED"), comment="SECRET-CUT-JPEG",
                                   color=(9, 9, 9))), "image/jpeg"),
     "/photo": (png(), "application/octet-stream"),
+    # Content Credentials: a signed c2pa.training-mining assertion, AI training notAllowed
+    "/c2pa.jpg": (sign(make_chain(), {"c2pa.ai_training": {"use": "notAllowed"}}),
+                  "image/jpeg"),
     # a page tree pypdf cannot read (the catalog, where the metadata would be, is fine)
     "/broken.pdf": (pdf("UNEXTRACTABLE").replace(
         b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
@@ -58,7 +64,7 @@ def docs_site() -> Site:
     index = html("docs", '<a href="/plain.pdf">plain</a> <a href="/reserved.pdf">r</a> '
                  '<a href="/broken.pdf">broken</a> '
                  '<a href="/photo">photo</a> <img src="/prohibited.jpg" alt="p"> '
-                 '<img src="/gz-cut.jpg" alt="g"> '
+                 '<img src="/gz-cut.jpg" alt="g"> <img src="/c2pa.jpg" alt="c"> '
                  '<picture><img srcset="/allowed.jpg 1x, /cut.jpg 2x" alt="a"></picture>')
     pages = {"/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),
              "/": Page(index)}
@@ -140,6 +146,15 @@ def test_jpeg_prohibiting_ai_training_is_refused_with_evidence(everything):
     assert value["namespace"] == "http://ns.useplus.org/ldf/xmp/1.0/"
     assert value["path"] == "rdf:Description/plus:DataMining"
     assert value["raw"].endswith("/DMI-PROHIBITED-AIMLTRAINING")
+
+
+def test_jpeg_whose_content_credentials_say_no_ai_training_is_refused(everything):
+    (deny,) = decisions(everything, "c2pa.jpg")
+    assert deny["decision"] == "deny" and deny["stage"] == "document"
+    (reason,) = deny["reasons"]
+    assert (reason["signal"], reason["outcome"]) == ("c2pa", "deny")
+    assert "c2pa.ai_training" in reason["detail"]
+    assert any(v["signal"] == "c2pa" for v in deny["embedded"]["values"])
 
 
 def test_jpeg_allowing_data_mining_is_collected_with_type_and_size(everything):
