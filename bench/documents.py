@@ -92,7 +92,7 @@ def stage_times(files: dict[str, tuple[bytes, str]], rounds: int) -> None:
         for path, (body, ct) in files.items():
             kind = "pdf" if path.endswith(".pdf") else "image"
             t0 = time.perf_counter()
-            found = merge_embedded([read(body, ct) for read in EMBEDDED_READERS])
+            found = merge_embedded([read(body, ct) for _, read in EMBEDDED_READERS])
             verdict = policy.at_embedded("http://x.test" + path, found, content_type=ct)
             per_kind[kind].append(time.perf_counter() - t0)
             if r == 0:

@@ -80,11 +80,12 @@ META_COLLECT = "polite_collect"
 #: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
 #: it never collects, so a PDF is judged whatever ``collect:`` says)
 META_ANY_KIND = "polite_any_kind"
-#: The readers of the reservations written inside a document, each
-#: ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``; their results are
-#: merged (crawler.policy.merge_embedded: any undetermined -> undetermined, every statement
-#: judged, the most restrictive wins). A C2PA reader joins this tuple.
-EMBEDDED_READERS = (read_embedded,)
+#: The readers of the reservations written inside a document: ``(signals it reads, reader)``,
+#: each reader ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``. A reader
+#: runs when one of its signals is on; the results are merged (crawler.policy.merge_embedded:
+#: any undetermined -> undetermined, every statement judged, the most restrictive wins).
+#: A C2PA reader joins as ``(("c2pa",), read_c2pa)``.
+EMBEDDED_READERS = ((("iptc", "tdmrep"), read_embedded),)
 #: pay per crawl: the paid attempt a request carries (crawler.payment.PaidAttempt.to_meta)
 META_PAYMENT = "polite_payment"
 #: pay per crawl: InternalError retries an unpaid request has had
@@ -668,7 +669,8 @@ class ReservationMiddleware:
         if kind in ("pdf", "image") and self.policy.reads_embedded():
             # the document stage: the reservations written inside the file, read before
             # anything of it is stored (a cut body is undetermined)
-            found = merge_embedded([read(response.body, ctype) for read in EMBEDDED_READERS])
+            found = merge_embedded([read(response.body, ctype) for signals, read
+                                    in EMBEDDED_READERS if any(map(self.policy.on, signals))])
             doc = self.policy.at_embedded(
                 request.url, found, request.meta.get(META_TDM_FILE),
                 request.meta.get(META_TDM_HEADER), content_type=ctype,
