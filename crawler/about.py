@@ -83,7 +83,8 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
                "token, else the '*' group")),
     "tdmrep": ("TDMRep (W3C TDM Reservation Protocol)",
                ("/.well-known/tdmrep.json, the tdm-reservation / tdm-policy HTTP headers and "
-               "<meta name=\"tdm-reservation\"> in HTML")),
+               "<meta name=\"tdm-reservation\"> in HTML; in a collected PDF or EPUB, its XMP "
+               "or package metadata (the last and strongest step)")),
     "noai": ("noai / noimageai / noml / noarchive",
              ("X-Robots-Tag HTTP header and <meta name=\"robots\"> or a <meta> naming our "
              "token; noimageai binds images only")),
@@ -100,6 +101,15 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
     "payment-required": ("HTTP 402 / 401 / 403 and pay-per-crawl",
                          ("the response status and a crawler-price header: never retried, "
                          "never paid, never circumvented (no logins, no paywall bypass)")),
+    "iptc": ("IPTC Photo Metadata \"Data Mining\" (PLUS)",
+             ("plus:DataMining in the XMP of a collected image or PDF (JPEG, PNG, WebP, GIF, "
+             "TIFF, PDF), read before the file is stored; a file whose metadata cannot be read "
+             "completely is not collected")),
+    "c2pa": ("C2PA / CAWG training-and-mining (Content Credentials)",
+             ("the c2pa.training-mining / cawg.training-mining assertion in a collected "
+             "image's or PDF's C2PA manifests, read before the file is stored (no network, no "
+             "trust list); notAllowed or constrained in any manifest binds; a manifest that "
+             "cannot be read, or only a reference to a remote one, leaves the file uncollected")),
     "registry": ("Opt-out registries",
                  ("each URL is looked up before anything is fetched from its origin; a "
                  "registry that cannot answer leaves the URL unfetched (decided again later)")),
@@ -111,13 +121,16 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
 #: Which FAILURE_POLICY rows (by their first column) belong to which signal.
 FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
     "robots": ("robots.txt",),
-    "tdmrep": ("tdmrep.json", "tdm-reservation value"),
+    "tdmrep": ("tdmrep.json", "tdm-reservation value", "tdm:reservation (in a file)"),
     "ai-txt": ("ai.txt",),
     "rsl": ("RSL licence",),
     "content-usage": ("Content-Usage value",),
     "content-signal": ("Content-Signal value",),
     "payment-required": ("HTTP status", "payment state"),
-    "network": ("any target", "HTML page", "page body"),
+    "network": ("any target", "HTML page", "page body", "document (not HTML)", "embedded XMP",
+                "PDF metadata", "EPUB", "other binary"),
+    "iptc": ("plus:DataMining value",),
+    "c2pa": ("C2PA manifest",),
 }
 
 
@@ -281,6 +294,26 @@ def opt_out_examples(token: str, purpose: str, signals: Iterable[str],
                     "text": "Answer 402 (pay per crawl), 401 or 403: we do not pay, retry "
                             "or circumvent",
                     "example": "HTTP/1.1 402 Payment Required\ncrawler-price: USD 0.01\n"})
+    if term := first("iptc"):
+        out.append({"signal": "iptc", "where": "XMP metadata inside an image or PDF",
+                    "text": "IPTC Photo Metadata \"Data Mining\": the file says "
+                            f"{term.upper()}",
+                    "example": '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+                               '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf='
+                               '"http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+                               '<rdf:Description rdf:about="" xmlns:plus='
+                               '"http://ns.useplus.org/ldf/xmp/1.0/">\n'
+                               '  <plus:DataMining>http://ns.useplus.org/ldf/vocab/'
+                               f'{term.upper()}</plus:DataMining>\n'
+                               '</rdf:Description></rdf:RDF></x:xmpmeta>\n'
+                               '<?xpacket end="w"?>\n'})
+    if term := first("c2pa"):
+        label = term.split(".")[0] + ".training-mining"
+        out.append({"signal": "c2pa", "where": "C2PA manifest (Content Credentials) of an "
+                    "image or PDF",
+                    "text": f"A signed {label} assertion: {term} notAllowed",
+                    "example": '{"label": "' + label + '", "data": {"entries": {"' + term
+                               + '": {"use": "notAllowed"}}}}\n'})
     if registries:
         names = ", ".join(f"{r['name']} ({r['type']})" for r in registries)
         out.append({"signal": "registry", "where": "opt-out registry",

@@ -23,6 +23,8 @@ from crawler.policy import PURPOSES, SWITCHABLE_SIGNALS
 SIGNAL_NAMES = SWITCHABLE_SIGNALS
 USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
 FOLLOW_MODES = ("same-origin", "same-host", "none")
+#: the values of ``collect:`` (crawler/documents.py KINDS)
+COLLECT_KINDS = ("html", "text", "pdf", "image")
 _TOKEN_RE = re.compile(r"^[A-Za-z_-]+$")
 _CONTACT_RE = re.compile(r"(https?://\S+|mailto:\S+|\S+@\S+\.\S+)")
 
@@ -92,6 +94,8 @@ class JobConfig:
     #: pay per crawl (``payment: {max_price, budget, per_origin_budget}``), canonical price
     #: strings; None: payments off (a 402 is a refusal)
     payment: dict[str, str] | None = None
+    #: what the corpus collects (``collect:``): html, text, pdf, image
+    collect: tuple[str, ...] = ("html", "text")
 
     @property
     def token(self) -> str:
@@ -112,6 +116,7 @@ class JobConfig:
                 "POLITE_OUTPUT_DIR": str(self.output_dir),
                 "POLITE_SIGNALS": list(self.signals),
                 "POLITE_FOLLOW": self.follow,
+                "POLITE_COLLECT": list(self.collect),
                 "POLITE_AUDIT_FSYNC": self.audit_fsync,
                 "POLITE_OPERATOR_USER_TYPE": self.user_type,
                 "POLITE_OPERATOR_COUNTRY": self.country,
@@ -200,6 +205,7 @@ KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
     "audit_fsync", "operator", "output", "cluster", "identity", "audit", "payment",
+    "collect",
 }
 
 
@@ -255,6 +261,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     follow = _expect(data, "follow", str, "same-origin")
     if follow not in FOLLOW_MODES:
         raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
+    collect = check_collect(_str_list(data, "collect") if "collect" in data
+                            else defaults.POLITE_COLLECT, "collect")
     max_depth = _expect(data, "max_depth", int, 0)
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
@@ -352,8 +360,29 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         settings=dict(settings), cluster_redis_url=redis_url,
         identity_key_file=key_path, signature_agent=agent_url, checkpoint_every=every,
         tsa_url=tsa_url, tsa_timeout=float(tsa_timeout), signature_validity=validity,
-        payment=payment,
+        payment=payment, collect=collect,
     )
+
+
+def check_collect(value: Any, key: str = "collect") -> tuple[str, ...]:
+    """``collect:`` / ``POLITE_COLLECT`` validated: a list of :data:`COLLECT_KINDS`, not
+    empty; ``pdf`` needs the documents extra (pypdf), else the one-line :class:`MissingExtra`
+    message as a :class:`ConfigError`."""
+    from crawler.extras import MissingExtra, require
+
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list such as [html, text, pdf, image]")
+    for i, kind in enumerate(value):
+        if kind not in COLLECT_KINDS:
+            raise ConfigError(f"{key}[{i}]: {kind!r} is not one of {', '.join(COLLECT_KINDS)}")
+    if not value:
+        raise ConfigError(f"{key}: empty (collect at least one of {', '.join(COLLECT_KINDS)})")
+    if "pdf" in value:
+        try:
+            require("pypdf", "documents", f"{key}: [pdf]")
+        except MissingExtra as exc:
+            raise ConfigError(str(exc)) from None
+    return tuple(dict.fromkeys(value))
 
 
 def _payment(value: Any, key_file: Path | None, agent: str | None,

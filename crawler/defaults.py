@@ -39,7 +39,7 @@ POLITE_ITEM_PROVENANCE = True
 #: Reservation signals to honour (all by default). Switching one off is recorded in the
 #: policy hash of every audit record.
 POLITE_SIGNALS = ["robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
-                  "rsl", "payment-required"]
+                  "rsl", "payment-required", "iptc", "c2pa"]
 #: Who we are for RSL licences: our user type and the ISO 3166-1 country we operate from
 #: (None: unknown; a licence with a geo restriction then does not apply to us).
 POLITE_OPERATOR_USER_TYPE = "commercial"
@@ -106,8 +106,11 @@ POLITE_EVIDENCE_DIR = None
 POLITE_RETRY_AFTER_MAX = 600.0
 #: Follow links: "same-origin" (default), "same-host", or "none".
 POLITE_FOLLOW = "same-origin"
-#: Content types stored in the corpus (others are fetched and audited but not stored).
-POLITE_CONTENT_TYPES = ["text/html", "application/xhtml+xml", "text/plain"]
+#: What the corpus collects (``collect:``): any of "html", "text", "pdf", "image"
+#: (crawler/documents.py says how a response's kind is told). Links to other kinds are not
+#: followed; a response of another kind (a seed, a redirect) is recorded as not collected and
+#: nothing of it is stored. "pdf" needs the documents extra (pypdf).
+POLITE_COLLECT = ["html", "text"]
 
 #: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
 SCRAPY_DEFAULTS = {

@@ -21,6 +21,12 @@ the same order:
 
 ``tests/test_links.py`` compares the two on generated pages with every kind of link and on
 the real HTML pages of ``tests/data`` (and the demo sites).
+
+``collect`` (the job's ``collect:``) widens that for documents: with ``pdf`` the ``.pdf``
+extension is not denied, with ``image`` the image extensions (:data:`IMAGE_EXTENSIONS`) are
+not denied and the ``src`` and ``srcset`` candidates of ``<img>`` (and ``<source>`` in
+``<picture>``) are links too, after the ``<a>``/``<area>`` ones. The default (``html``,
+``text``) is exactly ``LinkExtractor()``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ _VALID_SCHEMES = frozenset({"http", "https", "file", "ftp"})
 #: LinkExtractor's ``deny_extensions`` default, as it compares them (lower-cased path ends
 #: with ``"." + extension``)
 _DENIED = tuple("." + e for e in IGNORED_EXTENSIONS)
+#: extensions no longer denied when the job collects these kinds
+PDF_EXTENSIONS = ("pdf",)
+IMAGE_EXTENSIONS = ("bmp", "gif", "jpg", "jpeg", "png", "tif", "tiff", "webp")
+_DENIED_FOR: dict[frozenset[str], tuple[str, ...]] = {}
+_IMG_TAGS = ("img", _XHTML + "img", "source", _XHTML + "source")
 #: an href resolved without urljoin/safe_url_string when the base's prefix allows it
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_~\-][A-Za-z0-9_~.\-/]*|/")
 #: scheme://host[:port] prefixes known to come out of safe_url_string unchanged
@@ -69,8 +80,72 @@ def _plain_prefix(base_url: str) -> str | None:
     return prefix if ok else None
 
 
-def link_urls(response: Any) -> list[str]:
-    """The URLs of ``LinkExtractor().extract_links(response)``, in its order."""
+def _denied(collect: frozenset[str]) -> tuple[str, ...]:
+    got = _DENIED_FOR.get(collect)
+    if got is None:
+        allowed = set()
+        if "pdf" in collect:
+            allowed.update(PDF_EXTENSIONS)
+        if "image" in collect:
+            allowed.update(IMAGE_EXTENSIONS)
+        got = _DENIED_FOR[collect] = tuple("." + e for e in IGNORED_EXTENSIONS
+                                           if e not in allowed)
+    return got
+
+
+def _srcset_urls(value: str) -> list[str]:
+    """The URLs of an HTML ``srcset`` (comma-separated "URL [descriptor]" candidates)."""
+    out = []
+    for candidate in value.split(","):
+        parts = candidate.strip().split()
+        if parts:
+            out.append(parts[0])
+    return out
+
+
+def link_urls(response: Any, collect: Any = ("html", "text")) -> list[str]:
+    """The URLs of ``LinkExtractor().extract_links(response)``, in its order (widened for
+    ``collect``: see the module docstring)."""
+    kinds = frozenset(collect)
+    denied = _DENIED if not kinds & {"pdf", "image"} else _denied(kinds)
+    out = _anchor_urls(response, denied)
+    if "image" in kinds:
+        out += _image_urls(response, denied, set(out))
+    return out
+
+
+def _image_urls(response: Any, denied: tuple[str, ...], seen: set[str]) -> list[str]:
+    """``<img src>``, ``<img srcset>`` and ``<source srcset>`` URLs, resolved as
+    LinkExtractor resolves an href, with the same filters."""
+    base_url = get_base_url(response)
+    out: list[str] = []
+    for el in response.selector.root.iter(*_IMG_TAGS):
+        values = []
+        src = el.get("src")
+        if src is not None:
+            values.append(src)
+        srcset = el.get("srcset")
+        if srcset:
+            values += _srcset_urls(srcset)
+        for value in values:
+            value = strip_html5_whitespace(value)
+            if not value or value.startswith("data:"):
+                continue
+            try:
+                url = urljoin(response.url, safe_url_string(urljoin(base_url, value),
+                                                            encoding=response.encoding))
+            except ValueError:
+                continue
+            if url.split("://", 1)[0] not in _VALID_SCHEMES:
+                continue
+            if url in seen or urlparse(url).path.lower().endswith(denied):
+                continue
+            seen.add(url)
+            out.append(url)
+    return out
+
+
+def _anchor_urls(response: Any, denied: tuple[str, ...]) -> list[str]:
     base_url = get_base_url(response)
     response_url = response.url
     encoding = response.encoding
@@ -101,7 +176,7 @@ def link_urls(response: Any) -> list[str]:
             if url.split("://", 1)[0] not in _VALID_SCHEMES:
                 continue
             path = urlparse(url).path
-        if url in seen or path.lower().endswith(_DENIED):
+        if url in seen or path.lower().endswith(denied):
             continue
         seen.add(url)
         out.append(url)

@@ -36,12 +36,17 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler import defaults
 from crawler.network import address_refusal, format_origin, host_refusal, origin_key, parse_ip
 from crawler.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
+from crawler.documents import document_kind
+from crawler.optout.c2pa import read_c2pa
 from crawler.optout.content import decode_content
+from crawler.optout.embedded import read_embedded
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.optout.sniff import sniff_html
 from crawler.policy import (
     Verdict,
+    embedded_record,
     internal_error,
+    merge_embedded,
     merge_verdicts,
     network_refusal,
     payment_refusal,
@@ -69,6 +74,19 @@ META_AUDIT = "polite_audit"
 META_ORIGIN = "polite_origin"
 META_NO_FETCH = "polite_no_fetch"
 META_HEADERS_DONE = "polite_headers_checked"
+#: what the document stage found the response to be (crawler.documents.document_kind) and
+#: whether the corpus collects it (``collect:``); set on every 2xx the spider receives
+META_KIND = "polite_kind"
+META_COLLECT = "polite_collect"
+#: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
+#: it never collects, so a PDF is judged whatever ``collect:`` says)
+META_ANY_KIND = "polite_any_kind"
+#: The readers of the reservations written inside a document: ``(signals it reads, reader)``,
+#: each reader ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``. A reader
+#: runs when one of its signals is on; the results are merged (crawler.policy.merge_embedded:
+#: any undetermined -> undetermined, every statement judged, the most restrictive wins):
+#: IPTC / TDMRep in XMP and EPUB, C2PA Content Credentials.
+EMBEDDED_READERS = ((("iptc", "tdmrep"), read_embedded), (("c2pa",), read_c2pa))
 #: pay per crawl: the paid attempt a request carries (crawler.payment.PaidAttempt.to_meta)
 META_PAYMENT = "polite_payment"
 #: pay per crawl: InternalError retries an unpaid request has had
@@ -141,6 +159,13 @@ class ReservationMiddleware:
         self._idle_seen = 0.0  # the last spider_idle (one every engine heartbeat, ~5 s)
         self._idle_logged = 0.0
         self._idle_timer: Any = None
+        from crawler.config import ConfigError, check_collect
+
+        try:
+            self.collect = check_collect(crawler.settings.getlist(
+                "POLITE_COLLECT", defaults.POLITE_COLLECT), "POLITE_COLLECT")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self._idle, signal=signals.spider_idle)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
@@ -603,6 +628,7 @@ class ReservationMiddleware:
                 request.url, "body", f"the body could not be decoded ({state['error']})"),
                 header_verdict)
         head = None
+        kind = None
         if 200 <= response.status < 300:
             ctype = (headers.get("content-type") or [None])[0]
             why = sniff_html(response.body, ctype)
@@ -613,6 +639,21 @@ class ReservationMiddleware:
                     self._refuse_response(request, response, unreadable(
                         request.url, "html-head", "the HTML head could not be read to its end"
                         f" ({'; '.join(head.problems[-1:]) or why})"), header_verdict)
+            kind = document_kind(response.body, (ctype or "").split(";")[0].strip().lower(),
+                                 is_html=head is not None)
+            request.meta[META_KIND] = kind
+            request.meta[META_COLLECT] = kind in self.collect
+            if (kind != "html" and kind not in self.collect
+                    and not request.meta.get(META_ANY_KIND)):
+                # not what the corpus collects (a seed, a redirect target): nothing of it is
+                # read or stored; the record says so
+                self.funnel.result(request.url, "not-collected",
+                                   request_seq=request.meta.get(META_SEND),
+                                   extra={"status": response.status, "kind": kind,
+                                          "content_type": (ctype or "")[:200],
+                                          "collect": list(self.collect)})
+                raise IgnoreRequest(f"not collected: {kind} (collect: "
+                                    f"{', '.join(self.collect)})")
         licences = {}
         for lic_url, channel in self.policy.licence_links(request.url, headers, head):
             licences[lic_url] = (await self.sitecache.get_url("rsl", lic_url), channel)
@@ -626,7 +667,26 @@ class ReservationMiddleware:
                                           request.meta.get(META_TDM_HEADER))
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
+        embedded_extra = None
+        if kind in ("pdf", "image") and self.policy.reads_embedded():
+            # the document stage: the reservations written inside the file, read before
+            # anything of it is stored (a cut body is undetermined)
+            found = merge_embedded([read(response.body, ctype) for signals, read
+                                    in EMBEDDED_READERS if any(map(self.policy.on, signals))])
+            doc = self.policy.at_embedded(
+                request.url, found, request.meta.get(META_TDM_FILE),
+                request.meta.get(META_TDM_HEADER), content_type=ctype,
+                complete=bool(state["complete"]))
+            verdict = merge_verdicts(verdict, doc)
+            stage = "document" if doc.denied else stage
+            embedded_extra = embedded_record(found)
+            if not state["complete"]:
+                embedded_extra["complete"] = False
         extra: dict[str, Any] = {"status": response.status, "stage": stage}
+        if embedded_extra is not None:
+            extra["embedded"] = embedded_extra
+        if kind == "html" and "html" not in self.collect:
+            extra["note"] = "read for its links only: not collected"
         if request.meta.get("polite_payment_charged"):
             extra["charged"] = request.meta["polite_payment_charged"]  # what the page cost
         if verdict.denied:

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from crawler.optout import aipref, aitxt, contentsignal, noai, rsl
+from crawler.optout import aipref, aitxt, c2pa, contentsignal, embedded, noai, rsl
 from crawler.optout import content as content_mod
 from crawler.optout import robots as robots_mod
 from crawler.optout import tdmrep as tdm
@@ -116,6 +116,58 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
      "refused, with a record"), "project rule (fail closed)"),
     ("any target", "loopback/private/link-local/metadata address", ("deny (signal network) "
      "unless allow_private_networks"), "project rule"),
+    # documents beyond HTML (collect: pdf, image): the reservations written inside the file,
+    # read before anything of it is stored (crawler.optout.embedded, crawler.optout.xmp)
+    ("document (not HTML)", ("cut (download stopped, dataloss, a Content-Length not met) or "
+     "not fully decodable"), "undetermined: refused, nothing stored (signal network, channel "
+     "embedded)", "project rule (fail closed)"),
+    ("embedded XMP", ("JPEG, PNG, WebP, GIF or TIFF cut or corrupt where a packet may be (a "
+     "segment, chunk, IFD or tag value past the end; no IEND, RIFF end or GIF trailer; PNG "
+     "text chunk CRC mismatch; BigTIFF)"), "undetermined: refused, nothing stored",
+     "project rule (fail closed)"),
+    ("embedded XMP", "JPEG cut or corrupt after its first SOS marker", ("read: every metadata "
+     "segment is before it"), "Adobe XMP Toolkit (JPEG handler quits at the first SOS)"),
+    ("embedded XMP", ("packet not well-formed, with a DTD or entities, over 1 MiB, or over 4 "
+     "MiB per file (inflated chunks included)"), "undetermined: refused",
+     "project rule (fail closed)"),
+    ("embedded XMP", "JPEG Extended XMP named by the main packet but missing or incomplete",
+     "undetermined: refused", "XMP Part 3"),
+    ("embedded XMP", "Extended XMP not named by the main packet", "ignored (problem recorded)",
+     "XMP Part 3"),
+    ("PDF metadata", ("no startxref in the last 4096 bytes, or objects after it (an update "
+     "without its trailer), encrypted metadata, a filter other than FlateDecode"),
+     "undetermined: refused", "project rule (fail closed)"),
+    ("PDF metadata", "cross-reference data that cannot be read", ("objects recovered by "
+     "scanning; undetermined when there are object streams, several catalogs, or versions of the "
+     "catalog or metadata object that differ"), "ISO 32000-1 7.5.6 (incremental updates); "
+     "project rule"),
+    ("PDF metadata", "a PDF cut exactly at the end of an earlier revision", ("read as that "
+     "revision: only the transport check (Content-Length, strict decoding) can tell"),
+     "ISO 32000-1 7.5.6"),
+    ("EPUB", ("not a readable ZIP, container.xml or package document missing or encrypted, a "
+     "member over 1 MiB inflated (zip bomb), a DTD or entities"), "undetermined: refused",
+     "project rule (fail closed)"),
+    ("other binary", ("packet without its end wrapper, UTF-16/32 wrapper, x:xmpmeta without a "
+     "wrapper; a compressed archive (ZIP, gzip, 7z, xz, bzip2, zstd, RAR)"),
+     "undetermined: refused", "XMP Part 1 (packet scanning); project rule"),
+    ("plus:DataMining value", "not in the PLUS vocabulary", ("unset (problem recorded); "
+     "DMI-PROHIBITED-… with an unknown suffix read as DMI-PROHIBITED"),
+     "IPTC Photo Metadata 2023.1 (conservative reading)"),
+    ("plus:DataMining value", "several values in one file", ("the most restrictive; ALLOWED "
+     "beside a prohibition dropped"), "project rule"),
+    ("tdm:reservation (in a file)", "not 0 or 1", "unset; a quoted \"1\" read as 1",
+     "TDMRep 3.1 (conservative reading)"),
+    ("C2PA manifest", ("the bytes show a store the library cannot read to its end (cut, "
+     "damaged, a validation code saying part is undecodable or missing, no store found where "
+     "the bytes show one), over 64 MiB, over 64 manifests or an ingredient chain deeper than "
+     "16; only a remote manifest reference; c2pa-python not installed"),
+     "undetermined: refused, nothing stored", "project rule (fail closed)"),
+    ("C2PA manifest", ("training-mining use constrained, not one of allowed / notAllowed / "
+     "constrained, or an assertion without entries"), "read as notAllowed",
+     "CAWG 1.1 §3.1 (conservative reading)"),
+    ("C2PA manifest", "allowed in an ingredient's manifest or in an Invalid manifest",
+     "not permission (dropped, problem recorded); a notAllowed in any manifest binds",
+     "project rule (conservative)"),
 )
 
 PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
@@ -126,7 +178,10 @@ _AI = frozenset({"train-ai", "train-genai", "ai-input"})
 #: Signals the operator can switch off (``network`` — unreachable files, private addresses —
 #: cannot be: it is how the crawl fails closed).
 SWITCHABLE_SIGNALS = ("robots", "tdmrep", "noai", "ai-txt", "content-usage", "content-signal",
-                      "rsl", "payment-required")
+                      "rsl", "payment-required", "iptc", "c2pa")
+#: Signals read from inside a document (:meth:`Policy.at_embedded`): with every one of them
+#: off, the document stage reads nothing.
+EMBEDDED_SIGNALS = ("iptc", "tdmrep", "c2pa")
 
 #: The one table: (signal, term as the protocol words it) -> the crawl purposes a "no" binds.
 #: A term that is not listed binds nothing (recorded as evidence all the same).
@@ -169,6 +224,12 @@ TERM_PURPOSES: Mapping[tuple[str, str], frozenset[str]] = {
     ("payment-required", "crawler-price"): _ALL,
     ("payment-required", "401"): _ALL,
     ("payment-required", "403"): _ALL,
+    # IPTC Photo Metadata "Data Mining" (plus:DataMining) embedded in a file
+    # (crawler.optout.embedded; dmi-allowed is a "yes", dmi-unspecified has no row).
+    **embedded.TERM_ROWS,
+    # C2PA / CAWG training-and-mining assertions in a file's Content Credentials
+    # (crawler.optout.c2pa; an allowed counts only from a valid active manifest).
+    **c2pa.TERM_ROWS,
 }
 #: Terms that bind only when the resource itself is an image.
 IMAGE_ONLY_TERMS = frozenset({("noai", "noimageai")})
@@ -663,6 +724,103 @@ class Policy:
         if self.on("content-signal"):
             checks += self._judge_all([contentsignal.statement_from_meta(head)])
         return _verdict(checks)
+
+    # -- stage 5: the document itself (not HTML) -------------------------------------------
+    def reads_embedded(self) -> bool:
+        """Whether the document stage reads anything (some embedded signal is on)."""
+        return any(self.on(s) for s in EMBEDDED_SIGNALS)
+
+    def at_embedded(
+        self,
+        url: str,
+        found: embedded.EmbeddedResult,
+        file_stmt: tdm.TdmStatement | None = None,
+        header_stmt: tdm.TdmStatement | None = None,
+        *,
+        content_type: str | None = None,
+        complete: bool = True,
+    ) -> Verdict:
+        """The reservations written inside a file (``found``: :func:`merge_embedded` of the
+        readers' results), before anything of it is stored.
+
+        ``complete`` False (the body was cut) or ``found.determined`` False: undetermined,
+        refused (signal ``network``, channel ``embedded``), whatever was read. Statements of
+        a switched-off signal are left out; TDMRep in the file is the last step of TDMRep's
+        processing order (it supersedes the header and tdmrep.json values; a downgrade is
+        noted). Every statement that binds is a reason (most restrictive wins)."""
+        checks: list[Evidence] = []
+        where = found.container
+        if not complete:
+            checks.append(Evidence(
+                "network", "embedded", "deny", source=url,
+                rule=(f"{where}: the body was not received completely: its embedded "
+                      "reservations are undetermined; refused (fail closed)")))
+        elif not found.determined:
+            checks.append(Evidence(
+                "network", "embedded", "deny", source=url,
+                rule=(f"{where}: a part where a reservation may be written could not be read: "
+                      "undetermined; refused (fail closed)"),
+                problems=found.problems))
+        for stmt in found.statements:
+            if stmt.signal == "tdmrep":
+                continue  # through found.tdm and TDMRep's processing order, below
+            if stmt.signal in SWITCHABLE_SIGNALS and not self.on(stmt.signal):
+                continue
+            checks.append(replace(self.judge(stmt, content_type=content_type), source=url))
+        if found.tdm is not None and self.on("tdmrep"):
+            decision = tdm.combine(file_stmt, header_stmt, found.tdm)
+            ev = self._tdm_evidence(found.tdm, source=url)
+            ev = replace(ev, channel=_EMBEDDED_CHANNEL.get(where, "xmp"))
+            if (decision.reserved and ev.outcome != "deny"
+                    and self._binds("tdmrep", "tdm-reservation")):
+                ev = replace(ev, outcome="deny")
+            if decision.downgraded:
+                note = "downgrade: an earlier channel reserved, the file says 0"
+                ev = replace(ev, detail=f"{ev.detail}; {note}" if ev.detail else note)
+            checks.append(ev)
+        return _verdict(checks)
+
+
+#: The evidence channel of a statement read from a file, by container.
+_EMBEDDED_CHANNEL = {"epub": "epub"}
+
+
+def merge_embedded(results: Sequence[embedded.EmbeddedResult]) -> embedded.EmbeddedResult:
+    """One result from several readers' (``read_embedded``, a C2PA reader ...): undetermined
+    if any is; every statement and value kept (each is judged, any binding one denies: the
+    most restrictive wins); of several TDMRep values in files, a reservation wins."""
+    if len(results) == 1:
+        return results[0]
+    if not results:
+        return embedded.EmbeddedResult("none", True)
+    tdms = [r.tdm for r in results if r.tdm is not None]
+    best = next((t for t in tdms if t.reservation is tdm.TdmValue.RESERVED), None) or \
+        next((t for t in tdms if t.reservation is tdm.TdmValue.NOT_RESERVED), None) or \
+        (tdms[0] if tdms else None)
+    return embedded.EmbeddedResult(
+        container=next((r.container for r in results if r.container != "none"),
+                       results[0].container),
+        determined=all(r.determined for r in results),
+        statements=tuple(s for r in results for s in r.statements),
+        tdm=best,
+        values=tuple(v for r in results for v in r.values),
+        other_constraints=tuple(c for r in results for c in r.other_constraints),
+        blocks=tuple(b for r in results for b in r.blocks),
+        problems=tuple(p for r in results for p in r.problems))
+
+
+def embedded_record(found: embedded.EmbeddedResult) -> dict[str, Any]:
+    """The document stage's evidence for the audit record (``"embedded"``): the container,
+    whether it was read completely, each value with where it was (block, property,
+    namespace, RDF/OPF path, raw value) and the readers' problems."""
+    out: dict[str, Any] = {"container": found.container, "determined": found.determined}
+    if found.blocks:
+        out["blocks"] = list(found.blocks[:20])
+    if found.values:
+        out["values"] = [v.to_dict() for v in found.values[:50]]
+    if found.problems:
+        out["problems"] = list(found.problems[:20])
+    return out
 
 
 def _for_agents(fn, robots: robots_mod.RobotsFile, url: str,

@@ -12,7 +12,9 @@ holders have reserved them since they were collected.
    ``corpus.warc.gz``) by writing new files, fsync, rename — a crash leaves the old or the new
    corpus, never a mix — and an ``erase`` record per document is appended to the job's audit
    log, chained like every other record. A pending-purge journal makes the purge idempotent
-   and completes an interrupted one: running it twice erases nothing the second time.
+   and completes an interrupted one: running it twice erases nothing the second time. The
+   bytes of an erased PDF or image (``files/sha256/``) are deleted after the corpus rewrite,
+   unless a document still in a corpus of the directory has the same bytes.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ def purge(part: Part, outcome: Outcome, *, job: str, policy_sha256: str,
     _rewrite_corpus(part.corpus, gone, fsync)
     if part.warc.exists():
         _rewrite_warc(part.warc, urls, fsync)
+    _remove_blobs(part, {d["sha256"] for e in entries for d in e["documents"]})
     already = {rec.get("erases", {}).get("audit_seq")
                for rec in iter_jsonl(part.audit) if rec["decision"] == "erase"}
     writer = AuditWriter(part.audit, job=job, fsync=fsync,
@@ -190,6 +193,26 @@ def purge(part: Part, outcome: Outcome, *, job: str, policy_sha256: str,
         writer.close()
     journal.unlink()
     return erased
+
+
+def _remove_blobs(part: Part, shas: set[str]) -> None:
+    """The stored bytes (``files/sha256/``, collected PDFs and images) of the erased documents,
+    unless a document still in a corpus of the directory has the same bytes."""
+    from crawler.documents import BlobStore
+
+    store = BlobStore(part.corpus.parent)
+    shas = {s for s in shas if isinstance(s, str) and store.path_of(s).exists()}
+    if not shas:
+        return
+    out = part.corpus.parent
+    for corpus in (out / "corpus.jsonl", *sorted(out.glob("corpus-*.jsonl"))):
+        for doc in iter_jsonl(corpus):
+            shas.discard(doc.get("sha256"))
+    for sha in shas:
+        try:
+            store.path_of(sha).unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _rewrite_corpus(path: Path, gone: set[int], fsync: bool) -> None:

@@ -146,6 +146,20 @@ def _denied(policy: Policy, signal: str, where: str, example: str) -> bool:
         price = re.search(r"crawler-price: (.*)", example)
         headers = {"crawler-price": [price.group(1)]} if price else {}
         return policy.at_response(url, status, headers).denied
+    if signal == "iptc":  # an XMP packet, as the packet scan of an unknown file finds it
+        from crawler.optout.embedded import read_embedded
+
+        found = read_embedded(example.encode(), "application/octet-stream")
+        return found.determined and policy.at_embedded(url, found).denied
+    if signal == "c2pa":  # the assertion in a manifest signed with c2pa-python
+        pytest.importorskip("c2pa")
+        from crawler.optout.c2pa import read_c2pa
+        from tests.optout.test_c2pa import make_chain, sign
+
+        assertion = json.loads(example)
+        body = sign(make_chain(), assertion["data"]["entries"], label=assertion["label"])
+        found = read_c2pa(body, "image/jpeg")
+        return found.determined and policy.at_embedded(url, found).denied
     # header and meta lines: every line on its own must refuse
     results = []
     for line in example.strip().splitlines():

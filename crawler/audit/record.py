@@ -40,6 +40,8 @@ SIGNALS = (
     "registry",
     "payment-required",
     "network",
+    "iptc",
+    "c2pa",
 )
 
 

@@ -88,7 +88,9 @@ _POLICY_KEY = "tdm-policy"
 _LOCATION_KEY = "location"
 _KNOWN_KEYS = frozenset({_LOCATION_KEY, _RESERVATION_KEY, _POLICY_KEY})
 # Precedence of the channels (spec "Processing order"); later supersedes earlier.
-_CHANNEL_RANK = {"file": 0, "header": 1, "meta": 2}
+# "embedded" (EPUB/PDF metadata, read from the file itself: crawler.optout.embedded) is the
+# spec's last and strongest step.
+_CHANNEL_RANK = {"file": 0, "header": 1, "meta": 2, "embedded": 3}
 _OWS = " \t"
 _QUOTES = "\"'"
 _CONSERVATIVE = "non-conforming value type, read conservatively"

@@ -26,7 +26,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.middlewares import META_NO_FETCH, ReservationMiddleware, plain_url
+from crawler.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
 from crawler.spiders.corpus import CorpusSpider
 
 try:  # Scrapy >= 2.13
@@ -71,7 +71,7 @@ class CheckSpider(CorpusSpider):
         return []
 
     def _request(self, url: str, group: str | None = None) -> scrapy.Request:
-        meta: dict[str, Any] = {META_NO_FETCH: self.no_fetch}
+        meta: dict[str, Any] = {META_NO_FETCH: self.no_fetch, META_ANY_KIND: True}
         if group is None:
             return scrapy.Request(url, callback=self.parse, dont_filter=True, meta=meta)
         meta[_META_GROUP] = group

@@ -21,7 +21,8 @@ from scrapy.http import Response, TextResponse
 from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
 from crawler.links import link_urls
-from crawler.middlewares import META_AUDIT, origin_of
+from crawler.documents import BlobStore, document_kind, pdf_text, sniff_image
+from crawler.middlewares import META_AUDIT, META_COLLECT, META_KIND, origin_of
 from crawler.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -114,8 +115,12 @@ class CorpusSpider(scrapy.Spider):
         unchanged = response.meta.get("polite_previous_sha256") == body_sha
         if unchanged:
             self.crawler.stats.inc_value("polite/recrawl/unchanged_body")
+        kind = response.meta.get(META_KIND)
+        if kind is None:  # without our middleware's document stage: told here
+            kind = document_kind(response.body, mime, is_html=mime in _TEXT_TYPES[:2])
+        collected = response.meta.get(META_COLLECT, kind in self.job.collect)
         if (audit and response.status == 200 and not response.meta.get("polite_replayed")
-                and not unchanged):
+                and not unchanged and collected and kind in ("html", "text", "pdf", "image")):
             item: dict[str, Any] = {
                 "url": response.url,
                 "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -146,7 +151,9 @@ class CorpusSpider(scrapy.Spider):
                     "content_sha256": body_sha,
                     "protocol": getattr(response, "protocol", None),
                     "ip_address": str(response.ip_address or "") or None}
-            if isinstance(response, TextResponse) and mime in _TEXT_TYPES:
+            if kind in ("pdf", "image"):
+                self._document(response, kind, item)
+            elif isinstance(response, TextResponse) and mime in _TEXT_TYPES:
                 if mime == "text/plain":
                     item["text"] = response.text
                 else:
@@ -157,13 +164,40 @@ class CorpusSpider(scrapy.Spider):
         if isinstance(response, TextResponse) and mime in _TEXT_TYPES[:2]:
             yield from self._follow(response)
 
+    def _document(self, response: Response, kind: str, item: dict[str, Any]) -> None:
+        """A PDF or an image: its bytes stored by content hash under the output directory
+        (``file``), a PDF's text extracted (bounded), an image's sniffed type and size."""
+        store = getattr(self, "_blobs", None)
+        if store is None:
+            from crawler.runtime import get_runtime
+
+            store = self._blobs = BlobStore(get_runtime(self.crawler).output_dir)
+        item["kind"] = kind
+        item["file"] = store.put(response.body, item["sha256"])
+        if kind == "pdf":
+            text, note = pdf_text(response.body)
+            item["text"] = text
+            if note:
+                item["note"] = note
+            self.crawler.stats.inc_value("polite/collected/pdf")
+        else:
+            info = sniff_image(response.body)
+            if info is not None:
+                item["image_type"] = info.mime
+                if info.width is not None:
+                    item["width"], item["height"] = info.width, info.height
+            else:
+                item["image_type"] = item["content_type"]
+                item["note"] = "image type not recognised from its bytes: as labelled"
+            self.crawler.stats.inc_value("polite/collected/image")
+
     def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
         mode = self.job.follow
         if mode == "none":
             return
         here = origin_of(response.request) if response.request else None
         host = urlsplit(response.url).hostname
-        for url in link_urls(response):  # LinkExtractor().extract_links(response), its URLs
+        for url in link_urls(response, self.job.collect):  # LinkExtractor's URLs (+ img)
             target = scrapy.Request(url, callback=self.parse)
             if mode == "same-origin" and origin_of(target) != here:
                 continue
