@@ -262,7 +262,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if follow not in FOLLOW_MODES:
         raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
     collect = check_collect(_str_list(data, "collect") if "collect" in data
-                            else defaults.POLITE_COLLECT, "collect")
+                            else defaults.COLLECT_DEFAULT, "collect")
     max_depth = _expect(data, "max_depth", int, 0)
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")

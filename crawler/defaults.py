@@ -109,8 +109,13 @@ POLITE_FOLLOW = "same-origin"
 #: What the corpus collects (``collect:``): any of "html", "text", "pdf", "image"
 #: (crawler/documents.py says how a response's kind is told). Links to other kinds are not
 #: followed; a response of another kind (a seed, a redirect) is recorded as not collected and
-#: nothing of it is stored. "pdf" needs the documents extra (pypdf).
-POLITE_COLLECT = ["html", "text"]
+#: nothing of it is stored. "pdf" needs the documents extra (pypdf). A job config's
+#: ``collect:`` defaults to COLLECT_DEFAULT; in another Scrapy project (the add-on) the unset
+#: setting (None) filters nothing: every response reaches the user's callbacks, each judged at
+#: the document stage first (the reservations written inside a PDF, an image or an unknown
+#: binary are read before a callback sees it).
+POLITE_COLLECT = None
+COLLECT_DEFAULT = ("html", "text")
 
 #: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
 SCRAPY_DEFAULTS = {

@@ -161,9 +161,13 @@ class ReservationMiddleware:
         self._idle_timer: Any = None
         from crawler.config import ConfigError, check_collect
 
+        # None (the add-on's default): every kind passes on to the callbacks after its
+        # document stage; a job config's collect: (run, scrapy crawl corpus) filters
+        collect = crawler.settings.get("POLITE_COLLECT", defaults.POLITE_COLLECT)
         try:
-            self.collect = check_collect(crawler.settings.getlist(
-                "POLITE_COLLECT", defaults.POLITE_COLLECT), "POLITE_COLLECT")
+            self.collect: tuple[str, ...] | None = (
+                None if collect is None
+                else check_collect(crawler.settings.getlist("POLITE_COLLECT"), "POLITE_COLLECT"))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
@@ -642,8 +646,8 @@ class ReservationMiddleware:
             kind = document_kind(response.body, (ctype or "").split(";")[0].strip().lower(),
                                  is_html=head is not None)
             request.meta[META_KIND] = kind
-            request.meta[META_COLLECT] = kind in self.collect
-            if (kind != "html" and kind not in self.collect
+            request.meta[META_COLLECT] = self.collect is None or kind in self.collect
+            if (self.collect is not None and kind != "html" and kind not in self.collect
                     and not request.meta.get(META_ANY_KIND)):
                 # not what the corpus collects (a seed, a redirect target): nothing of it is
                 # read or stored; the record says so
@@ -668,7 +672,7 @@ class ReservationMiddleware:
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
         embedded_extra = None
-        if kind in ("pdf", "image") and self.policy.reads_embedded():
+        if kind in ("pdf", "image", "other") and self.policy.reads_embedded():
             # the document stage: the reservations written inside the file, read before
             # anything of it is stored (a cut body is undetermined)
             found = merge_embedded([read(response.body, ctype) for signals, read
@@ -685,7 +689,7 @@ class ReservationMiddleware:
         extra: dict[str, Any] = {"status": response.status, "stage": stage}
         if embedded_extra is not None:
             extra["embedded"] = embedded_extra
-        if kind == "html" and "html" not in self.collect:
+        if kind == "html" and self.collect is not None and "html" not in self.collect:
             extra["note"] = "read for its links only: not collected"
         if request.meta.get("polite_payment_charged"):
             extra["charged"] = request.meta["polite_payment_charged"]  # what the page cost

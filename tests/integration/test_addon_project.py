@@ -13,6 +13,7 @@ from crawler.audit.log import verify_file
 from crawler.demo.sites import html
 from crawler.demo.web import LocalWeb, Page, Site
 from crawler.provenance import item_sha256
+from tests.documents_fixtures import dmi, jpeg, png
 
 from .conftest import ROOT, read_jsonl
 
@@ -41,6 +42,9 @@ class PlainSpider(scrapy.Spider):
         self.start_urls = [seed]
 
     def parse(self, response):
+        if not isinstance(response, scrapy.http.TextResponse):  # an image
+            yield {"kind": "file", "url": response.url, "size": len(response.body)}
+            return
         title = response.css("title::text").get()
         yield {"kind": "dict", "url": response.url, "title": title}
         yield Page(url=response.url, title=title)
@@ -77,7 +81,12 @@ def test_the_readme_addon_lines_in_a_fresh_scrapy_project(tmp_path: Path) -> Non
         "/robots.txt": Page("User-agent: GPTBot\nDisallow: /private/\n",
                             content_type="text/plain"),
         "/": Page(html("home", '<a href="/a.html">a</a> <a href="/noai.html">n</a> '
-                               '<a href="/private/p.html">p</a>')),
+                               '<a href="/private/p.html">p</a> <a href="/ok.png">i</a> '
+                               '<a href="/dm.jpg">j</a>')),
+        # POLITE_COLLECT unset: an image reaches the callback after its document stage; one
+        # whose IPTC Data Mining value reserves AI training does not
+        "/ok.png": Page(png(), content_type="image/png"),
+        "/dm.jpg": Page(jpeg(dmi("DMI-PROHIBITED-AIMLTRAINING")), content_type="image/jpeg"),
         "/a.html": Page(html("a", '<a href="/b.html">b</a>')),
         "/b.html": Page(html("b", "leaf")),
         "/noai.html": Page(html("noai", "SECRET"), headers=(("X-Robots-Tag", "noai"),)),
@@ -102,6 +111,9 @@ def test_the_readme_addon_lines_in_a_fresh_scrapy_project(tmp_path: Path) -> Non
     allowed = {origin + p for p in ("/", "/a.html", "/b.html")}
 
     items = read_jsonl(project / "items.jsonl")
+    files = [i for i in items if i.get("kind") == "file"]
+    assert [f["url"] for f in files] == [origin + "/ok.png"]
+    items = [i for i in items if i.get("kind") != "file"]
     dicts = [i for i in items if i.get("kind") == "dict"]
     pages = [i for i in items if "title" in i and "kind" not in i]
     notes = [i for i in items if "links" in i]
@@ -129,4 +141,5 @@ def test_the_readme_addon_lines_in_a_fresh_scrapy_project(tmp_path: Path) -> Non
     denied = {r["url"]: r["reasons"][0]["signal"] for r in audit if r["decision"] == "deny"}
     assert denied[origin + "/noai.html"] == "noai"
     assert denied[origin + "/private/p.html"] == "robots"
+    assert denied[origin + "/dm.jpg"] == "iptc"
     assert "/noai.html" in fetched and "/private/p.html" not in fetched
