@@ -106,6 +106,14 @@ POLITE_EVIDENCE_DIR = None
 POLITE_RETRY_AFTER_MAX = 600.0
 #: Follow links: "same-origin" (default), "same-host", or "none".
 POLITE_FOLLOW = "same-origin"
+#: The crawl's scope (``scope:``): ``{"include": [regex, ...], "exclude": [...],
+#: "max_pages_per_origin": N}`` (crawler/scope.py validates it; empty: every URL, no cap).
+#: Narrows what is asked for, never what may be collected: not part of the policy hash.
+POLITE_SCOPE: dict = {}
+#: Sitemaps (``sitemaps:``): None (off) or the walk's limits ``{"max_depth": 3, "max_files":
+#: 100, "max_urls": 250000, "max_bytes": 268435456, ...}`` (crawler.sitemaps.SitemapLimits
+#: as a mapping; ``{}`` = the defaults). The corpus spider reads them.
+POLITE_SITEMAPS = None
 #: Content types stored in the corpus (others are fetched and audited but not stored).
 POLITE_CONTENT_TYPES = ["text/html", "application/xhtml+xml", "text/plain"]
 

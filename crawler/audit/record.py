@@ -40,6 +40,7 @@ SIGNALS = (
     "registry",
     "payment-required",
     "network",
+    "scope",
 )
 
 
