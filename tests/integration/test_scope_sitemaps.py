@@ -60,7 +60,8 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
             f"<sitemap><loc>{A}/sm-blog.xml.gz</loc></sitemap></sitemapindex>",
             content_type=XML),
         "/sm-news.xml": Page(_urlset(f"{A}/news/1", f"{A}/news/reserved", f"{A}/print/x",
-                                     f"{O}/elsewhere"), content_type=XML),
+                                     f"{O}/elsewhere", lastmod="2001-02-03"),
+                             content_type=XML),
         "/sm-blog.xml.gz": Page(gzip.compress(_urlset(f"{A}/blog/1").encode()),
                                 content_type="application/x-gzip"),
         "/private/sitemap.xml": Page(_urlset(f"{A}/private/secret"), content_type=XML),
@@ -77,53 +78,75 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
                        scope={"exclude": ["/print/"]})
     res = run_cli("run", str(cfg))
     out = tmp / "out"
+    first = {name: web.paths(name) for name in ("a", "maps", "other")}
+    # the same job again: a re-crawl (the first run finished)
+    again = run_cli("run", str(cfg))
     try:
-        yield web, res, out
+        yield web, res, out, first, again
     finally:
         web.stop()
 
 
 def test_sitemap_pages_are_crawled_through_index_and_gzip(sitemap_crawl) -> None:
-    web, res, out = sitemap_crawl
+    _web, res, out, first, _again = sitemap_crawl
     assert res.returncode == 0, res.stderr[-3000:]
-    paths = web.paths("a")
+    paths = first["a"]
     for p in ("/sitemap-index.xml", "/sm-news.xml", "/sm-blog.xml.gz", "/news/1", "/blog/1",
               "/from-maps"):
         assert p in paths, (p, paths)
-    assert "/for-a.xml" in web.paths("maps")
+    assert "/for-a.xml" in first["maps"]
     assert paths.count("/robots.txt") == 1  # the file the checks read, not fetched again
     corpus = {d["url"].split("/", 3)[-1] for d in read_jsonl(out / "corpus.jsonl")}
     assert corpus == {"", "news/1", "blog/1", "from-maps"}, corpus  # no sitemap is an item
 
 
 def test_sitemap_fetches_pass_the_reservation_checks(sitemap_crawl) -> None:
-    web, _res, out = sitemap_crawl
-    paths = web.paths("a")
+    web, _res, out, first, _again = sitemap_crawl
+    paths = web.paths("a")  # both runs
     assert "/private/sitemap.xml" not in paths and "/private/secret" not in paths
     assert "/news/reserved" not in paths                     # tdmrep.json reserves it
     assert web.paths("other") == [] and "/maps-own" not in web.paths("maps")
-    records = read_jsonl(out / "audit.jsonl")
-    sm = {r["url"].rsplit("/", 1)[-1]: r for r in records
-          if r.get("sitemap") and r["decision"] in ("allow", "deny")}
-    assert sm["sitemap.xml"]["decision"] == "deny"
-    assert sm["sitemap.xml"]["reasons"][0]["signal"] == "robots"
-    assert {sm[k]["decision"] for k in ("sitemap-index.xml", "sm-news.xml",
-                                        "sm-blog.xml.gz", "for-a.xml")} == {"allow"}
+    records = read_jsonl(out / "audit.jsonl")  # both runs: the same decisions twice
+    sm: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("sitemap") and r["decision"] in ("allow", "deny"):
+            sm.setdefault(r["url"].rsplit("/", 1)[-1], []).append(r)
+    assert [r["decision"] for r in sm["sitemap.xml"]] == ["deny", "deny"]
+    assert sm["sitemap.xml"][0]["reasons"][0]["signal"] == "robots"
+    for name in ("sitemap-index.xml", "sm-news.xml", "sm-blog.xml.gz", "for-a.xml"):
+        assert [r["decision"] for r in sm[name]] == ["allow", "allow"], name
     sends = [r for r in records if r["decision"] == "send" and r.get("sitemap")]
-    assert len(sends) == 4
+    assert len(sends) == 8
     reserved = [r for r in records if r["url"].endswith("/news/reserved")]
-    assert [r["decision"] for r in reserved] == ["deny"]
+    assert [r["decision"] for r in reserved] == ["deny", "deny"]
     assert reserved[0]["reasons"][0]["signal"] == "tdmrep"
     assert verify_file(out / "audit.jsonl").ok
 
 
 def test_scope_exclude_applies_to_sitemap_urls_and_links(sitemap_crawl) -> None:
-    web, _res, out = sitemap_crawl
+    web, _res, out, _first, _again = sitemap_crawl
     paths = web.paths("a")
     assert "/print/x" not in paths and "/print/from-link" not in paths
     assert not [r for r in read_jsonl(out / "audit.jsonl") if "/print/" in r["url"]]
     run = json.loads((out / "run.json").read_text())
     assert run["scope"]["exclude"] == ["/print/"] and run["sitemaps"]["max_depth"] == 3
+
+
+def test_recrawl_skips_sitemap_urls_not_modified_since_stored(sitemap_crawl) -> None:
+    web, _res, out, first, again = sitemap_crawl
+    assert again.returncode == 0, again.stderr[-3000:]
+    paths = web.paths("a")
+    # news/1: lastmod 2001-02-03, stored today: not asked again; blog/1 has no lastmod:
+    # asked again (conditionally); the home page is a seed
+    assert first["a"].count("/news/1") == 1 and paths.count("/news/1") == 1
+    assert paths.count("/blog/1") == 2 and paths.count("/") == 2
+    assert paths.count("/sm-news.xml") == 2                  # sitemaps are read again
+    skipped = [r for r in read_jsonl(out / "audit.jsonl")
+               if r.get("result") == "sitemap-unchanged"]
+    assert [r["url"].rsplit("/", 2)[-2:] for r in skipped] == [["news", "1"]]
+    assert skipped[0]["lastmod"] == "2001-02-03" and "request_seq" not in skipped[0]
+    assert skipped[0]["stored_audit_seq"] > 0
+    assert verify_file(out / "audit.jsonl").ok
 
 
 def test_page_cap_from_the_command_line_and_dry_run(tmp_path: Path) -> None:
