@@ -106,6 +106,9 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
     "network": ("Network safety and undetermined reservations",
                 ("private, loopback and link-local addresses are refused; a URL whose "
                 "reservation files cannot be fetched is not collected (fail closed)")),
+    "scope": ("Crawl scope and sitemaps (the operator's choice, not a reservation)",
+              ("the job's include/exclude patterns and per-origin page cap narrow what is "
+               "asked for; sitemaps only propose URLs, each decided like any other")),
 }
 
 #: Which FAILURE_POLICY rows (by their first column) belong to which signal.
@@ -118,6 +121,7 @@ FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
     "content-signal": ("Content-Signal value",),
     "payment-required": ("HTTP status", "payment state"),
     "network": ("any target", "HTML page", "page body"),
+    "scope": ("sitemap", "page"),
 }
 
 
