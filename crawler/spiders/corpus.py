@@ -41,6 +41,9 @@ UNDECIDED_PRIORITY = 100
 class CorpusSpider(scrapy.Spider):
     name = "corpus"
     job: JobConfig
+    #: the job's ``scope:`` and ``sitemaps:`` apply to this crawl; the spiders built on this
+    #: one that do not crawl (check, revalidate) decide their URLs without them
+    crawls = True
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, config: str | None = None,
@@ -55,6 +58,9 @@ class CorpusSpider(scrapy.Spider):
         for name, value in (("POLITE_CORPUS_ENABLED", True), ("POLITE_ITEM_PROVENANCE", False)):
             if name not in job.settings:
                 crawler.settings.set(name, value, priority="spider")
+        if not cls.crawls:  # scope narrows a crawl; checking a URL is not crawling it
+            crawler.settings.setdict({"POLITE_SCOPE": {}, "POLITE_SITEMAPS": None},
+                                     priority="spider")
         if worker:
             if not job.cluster_redis_url:
                 raise ValueError("a worker name needs a cluster job: cluster: {redis_url: ...}")
