@@ -224,6 +224,9 @@ class CorpusSpider(scrapy.Spider):
             return
         rt = get_runtime(self.crawler)
         self._walks: dict[str, Any] = {}
+        from scrapy import signals
+
+        self.crawler.signals.connect(self._sitemaps_closed, signal=signals.spider_closed)
         stats = self.crawler.stats
         for origin in dict.fromkeys(origin_key(u) for u in self.job.seeds):
             walk = self._walks[origin] = SitemapWalk(origin, limits)
@@ -250,7 +253,7 @@ class CorpusSpider(scrapy.Spider):
                                  "vouched_by": list(src.vouched_by), "origin": origin},
                   # cut at the protocol's 50 MB (the entries before the cut are used) rather
                   # than failed whole at DOWNLOAD_MAXSIZE
-                  "polite_maxsize": MAX_BYTES, "download_maxsize": 0})
+                  "polite_maxsize": MAX_BYTES, "download_maxsize": 0, "depth_reset": True})
 
     @staticmethod
     def _source(meta: dict[str, Any]) -> Any:
@@ -286,7 +289,9 @@ class CorpusSpider(scrapy.Spider):
         mode = self.job.follow
         scope = self._scope()
         for entry in f.urls:
-            target = scrapy.Request(entry.loc, callback=self.parse)
+            # a listed page is a seed: depth 0 (Scrapy >= 2.18 ``depth_reset``), so that
+            # max_depth counts links from it, not the index levels above it
+            target = scrapy.Request(entry.loc, callback=self.parse, meta={"depth_reset": True})
             # the listed pages are seeds of the seed origin: follow: none still takes them;
             # same-host widens to the seed's host (a cross-submitted sitemap's own pages on
             # another origin are not taken)
@@ -302,6 +307,14 @@ class CorpusSpider(scrapy.Spider):
             yield target
         for nxt in iter(walk.next, None):
             yield self._sitemap_request(nxt, origin)
+
+    def _sitemaps_closed(self, spider: Any = None, reason: str = "") -> None:
+        """Each origin's walk in one log line: files read, URLs, what went wrong."""
+        for origin, walk in getattr(self, "_walks", {}).items():
+            self.crawler.stats.inc_value("polite/sitemap/problems", len(walk.problems))
+            self.logger.info("sitemaps of %s: %d files, %d URLs%s", origin, walk.files,
+                             walk.urls, "; " + "; ".join(walk.problems[:5]) if walk.problems
+                             else "")
 
     def _sitemap_failed(self, failure: Any) -> None:
         """A sitemap not read: refused by a reservation (its record says which), a 4xx/5xx,

@@ -4,7 +4,8 @@
 One crawl with ``sitemaps: true``: robots.txt names an index (two sitemaps under it, one a
 gzip file), a sitemap robots.txt disallows, and a sitemap on another origin (cross
 submission); one page a sitemap lists is reserved by tdmrep.json, one is excluded by
-``scope.exclude``, one is on a third origin. A second crawl shows ``max_pages_per_origin``
+``scope.exclude``, one is on a third origin; ``max_depth: 1`` counts from the listed pages. The
+same job run again is a re-crawl (``lastmod``). A second crawl shows ``max_pages_per_origin``
 (given with ``-s``, over the config's value) and the policy hash ``--dry-run`` printed.
 """
 
@@ -67,14 +68,15 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
         "/private/sitemap.xml": Page(_urlset(f"{A}/private/secret"), content_type=XML),
         "/news/1": _page("news 1"), "/news/reserved": _page("reserved"),
         "/print/x": _page("print x"), "/print/from-link": _page("print link"),
-        "/blog/1": _page("blog 1"), "/from-maps": _page("from maps"),
+        "/blog/1": _page("blog 1", '<a href="/blog/deeper">deeper</a>'),
+        "/blog/deeper": _page("deeper"), "/from-maps": _page("from maps"),
         "/private/secret": _page("secret"),
     })
     maps.pages["/for-a.xml"] = Page(_urlset(f"{A}/from-maps", f"{M}/maps-own"),
                                     content_type=XML)
     maps.pages["/maps-own"] = _page("maps own")
     other.pages["/elsewhere"] = _page("elsewhere")
-    cfg = write_config(tmp / "job.yaml", seeds=[f"{A}/"], sitemaps=True,
+    cfg = write_config(tmp / "job.yaml", seeds=[f"{A}/"], sitemaps=True, max_depth=1,
                        scope={"exclude": ["/print/"]})
     res = run_cli("run", str(cfg))
     out = tmp / "out"
@@ -97,7 +99,8 @@ def test_sitemap_pages_are_crawled_through_index_and_gzip(sitemap_crawl) -> None
     assert "/for-a.xml" in first["maps"]
     assert paths.count("/robots.txt") == 1  # the file the checks read, not fetched again
     corpus = {d["url"].split("/", 3)[-1] for d in read_jsonl(out / "corpus.jsonl")}
-    assert corpus == {"", "news/1", "blog/1", "from-maps"}, corpus  # no sitemap is an item
+    # no sitemap is an item; a listed page is a seed (depth 0): max_depth 1 reaches its links
+    assert corpus == {"", "news/1", "blog/1", "blog/deeper", "from-maps"}, corpus
 
 
 def test_sitemap_fetches_pass_the_reservation_checks(sitemap_crawl) -> None:
