@@ -437,8 +437,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signum = stats.get("polite-crawl/signal")
     if signum:
         resumes = ("the next run of this job resumes"
-                   if str(job.settings.get("POLITE_RESUME", True)).lower()
-                   not in ("false", "0", "no", "off")
+                   if effective.getbool("POLITE_RESUME", True)
                    else "POLITE_RESUME is off: the next run starts afresh")
         print(f"polite-crawl: interrupted by {signal.Signals(signum).name}; {resumes}",
               file=sys.stderr)

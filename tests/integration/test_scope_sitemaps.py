@@ -153,8 +153,8 @@ def test_recrawl_skips_sitemap_urls_not_modified_since_stored(sitemap_crawl) -> 
 
 
 def test_page_cap_from_the_command_line_and_dry_run(tmp_path: Path) -> None:
-    site = Site("s", "six seeds")
-    for i in range(6):
+    site = Site("s", "eight pages")
+    for i in range(8):
         site.pages[f"/p{i}"] = _page(f"page {i}")
     with LocalWeb([site]) as web:
         S = web.origin("s")
@@ -174,16 +174,28 @@ def test_page_cap_from_the_command_line_and_dry_run(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stderr[-3000:]
         pages = [p for p in web.paths("s") if p.startswith("/p")]
         assert len(pages) == 3, pages                        # the -s cap, not the config's
-    out = tmp_path / "out"
+        # an interrupted run, resumed with two more seeds: the cap counts from the log
+        out = tmp_path / "out"
+        info = json.loads((out / "run.json").read_text())
+        del info["finished_at"]
+        (out / "run.json").write_text(json.dumps(info))
+        cfg = write_config(tmp_path / "cap.yaml", seeds=[f"{S}/p{i}" for i in range(8)],
+                           follow="none", scope={"max_pages_per_origin": 10})
+        resumed = run_cli("run", str(cfg), *cap)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert [p for p in web.paths("s") if p.startswith("/p")] == pages
+        late = [r for r in read_jsonl(out / "audit.jsonl") if r["url"] in (f"{S}/p6", f"{S}/p7")]
+        assert [r["reasons"][0]["signal"] for r in late] == ["scope", "scope"]
     records = read_jsonl(out / "audit.jsonl")
     capped = [r for r in records if r["decision"] == "deny"
               and r["reasons"][0]["signal"] == "scope"]
-    assert len(capped) == 3
+    assert len(capped) == 3 + 2
     assert "reached max_pages_per_origin (3)" in capped[0]["reasons"][0]["rule"]
     assert not {r["url"].rsplit("/", 1)[-1] for r in capped} & {p[1:] for p in pages}
     run = json.loads((out / "run.json").read_text())
     assert hash_line == f"policy_sha256: {run['policy_sha256']}"
     assert run["scope"]["max_pages_per_origin"] == 3
+    assert run["pass_started_at"] == info["pass_started_at"] < run["started_at"]
 
 
 @pytest.mark.parametrize("args, message", [
