@@ -43,8 +43,12 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
     a = Site("a", "the seed origin")
     maps = Site("maps", "hosts a sitemap for a (cross submission)")
     other = Site("other", "a third origin, listed by a sitemap of a")
-    web = LocalWeb([a, maps, other]).start()
+    plain = Site("plain", "a second seed origin: no robots.txt (404), a /sitemap.xml")
+    web = LocalWeb([a, maps, other, plain]).start()
     A, M, O = web.origin("a"), web.origin("maps"), web.origin("other")
+    plain.pages.update({"/": _page("plain home"), "/listed": _page("listed"),
+                        "/sitemap.xml": Page(f"{web.origin('plain')}/listed\n",
+                                             content_type="text/plain")})
     a.pages.update({
         "/robots.txt": Page(f"User-agent: *\nDisallow: /private/\n"
                             f"Sitemap: {A}/sitemap-index.xml\n"
@@ -76,11 +80,12 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
                                     content_type=XML)
     maps.pages["/maps-own"] = _page("maps own")
     other.pages["/elsewhere"] = _page("elsewhere")
-    cfg = write_config(tmp / "job.yaml", seeds=[f"{A}/"], sitemaps=True, max_depth=1,
+    cfg = write_config(tmp / "job.yaml", seeds=[f"{A}/", f"{web.origin('plain')}/"],
+                       sitemaps=True, max_depth=1,
                        scope={"exclude": ["/print/"]})
     res = run_cli("run", str(cfg))
     out = tmp / "out"
-    first = {name: web.paths(name) for name in ("a", "maps", "other")}
+    first = {name: web.paths(name) for name in ("a", "maps", "other", "plain")}
     # the same job again: a re-crawl (the first run finished)
     again = run_cli("run", str(cfg))
     try:
@@ -90,7 +95,7 @@ def sitemap_crawl(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_sitemap_pages_are_crawled_through_index_and_gzip(sitemap_crawl) -> None:
-    _web, res, out, first, _again = sitemap_crawl
+    web, res, out, first, _again = sitemap_crawl
     assert res.returncode == 0, res.stderr[-3000:]
     paths = first["a"]
     for p in ("/sitemap-index.xml", "/sm-news.xml", "/sm-blog.xml.gz", "/news/1", "/blog/1",
@@ -98,9 +103,13 @@ def test_sitemap_pages_are_crawled_through_index_and_gzip(sitemap_crawl) -> None
         assert p in paths, (p, paths)
     assert "/for-a.xml" in first["maps"]
     assert paths.count("/robots.txt") == 1  # the file the checks read, not fetched again
-    corpus = {d["url"].split("/", 3)[-1] for d in read_jsonl(out / "corpus.jsonl")}
+    corpus = {d["url"].split("/", 3)[-1] for d in read_jsonl(out / "corpus.jsonl")
+              if d["url"].startswith(web.origin("a"))}
     # no sitemap is an item; a listed page is a seed (depth 0): max_depth 1 reaches its links
     assert corpus == {"", "news/1", "blog/1", "blog/deeper", "from-maps"}, corpus
+    # robots.txt names no sitemap (there is none): /sitemap.xml, here a text sitemap
+    assert first["plain"].count("/robots.txt") == 1 and "/listed" in first["plain"]
+    assert "/sitemap.xml" not in paths                       # a's robots.txt names its own
 
 
 def test_sitemap_fetches_pass_the_reservation_checks(sitemap_crawl) -> None:
@@ -113,13 +122,14 @@ def test_sitemap_fetches_pass_the_reservation_checks(sitemap_crawl) -> None:
     sm: dict[str, list[dict]] = {}
     for r in records:
         if r.get("sitemap") and r["decision"] in ("allow", "deny"):
-            sm.setdefault(r["url"].rsplit("/", 1)[-1], []).append(r)
-    assert [r["decision"] for r in sm["sitemap.xml"]] == ["deny", "deny"]
-    assert sm["sitemap.xml"][0]["reasons"][0]["signal"] == "robots"
-    for name in ("sitemap-index.xml", "sm-news.xml", "sm-blog.xml.gz", "for-a.xml"):
+            sm.setdefault(r["url"].split("/", 3)[-1], []).append(r)
+    assert [r["decision"] for r in sm["private/sitemap.xml"]] == ["deny", "deny"]
+    assert sm["private/sitemap.xml"][0]["reasons"][0]["signal"] == "robots"
+    for name in ("sitemap-index.xml", "sm-news.xml", "sm-blog.xml.gz", "for-a.xml",
+                 "sitemap.xml"):
         assert [r["decision"] for r in sm[name]] == ["allow", "allow"], name
     sends = [r for r in records if r["decision"] == "send" and r.get("sitemap")]
-    assert len(sends) == 8
+    assert len(sends) == 2 * 5
     reserved = [r for r in records if r["url"].endswith("/news/reserved")]
     assert [r["decision"] for r in reserved] == ["deny", "deny"]
     assert reserved[0]["reasons"][0]["signal"] == "tdmrep"
