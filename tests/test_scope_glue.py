@@ -80,3 +80,15 @@ def test_sitemaps_setting() -> None:
                      ({"colour": 1}, "colour"), ({"max_file_urls": 50_001}, "max_file_urls")):
         with pytest.raises(ValueError, match=key):
             sitemap_limits(bad)
+
+
+def test_reports_count_sitemap_fetches_apart_from_documents() -> None:
+    from crawler.report import AuditTally
+
+    tally = AuditTally()
+    tally.add({"decision": "allow", "url": "https://a.example/sitemap.xml", "sitemap": True,
+               "time": "2026-01-01T00:00:00.000000Z", "reasons": []})
+    tally.add({"decision": "deny", "url": "https://a.example/p", "time":
+               "2026-01-01T00:00:01.000000Z", "reasons": [{"signal": "scope"}]})
+    assert tally.preflight == {"sitemap allow": 1}
+    assert tally.records == {"deny": 1} and tally.refusal_records == {"scope": 1}
