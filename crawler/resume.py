@@ -112,8 +112,8 @@ class CorpusIndex:
 
 
 def _decisions(audit: Path) -> Iterator[dict[str, Any]]:
-    """The decision records of a log (``allow``/``deny``/``erase``; per-origin file fetches,
-    other kinds of record, lines that cannot be read and a line torn by a kill left out)."""
+    """The decision records of a log (``allow``/``deny``/``erase``; per-origin file and
+    sitemap fetches, other kinds of record, lines that cannot be read and a line torn by a kill left out)."""
     if not audit.exists():
         return
     with open(audit, "rb") as fh:
@@ -123,7 +123,8 @@ def _decisions(audit: Path) -> Iterator[dict[str, Any]]:
             except ValueError:  # a torn last line (or a torn UTF-8 sequence in it)
                 continue
             if (isinstance(rec, dict) and rec.get("decision") in ("allow", "deny", "erase")
-                    and isinstance(rec.get("url"), str) and not rec.get("preflight")):
+                    and isinstance(rec.get("url"), str) and not rec.get("preflight")
+                    and not rec.get("sitemap")):  # a sitemap is not a page: its walk asks again
                 yield rec
 
 

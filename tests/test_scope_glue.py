@@ -92,3 +92,18 @@ def test_reports_count_sitemap_fetches_apart_from_documents() -> None:
                "2026-01-01T00:00:01.000000Z", "reasons": [{"signal": "scope"}]})
     assert tally.preflight == {"sitemap allow": 1}
     assert tally.records == {"deny": 1} and tally.refusal_records == {"scope": 1}
+
+
+def test_an_undecided_sitemap_is_not_asked_for_again_as_a_page(tmp_path: Path) -> None:
+    from crawler.resume import undecided_urls
+
+    log = tmp_path / "audit.jsonl"
+    w = AuditWriter(log, job="t")
+    reason = [{"signal": "network", "channel": "robots.txt", "outcome": "deny"}]
+    for url, extra in (("https://a.example/sitemap.xml", {"sitemap": True}),
+                       ("https://a.example/page", {})):
+        w.write(url=url, decision="deny", reasons=reason, policy_sha256=P,
+                extra={"stage": "request", "undecided": {"attempt": 3, "final": True},
+                       **extra})
+    w.close()
+    assert undecided_urls(log) == ["https://a.example/page"]
