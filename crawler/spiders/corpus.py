@@ -224,6 +224,7 @@ class CorpusSpider(scrapy.Spider):
             return
         rt = get_runtime(self.crawler)
         self._walks: dict[str, Any] = {}
+        self._proposed: dict[str, int] = {}  # page URLs taken from sitemaps, per origin
         from scrapy import signals
 
         self.crawler.signals.connect(self._sitemaps_closed, signal=signals.spider_closed)
@@ -304,6 +305,17 @@ class CorpusSpider(scrapy.Spider):
                 continue
             if self._unchanged_since_stored(target.url, entry, src):
                 continue
+            cap = scope.config.max_pages_per_origin
+            if cap:
+                # a sitemap proposes at most the cap's worth of pages per origin: a 50,000-URL
+                # sitemap under a 500-page cap would otherwise queue 49,500 URLs, each to be
+                # refused with a record
+                key = origin_of(target)
+                proposed = self._proposed.get(key, 0)
+                if proposed >= cap:
+                    stats.inc_value("polite/sitemap/over_cap")
+                    continue
+                self._proposed[key] = proposed + 1
             yield target
         for nxt in iter(walk.next, None):
             yield self._sitemap_request(nxt, origin)
