@@ -208,6 +208,27 @@ def test_page_cap_from_the_command_line_and_dry_run(tmp_path: Path) -> None:
     assert run["pass_started_at"] == info["pass_started_at"] < run["started_at"]
 
 
+def test_sitemaps_propose_no_more_than_the_cap(tmp_path: Path) -> None:
+    site = Site("s", "a seed and a sitemap of 20 pages")
+    site.pages["/"] = _page("home")
+    for i in range(20):
+        site.pages[f"/q{i}"] = _page(f"q {i}")
+    with LocalWeb([site]) as web:
+        S = web.origin("s")
+        site.pages["/sitemap.xml"] = Page(_urlset(*(f"{S}/q{i}" for i in range(20))),
+                                          content_type=XML)
+        cfg = write_config(tmp_path / "job.yaml", seeds=[f"{S}/"], follow="none",
+                           sitemaps=True, scope={"max_pages_per_origin": 3})
+        res = run_cli("run", str(cfg))
+        assert res.returncode == 0, res.stderr[-3000:]
+        pages = [p for p in web.paths("s") if p == "/" or p.startswith("/q")]
+    assert len(pages) == 3, pages
+    assert "'polite/sitemap/over_cap': 17," in res.stderr     # 3 proposed, 17 not queued
+    capped = [r for r in read_jsonl(tmp_path / "out" / "audit.jsonl")
+              if r["decision"] == "deny" and r["reasons"][0]["signal"] == "scope"]
+    assert len(capped) == 1                                   # seed + 3 proposed, cap 3
+
+
 @pytest.mark.parametrize("args, message", [
     (["-s", "POLITE_PURPOSE=evil"], "POLITE_PURPOSE"),
     (["-s", "DOWNLOAD_DELAY=nan"], "DOWNLOAD_DELAY"),
