@@ -362,7 +362,7 @@ class CorpusSpider(scrapy.Spider):
 
         get_runtime(self.crawler).funnel.result(
             url, "sitemap-unchanged", request_seq=None,
-            extra={"sitemap": src.url, "lastmod": entry.lastmod,
+            extra={"listed_in": src.url, "lastmod": entry.lastmod,
                    "stored_fetched_at": doc.get("fetched_at"),
                    "stored_audit_seq": doc.get("audit_seq")})
         return True

@@ -113,7 +113,9 @@ def test_sitemap_pages_are_crawled_through_index_and_gzip(sitemap_crawl) -> None
 
 
 def test_sitemap_fetches_pass_the_reservation_checks(sitemap_crawl) -> None:
-    web, _res, out, first, _again = sitemap_crawl
+    web, res, out, first, _again = sitemap_crawl
+    assert "'polite/sitemap/failed': 1," in res.stderr      # the disallowed one, noted
+    assert "sitemap " + web.origin("a") + "/private/sitemap.xml not read: " in res.stderr
     paths = web.paths("a")  # both runs
     assert "/private/sitemap.xml" not in paths and "/private/secret" not in paths
     assert "/news/reserved" not in paths                     # tdmrep.json reserves it
@@ -158,6 +160,7 @@ def test_recrawl_skips_sitemap_urls_not_modified_since_stored(sitemap_crawl) -> 
                if r.get("result") == "sitemap-unchanged"]
     assert [r["url"].rsplit("/", 2)[-2:] for r in skipped] == [["news", "1"]]
     assert skipped[0]["lastmod"] == "2001-02-03" and "request_seq" not in skipped[0]
+    assert skipped[0]["listed_in"].endswith("/sm-news.xml")
     assert skipped[0]["stored_audit_seq"] > 0
     assert verify_file(out / "audit.jsonl").ok
 
