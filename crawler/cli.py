@@ -395,7 +395,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = setting_overrides(args.set)
     if args.log_level:
         overrides.setdefault("LOG_LEVEL", args.log_level)
-    effective = effective_settings(job, overrides)  # validated: a bad value exits 2
+    if "%(" in overrides.get("POLITE_OUTPUT_DIR", ""):
+        raise UsageError("-s POLITE_OUTPUT_DIR: %(...)s placeholders are for a Scrapy "
+                         "project's setting; a job names its directory")
+    effective = effective_settings(job, path, overrides)  # validated: a bad value exits 2
     if overrides.get("POLITE_OUTPUT_DIR") is not None:
         import dataclasses
 
@@ -491,22 +494,30 @@ def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def effective_settings(job: JobConfig, overrides: dict[str, str]) -> Any:
-    """The Scrapy settings the job would run with: ours (crawler/settings.py), the config's
-    (spider priority), the ``-s`` overrides (Scrapy's ``cmdline`` priority, above the
-    config's); validated as the crawl validates them. Raises UsageError naming the setting."""
+def effective_settings(job: JobConfig, path: Path, overrides: dict[str, str]) -> Any:
+    """The Scrapy settings the job would run with: ours (crawler/settings.py), the ``-s``
+    overrides (Scrapy's ``cmdline`` priority, above the config's), and what the corpus spider
+    and the add-on set from the config (their own ``from_crawler`` and ``update_settings``,
+    run on a crawler that is never started); validated as the crawl validates them. Raises
+    UsageError naming the setting."""
     from types import SimpleNamespace
 
+    from scrapy.crawler import Crawler
     from scrapy.settings import Settings
 
+    from crawler.addon import Addon
     from crawler.config import number_problem
     from crawler.runtime import _scope_config, policy_from_settings
     from crawler.sitemaps import sitemap_limits
+    from crawler.spiders.corpus import CorpusSpider
 
-    settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
-    settings.setdict(job.scrapy_settings(), priority="spider")
-    settings.setdict(overrides, priority="cmdline")
+    base = Settings()
+    base.setmodule("crawler.settings", priority="project")
+    base.setdict(overrides, priority="cmdline")
+    probe = Crawler(CorpusSpider, base)
+    CorpusSpider.from_crawler(probe, config=str(path))
+    Addon().update_settings(probe.settings)
+    settings = probe.settings
     known = _polite_defaults()
     for name, value in overrides.items():
         problem = number_problem(name, value)
