@@ -116,6 +116,9 @@ SIGNAL_INFO: Mapping[str, tuple[str, str]] = {
     "network": ("Network safety and undetermined reservations",
                 ("private, loopback and link-local addresses are refused; a URL whose "
                 "reservation files cannot be fetched is not collected (fail closed)")),
+    "scope": ("Crawl scope and sitemaps (the operator's choice, not a reservation)",
+              ("the job's include/exclude patterns and per-origin page cap narrow what is "
+               "asked for; sitemaps only propose URLs, each decided like any other")),
 }
 
 #: Which FAILURE_POLICY rows (by their first column) belong to which signal.
@@ -131,6 +134,7 @@ FAILURE_ROWS_FOR: Mapping[str, tuple[str, ...]] = {
                 "PDF metadata", "EPUB", "other binary"),
     "iptc": ("plus:DataMining value",),
     "c2pa": ("C2PA manifest",),
+    "scope": ("sitemap", "page"),
 }
 
 

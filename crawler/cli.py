@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--worker", metavar="NAME", default=None,
                      help="cluster mode: run one worker of the job (the config's cluster: "
                           "redis_url); writes audit-NAME.jsonl and corpus-NAME.jsonl")
+    run.add_argument("-s", "--set", dest="set", action="append", default=[],
+                     metavar="NAME=VALUE",
+                     help="a Scrapy or POLITE_* setting, over the config (repeatable; "
+                          "Scrapy's -s)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the effective settings, seeds, signals, purpose and policy "
+                          "hash; send nothing")
 
     seed = sub.add_parser("seed", help="cluster mode: push a config's seeds to its job's "
                           "Redis start URLs")
@@ -385,7 +392,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.config)
     job = load_config(path)
-    extra = {"LOG_LEVEL": args.log_level} if args.log_level else None
+    overrides = setting_overrides(args.set)
+    if args.log_level:
+        overrides.setdefault("LOG_LEVEL", args.log_level)
+    if "%(" in overrides.get("POLITE_OUTPUT_DIR", ""):
+        raise UsageError("-s POLITE_OUTPUT_DIR: %(...)s placeholders are for a Scrapy "
+                         "project's setting; a job names its directory")
+    effective = effective_settings(job, path, overrides)  # validated: a bad value exits 2
+    if overrides.get("POLITE_OUTPUT_DIR") is not None:
+        import dataclasses
+
+        job = dataclasses.replace(job, output_dir=Path(str(effective.get("POLITE_OUTPUT_DIR"))))
+    if args.dry_run:
+        print_dry_run(job, path, effective, overrides)
+        return 0
+    extra = overrides or None
     kwargs: dict[str, Any] = {}
     if job.cluster_redis_url:
         from crawler.cluster import require_cluster
@@ -419,13 +440,175 @@ def cmd_run(args: argparse.Namespace) -> int:
     signum = stats.get("polite-crawl/signal")
     if signum:
         resumes = ("the next run of this job resumes"
-                   if str(job.settings.get("POLITE_RESUME", True)).lower()
-                   not in ("false", "0", "no", "off")
+                   if effective.getbool("POLITE_RESUME", True)
                    else "POLITE_RESUME is off: the next run starts afresh")
         print(f"polite-crawl: interrupted by {signal.Signals(signum).name}; {resumes}",
               file=sys.stderr)
         return SIGNAL_EXIT + int(signum)
     return 0 if stats.get("finish_reason") else 1
+
+
+#: ``POLITE_*`` settings read by the code but without a value in crawler/defaults.py
+_OTHER_POLITE_SETTINGS = frozenset({
+    "POLITE_ENABLED", "POLITE_CORPUS_ENABLED", "POLITE_REGISTRIES", "POLITE_WARC_FILE",
+    "POLITE_CONFIG_PATH", "POLITE_CHECK_IN_PLACE", "POLITE_CLUSTER_SECRET",
+    "POLITE_CLUSTER_SECRET_ENV", "POLITE_CLUSTER_SPOOL_FILE", "POLITE_CLUSTER_REDIS_URL"})
+
+
+def _polite_defaults() -> dict[str, Any]:
+    from crawler import defaults
+
+    out = {n: v for n, v in vars(defaults).items() if n.startswith("POLITE_")}
+    try:
+        from crawler.cluster import defaults as cluster_defaults
+    except ImportError:  # the cluster extra is not installed
+        pass
+    else:
+        out.update({n: v for n, v in vars(cluster_defaults).items()
+                    if n.startswith("POLITE_")})
+    return out
+
+
+def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """``-s NAME=VALUE`` arguments, in order (a later one wins), as Scrapy's ``crawl -s``
+    takes them: the value is a string, converted where the setting is read (``getbool``,
+    ``getint``, ``getlist`` splits on commas, ``getdict`` reads JSON)."""
+    import re
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep:
+            raise UsageError(f"-s {pair}: expected NAME=VALUE")
+        if not re.match(r"^[A-Z][A-Z0-9_]*$", name):
+            raise UsageError(f"-s {name}: Scrapy setting names are UPPER_CASE")
+        if name in ("USER_AGENT", "ROBOTSTXT_OBEY"):
+            raise UsageError(f"-s {name}: set by polite-crawler itself; use user_agent "
+                             "(or -s POLITE_USER_AGENT=...)")
+        if name.startswith("POLITE_") and name not in _polite_defaults() \
+                and name not in _OTHER_POLITE_SETTINGS:
+            raise UsageError(f"-s {name}: unknown polite-crawler setting (see "
+                             "crawler/defaults.py)")
+        out[name] = value
+    return out
+
+
+def effective_settings(job: JobConfig, path: Path, overrides: dict[str, str]) -> Any:
+    """The Scrapy settings the job would run with: ours (crawler/settings.py), the ``-s``
+    overrides (Scrapy's ``cmdline`` priority, above the config's), and what the corpus spider
+    and the add-on set from the config (their own ``from_crawler`` and ``update_settings``,
+    run on a crawler that is never started); validated as the crawl validates them. Raises
+    UsageError naming the setting."""
+    from types import SimpleNamespace
+
+    from scrapy.crawler import Crawler
+    from scrapy.settings import Settings
+
+    from crawler.addon import Addon
+    from crawler.config import number_problem
+    from crawler.runtime import _scope_config, policy_from_settings
+    from crawler.sitemaps import sitemap_limits
+    from crawler.spiders.corpus import CorpusSpider
+
+    base = Settings()
+    base.setmodule("crawler.settings", priority="project")
+    base.setdict(overrides, priority="cmdline")
+    probe = Crawler(CorpusSpider, base)
+    CorpusSpider.from_crawler(probe, config=str(path))
+    Addon().update_settings(probe.settings)
+    settings = probe.settings
+    known = _polite_defaults()
+    for name, value in overrides.items():
+        problem = number_problem(name, value)
+        if problem:
+            raise UsageError(f"-s {name}: {problem}")
+        default = known.get(name)
+        try:
+            if isinstance(default, bool):
+                settings.getbool(name)
+            elif isinstance(default, int):
+                settings.getint(name)
+            elif isinstance(default, float):
+                settings.getfloat(name)
+            elif isinstance(default, list):
+                settings.getlist(name)
+        except ValueError:
+            kind = {bool: "true/false", int: "a whole number", float: "a number",
+                    list: "a comma-separated list"}[type(default)]
+            raise UsageError(f"-s {name}: {value!r} is not {kind}") from None
+    if "POLITE_SCOPE" in overrides:
+        try:
+            settings.getdict("POLITE_SCOPE")
+        except ValueError as exc:
+            raise UsageError(f"-s POLITE_SCOPE: not a JSON mapping ({exc})") from None
+    crawler = SimpleNamespace(settings=settings)
+    try:
+        policy_from_settings(crawler)
+        _scope_config(crawler)
+        sitemap_limits(settings.get("POLITE_SITEMAPS"))
+    except ValueError as exc:
+        msg = str(exc).removeprefix("polite-crawler refuses to start: ")
+        raise UsageError(msg) from None
+    return settings
+
+
+def print_dry_run(job: JobConfig, path: Path, settings: Any, overrides: dict[str, str]) -> None:
+    """``run --dry-run``: what the job would run with. Nothing is sent, nothing written."""
+    from types import SimpleNamespace
+
+    from crawler import defaults
+    from crawler.policy import SWITCHABLE_SIGNALS
+    from crawler.runtime import _scope_config, policy_from_settings
+    from crawler.sitemaps import sitemap_limits
+
+    crawler = SimpleNamespace(settings=settings)
+    policy, _pay = policy_from_settings(crawler)
+    scope = _scope_config(crawler)
+    limits = sitemap_limits(settings.get("POLITE_SITEMAPS"))
+
+    def shown(value: Any) -> str:
+        if hasattr(value, "copy_to_dict"):
+            value = value.copy_to_dict()
+        try:
+            return json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return repr(value)
+
+    out = sys.stdout
+    print(f"polite-crawl: dry run of {path}: nothing is sent", file=out)
+    print(f"job: {job.job}", file=out)
+    print(f"purpose: {policy.purpose}", file=out)
+    print(f"policy_sha256: {policy.sha256}", file=out)
+    print(f"user_agent: {policy.user_agent}", file=out)
+    print("signals: " + ", ".join(f"{n} {'on' if n in policy.signals else 'off'}"
+                                  for n in SWITCHABLE_SIGNALS), file=out)
+    print(f"seeds ({len(job.seeds)}):", file=out)
+    for url in job.seeds:
+        ok, why = True, ""
+        if scope.include or scope.exclude:
+            from crawler.scope import Scope
+
+            ok, why = Scope(scope).decide(url)
+        print(f"  {url}" + ("" if ok else f"  (outside scope: {why})"), file=out)
+    print(f"scope: {shown(scope.as_dict())}", file=out)
+    print("sitemaps: " + ("off" if limits is None else shown(
+        {"max_depth": limits.max_depth, "max_files_per_origin": limits.max_files,
+         "max_urls_per_origin": limits.max_urls,
+         "max_bytes_per_origin": limits.max_bytes})), file=out)
+    print(f"output_dir: {settings.get('POLITE_OUTPUT_DIR')}", file=out)
+    print("settings (-s: from the command line):", file=out)
+    scrapy_names = set(defaults.SCRAPY_DEFAULTS) | set(job.settings) | set(overrides) | {
+        "USER_AGENT", "CLOSESPIDER_ITEMCOUNT", "DEPTH_LIMIT"}
+    names = sorted(n for n in (set(_polite_defaults()) | {n for n in scrapy_names
+                                                          if n in settings}
+                               | {n for n in settings if str(n).startswith("POLITE_")})
+                   if job.cluster_redis_url or not n.startswith("POLITE_CLUSTER_")
+                   or n in overrides)
+    for name in names:
+        value = settings.get(name, _polite_defaults().get(name))
+        mark = "  (-s)" if name in overrides else ""
+        print(f"  {name} = {shown(value)}{mark}", file=out)
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:

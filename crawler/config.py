@@ -7,6 +7,7 @@ not negative, our own keys' and those under ``settings:`` alike (see :func:`numb
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -19,6 +20,8 @@ import yaml
 
 from crawler import defaults
 from crawler.policy import PURPOSES, SWITCHABLE_SIGNALS
+from crawler.scope import ScopeConfig, scope_config
+from crawler.sitemaps import SitemapLimits, sitemap_config
 
 SIGNAL_NAMES = SWITCHABLE_SIGNALS
 USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
@@ -96,6 +99,10 @@ class JobConfig:
     payment: dict[str, str] | None = None
     #: what the corpus collects (``collect:``): html, text, pdf, image
     collect: tuple[str, ...] = ("html", "text")
+    #: ``scope:`` include/exclude patterns and the per-origin page cap (crawler/scope.py)
+    scope: ScopeConfig = ScopeConfig()
+    #: ``sitemaps:`` the walk's limits; None: sitemaps off (crawler/sitemaps.py)
+    sitemaps: SitemapLimits | None = None
 
     @property
     def token(self) -> str:
@@ -139,6 +146,11 @@ class JobConfig:
             out.update({"POLITE_PAYMENT_MAX_PRICE": self.payment["max_price"],
                         "POLITE_PAYMENT_BUDGET": self.payment["budget"],
                         "POLITE_PAYMENT_PER_ORIGIN_BUDGET": self.payment["per_origin_budget"]})
+        if self.scope != ScopeConfig() or "POLITE_SCOPE" not in out:
+            out["POLITE_SCOPE"] = self.scope.as_dict()
+        if self.sitemaps is not None or "POLITE_SITEMAPS" not in out:
+            out["POLITE_SITEMAPS"] = (dataclasses.asdict(self.sitemaps)
+                                      if self.sitemaps is not None else None)
         if self.max_pages:
             out["CLOSESPIDER_ITEMCOUNT"] = self.max_pages
         if self.max_depth:
@@ -205,7 +217,7 @@ KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
     "audit_fsync", "operator", "output", "cluster", "identity", "audit", "payment",
-    "collect",
+    "collect", "scope", "sitemaps",
 }
 
 
@@ -341,6 +353,12 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
             number_problem("audit.tsa_timeout", tsa_timeout) or tsa_timeout <= 0:
         raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0")
 
+    try:
+        scope = scope_config(data.get("scope"))          # empty: every URL, no cap
+        sitemaps = sitemap_config(data.get("sitemaps"))  # None: off
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None            # "scope.include[2]: ..." etc.
+
     settings = _expect(data, "settings", dict, {})
     for key in settings:
         if not isinstance(key, str) or not re.match(r"^[A-Z][A-Z0-9_]*$", key):
@@ -360,7 +378,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         settings=dict(settings), cluster_redis_url=redis_url,
         identity_key_file=key_path, signature_agent=agent_url, checkpoint_every=every,
         tsa_url=tsa_url, tsa_timeout=float(tsa_timeout), signature_validity=validity,
-        payment=payment, collect=collect,
+        payment=payment, collect=collect, scope=scope, sitemaps=sitemaps,
     )
 
 

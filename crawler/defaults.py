@@ -116,6 +116,14 @@ POLITE_FOLLOW = "same-origin"
 #: binary are read before a callback sees it).
 POLITE_COLLECT = None
 COLLECT_DEFAULT = ("html", "text")
+#: The crawl's scope (``scope:``): ``{"include": [regex, ...], "exclude": [...],
+#: "max_pages_per_origin": N}`` (crawler/scope.py validates it; empty: every URL, no cap).
+#: Narrows what is asked for, never what may be collected: not part of the policy hash.
+POLITE_SCOPE: dict = {}
+#: Sitemaps (``sitemaps:``): None (off) or the walk's limits ``{"max_depth": 3, "max_files":
+#: 100, "max_urls": 250000, "max_bytes": 268435456, ...}`` (crawler.sitemaps.SitemapLimits
+#: as a mapping; ``{}`` = the defaults). The corpus spider reads them.
+POLITE_SITEMAPS = None
 
 #: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
 SCRAPY_DEFAULTS = {

@@ -50,6 +50,7 @@ from crawler.policy import (
     merge_verdicts,
     network_refusal,
     payment_refusal,
+    scope_refusal,
     unreadable,
 )
 from crawler.policy import verdict_of as _verdict_of
@@ -94,6 +95,10 @@ META_PAY_RETRIES = "polite_payment_retries"
 #: pay per crawl: a response reserved at its headers whose payment outcome is concluded at
 #: the response (the status is known only there): its body is not downloaded
 META_PAY_STOPPED = "polite_payment_reserved_at_headers"
+#: a sitemap fetch of the corpus spider (its value: the crawler.sitemaps.SitemapSource): a
+#: request to its origin like any page, decided against every reservation and audited, but
+#: not a page (no scope, not counted, never paid, never an item)
+META_SITEMAP = "polite_sitemap"
 #: the request-scoped keys a re-request (paid, or retried after an InternalError) starts without
 _REDECIDE_KEYS = ("polite_checks", "polite_denied", "polite_tdm_file", "polite_tdm_header",
                   "polite_headers_checked", "polite_audit", META_PAY_STOPPED, "polite_body",
@@ -131,6 +136,8 @@ class ReservationMiddleware:
         self.registries = self.rt.registries
         #: pay per crawl (crawler.payment.PayPerCrawl), None: a 402 is a refusal
         self.payment = getattr(self.rt, "payment", None)
+        #: the job's scope (crawler.scope.Scope): include/exclude, the per-origin page cap
+        self.scope = getattr(self.rt, "scope", None)
         #: the name of our audit log (a paid attempt's authorisation is named by it and seq)
         self._log_name = Path(self.rt.writer.path).name
         self._files_memo: dict[Any, Any] = {}
@@ -185,13 +192,43 @@ class ReservationMiddleware:
         previous = request.meta.pop(META_SEND, None)
         if previous is not None:
             request.meta[META_FOLLOWS] = previous
+        counted = self._scope_request(request)
         try:
             await self._decide_request(request)
         except IgnoreRequest:
+            if counted:  # refused or deferred before it was sent: not a page of the cap
+                self._scope_release(request)
             raise
         except Exception as exc:
+            if counted:
+                self._scope_release(request)
             logger.exception("deciding on %s failed", request.url)
             self._deny(request, internal_error(request.url, "request", exc))
+
+    def _scope_request(self, request: Request) -> bool:
+        """A page outside the job's scope, or of an origin that reached
+        ``max_pages_per_origin``, is refused with a record (signal scope). A page in scope is
+        counted now, as it is decided (so that concurrent requests of one origin cannot pass
+        the cap together), and released if it is refused before it is sent; a redirect hop or
+        retry (it follows a send) is the same page and is not counted again. Per-origin files
+        and sitemaps are not pages. Returns whether the request was counted."""
+        scope = self.scope
+        if (scope is None or is_preflight(request) or request.meta.get(META_SITEMAP)
+                or request.meta.get(META_NO_FETCH)
+                or request.url.startswith(("data:", "file:", "about:"))):
+            return False
+        ok, reason = scope.decide(request.url)
+        if not ok:
+            self.crawler.stats.inc_value("polite/scope/refused")
+            self._deny(request, scope_refusal(request.url, reason))
+        if not scope.config.max_pages_per_origin or META_FOLLOWS in request.meta:
+            return False
+        scope.count(request.url)
+        return True
+
+    def _scope_release(self, request: Request) -> None:
+        if self.scope is not None:
+            self.scope.release(request.url)
 
     async def _decide_request(self, request: Request) -> None:
         if request.url.startswith(("data:", "file:", "about:")):
@@ -247,7 +284,8 @@ class ReservationMiddleware:
         robots = files.get("robots.txt")
         if robots is not None and robots.parsed is not None:
             self._apply_crawl_delay(request, origin, robots.parsed)
-        if self.payment is not None:  # after every reservation: paying never overrides one
+        if self.payment is not None and not request.meta.get(META_SITEMAP):
+            # after every reservation: paying never overrides one (a sitemap is never paid)
             self._payment_request(request, origin)
 
     # -- pay per crawl (crawler.payment decides; this only carries it out) -------------------
@@ -553,7 +591,7 @@ class ReservationMiddleware:
 
     def _decide_headers(self, headers: Any, request: Request) -> None:
         hdrs = _headers_dict(headers)
-        paying = self.payment is not None
+        paying = self.payment is not None and not request.meta.get(META_SITEMAP)
         # with pay per crawl on, a quote (crawler-price) is the payment decision's, at the
         # response; every other header signal binds here as always
         verdict, header_stmt = self.policy.at_headers(
@@ -570,7 +608,9 @@ class ReservationMiddleware:
         if verdict.denied:
             request.meta[META_DENIED] = _refusal_text(verdict, "reserved at the headers")
             self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
-                               extra={"stage": "headers"}, request=request)
+                               extra={"stage": "headers", **({"sitemap": True} if
+                                      request.meta.get(META_SITEMAP) else {})},
+                               request=request)
             raise StopDownload(fail=True)
         request.meta[META_CHECKS] = request.meta[META_CHECKS] + verdict.check_dicts()
 
@@ -612,7 +652,8 @@ class ReservationMiddleware:
             return response
         headers = _headers_dict(response.headers)
         paid = False
-        if self.payment is not None:
+        paying = self.payment is not None and not request.meta.get(META_SITEMAP)
+        if paying:
             got = await self._decide_payment(request, response, headers)
             if isinstance(got, Request):
                 return got  # the paid re-request goes back through the engine
@@ -624,7 +665,7 @@ class ReservationMiddleware:
             # now, before anything of the body is used
             header_verdict, header_stmt = self.policy.at_headers(
                 request.url, headers, request.meta.get(META_TDM_FILE),
-                payment_rule=self.payment is None)
+                payment_rule=not paying)
             request.meta[META_TDM_HEADER] = header_stmt
         state = body_state(request, response)
         if state["error"] is not None:
@@ -648,7 +689,8 @@ class ReservationMiddleware:
             request.meta[META_KIND] = kind
             request.meta[META_COLLECT] = self.collect is None or kind in self.collect
             if (self.collect is not None and kind != "html" and kind not in self.collect
-                    and not request.meta.get(META_ANY_KIND)):
+                    and not request.meta.get(META_ANY_KIND)
+                    and not request.meta.get(META_SITEMAP)):  # read for its URLs, not kept
                 # not what the corpus collects (a seed, a redirect target): nothing of it is
                 # read or stored; the record says so
                 self.funnel.result(request.url, "not-collected",
@@ -672,7 +714,10 @@ class ReservationMiddleware:
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
         embedded_extra = None
-        if kind in ("pdf", "image", "other") and self.policy.reads_embedded():
+        if (kind in ("pdf", "image", "other") and self.policy.reads_embedded()
+                and not request.meta.get(META_SITEMAP)):
+            # (a sitemap, gzipped or not, is read for its URLs and never stored: what it says
+            # about itself decides nothing)
             # the document stage: the reservations written inside the file, read before
             # anything of it is stored (a cut body is undetermined)
             found = merge_embedded([read(response.body, ctype) for signals, read
@@ -693,6 +738,8 @@ class ReservationMiddleware:
             extra["note"] = "read for its links only: not collected"
         if request.meta.get("polite_payment_charged"):
             extra["charged"] = request.meta["polite_payment_charged"]  # what the page cost
+        if request.meta.get(META_SITEMAP):
+            extra["sitemap"] = True
         if verdict.denied:
             request.meta[META_DENIED] = _refusal_text(verdict, f"refused at the {stage}")
             self.funnel.record(request.url, verdict, checks=checks, extra=extra,
@@ -708,9 +755,11 @@ class ReservationMiddleware:
         if also is not None:  # e.g. headers judged only now: their statements are evidence too
             verdict = merge_verdicts(verdict, also)
         request.meta[META_DENIED] = _refusal_text(verdict, "refused at the response")
+        extra: dict[str, Any] = {"status": response.status, "stage": "response"}
+        if request.meta.get(META_SITEMAP):
+            extra["sitemap"] = True
         self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
-                           extra={"status": response.status, "stage": "response"},
-                           request=request)
+                           extra=extra, request=request)
         raise IgnoreRequest(request.meta[META_DENIED])
 
     def process_exception(self, request: Request, exception: BaseException,
@@ -747,6 +796,8 @@ class ReservationMiddleware:
         fields: dict[str, Any] = {"stage": "request", **(extra or {})}
         if is_preflight(request):
             fields["preflight"] = request.meta[PREFLIGHT_META]
+        elif request.meta.get(META_SITEMAP):
+            fields["sitemap"] = True
         self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
                            extra=fields, request=request)
         raise IgnoreRequest(request.meta[META_DENIED])
@@ -1037,6 +1088,8 @@ class WriteAheadMiddleware:
         extra: dict[str, Any] = {}
         if is_preflight(request):
             extra["preflight"] = meta[PREFLIGHT_META]
+        elif meta.get(META_SITEMAP):
+            extra["sitemap"] = True
         follows = meta.pop(META_FOLLOWS, None)
         if follows is not None:
             extra["follows"] = follows

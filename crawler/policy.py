@@ -168,6 +168,17 @@ FAILURE_POLICY: tuple[tuple[str, str, str, str], ...] = (
     ("C2PA manifest", "allowed in an ingredient's manifest or in an Invalid manifest",
      "not permission (dropped, problem recorded); a notAllowed in any manifest binds",
      "project rule (conservative)"),
+    ("sitemap", "2xx", "its URLs, within the sitemap rules, each decided like any link",
+     "sitemaps.org"),
+    ("sitemap", "refused by a reservation, 4xx, 5xx, network error", ("not read; the walk "
+     "records why; no retry in this run"), "project rule (discovery only)"),
+    ("sitemap", "cut, corrupt, over a limit", ("the entries read completely before the fault; "
+     "problem recorded"), "project rule (discovery, not a reservation)"),
+    ("sitemap", "with a DTD or entities", "not read", "project rule"),
+    ("page", "outside scope.include / inside scope.exclude", ("never requested (counted; a "
+     "seed or a URL another spider yields: refused with a record, signal scope)"), "config"),
+    ("page", "its origin reached scope.max_pages_per_origin", ("refused with a record (signal "
+     "scope)"), "config"),
 )
 
 PURPOSES = ("train-ai", "train-genai", "search", "ai-input")
@@ -1096,6 +1107,16 @@ def network_refusal(url: str, reason: str, *, hint: bool = True) -> Verdict:
     private-networks switch lifts, and its evidence says how)."""
     ev = Evidence("network", "address", "deny", rule=reason, source=url,
                   detail=PRIVATE_NETWORKS_HINT if hint else None)
+    return Verdict("deny", (ev,), (ev,))
+
+
+def scope_refusal(url: str, reason: str) -> Verdict:
+    """The verdict for a URL outside the job's ``scope:`` (a pattern, or its origin's
+    ``max_pages_per_origin`` reached): signal ``scope``, the reason as the rule. Scope narrows
+    what the crawl asks for, never what it may collect: it is not a switchable signal and not
+    part of the policy hash."""
+    ev = Evidence("scope", "config", "deny", rule=reason, source=url,
+                  detail="scope: in the job config")
     return Verdict("deny", (ev,), (ev,))
 
 

@@ -1152,6 +1152,9 @@ class AuditTally:
         if record.get("preflight"):
             self.preflight[str(decision)] += 1
             return
+        if record.get("sitemap"):  # a sitemap fetch: discovery, not a document
+            self.preflight[f"sitemap {decision}"] += 1
+            return
         self.records[str(decision)] += 1
         signals = _signals(record) if decision != "allow" else ()
         if decision == "deny":

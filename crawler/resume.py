@@ -52,6 +52,33 @@ def run_finished(info: dict[str, Any]) -> bool:
     return reason is None or reason in COMPLETED_REASONS
 
 
+def sent_pages_per_origin(audit: Path, since: str | None = None) -> dict[str, int]:
+    """Page requests sent per origin (``send`` records of pages: not per-origin files, not
+    sitemaps, not a redirect hop or retry of a page already counted), from ``since`` (an audit
+    ``time``) on: where a resumed run's ``max_pages_per_origin`` starts."""
+    from crawler.audit.log import iter_records
+    from crawler.network import origin_key
+
+    counts: dict[str, int] = {}
+    if not audit.exists():
+        return counts
+    try:
+        for rec in iter_records(audit):
+            if (rec.get("decision") != "send" or rec.get("preflight") or rec.get("sitemap")
+                    or rec.get("follows") is not None
+                    or (since is not None and str(rec.get("time", "")) < since)):
+                continue
+            try:
+                origin = origin_key(str(rec.get("url", "")))
+            except ValueError:
+                continue
+            counts[origin] = counts.get(origin, 0) + 1
+    except OSError as exc:
+        logger.warning("cannot read %s for the page counts (%s): the cap starts at 0", audit,
+                       exc)
+    return counts
+
+
 class CorpusIndex:
     """URL -> offset of its latest line in ``corpus.jsonl`` (the documents stay on disk)."""
 
@@ -85,8 +112,8 @@ class CorpusIndex:
 
 
 def _decisions(audit: Path) -> Iterator[dict[str, Any]]:
-    """The decision records of a log (``allow``/``deny``/``erase``; per-origin file fetches,
-    other kinds of record, lines that cannot be read and a line torn by a kill left out)."""
+    """The decision records of a log (``allow``/``deny``/``erase``; per-origin file and
+    sitemap fetches, other kinds of record, lines that cannot be read and a line torn by a kill left out)."""
     if not audit.exists():
         return
     with open(audit, "rb") as fh:
@@ -96,7 +123,8 @@ def _decisions(audit: Path) -> Iterator[dict[str, Any]]:
             except ValueError:  # a torn last line (or a torn UTF-8 sequence in it)
                 continue
             if (isinstance(rec, dict) and rec.get("decision") in ("allow", "deny", "erase")
-                    and isinstance(rec.get("url"), str) and not rec.get("preflight")):
+                    and isinstance(rec.get("url"), str) and not rec.get("preflight")
+                    and not rec.get("sitemap")):  # a sitemap is not a page: its walk asks again
                 yield rec
 
 

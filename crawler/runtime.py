@@ -47,53 +47,10 @@ class PoliteRuntime:
         if not crawler.settings.getbool("POLITE_ENABLED", True):
             raise NotConfigured
         s = crawler.settings
-        user_agent = s.get("POLITE_USER_AGENT") or s.get("USER_AGENT") or ""
-        try:
-            token = check_user_agent(user_agent, "POLITE_USER_AGENT")
-        except ConfigError as exc:
-            raise ValueError(f"polite-crawler refuses to start: {exc}") from None
-        purpose = polite_setting(crawler, "POLITE_PURPOSE")
-        if purpose not in PURPOSES:
-            raise ValueError(f"POLITE_PURPOSE: {purpose!r} is not one of {PURPOSES}")
-        enabled = tuple(s.getlist("POLITE_SIGNALS", defaults.POLITE_SIGNALS))
-        unknown = [x for x in enabled if x not in SIGNAL_NAMES]
-        if unknown:
-            raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
-        # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
-        from crawler.config import number_problem
-
-        modules = [defaults]
-        if s.get("POLITE_CLUSTER_REDIS_URL"):  # the cluster package needs redis
-            from crawler.cluster import defaults as cluster_defaults
-
-            modules.append(cluster_defaults)
-        numeric = [n for mod in modules for n, v in vars(mod).items()
-                   if n.startswith("POLITE_") and isinstance(v, (int, float))
-                   and not isinstance(v, bool)]
-        for name in ("DOWNLOAD_DELAY", "AUTOTHROTTLE_START_DELAY", "AUTOTHROTTLE_MAX_DELAY",
-                     *numeric):
-            problem = number_problem(name, s.get(name))
-            if problem:
-                raise ValueError(f"{name}: {problem}")
         self.crawler = crawler
-        pay_policy = _payment_policy(crawler, enabled)
-        self.policy = Policy(
-            token=token,
-            user_agent=user_agent,
-            purpose=purpose,
-            honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
-            signals=enabled,
-            allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
-            allowed_private_origins=tuple(
-                str(o) for o in s.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])),
-            rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
-            rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
-            registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"
-                             for r in s.getlist("POLITE_REGISTRIES", [])),
-            payment=None if pay_policy is None else (
-                f"max_price {pay_policy.max_price}, budget {pay_policy.budget}, "
-                f"per_origin_budget {pay_policy.per_origin_budget}"),
-        )
+        self.policy, pay_policy = policy_from_settings(crawler)
+        token, purpose, enabled = self.policy.token, self.policy.purpose, self.policy.signals
+        scope_cfg = _scope_config(crawler)  # validated before anything is opened
         #: POLITE_OUTPUT_DIR with its %(name)s and %(time)s filled in: everything of this run
         #: (audit log, run lock, run.json, corpus, evidence, provenance) goes here
         self.output_dir = output_dir_of(crawler)
@@ -119,6 +76,9 @@ class PoliteRuntime:
         except BaseException:
             self.run_lock.release()
             raise
+        #: the crawl's scope (``scope:``): include/exclude patterns, the per-origin page cap
+        self.scope, self._pass_started_at = _scope(crawler, scope_cfg, self.previous_run,
+                                                   audit_path)
         self.funnel = DecisionFunnel(self.writer, self.policy, crawler.stats,
                                      crawler.signals.send_catch_log,
                                      on_failure=self._audit_failed,
@@ -206,6 +166,9 @@ class PoliteRuntime:
             "keyid": getattr(getattr(self.checkpoints, "identity", None), "keyid", None),
             "signature_agent": s.get("POLITE_IDENTITY_SIGNATURE_AGENT"),
             "version": __version__,
+            # what the crawl asked for (not what it may collect: not in the policy hash)
+            "scope": self.scope.config.as_dict(),
+            "sitemaps": s.get("POLITE_SITEMAPS"),
             **self._info_extra,
             **extra,
         }
@@ -228,7 +191,10 @@ class PoliteRuntime:
 
     def _opened(self, spider: object) -> None:
         self._info_extra: dict[str, object] = {}
-        self._run_info(started_at=utc_now())
+        now = utc_now()
+        # the pass this run belongs to: a resumed run continues its predecessor's (the page
+        # cap counts from there), a fresh or re-crawl run starts one
+        self._run_info(started_at=now, pass_started_at=self._pass_started_at or now)
 
     def _closed(self, spider: object, reason: str) -> None:
         if hasattr(self, "_info_extra"):
@@ -432,6 +398,91 @@ def output_dir_of(crawler: Crawler, start: datetime | None = None) -> Path:
     name = getattr(spider, "name", None) or getattr(crawler.spidercls, "name", None)
     return expand_output_dir(str(polite_setting(crawler, "POLITE_OUTPUT_DIR")), name=name,
                              start=start or datetime.now(timezone.utc))
+
+
+def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
+    """The run's :class:`~crawler.policy.Policy` and pay-per-crawl policy (None: off) from the
+    ``POLITE_*`` settings, validated: a bad value raises ValueError naming the setting. Reads
+    only ``crawler.settings`` (``polite-crawl run --dry-run`` calls it without a crawl)."""
+    s = crawler.settings
+    user_agent = s.get("POLITE_USER_AGENT") or s.get("USER_AGENT") or ""
+    try:
+        token = check_user_agent(user_agent, "POLITE_USER_AGENT")
+    except ConfigError as exc:
+        raise ValueError(f"polite-crawler refuses to start: {exc}") from None
+    purpose = polite_setting(crawler, "POLITE_PURPOSE")
+    if purpose not in PURPOSES:
+        raise ValueError(f"POLITE_PURPOSE: {purpose!r} is not one of {PURPOSES}")
+    enabled = tuple(s.getlist("POLITE_SIGNALS", defaults.POLITE_SIGNALS))
+    unknown = [x for x in enabled if x not in SIGNAL_NAMES]
+    if unknown:
+        raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
+    # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
+    from crawler.config import number_problem
+
+    modules = [defaults]
+    if s.get("POLITE_CLUSTER_REDIS_URL"):  # the cluster package needs redis
+        from crawler.cluster import defaults as cluster_defaults
+
+        modules.append(cluster_defaults)
+    numeric = [n for mod in modules for n, v in vars(mod).items()
+               if n.startswith("POLITE_") and isinstance(v, (int, float))
+               and not isinstance(v, bool)]
+    for name in ("DOWNLOAD_DELAY", "AUTOTHROTTLE_START_DELAY", "AUTOTHROTTLE_MAX_DELAY",
+                 *numeric):
+        problem = number_problem(name, s.get(name))
+        if problem:
+            raise ValueError(f"{name}: {problem}")
+    pay_policy = _payment_policy(crawler, enabled)
+    policy = Policy(
+        token=token,
+        user_agent=user_agent,
+        purpose=purpose,
+        honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
+        signals=enabled,
+        allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
+        allowed_private_origins=tuple(
+            str(o) for o in s.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])),
+        rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
+        rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
+        registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"
+                         for r in s.getlist("POLITE_REGISTRIES", [])),
+        payment=None if pay_policy is None else (
+            f"max_price {pay_policy.max_price}, budget {pay_policy.budget}, "
+            f"per_origin_budget {pay_policy.per_origin_budget}"),
+    )
+    return policy, pay_policy
+
+
+def _scope_config(crawler: Crawler) -> Any:
+    """``POLITE_SCOPE`` validated (ValueError naming the setting)."""
+    from crawler.scope import scope_config
+
+    try:
+        return scope_config(crawler.settings.getdict("POLITE_SCOPE") or None, "POLITE_SCOPE")
+    except ValueError as exc:
+        raise ValueError(f"polite-crawler refuses to start: {exc}") from None
+
+
+def _scope(crawler: Crawler, cfg: Any, previous: dict[str, Any] | None,
+           audit: Path) -> tuple[Any, str | None]:
+    """The run's :class:`crawler.scope.Scope` and when its pass started (None: now).
+
+    ``max_pages_per_origin`` counts the pages of one pass over the job: a resumed run (the
+    previous one did not finish) starts from the pages the audit log says were sent since the
+    pass began; a re-crawl (the previous run finished) or a run with ``POLITE_RESUME: false``
+    starts a new pass from zero."""
+    from crawler.resume import run_finished, sent_pages_per_origin
+    from crawler.scope import Scope
+
+    if previous is None or run_finished(previous) or not crawler.settings.getbool(
+            "POLITE_RESUME", True):
+        return Scope(cfg), None
+    since = previous.get("pass_started_at") or previous.get("started_at")
+    if not isinstance(since, str):
+        since = None
+    counts = sent_pages_per_origin(audit, since) if cfg.max_pages_per_origin else {}
+    return Scope(cfg, counts=counts), since
 
 
 def get_runtime(crawler: Crawler) -> PoliteRuntime:

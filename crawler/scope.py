@@ -265,6 +265,16 @@ class Scope:
         self.counts[origin] = n
         return n
 
+    def release(self, url: str) -> None:
+        """Undo one :meth:`count` (a page request counted when it was decided, then refused
+        or deferred before it was sent)."""
+        origin = origin_key(url)
+        n = self.counts.get(origin, 0) - 1
+        if n > 0:
+            self.counts[origin] = n
+        else:
+            self.counts.pop(origin, None)
+
     def filter(self, urls: Iterable[str]) -> list[tuple[str, bool, str]]:
         """:meth:`decide` for many URLs (no counting)."""
         return [(u, *self.decide(u)) for u in urls]

@@ -98,8 +98,8 @@ from crawler.optout.content import utf8_from_bom
 
 __all__ = [
     "MAX_BYTES", "MAX_DEPTH", "MAX_LOC_CHARS", "MAX_URLS", "SitemapEntry", "SitemapFile",
-    "SitemapLimits", "SitemapSource", "SitemapWalk", "location_problem", "parse_sitemap",
-    "sitemap_config",
+    "SitemapLimits", "SitemapSource", "SitemapWalk", "lastmod_not_after", "location_problem",
+    "parse_sitemap", "sitemap_config", "sitemap_limits",
 ]
 
 #: sitemaps.org: "no more than 50,000 URLs" per sitemap or index file
@@ -804,3 +804,91 @@ def sitemap_config(value: object, key: str = "sitemaps") -> SitemapLimits | None
     return SitemapLimits(max_depth=got["max_depth"], max_files=got["max_files_per_origin"],
                          max_urls=got["max_urls_per_origin"],
                          max_bytes=got["max_bytes_per_origin"])
+
+
+def sitemap_limits(value: object, key: str = "POLITE_SITEMAPS") -> SitemapLimits | None:
+    """The ``POLITE_SITEMAPS`` setting (what ``sitemaps:`` becomes, or what a Scrapy project
+    sets) validated: None/false = off; true or ``{}`` = the defaults; a mapping of
+    :class:`SitemapLimits` fields (``max_depth``, ``max_files``, ``max_urls``, ``max_bytes``,
+    ``max_file_urls``, ``max_file_bytes``) or of the config's names (``max_files_per_origin``
+    ...). ValueError names the key at fault."""
+    if value is None or value is False or value is True:
+        return sitemap_config(value, key)
+    if isinstance(value, str):  # ``-s POLITE_SITEMAPS=true`` (Scrapy's getbool words)
+        word = value.strip().lower()
+        if word.startswith("{"):  # a JSON mapping, as Scrapy's getdict reads one
+            import json
+
+            try:
+                return sitemap_limits(json.loads(value), key)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        if word in ("true", "1", "yes", "on"):
+            return SitemapLimits()
+        if word in ("false", "0", "no", "off", "none", ""):
+            return None
+        raise ValueError(f"{key}: expected true/false or a mapping, got {value!r}")
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected true/false or a mapping, got {type(value).__name__}")
+    fields = {"max_depth": (0, 10), "max_files": (1, 100_000), "max_urls": (1, 100_000_000),
+              "max_bytes": (1, 1 << 40), "max_file_urls": (1, MAX_URLS),
+              "max_file_bytes": (1, MAX_BYTES)}
+    if set(value) - set(fields):
+        return sitemap_config(value, key)  # the config's names (or an unknown key named)
+    got = {}
+    for name, n in value.items():
+        lo, hi = fields[name]
+        if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+            raise ValueError(f"{key}.{name}: a whole number from {lo:,} to {hi:,}")
+        got[name] = n
+    return SitemapLimits(**got)
+
+
+_LASTMOD = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+                      r"(Z|[+-]\d{2}:\d{2}))?)?)?")
+
+
+def _lastmod_end(value: str) -> tuple[int, ...] | None:
+    """The latest UTC instant a W3C Datetime can mean, as a comparable tuple (a date stands
+    for its whole day, a month for the month ...), or None when it is not one."""
+    import calendar
+    from datetime import datetime, timedelta, timezone
+
+    m = _LASTMOD.fullmatch(value.strip())
+    if m is None:
+        return None
+    year, month, day, hh, mm, ss, frac, tz = m.groups()
+    try:
+        if hh is None:
+            y, mo = int(year), int(month or 12)
+            d = int(day) if day else calendar.monthrange(y, mo)[1]
+            end = datetime(y, mo, d, tzinfo=timezone.utc) + timedelta(days=1)
+        else:
+            offset = timedelta(0)
+            if tz != "Z":
+                sign = 1 if tz[0] == "+" else -1
+                offset = sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+            end = datetime(int(year), int(month), int(day), int(hh), int(mm), int(ss or 0),
+                           int((frac or "0")[:6].ljust(6, "0")),
+                           tzinfo=timezone.utc) - offset
+            if ss is None:
+                end += timedelta(minutes=1)
+            elif frac is None:
+                end += timedelta(seconds=1)
+    except (ValueError, OverflowError):
+        return None
+    return end.utctimetuple()[:6] + (end.microsecond,)
+
+
+def lastmod_not_after(lastmod: str | None, fetched_at: str | None) -> bool:
+    """Is a sitemap ``<lastmod>`` certainly not after ``fetched_at`` (our corpus time,
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``)? A value that is missing or unreadable, or coarse enough
+    to reach past ``fetched_at`` (``2024-05-01`` means up to the end of that day), is not:
+    in doubt, the page is fetched again."""
+    if not lastmod or not fetched_at:
+        return False
+    end, fetched = _lastmod_end(lastmod), _lastmod_end(fetched_at)
+    if end is None or fetched is None or "T" not in fetched_at:
+        return False
+    # fetched_at's own end adds its precision (1 us); compare with the instant itself
+    return end <= fetched

@@ -56,6 +56,15 @@ def test_example_config_documents_every_key():
         ({"signals": {"robots": "off"}}, "signals.robots"),
         ({"signals": {"telepathy": True}}, "signals.telepathy"),
         ({"follow": "everywhere"}, "follow"),
+        ({"scope": ["/news/"]}, "scope"),
+        ({"scope": {"include": ["/a/", "(a+)+"]}}, "scope.include[1]"),
+        ({"scope": {"exclude": ["[unclosed"]}}, "scope.exclude[0]"),
+        ({"scope": {"max_pages_per_origin": -1}}, "scope.max_pages_per_origin"),
+        ({"scope": {"colour": 1}}, "scope.colour"),
+        ({"sitemaps": "yes"}, "sitemaps"),
+        ({"sitemaps": {"max_depth": 11}}, "sitemaps.max_depth"),
+        ({"sitemaps": {"max_files_per_origin": 0}}, "sitemaps.max_files_per_origin"),
+        ({"sitemaps": {"urls": []}}, "sitemaps.urls"),
         ({"registries": [{"type": "file", "path": "missing.txt"}]}, "registries[0].path"),
         ({"registries": [{"type": "ftp"}]}, "registries[0].type"),
         ({"registries": ["list.txt"]}, "registries[0]"),
@@ -254,3 +263,17 @@ def test_payment_with_an_unusable_key_exits_2(tmp_path, capsys):
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert "identity.key_file" in err and len(err.splitlines()) == 1
+
+
+def test_scope_and_sitemaps_become_settings():
+    job = parse_config({**GOOD, "scope": {"include": "/news/", "max_pages_per_origin": 50},
+                        "sitemaps": {"max_depth": 1}})
+    s = job.scrapy_settings()
+    assert s["POLITE_SCOPE"] == {"include": ["/news/"], "exclude": [],
+                                 "max_pages_per_origin": 50}
+    assert s["POLITE_SITEMAPS"]["max_depth"] == 1 and s["POLITE_SITEMAPS"]["max_files"] == 100
+    off = parse_config({**GOOD, "sitemaps": False}).scrapy_settings()
+    assert off["POLITE_SITEMAPS"] is None and off["POLITE_SCOPE"]["include"] == []
+    # the keys win over settings:, as for every key; absent keys leave settings: alone
+    kept = parse_config({**GOOD, "settings": {"POLITE_SITEMAPS": {}}}).scrapy_settings()
+    assert kept["POLITE_SITEMAPS"] == {}

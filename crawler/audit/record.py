@@ -42,6 +42,7 @@ SIGNALS = (
     "network",
     "iptc",
     "c2pa",
+    "scope",
 )
 
 

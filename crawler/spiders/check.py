@@ -45,6 +45,7 @@ _META_GROUP = "polite_check_origin"
 
 class CheckSpider(CorpusSpider):
     name = "check"
+    crawls = False
 
     def __init__(self, *args: Any, urls: str = "[]", no_fetch: bool = False,
                  from_file: str | None = None, **kwargs: Any) -> None:

@@ -22,7 +22,7 @@ from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
 from crawler.links import link_urls
 from crawler.documents import BlobStore, document_kind, pdf_text, sniff_image
-from crawler.middlewares import META_AUDIT, META_COLLECT, META_KIND, origin_of
+from crawler.middlewares import META_AUDIT, META_COLLECT, META_KIND, META_SITEMAP, origin_of
 from crawler.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -42,6 +42,9 @@ UNDECIDED_PRIORITY = 100
 class CorpusSpider(scrapy.Spider):
     name = "corpus"
     job: JobConfig
+    #: the job's ``scope:`` and ``sitemaps:`` apply to this crawl; the spiders built on this
+    #: one that do not crawl (check, revalidate) decide their URLs without them
+    crawls = True
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, config: str | None = None,
@@ -56,6 +59,9 @@ class CorpusSpider(scrapy.Spider):
         for name, value in (("POLITE_CORPUS_ENABLED", True), ("POLITE_ITEM_PROVENANCE", False)):
             if name not in job.settings:
                 crawler.settings.set(name, value, priority="spider")
+        if not cls.crawls:  # scope narrows a crawl; checking a URL is not crawling it
+            crawler.settings.setdict({"POLITE_SCOPE": {}, "POLITE_SITEMAPS": None},
+                                     priority="spider")
         if worker:
             if not job.cluster_redis_url:
                 raise ValueError("a worker name needs a cluster job: cluster: {redis_url: ...}")
@@ -80,8 +86,11 @@ class CorpusSpider(scrapy.Spider):
             return
         for request in self._undecided_first():
             yield request
+        self._warn_seeds_out_of_scope()
         for url in self.job.seeds:
             yield scrapy.Request(url, callback=self.parse)
+        async for request in self._sitemaps_start():
+            yield request
 
     def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
         yield from self._undecided_first()
@@ -197,13 +206,212 @@ class CorpusSpider(scrapy.Spider):
             return
         here = origin_of(response.request) if response.request else None
         host = urlsplit(response.url).hostname
+        scope = self._scope()
         for url in link_urls(response, self.job.collect):  # LinkExtractor's URLs (+ img)
             target = scrapy.Request(url, callback=self.parse)
             if mode == "same-origin" and origin_of(target) != here:
                 continue
             if mode == "same-host" and urlsplit(url).hostname != host:
                 continue
+            if scope is not None and not scope.decide(target.url)[0]:
+                # outside scope.include/exclude (or its origin's page cap reached): never
+                # requested, counted, no record per link (as links outside ``follow``)
+                self.crawler.stats.inc_value("polite/scope/out")
+                continue
             yield target
+
+    # -- scope ----------------------------------------------------------------------------
+    def _scope(self) -> Any:
+        """The run's :class:`crawler.scope.Scope` (the runtime's, shared with the reservation
+        middleware, which enforces the page cap just before each request is sent)."""
+        scope = getattr(self, "_scope_obj", None)
+        if scope is None:
+            from crawler.runtime import get_runtime
+
+            scope = self._scope_obj = get_runtime(self.crawler).scope
+        return scope
+
+    def _warn_seeds_out_of_scope(self) -> None:
+        scope = self._scope()
+        out = [(u, why) for u, ok, why in scope.filter(self.job.seeds) if not ok]
+        if out:  # still yielded: the reservation middleware refuses them with a record
+            self.logger.warning("%d seed%s outside the job's scope, refused (signal scope): "
+                                "%s (%s)", len(out), "" if len(out) == 1 else "s", out[0][0],
+                                out[0][1])
+
+    # -- sitemaps -------------------------------------------------------------------------
+    async def _sitemaps_start(self) -> AsyncIterator[scrapy.Request]:
+        """``sitemaps:`` on: for each seed origin, the sitemaps its robots.txt names (the
+        file the reservation checks read: fetched once, cached), or ``/sitemap.xml`` when it
+        names none. Each is a request to its origin like any page (decided against every
+        reservation, audited), handled by :meth:`parse_sitemap`."""
+        from crawler.network import origin_key
+        from crawler.runtime import get_runtime
+        from crawler.sitemaps import SitemapWalk, sitemap_limits
+
+        try:
+            limits = sitemap_limits(self.settings.get("POLITE_SITEMAPS"))
+        except ValueError as exc:
+            self.logger.error("sitemaps off: %s", exc)
+            return
+        if limits is None:
+            return
+        rt = get_runtime(self.crawler)
+        self._walks: dict[str, Any] = {}
+        self._proposed: dict[str, int] = {}  # page URLs taken from sitemaps, per origin
+        from scrapy import signals
+
+        self.crawler.signals.connect(self._sitemaps_closed, signal=signals.spider_closed)
+        stats = self.crawler.stats
+        for origin in dict.fromkeys(origin_key(u) for u in self.job.seeds):
+            walk = self._walks[origin] = SitemapWalk(origin, limits)
+            robots = await rt.sitecache.get(origin, "robots.txt")
+            named = (robots.parsed.sitemaps if robots.outcome == "parsed"
+                     and robots.parsed is not None else ())
+            if named:
+                walk.add_from_robots(origin + "/robots.txt", named)
+            elif robots.outcome == "unreachable":
+                # the origin is refused anyway (fail closed): nothing to discover there now
+                walk.problems.append(f"robots.txt of {origin} unreachable: no sitemaps read")
+            else:  # robots.txt names none (or there is none): the conventional location
+                walk.add(origin + "/sitemap.xml")
+                stats.inc_value("polite/sitemap/default_location")
+            for src in iter(walk.next, None):
+                yield self._sitemap_request(src, origin)
+
+    def _sitemap_request(self, src: Any, origin: str) -> scrapy.Request:
+        from crawler.sitemaps import MAX_BYTES
+
+        return scrapy.Request(
+            src.url, callback=self.parse_sitemap, errback=self._sitemap_failed,
+            meta={META_SITEMAP: {"url": src.url, "depth": src.depth,
+                                 "vouched_by": list(src.vouched_by), "origin": origin},
+                  # cut at the protocol's 50 MB (the entries before the cut are used) rather
+                  # than failed whole at DOWNLOAD_MAXSIZE
+                  "polite_maxsize": MAX_BYTES, "download_maxsize": 0, "depth_reset": True})
+
+    @staticmethod
+    def _source(meta: dict[str, Any]) -> Any:
+        from crawler.sitemaps import SitemapSource
+
+        m = meta[META_SITEMAP]
+        return SitemapSource(m["url"], m["depth"], tuple(m["vouched_by"])), m["origin"]
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        """A fetched sitemap, allowed by every reservation check: its page URLs (within
+        ``follow`` and ``scope``; a re-crawl skips those whose ``lastmod`` is not after the
+        stored copy) and the child sitemaps of an index. Never an item: a sitemap is not
+        corpus."""
+        from crawler.sitecache import META_BODY
+
+        src, origin = self._source(response.meta)
+        walk = self._walks[origin]
+        body_state = response.meta.get(META_BODY) or {}
+        if not 200 <= response.status < 300:
+            walk.failed(src, f"HTTP {response.status}")
+            return
+        f = walk.feed(src, response.body, received_all=bool(body_state.get("complete", True)))
+        stats = self.crawler.stats
+        stats.inc_value("polite/sitemap/files")
+        stats.inc_value("polite/sitemap/urls", len(f.urls))
+        if f.dropped:
+            stats.inc_value("polite/sitemap/dropped", f.dropped)
+        if not f.complete:
+            stats.inc_value("polite/sitemap/incomplete")
+        self.logger.info("sitemap %s (%s%s): %d URLs, %d sitemaps%s", f.url, f.kind or "?",
+                         ", gzip" if f.gzipped else "", len(f.urls), len(f.sitemaps),
+                         f"; {'; '.join(f.problems[:3])}" if f.problems else "")
+        mode = self.job.follow
+        scope = self._scope()
+        for entry in f.urls:
+            # a listed page is a seed: depth 0 (Scrapy >= 2.18 ``depth_reset``), so that
+            # max_depth counts links from it, not the index levels above it
+            target = scrapy.Request(entry.loc, callback=self.parse, meta={"depth_reset": True})
+            # the listed pages are seeds of the seed origin: follow: none still takes them;
+            # same-host widens to the seed's host (a cross-submitted sitemap's own pages on
+            # another origin are not taken)
+            if (urlsplit(entry.loc).hostname != urlsplit(origin).hostname
+                    if mode == "same-host" else origin_of(target) != origin):
+                stats.inc_value("polite/sitemap/outside_follow")
+                continue
+            if not scope.decide(target.url)[0]:
+                stats.inc_value("polite/scope/out")
+                continue
+            if self._unchanged_since_stored(target.url, entry, src):
+                continue
+            cap = scope.config.max_pages_per_origin
+            if cap:
+                # a sitemap proposes at most the cap's worth of pages per origin: a 50,000-URL
+                # sitemap under a 500-page cap would otherwise queue 49,500 URLs, each to be
+                # refused with a record
+                key = origin_of(target)
+                proposed = self._proposed.get(key, 0)
+                if proposed >= cap:
+                    stats.inc_value("polite/sitemap/over_cap")
+                    continue
+                self._proposed[key] = proposed + 1
+            yield target
+        for nxt in iter(walk.next, None):
+            yield self._sitemap_request(nxt, origin)
+
+    def _sitemaps_closed(self, spider: Any = None, reason: str = "") -> None:
+        """Each origin's walk in one log line: files read, URLs, what went wrong."""
+        for origin, walk in getattr(self, "_walks", {}).items():
+            self.crawler.stats.inc_value("polite/sitemap/problems", len(walk.problems))
+            self.logger.info("sitemaps of %s: %d files, %d URLs%s", origin, walk.files,
+                             walk.urls, "; " + "; ".join(walk.problems[:5]) if walk.problems
+                             else "")
+
+    def _sitemap_failed(self, failure: Any) -> None:
+        """A sitemap not read: refused by a reservation (its record says which), a 4xx/5xx,
+        a network error. Discovery only: noted, not retried in this run."""
+        request = getattr(failure, "request", None)
+        if request is None or META_SITEMAP not in request.meta:
+            return
+        src, origin = self._source(request.meta)
+        reason = str(failure.value) or type(failure.value).__name__
+        self._walks[origin].failed(src, reason[:200])
+        self.crawler.stats.inc_value("polite/sitemap/failed")
+        self.logger.info("sitemap %s not read: %s", src.url, reason[:200])
+
+    def _unchanged_since_stored(self, url: str, entry: Any, src: Any) -> bool:
+        """Re-crawl and ``<lastmod>``: a page the corpus already holds whose sitemap
+        ``lastmod`` is not after the stored copy's ``fetched_at`` is not requested from the
+        sitemap (a result record ``sitemap-unchanged`` says so; a link may still reach it).
+        Any doubt (no lastmod, a date that reaches past the fetch, a resumed run) fetches it:
+        then the conditional GET of the re-crawl applies."""
+        from crawler.sitemaps import lastmod_not_after
+
+        if not entry.lastmod:
+            return False
+        index = getattr(self, "_stored", False)
+        if index is False:
+            index = self._stored = self._corpus_for_recrawl()
+        if index is None:
+            return False
+        doc = index.get(url)
+        if doc is None or not lastmod_not_after(entry.lastmod, doc.get("fetched_at")):
+            return False
+        from crawler.runtime import get_runtime
+
+        get_runtime(self.crawler).funnel.result(
+            url, "sitemap-unchanged", request_seq=None,
+            extra={"listed_in": src.url, "lastmod": entry.lastmod,
+                   "stored_fetched_at": doc.get("fetched_at"),
+                   "stored_audit_seq": doc.get("audit_seq")})
+        return True
+
+    def _corpus_for_recrawl(self) -> Any:
+        """The stored corpus in a re-crawl (the job's previous run finished), else None."""
+        from crawler.resume import CorpusIndex, run_finished
+        from crawler.runtime import get_runtime, polite_setting
+
+        rt = get_runtime(self.crawler)
+        if (rt.previous_run is None or not run_finished(rt.previous_run)
+                or not self.settings.getbool("POLITE_RESUME", True)):
+            return None
+        return CorpusIndex(rt.output_dir / str(polite_setting(self.crawler,
+                                                              "POLITE_CORPUS_FILE")))
 
 
 def _title(response: TextResponse) -> str:

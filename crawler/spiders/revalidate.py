@@ -19,6 +19,7 @@ from crawler.spiders.corpus import CorpusSpider
 
 class RevalidateSpider(CorpusSpider):
     name = "revalidate"
+    crawls = False
 
     def __init__(self, *args: Any, urls_file: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

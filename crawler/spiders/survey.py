@@ -85,6 +85,8 @@ class SurveySpider(scrapy.Spider):
             "POLITE_CORPUS_ENABLED": False,
             "POLITE_UNDECIDED_RETRIES": 0,
             "POLITE_REGISTRIES": [],
+            "POLITE_SCOPE": {},                   # the survey asks for each origin's home page
+            "POLITE_SITEMAPS": None,
             "CLOSESPIDER_ITEMCOUNT": 0,
             "DEPTH_LIMIT": 0,
         })
