@@ -747,7 +747,9 @@ class ReservationMiddleware:
             raise IgnoreRequest(request.meta[META_DENIED])
         rec = self.funnel.record(request.url, verdict, checks=checks, extra=extra,
                                  request=request)
-        request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"]}
+        # the URL it was decided for: a copy of this meta on another request (a user's
+        # response.follow(..., meta=response.meta)) cites nothing (audit_of)
+        request.meta[META_AUDIT] = {"seq": rec["seq"], "hash": rec["hash"], "url": request.url}
         return response
 
     def _refuse_response(self, request: Request, response: Response, verdict: Verdict,
@@ -930,6 +932,17 @@ _PLAIN_URL = re.compile(
     r"(https?://[a-z0-9.\-]+(?::[0-9]{1,5})?)"
     r"(/[A-Za-z0-9\-._~/!$&()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&()*+,;=:@?]+)?)")
 _PLAIN_PREFIXES: dict[str, tuple[str, str] | None] = {}
+
+
+def audit_of(response: Response) -> dict[str, Any] | None:
+    """The allow record (``{"seq", "hash", "url"}``) of the request this response answers, or
+    None: none was written for it (a redirect not followed, a start item), or the meta was
+    copied from another request whose decision it is not."""
+    request = getattr(response, "request", None)
+    audit = request.meta.get(META_AUDIT) if request is not None else None
+    if not audit or audit.get("url") != request.url:
+        return None
+    return audit
 
 
 def plain_url(url: str) -> tuple[str, str] | None:

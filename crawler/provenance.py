@@ -35,7 +35,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
 from crawler import defaults
-from crawler.middlewares import META_AUDIT
+from crawler.middlewares import audit_of
 from crawler.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:
@@ -138,8 +138,7 @@ class ItemProvenanceMiddleware(BaseSpiderMiddleware):
         crawler.signals.connect(self.log.close, signal=signals.spider_closed)
 
     def get_processed_item(self, item: Any, response: Response | None) -> Any:
-        request = getattr(response, "request", None)
-        audit = request.meta.get(META_AUDIT) if request is not None else None
+        audit = audit_of(response) if response is not None else None
         if not audit:
             # a start item, an errback's, a response without an allow record (a redirect not
             # followed): no decision to cite; the item passes as it is

@@ -78,7 +78,7 @@ def _crawler(tmp_path, spidercls=Named, **settings):
 def _response(url="https://example.org/a", audit=True):
     request = Request(url)
     if audit:
-        request.meta[META_AUDIT] = {"seq": 7, "hash": "h" * 64}
+        request.meta[META_AUDIT] = {"seq": 7, "hash": "h" * 64, "url": url}
     return HtmlResponse(url, body=b"<html></html>", request=request)
 
 
@@ -263,6 +263,21 @@ def test_no_allow_record_no_provenance_and_no_file(tmp_path):
     assert item == {"url": "x"}
     assert not (get_runtime(crawler).output_dir / "provenance.jsonl").exists()
     assert crawler.stats.get_value("polite/provenance/no_decision") == 2
+    get_runtime(crawler).writer.close()
+
+
+def test_a_decision_copied_from_another_request_cites_nothing(tmp_path):
+    # response.follow(url, meta=response.meta): the new request carries the first one's
+    # record; its own response (a redirect not followed: no allow record) must not cite it
+    crawler = _crawler(tmp_path)
+    mw = ItemProvenanceMiddleware.from_crawler(crawler)
+    first = _response("https://example.org/a")
+    copied = Request("https://example.org/b", meta=dict(first.request.meta))
+    response = HtmlResponse(copied.url, body=b"<html></html>", request=copied)
+    item = {"url": "b"}
+    assert list(mw.process_spider_output(response, iter([item]))) == [item]
+    assert item == {"url": "b"}
+    assert crawler.stats.get_value("polite/provenance/no_decision") == 1
     get_runtime(crawler).writer.close()
 
 

@@ -840,11 +840,14 @@ def test_corpus_spider_hands_the_raw_response_to_the_warc(tmp_path: Path) -> Non
     cfg = tmp_path / "job.yaml"
     cfg.write_text(yaml.safe_dump({"job": "t", "user_agent": UA, "seeds": ["http://a.example/"],
                                    "output_dir": str(tmp_path / "out"),
-                                   "output": {"warc": True}}))
+                                   "output": {"warc": True},
+                                   # no runtime here: links would need its scope
+                                   "follow": "none"}))
     spider = CorpusSpider()
     spider.job = load_config(cfg)
     spider._set_crawler(get_crawler(CorpusSpider))
-    request = Request("http://a.example/", meta={META_AUDIT: {"seq": 1, "hash": "a" * 64}})
+    request = Request("http://a.example/", meta={META_AUDIT: {"seq": 1, "hash": "a" * 64,
+                                                            "url": "http://a.example/"}})
     sent_headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
     raw_resp = HtmlResponse(request.url, body=GZ, headers=sent_headers, request=request)
     request.meta[META_RAW] = {"headers": raw_resp.headers, "body": GZ, "complete": True,

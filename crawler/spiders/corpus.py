@@ -22,7 +22,7 @@ from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
 from crawler.links import link_urls
 from crawler.documents import BlobStore, document_kind, pdf_text, sniff_image
-from crawler.middlewares import META_AUDIT, META_COLLECT, META_KIND, META_SITEMAP, origin_of
+from crawler.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
 from crawler.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -117,7 +117,7 @@ class CorpusSpider(scrapy.Spider):
             yield scrapy.Request(url, callback=self.parse, priority=UNDECIDED_PRIORITY)
 
     def parse(self, response: Response) -> Iterator[Any]:
-        audit = response.meta.get(META_AUDIT)
+        audit = audit_of(response)
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
         mime = ctype.split(";")[0].strip().lower()
         body_sha = hashlib.sha256(response.body).hexdigest()
