@@ -174,8 +174,13 @@ def gather(job: JobConfig, spider: Any = None) -> Gathered:
 def _spider(job: JobConfig) -> Any:
     from crawler.spiders.corpus import CorpusSpider
 
+    from crawler.scope import Scope
+
     spider = CorpusSpider()
     spider.job = job
+    # no crawl runs here: the links a page gave are filtered by the job's scope patterns as
+    # the running spider filters them (the page cap is the workers' to enforce, per worker)
+    spider._scope_obj = Scope(job.scope)
     return spider
 
 
