@@ -312,8 +312,11 @@ def export(out: Path, dest: Path, fmt: str | None = None) -> Summary:
     return summary
 
 
-def batches(rows: Iterable[dict[str, Any]], max_rows: int = BATCH_ROWS,
-            max_bytes: int = BATCH_BYTES) -> Iterator[list[dict[str, Any]]]:
+def batches(rows: Iterable[dict[str, Any]], max_rows: int | None = None,
+            max_bytes: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` in lists of ``max_rows`` (:data:`BATCH_ROWS`), cut sooner after
+    ``max_bytes`` (:data:`BATCH_BYTES`) characters of text."""
+    max_rows, max_bytes = max_rows or BATCH_ROWS, max_bytes or BATCH_BYTES
     batch: list[dict[str, Any]] = []
     size = 0
     for row in rows:

@@ -240,3 +240,59 @@ def test_parquet_without_pyarrow_is_one_line(crawled, tmp_path, monkeypatch, cap
     assert export(crawled[0], tmp_path / "c.jsonl.gz") == 0  # the base package exports JSONL
     assert export(tmp_path / "nowhere", tmp_path / "c.jsonl.gz") == 2
     assert export(crawled[0], tmp_path / "c.csv") == 2
+
+
+def test_parquet_is_written_in_row_groups(crawled, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from crawler import export as ex
+
+    monkeypatch.setattr(ex, "BATCH_ROWS", 2)
+    assert export(crawled[0], tmp_path / "c.parquet") == 0
+    parquet = pq.ParquetFile(tmp_path / "c.parquet")
+    assert parquet.metadata.num_row_groups == 3
+    assert parquet.read().to_pylist() == expected_rows(crawled[0])
+
+
+def test_found_reserved_or_being_purged_is_not_exported(crawled, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(crawled[0], out)
+    docs = read_jsonl(out / "corpus.jsonl")
+    entry = {"url": docs[0]["url"], "reasons": [{"signal": "robots"}],
+             "documents": [{"audit_seq": docs[0]["audit_seq"], "sha256": docs[0]["sha256"]}]}
+    older = out / "revalidate" / "20260101T000000Z"
+    older.mkdir(parents=True)
+    (older / "report.jsonl").write_text(json.dumps(
+        {"status": "reserved", **entry, "url": docs[1]["url"], "documents": [
+            {"audit_seq": docs[1]["audit_seq"], "sha256": docs[1]["sha256"]}]}) + "\n")
+    latest = out / "revalidate" / "20261201T000000Z"
+    latest.mkdir()
+    (latest / "report.jsonl").write_text(json.dumps({"status": "reserved", **entry}) + "\n"
+                                         + json.dumps({"status": "undetermined", **entry,
+                                                       "url": docs[2]["url"]}) + "\n")
+    (out / "purge.pending.json").write_text(json.dumps({"policy_sha256": "p", "entries": [
+        {**entry, "url": docs[3]["url"],
+         "documents": [{"audit_seq": docs[3]["audit_seq"], "sha256": docs[3]["sha256"]}]}]}))
+    assert export(out, tmp_path / "c.jsonl.gz") == 0
+    with gzip.open(tmp_path / "c.jsonl.gz", "rt", encoding="utf-8") as fh:
+        seqs = [json.loads(line)["audit_seq"] for line in fh]
+    # the latest report counts (docs[1]: reserved once, allowed again since); undetermined
+    # documents are kept, as revalidation keeps them
+    assert seqs == [docs[i]["audit_seq"] for i in (1, 2, 4)]
+    err = capsys.readouterr().err
+    for part in ("exported 3 documents", "2 skipped", "1 erased",
+                 "1 found reserved by the latest revalidation"):
+        assert part in err
+
+
+def test_a_cluster_job_is_exported_worker_by_worker(crawled, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(crawled[0], out)
+    for old, new in (("corpus.jsonl", "corpus-w1.jsonl"), ("audit.jsonl", "audit-w1.jsonl"),
+                     ("audit.jsonl.head", "audit-w1.jsonl.head"), ("run.json", "run-w1.json")):
+        (out / old).rename(out / new)
+    assert export(out, tmp_path / "c.jsonl.gz") == 0
+    with gzip.open(tmp_path / "c.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    assert [r["audit_log"] for r in rows] == ["audit-w1.jsonl"] * 5
+    assert [r["audit_seq"] for r in rows] == [d["audit_seq"] for d in crawled[1].values()]
