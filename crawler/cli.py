@@ -1343,13 +1343,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Exit 0 (documents without proof skipped and counted), 1 an audit log does not verify
     (nothing written), 2 bad usage or a missing extra."""
     from crawler import export as ex
-    from crawler.extras import MissingExtra
 
     out, dest = Path(args.output_dir), Path(args.out)
     try:
-        summary = ex.export(out, dest, args.format)
-    except MissingExtra as exc:
-        raise UsageError(str(exc)) from None
+        summary = ex.export(out, dest, args.format)  # a missing extra: MissingExtra, exit 2
     except ex.ProofError as exc:
         print(f"polite-crawl: {exc}", file=sys.stderr)
         return 1

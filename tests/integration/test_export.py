@@ -230,16 +230,24 @@ def test_a_log_that_does_not_verify_exports_nothing(crawled, tmp_path, capsys):
     assert not (tmp_path / "c.parquet").exists() and not list(tmp_path.glob(".*.tmp"))
 
 
-def test_parquet_without_pyarrow_is_one_line(crawled, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "pyarrow", None)
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    assert export(crawled[0], tmp_path / "c.parquet") == 2
-    err = capsys.readouterr().err
-    assert err == ("polite-crawl: polite-crawl export --format parquet needs the [parquet] "
-                   "extra (pyarrow is not installed): pip install 'polite-crawler[parquet]'\n")
-    assert export(crawled[0], tmp_path / "c.jsonl.gz") == 0  # the base package exports JSONL
-    assert export(tmp_path / "nowhere", tmp_path / "c.jsonl.gz") == 2
-    assert export(crawled[0], tmp_path / "c.csv") == 2
+def test_the_base_package_exports_jsonl_and_parquet_needs_its_extra(crawled, tmp_path,
+                                                                   capsys):
+    from .test_lean import lean_cli, missing  # the extras' modules hidden, as if not installed
+
+    proc = lean_cli("export", str(crawled[0]), "--out", str(tmp_path / "c.parquet"))
+    assert (proc.returncode, proc.stderr) == (2, missing(
+        "polite-crawl export --format parquet", "parquet", "pyarrow"))
+    assert not list(tmp_path.iterdir())
+    proc = lean_cli("export", str(crawled[0]), "--out", str(tmp_path / "c.jsonl.gz"))
+    assert proc.returncode == 0, proc.stderr
+    with gzip.open(tmp_path / "c.jsonl.gz", "rt", encoding="utf-8") as fh:
+        assert [json.loads(line) for line in fh] == expected_rows(crawled[0])
+    assert export(tmp_path / "nowhere", tmp_path / "d.jsonl.gz") == 2
+    assert export(crawled[0], tmp_path / "d.csv") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"polite-crawl: {tmp_path / 'nowhere'}: not a directory",
+                   "polite-crawl: --format: give one of parquet, jsonl.gz (or name --out "
+                   "*.parquet or *.jsonl.gz)"]
 
 
 def test_parquet_is_written_in_row_groups(crawled, tmp_path, monkeypatch):
