@@ -2,7 +2,8 @@
 training data set, each document with the proof it was collected on.
 
 One row per corpus line, columns :data:`COLUMNS`: the document (``url``, ``sha256`` of the
-body, ``fetched_at``, ``content_type``, ``text``, ``title``, ``text_mode``) and its
+body, ``fetched_at``, ``content_type``, ``text``, ``title``, ``text_mode``, ``file``: where a
+PDF's or image's bytes are kept, relative to the output directory) and its
 provenance (``audit_log``, ``audit_seq``, ``audit_hash``: the allow record; ``policy_sha256``:
 the policy that record was decided under, from the record itself; ``purpose``: the use that
 policy served).
@@ -49,8 +50,8 @@ __all__ = ["COLUMNS", "FORMATS", "ExportError", "ProofError", "Summary", "export
 
 FORMATS = ("parquet", "jsonl.gz")
 #: the exported columns, in order (``audit_seq`` is an integer, the others strings; ``text``,
-#: ``title`` and ``text_mode`` may be null)
-COLUMNS = ("url", "sha256", "fetched_at", "content_type", "text", "title", "text_mode",
+#: ``title``, ``text_mode`` and ``file`` may be null)
+COLUMNS = ("url", "sha256", "fetched_at", "content_type", "text", "title", "text_mode", "file",
            "audit_log", "audit_seq", "audit_hash", "policy_sha256", "purpose")
 #: rows per batch (a Parquet row group), and the text bytes after which a batch ends sooner
 BATCH_ROWS = 10_000
@@ -235,7 +236,8 @@ def export_rows(out: Path, summary: Summary) -> Iterator[dict[str, Any]]:
                    "fetched_at": _str(doc.get("fetched_at")),
                    "content_type": _str(doc.get("content_type")),
                    "text": _str(doc.get("text")), "title": _str(doc.get("title")),
-                   "text_mode": _str(doc.get("text_mode")), "audit_log": part.audit.name,
+                   "text_mode": _str(doc.get("text_mode")), "file": _str(doc.get("file")),
+                   "audit_log": part.audit.name,
                    "audit_seq": doc["audit_seq"], "audit_hash": hash_,
                    "policy_sha256": policy, "purpose": purpose}
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import struct
 import sys
+import zlib
 
 import pytest
 
@@ -38,6 +40,14 @@ def page(title: str, body: str) -> Page:
                 "</body></html>")
 
 
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
+
+
 def site() -> Site:
     return Site("news", "a page with boilerplate, plain text, a huge page, an empty one", {
         "/robots.txt": Page("User-agent: *\nDisallow: /private/\n", content_type="text/plain"),
@@ -50,6 +60,7 @@ def site() -> Site:
         "/big.html": page("Big", "<main>" + "<p>row of the big table</p>" * 3000 + "</main>"),
         "/empty.html": Page('<html><head><title>Gallery</title></head><body>'
                             '<img src="/a.png"></body></html>'),
+        "/a.png": Page(tiny_png(), content_type="image/png"),
         "/private/x.html": page("Private", "<p>never collected</p>"),
     })
 
@@ -68,12 +79,12 @@ def crawl(tmp_path, **cfg):
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory):
-    return crawl(tmp_path_factory.mktemp("main"))
+    return crawl(tmp_path_factory.mktemp("main"), collect=["html", "text", "image"])
 
 
 def test_main_text_leaves_the_boilerplate_out(crawled):
     _, docs, stderr = crawled
-    assert set(docs) == {"/", "/story.html", "/notes.txt", "/big.html", "/empty.html"}
+    assert set(docs) == {"/", "/story.html", "/notes.txt", "/big.html", "/empty.html", "/a.png"}
     for path in ("/", "/story.html"):
         doc = docs[path]
         assert doc["text_mode"] == "main"
@@ -116,8 +127,9 @@ def expected_rows(out):
         assert rec["url"] == doc["url"] and rec["hash"] == doc["audit_hash"]
         rows.append({"url": doc["url"], "sha256": doc["sha256"],
                      "fetched_at": doc["fetched_at"], "content_type": doc["content_type"],
-                     "text": doc["text"], "title": doc.get("title"),
-                     "text_mode": doc.get("text_mode"), "audit_log": "audit.jsonl",
+                     "text": doc.get("text"), "title": doc.get("title"),
+                     "text_mode": doc.get("text_mode"), "file": doc.get("file"),
+                     "audit_log": "audit.jsonl",
                      "audit_seq": rec["seq"], "audit_hash": rec["hash"],
                      "policy_sha256": rec["policy_sha256"], "purpose": run["purpose"]})
     assert rows
@@ -132,9 +144,11 @@ def test_parquet_and_jsonl_gz_hold_the_corpus_with_its_proof(crawled, tmp_path, 
     assert export(out, tmp_path / "c.jsonl.gz") == 0
     assert export(out, tmp_path / "c.data", "--format", "parquet") == 0
     err = capsys.readouterr().err
-    assert f"exported 5 documents to {tmp_path / 'c.parquet'} (parquet); none skipped" in err
+    assert f"exported 6 documents to {tmp_path / 'c.parquet'} (parquet); none skipped" in err
     want = expected_rows(out)
     table = pq.read_table(tmp_path / "c.parquet")
+    image = next(r for r in want if r["content_type"] == "image/png")
+    assert image["text"] is None and (out / image["file"]).read_bytes() == tiny_png()
     assert tuple(table.column_names) == COLUMNS
     assert str(table.schema.field("audit_seq").type) == "int64"
     assert table.to_pylist() == want
@@ -161,7 +175,7 @@ def test_datasets_loads_the_parquet(crawled, tmp_path, monkeypatch):
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "c.parquet"),
                                split="train", cache_dir=str(tmp_path / "hf" / "datasets"))
     assert ds.column_names == list(COLUMNS)
-    assert ds.num_rows == 5
+    assert ds.num_rows == 6
     assert ds.to_list() == expected_rows(out)
     assert ds.features["audit_seq"].dtype == "int64"
 
@@ -197,11 +211,11 @@ def test_a_line_without_its_proof_is_not_exported(crawled, tmp_path, capsys):
     with gzip.open(tmp_path / "c.jsonl.gz", "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     assert [r["audit_seq"] for r in rows] == [d["audit_seq"] for d in docs if d is not erased]
-    assert not any(r["text"].startswith(("forged", "no ", "not ")) for r in rows)
+    assert not any((r["text"] or "").startswith(("forged", "no ", "not ")) for r in rows)
     err = capsys.readouterr().err
     for part in ("3 no allow record", "1 audit_hash differs from the allow record",
                  "1 the allow record is for another URL", "1 erased",
-                 "1 unreadable corpus line", "exported 4 documents", "7 skipped"):
+                 "1 unreadable corpus line", "exported 5 documents", "7 skipped"):
         assert part in err
 
 
@@ -212,11 +226,11 @@ def test_a_policy_whose_purpose_is_unknown_is_not_exported(crawled, tmp_path, ca
     assert (out / "evidence" / policy).is_file()  # the run kept its policy document
     (out / "run.json").unlink()
     assert export(out, tmp_path / "a.jsonl.gz") == 0  # the policy document alone suffices
-    assert "exported 5 documents" in capsys.readouterr().err
+    assert "exported 6 documents" in capsys.readouterr().err
     (out / "evidence" / policy).write_bytes(b'{"purpose": "search"}')  # not what was hashed
     assert export(out, tmp_path / "b.jsonl.gz") == 0
     err = capsys.readouterr().err
-    assert "exported 0 documents" in err and "5 skipped: 5 purpose of its policy unknown" in err
+    assert "exported 0 documents" in err and "6 skipped: 6 purpose of its policy unknown" in err
 
 
 def test_a_log_that_does_not_verify_exports_nothing(crawled, tmp_path, capsys):
@@ -286,9 +300,9 @@ def test_found_reserved_or_being_purged_is_not_exported(crawled, tmp_path, capsy
         seqs = [json.loads(line)["audit_seq"] for line in fh]
     # the latest report counts (docs[1]: reserved once, allowed again since); undetermined
     # documents are kept, as revalidation keeps them
-    assert seqs == [docs[i]["audit_seq"] for i in (1, 2, 4)]
+    assert seqs == [docs[i]["audit_seq"] for i in (1, 2, 4, 5)]
     err = capsys.readouterr().err
-    for part in ("exported 3 documents", "2 skipped", "1 erased",
+    for part in ("exported 4 documents", "2 skipped", "1 erased",
                  "1 found reserved by the latest revalidation"):
         assert part in err
 
@@ -302,5 +316,5 @@ def test_a_cluster_job_is_exported_worker_by_worker(crawled, tmp_path):
     assert export(out, tmp_path / "c.jsonl.gz") == 0
     with gzip.open(tmp_path / "c.jsonl.gz", "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    assert [r["audit_log"] for r in rows] == ["audit-w1.jsonl"] * 5
+    assert [r["audit_log"] for r in rows] == ["audit-w1.jsonl"] * 6
     assert [r["audit_seq"] for r in rows] == [d["audit_seq"] for d in crawled[1].values()]
