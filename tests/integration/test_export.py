@@ -8,7 +8,6 @@ import gzip
 import json
 import shutil
 import struct
-import sys
 import zlib
 
 import pytest
