@@ -526,7 +526,10 @@ def effective_settings(job: JobConfig, path: Path, overrides: dict[str, str]) ->
     base.setmodule("crawler.settings", priority="project")
     base.setdict(overrides, priority="cmdline")
     probe = Crawler(CorpusSpider, base)
-    CorpusSpider.from_crawler(probe, config=str(path))
+    try:
+        CorpusSpider.from_crawler(probe, config=str(path))
+    except ValueError as exc:  # a setting the spider refuses (e.g. POLITE_TEXT): one line
+        raise UsageError(str(exc)) from None
     Addon().update_settings(probe.settings)
     settings = probe.settings
     known = _polite_defaults()

@@ -131,3 +131,23 @@ def test_text_config_key_is_in_the_readme():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert "| `text` | `main` \\| `visible` | `main` |" in readme
+
+
+def test_a_bad_text_mode_on_the_command_line_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(yaml.safe_dump({**CFG, "seeds": ["http://127.0.0.1:9/"]}))
+    for args, line in (
+            (["-s", "POLITE_TEXT=boilerplate"],
+             "polite-crawl: POLITE_TEXT: 'boilerplate' is not one of main, visible\n"),
+            ([], None)):
+        proc = subprocess.run([sys.executable, "-m", "crawler", "run", str(cfg), "--dry-run",
+                               *args], capture_output=True, text=True, timeout=60)
+        if line:
+            assert (proc.returncode, proc.stderr) == (2, line)
+        else:
+            assert proc.returncode == 0, proc.stderr
