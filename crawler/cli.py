@@ -127,6 +127,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="remove them from the corpus and append erase records")
     reval.add_argument("--config", help="config (default: the one recorded in run.json)")
 
+    export = sub.add_parser("export", help="the corpus with its provenance as a data set "
+                            "(Parquet or gzipped JSON lines); documents without proof are "
+                            "skipped")
+    export.add_argument("output_dir", metavar="OUTPUT_DIR")
+    export.add_argument("--format", choices=("parquet", "jsonl.gz"), default=None,
+                        help="default: from the name of --out (*.parquet, *.jsonl.gz)")
+    export.add_argument("--out", required=True, metavar="PATH",
+                        help="the file to write (replaced atomically)")
+
     report = sub.add_parser("report", help="report.md/.html/.json and charts")
     report.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="survey files (several = a time series) or an audit log; with "
@@ -231,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_survey(args)
         if args.command == "report":
             return cmd_transparency(args) if args.transparency else cmd_report(args)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command == "about":
             return cmd_about(args)
         if args.command == "registry" and args.registry_command == "import":
@@ -515,7 +526,10 @@ def effective_settings(job: JobConfig, path: Path, overrides: dict[str, str]) ->
     base.setmodule("crawler.settings", priority="project")
     base.setdict(overrides, priority="cmdline")
     probe = Crawler(CorpusSpider, base)
-    CorpusSpider.from_crawler(probe, config=str(path))
+    try:
+        CorpusSpider.from_crawler(probe, config=str(path))
+    except ValueError as exc:  # a setting the spider refuses (e.g. POLITE_TEXT): one line
+        raise UsageError(str(exc)) from None
     Addon().update_settings(probe.settings)
     settings = probe.settings
     known = _polite_defaults()
@@ -1328,6 +1342,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # -- revalidate -------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    """Exit 0 (documents without proof skipped and counted), 1 an audit log does not verify
+    (nothing written), 2 bad usage or a missing extra."""
+    from crawler import export as ex
+
+    out, dest = Path(args.output_dir), Path(args.out)
+    try:
+        summary = ex.export(out, dest, args.format)  # a missing extra: MissingExtra, exit 2
+    except ex.ProofError as exc:
+        print(f"polite-crawl: {exc}", file=sys.stderr)
+        return 1
+    except ex.ExportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"polite-crawl: exported {summary.exported} documents to {dest} "
+          f"({ex.format_of(dest, args.format)}); {summary.describe()}", file=sys.stderr)
+    return 0
+
+
 def cmd_revalidate(args: argparse.Namespace) -> int:
     from crawler import revalidate as rv
     from crawler.audit.log import verify_file

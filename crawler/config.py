@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from crawler import defaults
+from crawler.maintext import TEXT_MODES
 from crawler.policy import PURPOSES, SWITCHABLE_SIGNALS
 from crawler.scope import ScopeConfig, scope_config
 from crawler.sitemaps import SitemapLimits, sitemap_config
@@ -103,6 +104,8 @@ class JobConfig:
     scope: ScopeConfig = ScopeConfig()
     #: ``sitemaps:`` the walk's limits; None: sitemaps off (crawler/sitemaps.py)
     sitemaps: SitemapLimits | None = None
+    #: ``text:`` main | visible (None: not given; POLITE_TEXT from ``settings:`` or default)
+    text: str | None = None
 
     @property
     def token(self) -> str:
@@ -151,6 +154,8 @@ class JobConfig:
         if self.sitemaps is not None or "POLITE_SITEMAPS" not in out:
             out["POLITE_SITEMAPS"] = (dataclasses.asdict(self.sitemaps)
                                       if self.sitemaps is not None else None)
+        if self.text is not None:
+            out["POLITE_TEXT"] = self.text
         if self.max_pages:
             out["CLOSESPIDER_ITEMCOUNT"] = self.max_pages
         if self.max_depth:
@@ -217,7 +222,7 @@ KNOWN_KEYS = {
     "job", "user_agent", "seeds", "max_pages", "purpose", "honor_agents", "registries",
     "allow_private_networks", "output_dir", "settings", "signals", "follow", "max_depth",
     "audit_fsync", "operator", "output", "cluster", "identity", "audit", "payment",
-    "collect", "scope", "sitemaps",
+    "collect", "scope", "sitemaps", "text",
 }
 
 
@@ -279,6 +284,9 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
     audit_fsync = _expect(data, "audit_fsync", bool, False)
+    text = _expect(data, "text", str, None)
+    if text is not None and text not in TEXT_MODES:
+        raise ConfigError(f"text: {text!r} is not one of {', '.join(TEXT_MODES)}")
     output = _expect(data, "output", dict, {})
     for key, value in output.items():
         if key != "warc":
@@ -368,6 +376,9 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         problem = number_problem(key, settings[key])
         if problem:
             raise ConfigError(f"settings.{key}: {problem}")
+        if key == "POLITE_TEXT" and settings[key] not in TEXT_MODES:
+            raise ConfigError(f"settings.POLITE_TEXT: {settings[key]!r} is not one of "
+                              f"{', '.join(TEXT_MODES)}")
 
     return JobConfig(
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
@@ -378,7 +389,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         settings=dict(settings), cluster_redis_url=redis_url,
         identity_key_file=key_path, signature_agent=agent_url, checkpoint_every=every,
         tsa_url=tsa_url, tsa_timeout=float(tsa_timeout), signature_validity=validity,
-        payment=payment, collect=collect, scope=scope, sitemaps=sitemaps,
+        payment=payment, collect=collect, scope=scope, sitemaps=sitemaps, text=text,
     )
 
 

@@ -124,6 +124,12 @@ POLITE_SCOPE: dict = {}
 #: 100, "max_urls": 250000, "max_bytes": 268435456, ...}`` (crawler.sitemaps.SitemapLimits
 #: as a mapping; ``{}`` = the defaults). The corpus spider reads them.
 POLITE_SITEMAPS = None
+#: The corpus ``text`` of an HTML page: "main" (its main content, boilerplate removed, by
+#: trafilatura: crawler/maintext.py) or "visible" (every visible text node of <body>).
+POLITE_TEXT = "main"
+#: Pages with more elements than this get their visible text instead of the main content
+#: (``text_mode: visible-fallback``): trafilatura's time grows with the elements.
+POLITE_TEXT_MAX_ELEMENTS = 50_000
 
 #: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
 SCRAPY_DEFAULTS = {

@@ -357,6 +357,9 @@ class Policy:
     #: changes what may be collected) only when set, so hashes without it are unchanged.
     payment: str | None = None
     sha256: str = field(init=False)
+    #: the canonical JSON ``sha256`` is of; each run keeps it in ``evidence/<sha256>``, so the
+    #: ``policy_sha256`` of a record can be looked up (``polite-crawl export`` reads its purpose)
+    document: bytes = field(init=False, repr=False, compare=False)
     #: compiled stage-1 plans (:class:`_SitePlan`) of the per-origin files seen last, by the
     #: identity of those files: a file fetched again is a new object, so a plan never outlives
     #: the file it was built from (see :meth:`before_fetch`)
@@ -381,6 +384,7 @@ class Policy:
             doc["payment"] = self.payment
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "sha256", hashlib.sha256(blob).hexdigest())
+        object.__setattr__(self, "document", blob)
         object.__setattr__(self, "_plans", OrderedDict())
 
     def on(self, signal: str) -> bool:

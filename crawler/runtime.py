@@ -23,7 +23,7 @@ from crawler.config import PURPOSES, SIGNAL_NAMES, ConfigError, check_user_agent
 from crawler.decisions import DecisionFunnel
 from crawler.policy import Policy
 from crawler.registry_client import Registries
-from crawler.sitecache import SiteCache
+from crawler.sitecache import SiteCache, keep_file
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -190,6 +190,8 @@ class PoliteRuntime:
             self.output_failed(f"cannot write {self.output_dir / name}: {exc.strerror or exc}")
 
     def _opened(self, spider: object) -> None:
+        # the policy the records' policy_sha256 names, beside the files they cite
+        keep_file(self.sitecache.evidence_dir, self.policy.sha256, self.policy.document)
         self._info_extra: dict[str, object] = {}
         now = utc_now()
         # the pass this run belongs to: a resumed run continues its predecessor's (the page

@@ -18,7 +18,7 @@ FORBIDDEN_CALLS = {"open", "input", "print"}
 
 
 #: Modules that read local files (survey --from-dir) but must touch no network or Scrapy.
-NO_NETWORK = [PKG / "survey.py", PKG / "agents.py"]
+NO_NETWORK = [PKG / "survey.py", PKG / "agents.py", PKG / "maintext.py", PKG / "export.py"]
 NETWORK_MODULES = {"scrapy", "twisted", "socket", "http", "asyncio", "requests", "subprocess"}
 
 

@@ -8,6 +8,7 @@ run the same crawl: the spider loads the config and applies its settings in
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +63,11 @@ class CorpusSpider(scrapy.Spider):
         if not cls.crawls:  # scope narrows a crawl; checking a URL is not crawling it
             crawler.settings.setdict({"POLITE_SCOPE": {}, "POLITE_SITEMAPS": None},
                                      priority="spider")
+        from crawler.maintext import TEXT_MODES
+
+        if crawler.settings.get("POLITE_TEXT", "main") not in TEXT_MODES:
+            raise ValueError(f"POLITE_TEXT: {crawler.settings.get('POLITE_TEXT')!r} is not one "
+                             f"of {', '.join(TEXT_MODES)}")
         if worker:
             if not job.cluster_redis_url:
                 raise ValueError("a worker name needs a cluster job: cluster: {redis_url: ...}")
@@ -168,7 +174,7 @@ class CorpusSpider(scrapy.Spider):
                 else:
                     item["html"] = response.text
                     item["title"] = _title(response)
-                    item["text"] = _visible_text(response)
+                    item["text"], item["text_mode"] = _page_text(self, response)
             yield item
         if isinstance(response, TextResponse) and mime in _TEXT_TYPES[:2]:
             yield from self._follow(response)
@@ -424,6 +430,28 @@ def _title(response: TextResponse) -> str:
 def _visible_text(response: TextResponse) -> str:
     parts = _VISIBLE_TEXT(response.selector.root)
     return " ".join(" ".join(p.split()) for p in parts if p.strip())
+
+
+def _page_text(spider: CorpusSpider, response: TextResponse) -> tuple[str, str]:
+    """(text, text_mode) of an HTML page: its main content (``POLITE_TEXT: main``, see
+    crawler/maintext.py), else, or when none is found, its visible text."""
+    from crawler.runtime import polite_setting
+
+    if polite_setting(spider.crawler, "POLITE_TEXT") == "visible":
+        return _visible_text(response), "visible"
+    from crawler.maintext import FALLBACK_MODE, main_text
+
+    found = main_text(response.selector.root, response.text, url=response.url, max_elements=int(
+        polite_setting(spider.crawler, "POLITE_TEXT_MAX_ELEMENTS")))
+    stats = spider.crawler.stats
+    if found.text is not None:
+        stats.inc_value("polite/text/main")
+        return found.text, "main"
+    stats.inc_value(f"polite/text/{FALLBACK_MODE}/{found.problem.split(':')[0]}")
+    spider.logger.log(logging.DEBUG if found.problem == "no-main-content" else logging.WARNING,
+                      "%s: no main text (%s); the visible text is kept", response.url,
+                      found.problem)
+    return _visible_text(response), FALLBACK_MODE
 
 
 def _is_our_addon(key: Any) -> bool:
