@@ -26,6 +26,7 @@ RETRY_AFTER = "crawler.middlewares.RetryAfterMiddleware"
 INTEGRITY = "crawler.middlewares.ContentIntegrityMiddleware"
 WRITE_AHEAD = "crawler.middlewares.WriteAheadMiddleware"
 CORPUS = "crawler.pipelines.CorpusWriterPipeline"
+PDF_TEXT = "crawler.pipelines.PdfTextPipeline"
 PREFETCH = "crawler.registry_client.RegistryPrefetchMiddleware"
 WARC = "crawler.warc.WarcWriterPipeline"
 RECRAWL = "crawler.resume.RecrawlMiddleware"
@@ -65,6 +66,8 @@ class Addon:
         # a project's own items go to its own pipelines and feeds, never dropped by us
         if settings.getbool("POLITE_CORPUS_ENABLED", defaults.POLITE_CORPUS_ENABLED):
             settings["ITEM_PIPELINES"][CORPUS] = 800
+            # 600: a collected PDF's text, off the reactor thread, before the WARC and corpus
+            settings["ITEM_PIPELINES"][PDF_TEXT] = 600
         if settings.getbool("POLITE_WARC", False):
             settings["ITEM_PIPELINES"][WARC] = 700  # before the corpus writer
         ua = settings.get("POLITE_USER_AGENT")

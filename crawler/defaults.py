@@ -130,6 +130,9 @@ POLITE_TEXT = "main"
 #: Pages with more elements than this get their visible text instead of the main content
 #: (``text_mode: visible-fallback``): trafilatura's time grows with the elements.
 POLITE_TEXT_MAX_ELEMENTS = 50_000
+#: Seconds a collected PDF's text extraction may take (on its own thread, never the reactor's);
+#: past it the PDF is kept without text, with a note.
+POLITE_PDF_TEXT_TIMEOUT = 60.0
 
 #: Scrapy settings a polite crawl starts from (a config's ``settings:`` may override them).
 SCRAPY_DEFAULTS = {

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import queue
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,11 @@ except ImportError:  # pragma: no cover - a dependency; json alone gives the sam
     _orjson = None  # type: ignore[assignment]
 from scrapy import signals
 from scrapy.exceptions import DropItem
+
+try:
+    from scrapy.utils.defer import maybe_deferred_to_future
+except ImportError:  # pragma: no cover - Scrapy < 2.14
+    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
 
 from crawler.runtime import get_runtime, polite_setting
 
@@ -143,3 +151,78 @@ class CorpusWriterPipeline:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class PdfTextPipeline:
+    """Extracts the text of a collected PDF (the corpus spider hands its bytes over as the
+    private field ``_pdf``) on a thread of its own, so a slow or hostile PDF never stalls the
+    reactor (pypdf is pure Python: bounded by pages and characters in
+    :func:`crawler.documents.pdf_text`, and here by time, ``POLITE_PDF_TEXT_TIMEOUT``).
+
+    A PDF whose text is not out in time keeps its bytes (stored by hash) with ``text`` empty and
+    a note; the thread still working on it is left to finish (a daemon thread: it never holds
+    the process at exit) and the next PDFs wait behind it (one thread: text extraction holds
+    the GIL anyway). Runs before the WARC writer and the corpus writer."""
+
+    def __init__(self, crawler: Crawler, timeout: float) -> None:
+        from twisted.internet import reactor
+
+        self.crawler = crawler
+        self.timeout = timeout
+        self._reactor = reactor
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        crawler.signals.connect(self.close, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PdfTextPipeline:
+        timeout = crawler.settings.getfloat("POLITE_PDF_TEXT_TIMEOUT", 60.0)
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"POLITE_PDF_TEXT_TIMEOUT: {timeout!r} is not a positive number "
+                             "of seconds")
+        return cls(crawler, timeout)
+
+    def _work(self) -> None:
+        from crawler.documents import pdf_text
+
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            d, body = job
+            try:
+                result = pdf_text(body)
+            except BaseException as exc:  # noqa: BLE001 - pdf_text never raises; belt and braces
+                result = ("", f"text not extracted ({type(exc).__name__})")
+            self._reactor.callFromThread(lambda d=d, r=result: d.called or d.callback(r))
+
+    async def process_item(self, item: Any, spider: Any = None) -> Any:
+        if type(item) is not dict or "_pdf" not in item:
+            return item
+        from twisted.internet.defer import Deferred
+        from twisted.internet.defer import TimeoutError as DeferTimeout
+
+        body = item.pop("_pdf")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="polite-pdf-text",
+                                            daemon=True)
+            self._thread.start()
+        d: Deferred = Deferred()
+        d.addTimeout(self.timeout, self._reactor)
+        self._jobs.put((d, body))
+        try:
+            text, note = await maybe_deferred_to_future(d)
+        except DeferTimeout:
+            self.crawler.stats.inc_value("polite/pdf_text/timeout")
+            logger.warning("PDF text of %s not extracted in %g s: kept without text",
+                           item.get("url"), self.timeout)
+            text, note = "", f"text not extracted: over {self.timeout:g} s"
+        item["text"] = text
+        if note:
+            item["note"] = note
+        return item
+
+    def close(self, spider: Any = None, reason: str = "") -> None:
+        if self._thread is not None:
+            self._jobs.put(None)  # not joined: a thread still in a hostile PDF is a daemon
+            self._thread = None

@@ -22,7 +22,7 @@ from scrapy.http import Response, TextResponse
 from crawler.addon import Addon
 from crawler.config import JobConfig, load_config
 from crawler.links import link_urls
-from crawler.documents import BlobStore, document_kind, pdf_text, sniff_image
+from crawler.documents import BlobStore, document_kind, sniff_image
 from crawler.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
 from crawler.sitecache import META_RAW
 
@@ -190,10 +190,9 @@ class CorpusSpider(scrapy.Spider):
         item["kind"] = kind
         item["file"] = store.put(response.body, item["sha256"])
         if kind == "pdf":
-            text, note = pdf_text(response.body)
-            item["text"] = text
-            if note:
-                item["note"] = note
+            # its text is extracted by PdfTextPipeline, on a thread of its own (bounded in
+            # time; pypdf never runs in the reactor thread)
+            item["_pdf"] = response.body
             self.crawler.stats.inc_value("polite/collected/pdf")
         else:
             info = sniff_image(response.body)

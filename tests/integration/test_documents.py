@@ -250,3 +250,13 @@ def test_check_decides_a_file_whatever_collect_says(tmp_path):
     assert decided["prohibited.jpg"]["decision"] == "deny"
     assert decided["prohibited.jpg"]["reasons"][0]["signal"] == "iptc"
     assert decided["allowed.jpg"]["decision"] == "allow"
+
+
+def test_pdf_text_past_its_time_is_kept_without_text(tmp_path):
+    # PdfTextPipeline: the text is extracted on a thread of its own, bounded in time; past it
+    # the PDF is still collected (bytes by hash) with empty text and a note
+    run = crawl(tmp_path, collect=["pdf"], seed_paths=["/plain.pdf"],
+                settings={"POLITE_PDF_TEXT_TIMEOUT": 0.0005})
+    item = run["corpus"]["plain.pdf"]
+    assert item["text"] == "" and "over 0.0005 s" in item["note"]
+    assert (run["out"] / item["file"]).read_bytes() == FILES["/plain.pdf"][0]
