@@ -51,6 +51,25 @@ def test_the_same_page_gives_the_same_text():
     assert extract(PAGE).text == extract(PAGE).text is not None
 
 
+def test_the_extractor_built_once_gives_what_the_keyword_call_gives():
+    # main_text reuses one trafilatura Extractor (copied per page with its URL); on the
+    # demo web's pages and this one, trafilatura's own keyword path gives the same text
+    from crawler.demo.sites import demo_sites
+
+    extract_fn, config = maintext._trafilatura()
+    pages = [PAGE, PAGE.replace("<main>", "<div>").replace("</main>", "</div>")]
+    pages += [p.body if isinstance(p.body, str) else p.body.decode("utf-8", "replace")
+              for site in demo_sites() for p in site.pages.values()
+              if p.content_type.startswith("text/html")]
+    assert len(pages) > 20
+    for page in pages:
+        root = Selector(text=page, type="html").root
+        url = "http://127.0.0.1/x"
+        with maintext._quietly():
+            expected = extract_fn(root, url=url, config=config, **maintext.EXTRACT_OPTIONS)
+            assert extract_fn(root, options=maintext._options(url)) == expected
+
+
 def test_the_parsed_tree_is_not_changed():
     root = Selector(text=PAGE, type="html").root
     before = len(list(root.iter()))
