@@ -36,7 +36,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler import defaults
 from crawler.network import address_refusal, format_origin, host_refusal, origin_key, parse_ip
 from crawler.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
-from crawler.documents import document_kind
+from crawler.documents import document_kind, sniff_image
 from crawler.optout.c2pa import read_c2pa
 from crawler.optout.content import decode_content
 from crawler.optout.embedded import read_embedded
@@ -707,6 +707,15 @@ class ReservationMiddleware:
                                           payment_rule=not paid)
         if header_verdict is not None:
             verdict = merge_verdicts(header_verdict, verdict)
+        if kind == "image" and not (ctype or "").split(";")[0].strip().lower().startswith(
+                "image/"):
+            # an image labelled as something else: noimageai in its X-Robots-Tag binds it
+            # all the same (the headers were judged by the label)
+            info = sniff_image(response.body)
+            again = self.policy.image_directives(request.url, headers,
+                                                 info.mime if info else "image/unknown")
+            if again is not None:
+                verdict = merge_verdicts(verdict, again)
         stage = "response"
         if head is not None:
             doc = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),

@@ -672,6 +672,18 @@ class Policy:
                 rule=f"crawler-price: {price}"), content_type=ctype))
         return _verdict(checks), header_stmt
 
+    def image_directives(self, url: str, headers: Mapping[str, Sequence[str]],
+                         mime: str) -> Verdict | None:
+        """``X-Robots-Tag`` judged again for a response whose bytes are an image (``mime``, as
+        sniffed) though its Content-Type does not say so: ``noimageai`` binds images, and a
+        mislabelled image is one (the label must not lift it). None when there is nothing to
+        judge again."""
+        if not self.on("noai") or not headers.get("x-robots-tag"):
+            return None
+        return _verdict(self._judge_all(
+            [noai.statement_from_x_robots_tag(headers["x-robots-tag"], self.token)],
+            content_type=mime))
+
     # -- stage 3 -------------------------------------------------------------------------
     def licence_links(self, url: str, headers: Mapping[str, Sequence[str]],
                       head: HtmlHead | None = None) -> tuple[tuple[str, str], ...]:

@@ -64,11 +64,15 @@ def docs_site() -> Site:
     index = html("docs", '<a href="/plain.pdf">plain</a> <a href="/reserved.pdf">r</a> '
                  '<a href="/broken.pdf">broken</a> '
                  '<a href="/photo">photo</a> <img src="/prohibited.jpg" alt="p"> '
+                 '<a href="/photo-noimageai">photo 2</a> '
                  '<img src="/gz-cut.jpg" alt="g"> <img src="/c2pa.jpg" alt="c"> '
                  '<picture><img srcset="/allowed.jpg 1x, /cut.jpg 2x" alt="a"></picture>')
     pages = {"/robots.txt": Page("User-agent: *\nAllow: /\n", content_type="text/plain"),
              "/": Page(index)}
     pages.update({path: Page(body, content_type=ct) for path, (body, ct) in FILES.items()})
+    # an image labelled as a binary, its header saying noimageai: binds all the same
+    pages["/photo-noimageai"] = Page(png(color=(7, 8, 9)), content_type="application/octet-stream",
+                                     headers=(("X-Robots-Tag", "noimageai"),))
     pages["/gz-cut.jpg"] = Page(GZIP_CUT, content_type="image/jpeg",
                                 headers=(("Content-Encoding", "gzip"),))
     return Site("docs", "documents beyond HTML", pages)
@@ -170,6 +174,13 @@ def test_image_type_comes_from_its_bytes_not_its_label(everything):
     item = everything["corpus"]["photo"]
     assert item["content_type"] == "application/octet-stream"
     assert (item["image_type"], item["width"], item["height"]) == ("image/png", 8, 9)
+
+
+def test_noimageai_binds_an_image_whatever_its_label(everything):
+    assert "photo-noimageai" not in everything["corpus"]
+    (rec,) = [r for r in decisions(everything, "photo-noimageai") if r["decision"] == "deny"]
+    assert [r["signal"] for r in rec["reasons"]] == ["noai"]
+    assert "noimageai" in rec["reasons"][0]["detail"]
 
 
 def test_file_cut_where_a_packet_may_be_is_undetermined_and_refused(everything):
