@@ -736,15 +736,9 @@ class Policy:
         if self.on("tdmrep"):
             meta_stmt = tdm.statement_from_html(head)
             if meta_stmt is not None:
-                decision = tdm.combine(file_stmt, header_stmt, meta_stmt)
-                ev = self._tdm_evidence(meta_stmt, source="html meta")
-                if (decision.reserved and ev.outcome != "deny"
-                        and self._binds("tdmrep", "tdm-reservation")):
-                    ev = replace(ev, outcome="deny")
-                if decision.downgraded:
-                    note = "downgrade: an earlier channel reserved, the page says 0"
-                    ev = replace(ev, detail=f"{ev.detail}; {note}" if ev.detail else note)
-                checks.append(ev)
+                checks.append(self._tdm_later_channel(
+                    meta_stmt, tdm.combine(file_stmt, header_stmt, meta_stmt),
+                    source="html meta", says="the page"))
         if self.on("noai"):
             checks += self._judge_all([noai.statement_from_meta(head, self.token)],
                                       content_type="text/html")
@@ -756,6 +750,20 @@ class Policy:
     def reads_embedded(self) -> bool:
         """Whether the document stage reads anything (some embedded signal is on)."""
         return any(self.on(s) for s in EMBEDDED_SIGNALS)
+
+    def _tdm_later_channel(self, stmt: tdm.TdmStatement, decision: Any, *, source: str,
+                           says: str) -> Evidence:
+        """Evidence of a TDMRep statement read after earlier channels (the page's meta, the
+        file's metadata): it denies when the combined decision reserves, and says so when it
+        lowers an earlier channel's 1 to 0."""
+        ev = self._tdm_evidence(stmt, source=source)
+        if (decision.reserved and ev.outcome != "deny"
+                and self._binds("tdmrep", "tdm-reservation")):
+            ev = replace(ev, outcome="deny")
+        if decision.downgraded:
+            note = f"downgrade: an earlier channel reserved, {says} says 0"
+            ev = replace(ev, detail=f"{ev.detail}; {note}" if ev.detail else note)
+        return ev
 
     def at_embedded(
         self,
@@ -795,16 +803,10 @@ class Policy:
                 continue
             checks.append(replace(self.judge(stmt, content_type=content_type), source=url))
         if found.tdm is not None and self.on("tdmrep"):
-            decision = tdm.combine(file_stmt, header_stmt, found.tdm)
-            ev = self._tdm_evidence(found.tdm, source=url)
-            ev = replace(ev, channel=_EMBEDDED_CHANNEL.get(where, "xmp"))
-            if (decision.reserved and ev.outcome != "deny"
-                    and self._binds("tdmrep", "tdm-reservation")):
-                ev = replace(ev, outcome="deny")
-            if decision.downgraded:
-                note = "downgrade: an earlier channel reserved, the file says 0"
-                ev = replace(ev, detail=f"{ev.detail}; {note}" if ev.detail else note)
-            checks.append(ev)
+            ev = self._tdm_later_channel(
+                found.tdm, tdm.combine(file_stmt, header_stmt, found.tdm), source=url,
+                says="the file")
+            checks.append(replace(ev, channel=_EMBEDDED_CHANNEL.get(where, "xmp")))
         return _verdict(checks)
 
 
