@@ -51,7 +51,7 @@ from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.optout.model import SiteFile
 from crawler.policy import site_file
 from crawler.registry_client import HttpRegistry, _Cached
-from crawler.sitecache import SiteCache
+from crawler.sitecache import FILE_PATHS, SiteCache
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -189,6 +189,28 @@ return 0
 """
 
 
+# _GET_OR_LOCK, and in the same round trip the entries of KEYS[5..] (the origin's other
+# per-origin files, read ahead, never locked): {field/value pairs, PTTL} each, appended as a
+# fourth element.
+_GET_OR_LOCK_AHEAD = NOW + NUM + LIVENESS + """
+local function main()
+""" + _GET_OR_LOCK[len(NOW + NUM + LIVENESS):] + """
+end
+local r = main()
+local ahead = {}
+for i = 5, #KEYS do
+  local p = redis.call('PTTL', KEYS[i])
+  if p > 0 then table.insert(ahead, redis.call('HGETALL', KEYS[i])) else table.insert(ahead, {}) end
+  table.insert(ahead, p)
+end
+table.insert(r, ahead)
+return r
+"""
+
+#: how long an entry read ahead may wait for its file to be asked for (seconds)
+AHEAD_LIFE = 5.0
+
+
 class RedisSiteStore:
     """Raw per-origin file fetches and registry answers shared by a job's workers."""
 
@@ -212,6 +234,9 @@ class RedisSiteStore:
         self._lock = named_script(client, _LOCK, "site_lock")
         self._unlock = named_script(client, _UNLOCK, "site_unlock")
         self._get_or_lock = named_script(client, _GET_OR_LOCK, "site_get_or_lock")
+        self._get_or_lock_ahead = named_script(client, _GET_OR_LOCK_AHEAD, "site_get_or_lock")
+        #: entries read ahead (:meth:`get_or_lock` ``ahead``): (kind, url) -> (entry, when)
+        self._ahead: dict[tuple[str, str], tuple[StoredFile, float]] = {}
         self._put_unlock = named_script(client, _PUT_UNLOCK, "site_put_unlock")
 
     # -- authentication --------------------------------------------------------------------
@@ -271,9 +296,12 @@ class RedisSiteStore:
             raw, pttl = pipe.execute()
         return self._decode(kind, url, raw, pttl)
 
-    def get_or_lock(self, kind: str, url: str, timeout: float) -> tuple[StoredFile | None, bool]:
+    def get_or_lock(self, kind: str, url: str, timeout: float,
+                    ahead: Iterable[tuple[str, str]] = ()) -> tuple[StoredFile | None, bool]:
         """In one round trip: the stored fetch of ``url`` (as :meth:`get`), or else the fetch
-        lock (as :meth:`acquire`). (None, True): this worker holds the lock and fetches;
+        lock (as :meth:`acquire`); and the entries of the files ``ahead`` ((kind, url) pairs:
+        the origin's other per-origin files, about to be asked for), read, checked as a get
+        checks them and kept for :meth:`take_ahead` (never locked). (None, True): this worker holds the lock and fetches;
         (None, False): a live worker holds it. An entry that fails its checks here is not
         used: the lock is asked for in a second call, which answers the entry again (checked
         again, as a get just after the lock was taken: then (hit, True), and the caller
@@ -281,7 +309,12 @@ class RedisSiteStore:
         keys = [self.keys.site(kind, url), self.keys.site_lock(kind, url), self.keys.beats,
                 self.keys.clock]
         args = [self.worker, max(1, int(timeout * 1000)), self.keys.alive_prefix, self.gap_ms]
-        flat, pttl, locked = self._get_or_lock(keys=keys, args=[*args, "0"])
+        if ahead:
+            flat, pttl, locked, more = self._get_or_lock_ahead(
+                keys=[*keys, *(self.keys.site(k, u) for k, u in ahead)], args=[*args, "0"])
+            self._keep_ahead(ahead, more)
+        else:
+            flat, pttl, locked = self._get_or_lock(keys=keys, args=[*args, "0"])
         if int(pttl) > 0 and not int(locked):
             hit = self._decode(kind, url, dict(zip(flat[::2], flat[1::2], strict=True)), pttl)
             if hit is not None:
@@ -292,6 +325,29 @@ class RedisSiteStore:
                                    pttl)
                 return hit, True
         return None, bool(int(locked))
+
+    def _keep_ahead(self, ahead: Iterable[tuple[str, str]], more: list[Any]) -> None:
+        now = time.monotonic()
+        if len(self._ahead) > 1000:
+            self._ahead = {k: v for k, v in self._ahead.items() if now - v[1] < AHEAD_LIFE}
+        for (kind, url), flat, pttl in zip(ahead, more[::2], more[1::2], strict=True):
+            if int(pttl) > 0:
+                hit = self._decode(kind, url, dict(zip(flat[::2], flat[1::2], strict=True)),
+                                   pttl)
+                if hit is not None:
+                    self._ahead[(kind, url)] = (hit, now)
+
+    def take_ahead(self, kind: str, url: str) -> StoredFile | None:
+        """The entry of ``url`` read ahead in the last :data:`AHEAD_LIFE` seconds (its
+        lifetime shortened by the time it waited), once; None otherwise."""
+        got = self._ahead.pop((kind, url), None)
+        if got is None:
+            return None
+        hit, when = got
+        waited = time.monotonic() - when
+        if waited >= AHEAD_LIFE or hit.expires_in - waited <= 0:
+            return None
+        return hit._replace(expires_in=hit.expires_in - waited)
 
     def _decode(self, kind: str, url: str, raw: Mapping[bytes, bytes],
                 pttl: Any) -> StoredFile | None:
@@ -455,12 +511,20 @@ class SharedSiteCache(SiteCache):
     async def _fetch_shared(self, kind: str, url: str) -> SiteFile:
         assert self.store is not None
         stats = self.crawler.stats
+        early = self.store.take_ahead(kind, url)
+        if early is not None:  # read with a sibling file of its origin, a moment ago
+            stats.inc_value("polite/cluster/site/shared")
+            stats.inc_value("polite/cluster/site/read_ahead")
+            return self._from_store(kind, url, early)
         deadline = time.monotonic() + self.fetch_wait
         waited = False
+        ahead = self._siblings(kind, url)
         while True:
             # the stored file, or else the fetch lock, in one call (atomically: a file stored
-            # just before the lock was free is found, not fetched again)
-            hit, locked = self.store.get_or_lock(kind, url, self.lock_ttl)
+            # just before the lock was free is found, not fetched again); the origin's other
+            # files read ahead in the same call
+            hit, locked = self.store.get_or_lock(kind, url, self.lock_ttl, ahead)
+            ahead = ()
             if hit is not None:
                 if locked:  # stored just before we took the lock
                     try:
@@ -489,6 +553,21 @@ class SharedSiteCache(SiteCache):
                 return await self._fetch_here(kind, url, share=True)
             waited = True
             await sleep(self.fetch_poll)
+
+    def _siblings(self, kind: str, url: str) -> list[tuple[str, str]]:
+        """The other per-origin files of ``url``'s origin when ``url`` is one (robots.txt,
+        tdmrep.json, ai.txt), not cached here and not being fetched: read ahead with it."""
+        path = FILE_PATHS.get(kind)
+        if path is None or not url.endswith(path):
+            return []
+        origin = url[:-len(path)]
+        out = []
+        for other, other_path in FILE_PATHS.items():
+            key = (other, origin + other_path)
+            if (other != kind and key not in self._pending
+                    and self.cached_url(*key) is None):
+                out.append(key)
+        return out
 
     async def _fetch_here(self, kind: str, url: str, *, share: bool,
                           unlock: bool = False) -> SiteFile:

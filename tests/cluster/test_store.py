@@ -325,3 +325,27 @@ def test_a_cut_file_stays_cut_for_the_other_workers(redis_url):
     # a whole file reads as whole
     store.put("robots.txt", URL, status=200, body=ROBOTS, outcome="parsed")
     assert store.get("robots.txt", URL).complete is True
+
+
+def test_the_origins_other_files_are_read_ahead_in_the_same_round_trip(redis_url):
+    origin = "http://127.0.0.1:8711"
+    tdm, ai = origin + "/.well-known/tdmrep.json", origin + "/ai.txt"
+    a = store_for(redis_url, "a")
+    a.put("robots.txt", URL, status=200, body=ROBOTS, outcome="parsed")
+    a.put("tdmrep.json", tdm, status=200, body=b"[]", outcome="parsed")
+    a.put("ai.txt", ai, status=200, body=b"User-agent: *\nDisallow: /\n", outcome="parsed")
+    # a forged entry is read ahead and refused, as a get refuses it
+    a.client.hset(a.keys.site("ai.txt", ai), "body", b"User-agent: *\nAllow: /\n")
+    b = store_for(redis_url, "b")
+    b.get_or_lock("robots.txt", origin + "/x", 5, [("ai.txt", origin + "/y")])  # script loaded
+    calls = b.client.calls
+    hit, locked = b.get_or_lock("robots.txt", URL, 5,
+                                [("tdmrep.json", tdm), ("ai.txt", ai)])
+    assert hit is not None and hit.body == ROBOTS and not locked
+    assert b.client.calls == calls + 1
+    early = b.take_ahead("tdmrep.json", tdm)
+    assert early is not None and early.body == b"[]" and early.expires_in <= 60
+    assert b.take_ahead("tdmrep.json", tdm) is None  # once
+    assert b.take_ahead("ai.txt", ai) is None  # forged: not kept
+    # what was not read ahead is not there
+    assert b.take_ahead("robots.txt", URL) is None
