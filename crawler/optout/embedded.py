@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .model import Statement
-from .tdmrep import TdmStatement, TdmValue
+from .tdmrep import TdmStatement, TdmValue, _merge_values
 from .xmp import XmpDocument, container_of, find_xmp, parse_xmp
 
 __all__ = [
@@ -297,21 +297,12 @@ def _statements(values: list[EmbeddedValue], constraints: list[str], *,
     reservations = [v for v in values if v.signal == "tdmrep" and v.term == "tdm-reservation"]
     policies = [v for v in values if v.signal == "tdmrep" and v.term == "tdm-policy"]
     if reservations or policies:
-        tdm_problems: list[str] = []
-        read = []
+        copies = []
         for v in reservations:
-            value, problem = _tdm_value(v.raw)
-            if problem:
-                tdm_problems.append(f"{v.block}: {problem}")
-            read.append(value)
-        if TdmValue.RESERVED in read:
-            value = TdmValue.RESERVED
-        elif TdmValue.NOT_RESERVED in read:
-            value = TdmValue.NOT_RESERVED
-        else:
-            value = TdmValue.UNSET
-        if len(set(read)) > 1:
-            tdm_problems.append("tdm:reservation has several values: reserved if any is 1")
+            read, problem = _tdm_value(v.raw)
+            copies.append((read, (f"{v.block}: {problem}",) if problem else ()))
+        # several copies: TDMRep's own rule for repeated values (reserved if any says 1)
+        value, tdm_problems = _merge_values(copies, "tdm:reservation")
         policy = next((p.raw for p in policies
                        if re.match(r"https?://", p.raw, re.I)), None)
         if policies and policy is None:
