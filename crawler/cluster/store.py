@@ -257,8 +257,10 @@ class RedisSiteStore:
             *(f.get(n, b"") for n in ("opted_out", "detail", "fetched_at"))))
 
     def _authentic(self, what: str, url: str, f: Mapping[str, bytes], expected: str,
-                   life: float) -> bool:
-        """True when ``f`` carries ``expected`` as its MAC and is not older than ``life``."""
+                   life: float, *, report: bool = True) -> bool:
+        """True when ``f`` carries ``expected`` as its MAC and is not older than ``life``.
+        ``report=False``: a refusal is neither counted nor logged (an entry read ahead: it is
+        read, and reported, again when its file is asked for)."""
         got = f.get("mac", b"")
         if not got:
             reason = "missing"
@@ -273,6 +275,8 @@ class RedisSiteStore:
             if age == age and -60 <= age <= life + 1:  # NaN fails; 60 s of clock skew
                 return True
             reason = "stale"
+        if not report:
+            return False
         if self.stats is not None:
             self.stats.inc_value(UNAUTHENTICATED)
             self.stats.inc_value(f"{UNAUTHENTICATED}/{reason}")
@@ -333,7 +337,7 @@ class RedisSiteStore:
         for (kind, url), flat, pttl in zip(ahead, more[::2], more[1::2], strict=True):
             if int(pttl) > 0:
                 hit = self._decode(kind, url, dict(zip(flat[::2], flat[1::2], strict=True)),
-                                   pttl)
+                                   pttl, report=False)
                 if hit is not None:
                     self._ahead[(kind, url)] = (hit, now)
 
@@ -350,11 +354,12 @@ class RedisSiteStore:
         return hit._replace(expires_in=hit.expires_in - waited)
 
     def _decode(self, kind: str, url: str, raw: Mapping[bytes, bytes],
-                pttl: Any) -> StoredFile | None:
+                pttl: Any, *, report: bool = True) -> StoredFile | None:
         if not raw or pttl is None or int(pttl) <= 0:
             return None
         f = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
-        if not self._authentic(kind, url, f, self._site_mac(kind, url, f), self.ttl):
+        if not self._authentic(kind, url, f, self._site_mac(kind, url, f), self.ttl,
+                               report=report):
             return None
         try:
             status = int(f["status"]) if f.get("status") else None
