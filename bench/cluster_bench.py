@@ -284,8 +284,7 @@ def print_details(r: dict) -> None:
 
 
 def main() -> None:
-    from crawler import cli
-
+    from crawler.cli.main import main as cli
     if not hasattr(cli, "cmd_seed"):
         raise SystemExit("cluster_bench needs the lead's wiring (polite-crawl seed / run "
                          "--worker); not there yet")

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.policy import Policy, site_file  # noqa: E402
+from crawler.policy.reservation import Policy, site_file  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_robots"
 ORIGIN = "https://www.example.com"

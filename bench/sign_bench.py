@@ -1,4 +1,4 @@
-"""Web Bot Auth signing cost: microseconds per signed request (crawler.websig.sign_request).
+"""Web Bot Auth signing cost: microseconds per signed request (crawler.identity.websig.sign_request).
 
 Signs N requests to varied URLs with a fresh Ed25519 key and prints µs per signature, the
 part of it that is the Ed25519 signature itself, and what the middleware adds (stripping old
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from crawler.identity import Identity  # noqa: E402
-from crawler.websig import sign_request  # noqa: E402
+from crawler.identity.keys import Identity  # noqa: E402
+from crawler.identity.websig import sign_request  # noqa: E402
 
 AGENT = "https://crawler.example"
 
@@ -51,7 +51,7 @@ def main() -> None:
     from scrapy import Request
     from scrapy.utils.test import get_crawler
 
-    from crawler.signing import SignRequestsMiddleware
+    from crawler.crawl.signing import SignRequestsMiddleware
 
     mw = SignRequestsMiddleware(ident, AGENT, stats=get_crawler().stats)
     reqs = [Request(u) for u in urls]

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decision_bench import median_file  # noqa: E402
 
 from crawler import sitecache as sc  # noqa: E402
-from crawler.policy import site_file  # noqa: E402
+from crawler.policy.reservation import site_file  # noqa: E402
 
 PAGE_404 = (b"<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>"
             b"</body></html>")

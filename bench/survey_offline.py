@@ -1,6 +1,6 @@
 """Offline survey speed over the 752 real robots.txt files of ``tests/data/real_robots/``.
 
-Ours: :func:`crawler.survey.analyse_robots_only` per file -- parse, then the block level (full /
+Ours: :func:`crawler.survey.analysis.analyse_robots_only` per file -- parse, then the block level (full /
 partial / none), ``explicit`` and ``/`` for ``*`` and every token of the bundled agent list,
 plus Content-Usage, Content-Signal and RSL discovery -- and the JSON line.  Baseline: Protego
 alone, ``Protego.parse`` + ``can_fetch("https://HOST/", token)`` for ``*`` and the same tokens
@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from protego import Protego
 
-from crawler.agents import load_agents
-from crawler.survey import analyse_robots_only
+from crawler.survey.agents import load_agents
+from crawler.survey.analysis import analyse_robots_only
 
 DATA = ROOT / "tests" / "data" / "real_robots"
 

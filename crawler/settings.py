@@ -3,7 +3,7 @@
 The corpus spider loads its job config (``-a config=...``) and layers it on top of these.
 """
 
-from crawler.defaults import SCRAPY_DEFAULTS
+from crawler.crawl.defaults import SCRAPY_DEFAULTS
 
 BOT_NAME = "polite-crawler"
 SPIDER_MODULES = ["crawler.spiders"]

@@ -8,7 +8,7 @@ Inputs (bundled; provenance in ``tests/data/README.md``):
 
 * ``tests/data/news_top100_longitudinal.json``: 14 monthly snapshots of the robots.txt files
   of the top-100 news sites.  Each snapshot is written as a directory of ``HOST.txt`` files and
-  surveyed with :func:`crawler.survey.survey_from_dir` and its date -- what ``polite-crawl survey
+  surveyed with :func:`crawler.survey.analysis.survey_from_dir` and its date -- what ``polite-crawl survey
   --from-dir DIR --date YYYY-MM-DD`` does -- so every wave is dated (``wave.date``) and the
   report orders them by date, not by file times.
 * ``tests/data/real_robots/``: 752 real robots.txt files from three sources (2019, 2024,
@@ -18,7 +18,7 @@ Inputs (bundled; provenance in ``tests/data/README.md``):
 Outputs:
 
 * ``examples/study/``: ``report.md``, ``report.html``, ``report.json`` and the charts of
-  :func:`crawler.report.build_report` over the 14 waves (every share with its 95 % Wilson
+  :func:`crawler.publish.report.build_report` over the 14 waves (every share with its 95 % Wilson
   interval; trends with changes flagged when intervals overlap; a glossary), plus the study's
   own sections: the naive adjacent-line rule of the data set's analyser against RFC 9309 per
   agent and per wave, and on the 752 files.  ``figures.extra.headline`` in report.json holds
@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.report import (  # noqa: E402
+from crawler.publish.report import (  # noqa: E402
     PALETTE,
     Measure,
     Table,
@@ -49,7 +49,7 @@ from crawler.report import (  # noqa: E402
     fraction,
     wilson_interval,
 )
-from crawler.survey import naive_adjacent_block, survey_from_dir  # noqa: E402
+from crawler.survey.analysis import naive_adjacent_block, survey_from_dir  # noqa: E402
 
 NEWS = ROOT / "tests" / "data" / "news_top100_longitudinal.json"
 REAL = ROOT / "tests" / "data" / "real_robots"
@@ -66,7 +66,7 @@ MEASURES = (
     Measure("naive", "naive rule", "origins",
             "a line starting exactly `User-agent:` names the agent exactly (case-sensitive) "
             "and the next line is exactly `Disallow: /` (the news data set's own analyser; "
-            "crawler.survey.naive_adjacent_block)",
+            "crawler.survey.analysis.naive_adjacent_block)",
             "origins with an archived robots.txt"),
     Measure("naive_gap", "gap: / minus naive", "percentage points",
             "the share with / disallowed (RFC 9309) minus the share the naive rule finds, on "

@@ -1,8 +1,8 @@
 """Pay-per-crawl audit records as a crawl writes them, for report and transparency tests.
 
-The records come from the real session (:class:`crawler.payment.PayPerCrawl`: it decides, and
+The records come from the real session (:class:`crawler.policy.payment.PayPerCrawl`: it decides, and
 its answers carry the records) written through the real funnel
-(:meth:`crawler.decisions.DecisionFunnel.result`, ``extra={"payment": payload}``, as the
+(:meth:`crawler.crawl.decisions.DecisionFunnel.result`, ``extra={"payment": payload}``, as the
 answers' docstring tells the glue) into a real :class:`crawler.audit.log.AuditWriter`: no
 hand-made record dicts.
 """
@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crawler.audit.log import AuditWriter
-from crawler.decisions import DecisionFunnel
-from crawler.payment import LocalLedger, PayAndRetry, PaymentPolicy, PayPerCrawl
-from crawler.policy import Policy
+from crawler.crawl.decisions import DecisionFunnel
+from crawler.policy.payment import LocalLedger, PayAndRetry, PaymentPolicy, PayPerCrawl
+from crawler.policy.reservation import Policy
 
 UA = "PayBot/1.0 (+https://example.org/paybot)"
 

@@ -20,7 +20,7 @@ protocols.md §8.5 and Cloudflare's ``crawl-pages`` / ``error-codes`` pages. For
   ``InvalidSignature`` without a verified signature, even for free pages).
 
 Paths without a page are free (``200``). Every request is recorded (:attr:`requests`). The
-server's own price parsing is independent of ``crawler.payment`` (a test of the client against
+server's own price parsing is independent of ``crawler.policy.payment`` (a test of the client against
 itself would prove nothing).
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.about import (
+from crawler.publish.about import (
     ATOM_NS,
     FAILURE_ROWS_FOR,
     PURPOSE_TEXT,
@@ -27,9 +27,9 @@ from crawler.about import (
     opt_out_examples,
 )
 from crawler.audit.record import SIGNALS
-from crawler.config import JobConfig, parse_config
+from crawler.config.job import JobConfig, parse_config
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.policy import (
+from crawler.policy.reservation import (
     FAILURE_POLICY,
     PURPOSES,
     SWITCHABLE_SIGNALS,
@@ -332,8 +332,8 @@ class _Resp:
 def test_directory_card_and_history_follow_rotation(tmp_path: Path) -> None:
     from http_message_signatures.exceptions import InvalidSignature
 
-    from crawler.about import AGENT_CARD, JWKS_HEADERS_PATH, JWKS_PATH, KEY_HISTORY
-    from crawler.identity import generate_key, load_key, published_keys, rotate_key
+    from crawler.publish.about import AGENT_CARD, JWKS_HEADERS_PATH, JWKS_PATH, KEY_HISTORY
+    from crawler.identity.keys import generate_key, load_key, published_keys, rotate_key
 
     key = tmp_path / "id.pem"
     first = generate_key(key)
@@ -388,8 +388,8 @@ def test_serve_about_types_and_fresh_directory_signatures(tmp_path: Path) -> Non
     import urllib.error
     import urllib.request
 
-    from crawler.about import JWKS_HEADERS_PATH, JWKS_PATH, serve_about
-    from crawler.identity import generate_key
+    from crawler.publish.about import JWKS_HEADERS_PATH, JWKS_PATH, serve_about
+    from crawler.identity.keys import generate_key
 
     ident = generate_key(tmp_path / "id.pem")
     site = tmp_path / "site"

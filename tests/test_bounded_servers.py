@@ -19,8 +19,8 @@ import pytest
 
 from crawler.demo import web as demo_web
 from crawler.demo.web import LocalWeb, Page, Site
-from crawler.registry import SPAWNING_PATH, RegistryIndex, parse_entry
-from crawler.registry_server import MAX_BODY_BYTES, RegistryServer
+from crawler.registry.lists import SPAWNING_PATH, RegistryIndex, parse_entry
+from crawler.registry.server import MAX_BODY_BYTES, RegistryServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LIST = "example.com\nhttps://origin.test\n"
@@ -209,7 +209,7 @@ def _rss(pid: int, field: str = "VmRSS") -> int:
 def registry_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """``polite-crawl registry serve`` with its default limits, in a subprocess."""
     (tmp_path / "list.txt").write_text(LIST, encoding="utf-8")
-    code = "import sys; from crawler.cli import main; sys.exit(main())"
+    code = "import sys; from crawler.cli.main import main; sys.exit(main())"
     proc = subprocess.Popen([sys.executable, "-c", code, "registry", "serve",
                              str(tmp_path / "list.txt"), "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

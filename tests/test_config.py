@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crawler.cli import main
-from crawler.config import ConfigError, load_config, parse_config
+from crawler.cli.main import main
+from crawler.config.job import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -28,7 +28,7 @@ def test_example_and_demo_configs_are_valid():
 
 def test_example_config_documents_every_key():
     text = (ROOT / "configs" / "example.yaml").read_text()
-    from crawler.config import KNOWN_KEYS
+    from crawler.config.job import KNOWN_KEYS
 
     documented = set(yaml.safe_load(text))
     assert documented == KNOWN_KEYS

@@ -1,4 +1,4 @@
-"""crawler.documents (kinds, image sniffing, PDF text, the blob store), ``collect:`` in the
+"""crawler.corpus.documents (kinds, image sniffing, PDF text, the blob store), ``collect:`` in the
 config, and the links a page yields for each ``collect``."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import sys
 import pytest
 from scrapy.http import HtmlResponse
 
-from crawler.config import ConfigError, parse_config
-from crawler.documents import BlobStore, document_kind, pdf_text, sniff_image
-from crawler.links import link_urls
+from crawler.config.job import ConfigError, parse_config
+from crawler.corpus.documents import BlobStore, document_kind, pdf_text, sniff_image
+from crawler.crawl.links import link_urls
 from tests.documents_fixtures import pdf
 
 UA = "DocBot/1.0 (+https://example.org/bot)"
@@ -159,7 +159,7 @@ def test_links_default_is_link_extractor_and_collect_widens_them():
 def test_purge_removes_the_blob_of_an_erased_document_only(tmp_path):
     import json
 
-    from crawler.revalidate import Outcome, Part, purge
+    from crawler.corpus.revalidate import Outcome, Part, purge
 
     store = BlobStore(tmp_path)
     docs = []

@@ -11,9 +11,9 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Headers, HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.middlewares import META_CHECKS, ReservationMiddleware
-from crawler.policy import Policy
-from crawler.runtime import PoliteRuntime
+from crawler.crawl.middlewares import META_CHECKS, ReservationMiddleware
+from crawler.policy.reservation import Policy
+from crawler.crawl.runtime import PoliteRuntime
 
 
 class BrokenPolicy(Policy):
@@ -27,7 +27,7 @@ class BrokenPolicy(Policy):
 @pytest.fixture
 def middleware(tmp_path):
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.addon.Addon": 100},
+        "ADDONS": {"crawler.crawl.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path),
     })
@@ -69,8 +69,8 @@ def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
     carries the meta key is judged like any other."""
     from scrapy.http.request import NO_CALLBACK
 
-    from crawler.middlewares import is_preflight
-    from crawler.sitecache import PREFLIGHT_META
+    from crawler.crawl.middlewares import is_preflight
+    from crawler.crawl.sitecache import PREFLIGHT_META
 
     def cb(response):
         return None
@@ -97,13 +97,13 @@ def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
 def test_origin_key_is_one_per_host_spelling(url, origin):
     """origin_of keys the per-origin robots.txt cache and download slots: every spelling of a
     host (case, trailing dot, IPv4-mapped IPv6, IPv6 forms) gives one key."""
-    from crawler.middlewares import origin_of
+    from crawler.crawl.middlewares import origin_of
 
     assert origin_of(Request(url)) == origin
 
 
 GLUE_SETTINGS = {
-    "ADDONS": {"crawler.addon.Addon": 100},
+    "ADDONS": {"crawler.crawl.addon.Addon": 100},
     "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
 }
 
@@ -140,7 +140,7 @@ def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base
 
     from scrapy.settings import Settings
 
-    from crawler.runtime import get_runtime
+    from crawler.crawl.runtime import get_runtime
 
     crawler = get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path)})
     crawler._apply_settings()
@@ -165,7 +165,7 @@ def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base
 
 def _runtime_crawler(tmp_path, **settings):
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.addon.Addon": 100},
+        "ADDONS": {"crawler.crawl.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path),
         **settings,
@@ -192,8 +192,8 @@ def test_exempt_origins_are_part_of_the_policy_hash(tmp_path):
 def test_integrity_middleware_decodes_and_records_what_it_found(tmp_path):
     import gzip
 
-    from crawler.middlewares import ContentIntegrityMiddleware
-    from crawler.sitecache import META_BODY
+    from crawler.crawl.middlewares import ContentIntegrityMiddleware
+    from crawler.crawl.sitecache import META_BODY
 
     crawler = _runtime_crawler(tmp_path)
     mw = ContentIntegrityMiddleware.from_crawler(crawler)
@@ -225,8 +225,8 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
     """Scrapy drops such a page without a record; we mark it, and the refusal is recorded."""
     import gzip
 
-    from crawler.middlewares import ContentIntegrityMiddleware
-    from crawler.sitecache import META_BODY
+    from crawler.crawl.middlewares import ContentIntegrityMiddleware
+    from crawler.crawl.sitecache import META_BODY
 
     crawler = _runtime_crawler(tmp_path, DOWNLOAD_MAXSIZE=1000)
     mw = ContentIntegrityMiddleware.from_crawler(crawler)
@@ -238,7 +238,7 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
     # a per-origin file is read in part by design: cut, not an error
     from scrapy.http.request import NO_CALLBACK
 
-    from crawler.sitecache import PREFLIGHT_META
+    from crawler.crawl.sitecache import PREFLIGHT_META
 
     request = Request("https://example.org/robots.txt", callback=NO_CALLBACK,
                       meta={"polite_maxsize": 1000, PREFLIGHT_META: "robots.txt"})
@@ -253,10 +253,10 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
 def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     # the funnel skips the pydispatch dispatch when nobody receives decision_recorded; it must
     # see a receiver connected at any time (WARC metadata depends on it) and one gone
-    from crawler.policy import merge_verdicts
-    from crawler.signals import decision_recorded
+    from crawler.policy.reservation import merge_verdicts
+    from crawler.crawl.signals import decision_recorded
 
-    crawler = get_crawler(Spider, {"ADDONS": {"crawler.addon.Addon": 100},
+    crawler = get_crawler(Spider, {"ADDONS": {"crawler.crawl.addon.Addon": 100},
                                    "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
                                    "POLITE_OUTPUT_DIR": str(tmp_path)})
     crawler._apply_settings()
@@ -282,7 +282,7 @@ def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
 def test_addon_installs_the_request_signer_just_before_the_write_ahead_record():
     from scrapy.settings import Settings
 
-    from crawler.addon import SIGN, WRITE_AHEAD, Addon
+    from crawler.crawl.addon import SIGN, WRITE_AHEAD, Addon
 
     s = Settings({"DOWNLOADER_MIDDLEWARES": {}, "EXTENSIONS": {}, "SPIDER_MIDDLEWARES": {},
                   "ITEM_PIPELINES": {}})
@@ -310,8 +310,8 @@ def test_runtime_refuses_payment_it_cannot_do(tmp_path, settings, message):
 
 
 def test_payment_is_part_of_the_policy_hash_and_resumes_from_the_log(tmp_path):
-    from crawler.identity import generate_key
-    from crawler.payment import PayPerCrawl
+    from crawler.identity.keys import generate_key
+    from crawler.policy.payment import PayPerCrawl
 
     key = tmp_path / "k.pem"
     generate_key(key)
@@ -345,7 +345,7 @@ def test_payment_is_part_of_the_policy_hash_and_resumes_from_the_log(tmp_path):
 
 
 def test_unreadable_payment_records_mean_nothing_is_paid(tmp_path):
-    from crawler.identity import generate_key
+    from crawler.identity.keys import generate_key
 
     key = tmp_path / "k.pem"
     generate_key(key)

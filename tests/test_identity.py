@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from crawler.cli import main
-from crawler.identity import (
+from crawler.cli.main import main
+from crawler.identity.keys import (
     Identity,
     IdentityError,
     b64url_decode,
@@ -131,7 +131,7 @@ def test_signature_verified_by_openssl(tmp_path):
 # -- rotation ------------------------------------------------------------------------------------
 
 def test_rotate_keeps_the_old_key_published_for_the_grace_period(tmp_path):
-    from crawler.identity import key_history, published_keys, read_retired, rotate_key
+    from crawler.identity.keys import key_history, published_keys, read_retired, rotate_key
 
     path = tmp_path / "id.pem"
     old = generate_key(path)
@@ -156,7 +156,7 @@ def test_rotate_keeps_the_old_key_published_for_the_grace_period(tmp_path):
 
 
 def test_rotate_refuses_what_it_cannot_do_safely(tmp_path):
-    from crawler.identity import retired_keys_path, rotate_key
+    from crawler.identity.keys import retired_keys_path, rotate_key
 
     path = tmp_path / "id.pem"
     with pytest.raises(IdentityError):  # no key to rotate

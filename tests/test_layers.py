@@ -10,15 +10,18 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "crawler"
-CORE = sorted(PKG.glob("optout/*.py")) + [PKG / "audit" / "record.py", PKG / "policy.py",
-                                           PKG / "network.py", PKG / "payment.py"]
+CORE = sorted(PKG.glob("optout/*.py")) + [PKG / "audit" / "record.py",
+                                           PKG / "policy" / "reservation.py",
+                                           PKG / "policy" / "network.py",
+                                           PKG / "policy" / "payment.py"]
 FORBIDDEN_MODULES = {"scrapy", "twisted", "socket", "time", "datetime", "os", "urllib.request",
                      "http", "asyncio", "subprocess", "pathlib", "random"}
 FORBIDDEN_CALLS = {"open", "input", "print"}
 
 
 #: Modules that read local files (survey --from-dir) but must touch no network or Scrapy.
-NO_NETWORK = [PKG / "survey.py", PKG / "agents.py", PKG / "maintext.py", PKG / "export.py"]
+NO_NETWORK = [PKG / "survey" / "analysis.py", PKG / "survey" / "agents.py",
+              PKG / "corpus" / "maintext.py", PKG / "corpus" / "export.py"]
 NETWORK_MODULES = {"scrapy", "twisted", "socket", "http", "asyncio", "requests", "subprocess"}
 
 
@@ -47,7 +50,7 @@ def test_core_module_is_sans_io(path):
             f"{path.name} imports {name}")
         if name.startswith("crawler."):
             assert name.startswith(("crawler.optout", "crawler.audit.record", "crawler.extras",
-                                    "crawler.network")), f"{path.name} imports {name}"
+                                    "crawler.policy.network")), f"{path.name} imports {name}"
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in FORBIDDEN_CALLS, f"{path.name} calls {node.func.id}()"
@@ -55,8 +58,8 @@ def test_core_module_is_sans_io(path):
 
 def test_importing_the_core_loads_no_scrapy_or_twisted():
     mods = ["crawler.optout." + p.stem for p in CORE if p.parent.name == "optout"]
-    mods += ["crawler.audit.record", "crawler.policy", "crawler.network", "crawler.payment",
-             "crawler.survey", "crawler.agents"]
+    mods += ["crawler.audit.record", "crawler.policy.reservation", "crawler.policy.network", "crawler.policy.payment",
+             "crawler.survey.analysis", "crawler.survey.agents"]
     code = ("import sys\n" + "".join(f"import {m}\n" for m in mods) +
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")

@@ -1,13 +1,13 @@
 """The corpus spider's faster page reading gives what Scrapy's slower calls give.
 
-* :func:`crawler.links.link_urls` == ``[l.url for l in LinkExtractor().extract_links(r)]`` on
+* :func:`crawler.crawl.links.link_urls` == ``[l.url for l in LinkExtractor().extract_links(r)]`` on
   generated pages with every kind of link (relative, absolute, ``<base href>``, fragments,
   ``javascript:``, ``mailto:``, denied extensions, unicode, percent-escapes, whitespace, dot
   segments, other hosts and ports, XHTML) under several page URLs and encodings, and on the
   real HTML pages of ``tests/data`` and the demo sites;
 * the title and visible text (compiled XPath) == ``response.css("title::text")`` /
   ``response.xpath(...).getall()``;
-* a corpus line (:func:`crawler.pipelines.json_line`) == ``json.dumps(item, ensure_ascii=False,
+* a corpus line (:func:`crawler.crawl.pipelines.json_line`) == ``json.dumps(item, ensure_ascii=False,
   sort_keys=True)``;
 * a URL ``check --from-file`` decides in place is the URL its request would carry.
 """
@@ -22,8 +22,8 @@ import pytest
 from scrapy.http import HtmlResponse, XmlResponse
 from scrapy.linkextractors import LinkExtractor
 
-from crawler.links import link_urls
-from crawler.pipelines import json_line
+from crawler.crawl.links import link_urls
+from crawler.crawl.pipelines import json_line
 from crawler.spiders.corpus import _title, _visible_text
 
 DATA = Path(__file__).parent / "data"
@@ -176,7 +176,7 @@ def test_plain_urls_are_what_requests_carry():
     ``Request(url).url`` is the URL as written: checked on generated URLs of every kind."""
     from scrapy import Request
 
-    from crawler.middlewares import origin_of, plain_url
+    from crawler.crawl.middlewares import origin_of, plain_url
 
     rng = random.Random(21)
     hosts = ["127.0.0.1", "127.1.2.3:8080", "example.com", "Example.com", "a-b.example:80",

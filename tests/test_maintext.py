@@ -1,4 +1,4 @@
-"""Main-content text (crawler/maintext.py): boilerplate out, bounded, never a crash, never a
+"""Main-content text (crawler/corpus/maintext.py): boilerplate out, bounded, never a crash, never a
 request; the ``text:`` config key."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 import pytest
 from parsel import Selector
 
-from crawler import maintext
-from crawler.config import ConfigError, parse_config
-from crawler.maintext import main_text
+from crawler.corpus import maintext
+from crawler.config.job import ConfigError, parse_config
+from crawler.corpus.maintext import main_text
 
 PARAGRAPHS = "".join(
     f"<p>The river keeps its own calendar; in part {i} the ferryman counts the floods by the "

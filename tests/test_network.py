@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from crawler.network import address_refusal, host_refusal, normalize_host, parse_ip
+from crawler.policy.network import address_refusal, host_refusal, normalize_host, parse_ip
 
 
 @pytest.mark.parametrize(
@@ -109,6 +109,6 @@ def test_parse_ip_unwraps_ipv4_mapped_addresses():
 ])
 def test_origin_key_is_the_one_origin_form(url, key):
     """Download slots of per-origin files and registry APIs key like origin_of."""
-    from crawler.network import origin_key
+    from crawler.policy.network import origin_key
 
     assert origin_key(url) == key

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.record import GENESIS_HASH, canonical_json, seal, verify_lines
-from crawler.payment import (
+from crawler.policy.payment import (
     CRAWLER_ERRORS,
     Collect,
     CurrencyMismatch,
@@ -627,7 +627,7 @@ def test_payment_core_is_sans_io():
 
 
 def test_importing_payment_loads_no_scrapy_twisted_or_redis():
-    code = ("import sys, crawler.payment\n"
+    code = ("import sys, crawler.policy.payment\n"
             "bad = [m for m in ('scrapy', 'twisted', 'redis') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PAYMENT.parent.parent)
@@ -838,7 +838,7 @@ class _Down:
 
 
 def test_fail_closed_ledger_refuses_when_the_state_cannot_be_read():
-    from crawler.payment import FailClosedLedger
+    from crawler.policy.payment import FailClosedLedger
 
     p = policy()
     ppc = PayPerCrawl(p, FailClosedLedger(_Down()))
@@ -848,7 +848,7 @@ def test_fail_closed_ledger_refuses_when_the_state_cannot_be_read():
 
 
 def test_fail_closed_ledger_stops_paying_after_a_lost_commit():
-    from crawler.payment import FailClosedLedger
+    from crawler.policy.payment import FailClosedLedger
 
     p = policy()
     inner = LocalLedger(p)
@@ -897,7 +897,7 @@ def test_a_shared_ledger_behind_the_workers_own_log_stops_paying():
 def test_replay_matches_charges_to_authorisations_across_worker_logs():
     # cluster: worker A authorised (seq 3), worker B sent the paid request and recorded the
     # charge; B also has an authorisation of its own at seq 3 that no charge closed
-    from crawler.payment import cross_log_charges
+    from crawler.policy.payment import cross_log_charges
 
     def auth(seq, origin):
         return {"seq": seq, "result": "pay-decision", "payment": {

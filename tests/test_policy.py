@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler.optout.model import Statement
-from crawler.policy import (
+from crawler.policy.reservation import (
     IMAGE_ONLY_TERMS,
     PURPOSES,
     TERM_PURPOSES,

@@ -7,7 +7,7 @@ import pytest
 from crawler.optout.embedded import TERM_ROWS, EmbeddedResult, read_embedded
 from crawler.optout.model import Statement
 from crawler.optout.tdmrep import TdmStatement, TdmValue
-from crawler.policy import (
+from crawler.policy.reservation import (
     PURPOSES,
     SWITCHABLE_SIGNALS,
     TERM_PURPOSES,

@@ -1,7 +1,7 @@
 """The compiled stage-1 plan decides exactly as the plain reading of every file does.
 
 :meth:`Policy.before_fetch` decides through a plan compiled once per set of per-origin files
-(:class:`crawler.policy._SitePlan`); :meth:`Policy._before_fetch_reference` reads every file
+(:class:`crawler.policy.reservation._SitePlan`); :meth:`Policy._before_fetch_reference` reads every file
 afresh for each URL. Their verdicts (decision, reasons and every check, field by field) must be
 equal for every file and URL: the real robots.txt files of ``tests/data/real_robots`` (also with
 Content-Usage / Content-Signal lines put into their groups, and read as ai.txt), the real
@@ -20,7 +20,7 @@ import pytest
 
 from crawler.optout.model import SiteFile
 from crawler.optout.robots import parse_robots
-from crawler.policy import Policy, site_file
+from crawler.policy.reservation import Policy, site_file
 
 DATA = Path(__file__).parent / "data"
 REAL = sorted(p for p in (DATA / "real_robots").glob("*.txt"))

@@ -14,10 +14,10 @@ import scrapy
 from scrapy.http import HtmlResponse, Request
 from scrapy.utils.test import get_crawler
 
-from crawler.addon import CORPUS, PROVENANCE
-from crawler.middlewares import META_AUDIT
-from crawler.provenance import FIELDS, ItemProvenanceMiddleware, attach, item_sha256
-from crawler.runtime import expand_output_dir, get_runtime
+from crawler.crawl.addon import CORPUS, PROVENANCE
+from crawler.crawl.middlewares import META_AUDIT
+from crawler.crawl.provenance import FIELDS, ItemProvenanceMiddleware, attach, item_sha256
+from crawler.crawl.runtime import expand_output_dir, get_runtime
 
 UA = "GlueBot/1.0 (+https://example.org/bot)"
 START = datetime(2026, 12, 2, 8, 19, 34, 123456, tzinfo=timezone.utc)
@@ -68,7 +68,7 @@ class Named(scrapy.Spider):
 
 
 def _crawler(tmp_path, spidercls=Named, **settings):
-    crawler = get_crawler(spidercls, {"ADDONS": {"crawler.addon.Addon": 100},
+    crawler = get_crawler(spidercls, {"ADDONS": {"crawler.crawl.addon.Addon": 100},
                                       "POLITE_USER_AGENT": UA,
                                       "POLITE_OUTPUT_DIR": str(tmp_path / "out"), **settings})
     crawler._apply_settings()
@@ -180,7 +180,7 @@ def test_the_corpus_spider_asks_for_its_pipeline(tmp_path, config_settings, corp
 
 
 def test_a_job_config_output_dir_takes_no_placeholders(tmp_path):
-    from crawler.config import ConfigError, load_config
+    from crawler.config.job import ConfigError, load_config
 
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"job: j\nuser_agent: '{UA}'\noutput_dir: out/%(name)s\n")
@@ -304,7 +304,7 @@ def test_a_provenance_file_that_cannot_be_written_stops_the_crawl_items_pass(tmp
 # -- private networks -----------------------------------------------------------------------
 
 def test_the_private_network_refusal_names_both_spellings():
-    from crawler.policy import network_refusal
+    from crawler.policy.reservation import network_refusal
 
     (ev,) = network_refusal("http://127.0.0.1/", "loopback address").reasons
     assert "allow_private_networks: true" in ev.detail
@@ -317,11 +317,11 @@ def test_the_private_network_refusal_names_both_spellings():
 def test_the_refusal_log_line_names_both_spellings(tmp_path, caplog):
     import logging
 
-    from crawler.policy import network_refusal
+    from crawler.policy.reservation import network_refusal
 
     crawler = _crawler(tmp_path)
     rt = get_runtime(crawler)
-    with caplog.at_level(logging.INFO, logger="crawler.decisions"):
+    with caplog.at_level(logging.INFO, logger="crawler.crawl.decisions"):
         rt.funnel.record("http://10.0.0.1/", network_refusal("http://10.0.0.1/", "private"),
                          checks=[], request=None)
         rt.funnel.record("file:///x", network_refusal("file:///x", "only http(s) URLs are "

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from crawler.policy import failure_policy_markdown
+from crawler.policy.reservation import failure_policy_markdown
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -18,6 +18,6 @@ def test_quickstart_is_two_make_commands():
 
 
 def test_purpose_table_matches_code():
-    from crawler.policy import purpose_table_markdown
+    from crawler.policy.reservation import purpose_table_markdown
 
     assert purpose_table_markdown() in README

@@ -1,4 +1,4 @@
-"""Opt-out registry (crawler.registry): entry syntax, matching, both backends, Spawning codec."""
+"""Opt-out registry (crawler.registry.lists): entry syntax, matching, both backends, Spawning codec."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler import registry
-from crawler.registry import (
+from crawler.registry import lists as registry
+from crawler.registry.lists import (
     MAX_LIST_PROBLEMS,
     SPAWNING_PATH,
     RegistryEntry,
@@ -454,8 +454,8 @@ def test_host_spellings_match_one_entry(kind: str, tmp_path: Path) -> None:
 
 
 def test_entries_and_urls_use_the_network_host_form() -> None:
-    """The registry's host normal form is crawler.network.normalize_host's (bracketed IPv6)."""
-    from crawler.network import normalize_host
+    """The registry's host normal form is crawler.policy.network.normalize_host's (bracketed IPv6)."""
+    from crawler.policy.network import normalize_host
 
     assert parse_entry("[::ffff:192.0.2.1]").value == "192.0.2.1"
     assert parse_entry("http://[::ffff:127.0.0.2]:9821/").value == "http://127.0.0.2:9821"
@@ -570,7 +570,7 @@ def test_open_registry_by_content(tmp_path: Path) -> None:
 
 
 def test_registry_module_is_stdlib_only() -> None:
-    code = ("import sys, crawler.registry\n"
+    code = ("import sys, crawler.registry.lists\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

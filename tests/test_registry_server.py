@@ -1,4 +1,4 @@
-"""The Spawning-compatible registry server (crawler.registry_server), on 127.0.0.1:0."""
+"""The Spawning-compatible registry server (crawler.registry.server), on 127.0.0.1:0."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crawler.registry import (
+from crawler.registry.lists import (
     SPAWNING_PATH,
     RegistryIndex,
     SqliteRegistry,
@@ -25,7 +25,7 @@ from crawler.registry import (
     parse_spawning_response,
     spawning_request_body,
 )
-from crawler.registry_server import MAX_BODY_BYTES, RegistryServer, serve
+from crawler.registry.server import MAX_BODY_BYTES, RegistryServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 LIST = "example.com\nhttps://origin.test\nhttps://prefix.test/private/\nfoo\n"
@@ -249,7 +249,7 @@ def test_serve_refuses_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_serve_until_interrupted(db_path: Path) -> None:
-    code = ("import sys; from crawler.registry_server import serve; "
+    code = ("import sys; from crawler.registry.server import serve; "
             "sys.exit(serve(sys.argv[1], port=0, api_key_env='REGISTRY_TEST_KEY'))")
     env = {**os.environ, "REGISTRY_TEST_KEY": "k"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(db_path)], cwd=ROOT, env=env,

@@ -1,4 +1,4 @@
-"""Reports (crawler.report) from small fixed survey files and audit logs: tables, units and
+"""Reports (crawler.publish.report) from small fixed survey files and audit logs: tables, units and
 denominators, 95 % intervals, dated waves, the glossary, charts, and report.json figures equal to
 the printed ones."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.agents import load_agents
+from crawler.survey.agents import load_agents
 from crawler.audit.log import AuditWriter
-from crawler.policy import site_file
-from crawler.report import (
+from crawler.policy.reservation import site_file
+from crawler.publish.report import (
     MEASURES,
     PALETTE,
     ReportError,
@@ -25,7 +25,7 @@ from crawler.report import (
     intervals_overlap,
     wilson_interval,
 )
-from crawler.survey import HomepageFetch, analyse_origin, analyse_robots_only
+from crawler.survey.analysis import HomepageFetch, analyse_origin, analyse_robots_only
 
 AGENTS = tuple(a for a in load_agents() if a.token in ("GPTBot", "CCBot", "ClaudeBot"))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -467,7 +467,7 @@ def test_glossary_defines_every_measure_used_once(series):
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "## Glossary: what each figure counts" in md
     # glossary text comes from the code that computes the figures
-    from crawler.survey import BLOCK_LEVEL_DEFINITIONS
+    from crawler.survey.analysis import BLOCK_LEVEL_DEFINITIONS
     assert BLOCK_LEVEL_DEFINITIONS["full"] in md
 
 
@@ -637,7 +637,7 @@ def test_payment_tally_keeps_logs_apart_and_counts_open_authorisations(tmp_path)
     names a seq of its own log only; a payment authorised with no charge record (the crawl
     died) is shown apart, not in the totals."""
     from crawler.audit.log import iter_records
-    from crawler.report import PaymentTally
+    from crawler.publish.report import PaymentTally
     from tests.pay_log import PayingCrawl
 
     logs = []
@@ -687,7 +687,7 @@ def test_payment_tally_keeps_logs_apart_and_counts_open_authorisations(tmp_path)
     ("", "(no reason)"),
 ])
 def test_refusal_kinds(reason, kind):
-    from crawler.report import refusal_kind
+    from crawler.publish.report import refusal_kind
 
     assert refusal_kind(reason) == kind
 

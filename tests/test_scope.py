@@ -1,10 +1,10 @@
-"""crawler.scope: include/exclude patterns (safe regexes), the per-origin cap, validation."""
+"""crawler.policy.scope: include/exclude patterns (safe regexes), the per-origin cap, validation."""
 
 from __future__ import annotations
 
 import pytest
 
-from crawler.scope import (
+from crawler.policy.scope import (
     MAX_CHOICES,
     MAX_PATTERN_CHARS,
     MAX_PATTERNS,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.log import AuditWriter
-from crawler.resume import sent_pages_per_origin
-from crawler.scope import Scope, scope_config
-from crawler.sitemaps import SitemapLimits, lastmod_not_after, sitemap_limits
+from crawler.crawl.resume import sent_pages_per_origin
+from crawler.policy.scope import Scope, scope_config
+from crawler.corpus.sitemaps import SitemapLimits, lastmod_not_after, sitemap_limits
 
 P = "0" * 64
 
@@ -83,7 +83,7 @@ def test_sitemaps_setting() -> None:
 
 
 def test_reports_count_sitemap_fetches_apart_from_documents() -> None:
-    from crawler.report import AuditTally
+    from crawler.publish.report import AuditTally
 
     tally = AuditTally()
     tally.add({"decision": "allow", "url": "https://a.example/sitemap.xml", "sitemap": True,
@@ -95,7 +95,7 @@ def test_reports_count_sitemap_fetches_apart_from_documents() -> None:
 
 
 def test_an_undecided_sitemap_is_not_asked_for_again_as_a_page(tmp_path: Path) -> None:
-    from crawler.resume import undecided_urls
+    from crawler.crawl.resume import undecided_urls
 
     log = tmp_path / "audit.jsonl"
     w = AuditWriter(log, job="t")

@@ -15,9 +15,9 @@ import pytest
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
-from crawler import sitecache as sc
-from crawler.policy import Policy, site_file
-from crawler.sitecache import SiteCache
+from crawler.crawl import sitecache as sc
+from crawler.policy.reservation import Policy, site_file
+from crawler.crawl.sitecache import SiteCache
 
 DATA = Path(__file__).parent / "data" / "real_robots"
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
@@ -127,11 +127,11 @@ def test_expired_entries_are_swept_and_a_failed_file_keeps_its_backoff(tmp_path)
 
 def test_the_budget_is_a_setting(tmp_path):
     crawler = get_crawler(settings_dict={
-        "ADDONS": {"crawler.addon.Addon": 100},
+        "ADDONS": {"crawler.crawl.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path), "POLITE_SITE_CACHE_MAX_BYTES": 12345})
     crawler._apply_settings()
-    from crawler.runtime import get_runtime
+    from crawler.crawl.runtime import get_runtime
 
     rt = get_runtime(crawler)
     try:

@@ -1,4 +1,4 @@
-"""The survey analysis (crawler.survey, crawler.agents): block levels under RFC 9309 group
+"""The survey analysis (crawler.survey.analysis, crawler.survey.agents): block levels under RFC 9309 group
 semantics, every mechanism on synthetic inputs, offline inputs (directory, WARC), robustness."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.agents import Agent, load_agent_list, load_agents
+from crawler.survey.agents import Agent, load_agent_list, load_agents
 from crawler.optout.robots import parse_robots
-from crawler.policy import site_file
-from crawler.survey import (
+from crawler.policy.reservation import site_file
+from crawler.survey.analysis import (
     HomepageFetch,
     analyse_origin,
     analyse_robots_only,

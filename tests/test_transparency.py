@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from crawler import transparency
+from crawler.publish import transparency
 from crawler.audit.log import AuditWriter
-from crawler.policy import FAILURE_POLICY, SWITCHABLE_SIGNALS
-from crawler.transparency import (
+from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
+from crawler.publish.transparency import (
     build_transparency,
     read_run_info,
     registrable_domain,
@@ -272,7 +272,7 @@ def test_cluster_output_dir_reads_every_worker(tmp_path):
     report beside them that must not be counted twice."""
     from crawler.audit.log import AuditWriter
     from crawler.cluster.audit import merge_logs
-    from crawler.transparency import read_output_dir
+    from crawler.publish.transparency import read_output_dir
 
     for worker, urls in (("a", ["https://a.example.com/1", "https://a.example.com/2"]),
                          ("b", ["https://b.example.org/1"])):
@@ -300,7 +300,7 @@ def test_transparency_and_report_agree_on_the_same_run(crawl: tuple[Path, Path],
                                                        tmp_path: Path) -> None:
     """`report --transparency OUT` and `report OUT/audit.jsonl` count the same refused URLs,
     per signal, and the same records."""
-    from crawler.report import build_report
+    from crawler.publish.report import build_report
 
     run = crawl[0]
     s = build_transparency([run], tmp_path / "t")
@@ -325,7 +325,7 @@ def test_one_url_refused_three_times_counts_once(tmp_path: Path) -> None:
     """The issue's run: 18 URLs refused by the network signal, one of them three times (twice
     provisionally while its robots.txt was unreachable); both summaries say 18 URLs and 20
     records."""
-    from crawler.report import build_report
+    from crawler.publish.report import build_report
 
     extra = [(f"https://n{i}.example/", "deny", ["network"], {}) for i in range(17)]
     extra += [("https://slow.example/a", "deny", ["network"],
@@ -439,7 +439,7 @@ def test_unreadable_charge_is_shown_not_summed(tmp_path: Path) -> None:
 
 
 def test_report_and_transparency_agree_on_the_money(tmp_path: Path) -> None:
-    from crawler.report import build_report
+    from crawler.publish.report import build_report
 
     run = _paid_dir(tmp_path / "run", hostile=True)
     s = build_transparency([run], tmp_path / "t")["payments"]
@@ -451,7 +451,7 @@ def test_identity_from_signed_checkpoints_and_the_config_run_json_names(tmp_path
     """run.json without keyid: the keyid of the signed checkpoints (the key that signed the
     log), the signature agent from the config run.json names."""
     from crawler.audit.checkpoint import CheckpointWriter
-    from crawler.identity import generate_key
+    from crawler.identity.keys import generate_key
 
     key = generate_key(tmp_path / "keys" / "id.pem")
     out = tmp_path / "run"
@@ -495,9 +495,9 @@ def test_identity_recorded_in_run_json_comes_first(tmp_path: Path) -> None:
 
 def test_identity_from_the_job_config_beside_the_output(tmp_path: Path) -> None:
     """No run.json, no checkpoints: the thumbprint of the config's key file (resolved beside
-    the config, as crawler.config does); a key file that cannot be used is a problem, not a
+    the config, as crawler.config.job does); a key file that cannot be used is a problem, not a
     crash."""
-    from crawler.identity import generate_key
+    from crawler.identity.keys import generate_key
 
     out = tmp_path / "demo"
     _write_dir(out, [("https://a.example.org/", 10)], day=3, job="demo", extra=[])

@@ -28,8 +28,8 @@ from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.optout.model import Evidence
-from crawler.policy import site_file, verdict_of
-from crawler.warc import (
+from crawler.policy.reservation import site_file, verdict_of
+from crawler.crawl.warc import (
     WARC_FILENAME,
     CorpusWarcWriter,
     WarcWriterPipeline,
@@ -68,7 +68,7 @@ def _checks(origin: str) -> list[dict[str, Any]]:
 def _capture(url: str, body: bytes, *, status: int = 200, ctype: str = "text/plain",
              decoded: bool | None = False, complete: bool = True,
              extra: list[list[str]] | None = None) -> dict[str, Any]:
-    """An evidence sidecar, as SiteCache keeps it (crawler.sitecache.capture_of)."""
+    """An evidence sidecar, as SiteCache keeps it (crawler.crawl.sitecache.capture_of)."""
     return {"url": url, "final_url": url, "status": status, "protocol": "HTTP/1.1",
             "headers": [["Content-Length", str(len(body))], ["Content-Type", ctype],
                         *(extra or [])],
@@ -609,7 +609,7 @@ def cdxj_index(path: Path) -> list[dict[str, Any]]:
 
 def _crawler(tmp_path: Path, **settings: Any) -> Any:
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.addon.Addon": 100},
+        "ADDONS": {"crawler.crawl.addon.Addon": 100},
         "POLITE_USER_AGENT": UA,
         "POLITE_OUTPUT_DIR": str(tmp_path),
         "POLITE_JOB": "pipe",
@@ -625,8 +625,8 @@ def _close(crawler: Any) -> None:
 
 
 def test_integrity_middleware_keeps_the_raw_response_only_when_needed(tmp_path: Path) -> None:
-    from crawler.middlewares import ContentIntegrityMiddleware
-    from crawler.sitecache import META_RAW, PREFLIGHT_META
+    from crawler.crawl.middlewares import ContentIntegrityMiddleware
+    from crawler.crawl.sitecache import META_RAW, PREFLIGHT_META
 
     def gz_response(request: Request) -> HtmlResponse:
         return HtmlResponse(request.url, body=GZ, request=request,
@@ -665,8 +665,8 @@ def test_integrity_middleware_keeps_the_raw_response_only_when_needed(tmp_path: 
 def test_site_cache_keeps_every_cited_body_with_its_sidecar(tmp_path: Path) -> None:
     """A 503 body is cited like a 200 one: kept as evidence/<sha256> with its HTTP sidecar in
     evidence/http/, only files named by their hash at the top, and EVIDENCE_KEPT sent."""
-    from crawler.runtime import get_runtime
-    from crawler.sitecache import EVIDENCE_KEPT, capture_name, load_capture
+    from crawler.crawl.runtime import get_runtime
+    from crawler.crawl.sitecache import EVIDENCE_KEPT, capture_name, load_capture
 
     crawler = _crawler(tmp_path)
     cache = get_runtime(crawler).sitecache
@@ -712,7 +712,7 @@ def test_pipeline_not_configured_unless_polite_warc(tmp_path: Path) -> None:
 def test_pipeline_archives_evidence_when_fetched_whatever_the_decision(tmp_path: Path) -> None:
     """A robots.txt answering 503 refuses everything: no document, but the cited body is in
     the WARC (with its real status and headers) the moment it is kept."""
-    from crawler.sitecache import EVIDENCE_KEPT
+    from crawler.crawl.sitecache import EVIDENCE_KEPT
 
     crawler = _crawler(tmp_path, POLITE_WARC=True)
     pipeline = WarcWriterPipeline.from_crawler(crawler)   # held: signals are weak references
@@ -735,8 +735,8 @@ def test_pipeline_archives_evidence_when_fetched_whatever_the_decision(tmp_path:
 
 
 def test_pipeline_writes_allowed_documents_only(tmp_path: Path) -> None:
-    from crawler.runtime import get_runtime
-    from crawler.sitecache import capture_name
+    from crawler.crawl.runtime import get_runtime
+    from crawler.crawl.sitecache import capture_name
 
     crawler = _crawler(tmp_path, POLITE_WARC=True)
     runtime = get_runtime(crawler)
@@ -831,11 +831,11 @@ def test_corpus_spider_hands_the_raw_response_to_the_warc(tmp_path: Path) -> Non
     """The corpus keeps the decoded text; the _warc payload is the response as received."""
     import yaml
 
-    from crawler.middlewares import META_AUDIT
-    from crawler.sitecache import META_RAW
+    from crawler.crawl.middlewares import META_AUDIT
+    from crawler.crawl.sitecache import META_RAW
     from crawler.spiders.corpus import CorpusSpider
 
-    from crawler.config import load_config
+    from crawler.config.job import load_config
 
     cfg = tmp_path / "job.yaml"
     cfg.write_text(yaml.safe_dump({"job": "t", "user_agent": UA, "seeds": ["http://a.example/"],

@@ -1,4 +1,4 @@
-"""Web Bot Auth signing (crawler.websig): published test vectors, and round trips through an
+"""Web Bot Auth signing (crawler.identity.websig): published test vectors, and round trips through an
 independent verifier (the ``http-message-signatures`` package's HTTPMessageVerifier, fed only
 the JWK Set we publish) that must refuse a tampered request, an expired signature and a key
 that is not in the directory."""
@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
 from http_message_signatures.exceptions import InvalidSignature
 
-from crawler.identity import Identity, b64url_decode, jwks
-from crawler.websig import (
+from crawler.identity.keys import Identity, b64url_decode, jwks
+from crawler.identity.websig import (
     CARD_PATH,
     JWKS_PATH,
     NONCE_BYTES,
@@ -287,7 +287,7 @@ def test_agent_card_names_the_directory_and_the_crawler():
 
 
 def test_websig_imports_no_scrapy_or_twisted():
-    code = ("import sys, crawler.websig; "
+    code = ("import sys, crawler.identity.websig; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -300,8 +300,7 @@ def test_the_template_gives_the_library_s_bytes_for_every_request():
     # and nonce put in; it must be exactly what http-message-signatures makes each time
     import random
 
-    from crawler import websig
-
+    from crawler.identity import websig
     rng = random.Random(9421)
     hosts = ["example.com", "Example.COM", "example.com:8443", "127.0.0.1:8711", "[::1]:8080",
              "xn--caf-dma.example", "caf\u00e9.example", "user:pw@example.com",

@@ -9,7 +9,7 @@ Every ``every`` records, and at the end of every run, the writer appends a check
      "sig": "<base64url Ed25519 signature>"}
 
 ``sig`` signs ``DOMAIN_CHECKPOINT + canonical_json(checkpoint without sig)`` with the crawler's
-identity key (:mod:`crawler.identity`); without a key the checkpoint is written unsigned (it
+identity key (:mod:`crawler.identity.keys`); without a key the checkpoint is written unsigned (it
 still anchors the log once published, but proves nothing about who wrote it). Because record N's
 hash covers every record before it (the hash chain), a checkpoint commits to the whole log up
 to N: a log that does not have that exact record at seq N was rewritten.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.audit.record import canonical_json
-from crawler.identity import (
+from crawler.identity.keys import (
     DOMAIN_CHECKPOINT,
     Identity,
     b64url,

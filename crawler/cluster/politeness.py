@@ -70,7 +70,7 @@ from redis.exceptions import RedisError
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from twisted.internet.defer import Deferred
 
-from crawler import defaults as crawler_defaults
+from crawler.crawl import defaults as crawler_defaults
 from crawler.cluster import defaults
 from crawler.cluster.connection import named_script
 from crawler.cluster.keys import JobKeys
@@ -596,7 +596,7 @@ class ClusterPolitenessMiddleware:
 
     def _get_runtime(self) -> Any:
         if self._runtime is None:
-            from crawler.runtime import PoliteRuntime
+            from crawler.crawl.runtime import PoliteRuntime
 
             self._runtime = self.crawler.get_extension(PoliteRuntime)
         return self._runtime
@@ -604,7 +604,7 @@ class ClusterPolitenessMiddleware:
     # -- before the download -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
         from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT
-        from crawler.middlewares import origin_of
+        from crawler.crawl.middlewares import origin_of
 
         origin = origin_of(request)
         delay = self.delay_for(origin)
@@ -722,7 +722,7 @@ class ClusterPolitenessMiddleware:
                          spider: Any = None) -> Response:
         origin = self._release(request)
         if origin is not None and response.status in (429, 503):
-            from crawler.middlewares import parse_retry_after
+            from crawler.crawl.middlewares import parse_retry_after
 
             wait = parse_retry_after(response.headers.get(b"Retry-After"))
             if wait is not None and 0 < wait <= self.retry_after_max:

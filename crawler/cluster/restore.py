@@ -49,7 +49,7 @@ from crawler.cluster.state import write_epoch
 if TYPE_CHECKING:
     from scrapy import Request
 
-    from crawler.config import JobConfig
+    from crawler.config.job import JobConfig
 
 _AUDIT = re.compile(r"^audit-([A-Za-z0-9_.-]{1,64})\.jsonl$")
 _SPOOL = re.compile(r"^spool-([A-Za-z0-9_.-]{1,64})\.jsonl$")
@@ -125,7 +125,7 @@ class Gathered:
 
 def gather(job: JobConfig, spider: Any = None) -> Gathered:
     """Read every worker's audit log, corpus and spool in ``job.output_dir``."""
-    from crawler.resume import refused_urls, undecided_urls
+    from crawler.crawl.resume import refused_urls, undecided_urls
 
     out = Path(job.output_dir)
     spider = spider or _spider(job)
@@ -174,7 +174,7 @@ def gather(job: JobConfig, spider: Any = None) -> Gathered:
 def _spider(job: JobConfig) -> Any:
     from crawler.spiders.corpus import CorpusSpider
 
-    from crawler.scope import Scope
+    from crawler.policy.scope import Scope
 
     spider = CorpusSpider()
     spider.job = job
@@ -243,7 +243,7 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
     """Rebuild ``job``'s Redis state (see the module docstring); what was done."""
     from scrapy_redis import picklecompat
 
-    from crawler.middlewares import origin_of
+    from crawler.crawl.middlewares import origin_of
     from crawler.spiders.corpus import UNDECIDED_PRIORITY
 
     keys = JobKeys(job.job)
@@ -339,7 +339,7 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
     pipe.execute()
     if spent is not None:  # the shared pay-per-crawl budget, as spent by every worker
         from crawler.cluster.budget import RedisLedger
-        from crawler.payment import PaymentPolicy
+        from crawler.policy.payment import PaymentPolicy
 
         RedisLedger(client, keys, PaymentPolicy.from_config(job.payment)).load(spent)
         report.spent_micros = sum(spent.values())
@@ -351,12 +351,12 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
 
 def _spent(job: JobConfig) -> dict[str, int] | None:
     """Pay per crawl: micro-units spent per origin by every worker of the job, from their
-    audit logs (:func:`crawler.payment.replay` per log: an authorisation without its charge
+    audit logs (:func:`crawler.policy.payment.replay` per log: an authorisation without its charge
     record counts as spent in full), or None when the job does not pay. A log whose money
     cannot be read refuses the restore (the workers stay stopped): never a budget guessed."""
     if job.payment is None:
         return None
-    from crawler.payment import cross_log_charges, replay
+    from crawler.policy.payment import cross_log_charges, replay
 
     spent: dict[str, int] = {}
     logs = {path.name: path for path in worker_logs(Path(job.output_dir)).values()}
@@ -377,6 +377,6 @@ def _spent(job: JobConfig) -> dict[str, int] | None:
 def _origin(url: str) -> str:
     from scrapy import Request
 
-    from crawler.middlewares import origin_of
+    from crawler.crawl.middlewares import origin_of
 
     return origin_of(Request(url))

@@ -6,10 +6,10 @@ hash the audit records cite) — under ``polite:<job>:site:<kind>:<url>``, with 
 TTL for files that were read or found absent, a backoff for files that could not be fetched
 (doubling per consecutive failure, counted for the cluster, capped by the TTL: an unreachable
 file is never cached long, and the URLs depending on it stay refused meanwhile). Every worker
-re-parses the raw bytes itself with :func:`crawler.policy.site_file`, so a worker never trusts
+re-parses the raw bytes itself with :func:`crawler.policy.reservation.site_file`, so a worker never trusts
 a parsed object from another process, and its own audit records carry the same hashes.
 
-:class:`SharedSiteCache` is :class:`crawler.sitecache.SiteCache` with the fetch going through
+:class:`SharedSiteCache` is :class:`crawler.crawl.sitecache.SiteCache` with the fetch going through
 the store: a worker that finds the file there uses it; otherwise it takes the file's fetch
 lock (``SET NX PX``; void at once if its holder's presence key expired) and fetches it through
 the engine as usual, then stores it; a worker that does not get the lock polls the store for up
@@ -49,9 +49,9 @@ from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import LIVENESS, NOW, NUM
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.optout.model import SiteFile
-from crawler.policy import site_file
-from crawler.registry_client import HttpRegistry, _Cached
-from crawler.sitecache import FILE_PATHS, SiteCache
+from crawler.policy.reservation import site_file
+from crawler.crawl.registries import HttpRegistry, _Cached
+from crawler.crawl.sitecache import FILE_PATHS, SiteCache
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -476,7 +476,7 @@ def _text(value: bytes | None) -> str | None:
 
 
 class SharedSiteCache(SiteCache):
-    """:class:`~crawler.sitecache.SiteCache` whose fetches go through :class:`RedisSiteStore`.
+    """:class:`~crawler.crawl.sitecache.SiteCache` whose fetches go through :class:`RedisSiteStore`.
 
     Same constructor as ``SiteCache`` (the runtime swaps the class in cluster mode); the
     store comes from the crawler's :class:`~crawler.cluster.worker.ClusterWorker`.
@@ -613,7 +613,7 @@ class SharedSiteCache(SiteCache):
 
 
 class SharedHttpRegistry(HttpRegistry):
-    """:class:`~crawler.registry_client.HttpRegistry` whose answers are shared by the job's
+    """:class:`~crawler.crawl.registries.HttpRegistry` whose answers are shared by the job's
     workers: a URL already answered (or found unanswerable, for the backoff) is not asked
     again by another worker. Same constructor as ``HttpRegistry``."""
 

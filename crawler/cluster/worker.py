@@ -58,7 +58,7 @@ from crawler.cluster.state import (
     job_problem,
     read_epoch,
 )
-from crawler.runlock import RunLockError
+from crawler.audit.runlock import RunLockError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

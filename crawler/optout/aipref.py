@@ -5,7 +5,7 @@ draft-ietf-aipref-attach-05 (the HTTP ``Content-Usage`` field and the robots.txt
 ``Content-Usage`` rule), as digested in protocols.md §3.  Sans-IO: header values and a parsed
 :class:`~crawler.optout.robots.RobotsFile` go in, :class:`~crawler.optout.model.Statement` values
 come out, in the vocabulary's own labels (``train-ai``, ``search``); which crawl purposes a label
-binds is decided in :mod:`crawler.policy`.
+binds is decided in :mod:`crawler.policy.reservation`.
 
 Choices where the drafts leave room (each one is also noted where it is made):
 

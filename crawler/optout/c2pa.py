@@ -50,7 +50,7 @@ Decisions as data
 -----------------
 An entry becomes the term named by its key (``c2pa.ai_training``, ``cawg.ai_training`` ...)
 of the signal ``c2pa``, ``False`` for notAllowed / constrained, ``True`` for a counted allowed.
-Which purposes a term binds is :data:`TERM_ROWS` (rows for ``crawler.policy.TERM_PURPOSES``;
+Which purposes a term binds is :data:`TERM_ROWS` (rows for ``crawler.policy.reservation.TERM_PURPOSES``;
 this module does not import it).
 
 Presence, fast (the hot path)
@@ -144,7 +144,7 @@ _ALL = frozenset({"train-ai", "train-genai", "search", "ai-input"})
 _TRAIN = frozenset({"train-ai", "train-genai"})
 _INPUT = frozenset({"ai-input"})
 
-#: Rows for ``crawler.policy.TERM_PURPOSES``: (signal, term) -> the purposes a "no" binds.
+#: Rows for ``crawler.policy.reservation.TERM_PURPOSES``: (signal, term) -> the purposes a "no" binds.
 TERM_ROWS: Mapping[tuple[str, str], frozenset[str]] = {
     # Training of non-generative models (CAWG 1.1 wording; C2PA 1.4 "AI/ML training"): both
     # training purposes -- a train-ai corpus may feed any model, and a generative one is

@@ -30,7 +30,7 @@ Decisions as data
 -----------------
 A PLUS value becomes the term ``dmi-<suffix>`` (lower case) of the signal ``iptc``; which
 purposes a term binds is :data:`TERM_ROWS` -- the rows for ``TERM_PURPOSES`` in
-:mod:`crawler.policy` (this module does not import it).  Prohibitions are terms with
+:mod:`crawler.policy.reservation` (this module does not import it).  Prohibitions are terms with
 ``False``; ``DMI-ALLOWED`` is the term ``dmi-allowed`` with ``True``; ``DMI-UNSPECIFIED`` is
 ``dmi-unspecified`` with ``True`` and binds nothing.  Several values in one file: every
 prohibition is kept (the union binds: most restrictive) and an ``ALLOWED`` next to a
@@ -100,7 +100,7 @@ _ALL = frozenset({"train-ai", "train-genai", "search", "ai-input"})
 _TRAIN = frozenset({"train-ai", "train-genai"})
 _AI = frozenset({"train-ai", "train-genai", "ai-input"})
 
-#: Rows for ``crawler.policy.TERM_PURPOSES``: (signal, term) -> the purposes a "no" binds.
+#: Rows for ``crawler.policy.reservation.TERM_PURPOSES``: (signal, term) -> the purposes a "no" binds.
 #: ``dmi-unspecified`` is deliberately absent (it binds nothing).
 TERM_ROWS: Mapping[tuple[str, str], frozenset[str]] = {
     # "Prohibited": data mining of any kind, search indexing included (the vocabulary has a

@@ -52,7 +52,7 @@ class SiteFile:
     UTF-16, ...), for the evidence.
 
     ``source`` holds the bytes ``parsed`` was parsed from (after the conversions above), so a
-    cache may drop ``parsed`` and parse them again (:func:`crawler.policy.reparsed`); it is
+    cache may drop ``parsed`` and parse them again (:func:`crawler.policy.reservation.reparsed`); it is
     not part of the file's value (not compared, not shown).
     """
 
@@ -84,7 +84,7 @@ class Statement:
     ``ai-train`` for Content-Signal, ``train-ai`` for Content-Usage, ``noai`` for robots meta
     ...) with ``True`` (the use is allowed) or ``False`` (reserved / not allowed). Terms the
     statement does not mention are unknown. Which crawl purposes a term binds is decided in
-    one table in :mod:`crawler.policy`, not here.
+    one table in :mod:`crawler.policy.reservation`, not here.
     """
 
     signal: str                        # content-usage | content-signal | noai | ai-txt | rsl

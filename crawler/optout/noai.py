@@ -8,7 +8,7 @@ in protocols.md §6.2-6.4.  Sans-IO: header values or ``<meta>`` elements go in;
 
 The AI directives are recorded as terms with ``False`` in their own names -- ``noai``,
 ``noimageai`` (images only), ``noml``, ``noarchive`` (Bing's training opt-out, protocols.md §6.2
-[REC]) -- and :mod:`crawler.policy` decides which crawl purposes each binds.  Indexing
+[REC]) -- and :mod:`crawler.policy.reservation` decides which crawl purposes each binds.  Indexing
 directives (``noindex``, ``none``, ``max-snippet:50`` ...) are not AI signals: they are kept in
 :attr:`Directives.other` and never become terms.
 

@@ -26,7 +26,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
+from crawler.crawl.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
 from crawler.spiders.corpus import CorpusSpider
 
 try:  # Scrapy >= 2.13

@@ -19,12 +19,12 @@ from lxml import etree
 from parsel.csstranslator import GenericTranslator, HTMLTranslator
 from scrapy.http import Response, TextResponse
 
-from crawler.addon import Addon
-from crawler.config import JobConfig, load_config
-from crawler.links import link_urls
-from crawler.documents import BlobStore, document_kind, sniff_image
-from crawler.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
-from crawler.sitecache import META_RAW
+from crawler.crawl.addon import Addon
+from crawler.config.job import JobConfig, load_config
+from crawler.crawl.links import link_urls
+from crawler.corpus.documents import BlobStore, document_kind, sniff_image
+from crawler.crawl.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
+from crawler.crawl.sitecache import META_RAW
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 #: ``response.css("title::text")`` and the visible-text XPath, compiled once and run on the
@@ -63,7 +63,7 @@ class CorpusSpider(scrapy.Spider):
         if not cls.crawls:  # scope narrows a crawl; checking a URL is not crawling it
             crawler.settings.setdict({"POLITE_SCOPE": {}, "POLITE_SITEMAPS": None},
                                      priority="spider")
-        from crawler.maintext import TEXT_MODES
+        from crawler.corpus.maintext import TEXT_MODES
 
         if crawler.settings.get("POLITE_TEXT", "main") not in TEXT_MODES:
             raise ValueError(f"POLITE_TEXT: {crawler.settings.get('POLITE_TEXT')!r} is not one "
@@ -109,8 +109,8 @@ class CorpusSpider(scrapy.Spider):
         seeds, in a resumed as in a repeated run (not with ``POLITE_RESUME: false``)."""
         if not self.settings.getbool("POLITE_RESUME", True):
             return
-        from crawler.resume import undecided_urls
-        from crawler.runtime import get_runtime, polite_setting
+        from crawler.crawl.resume import undecided_urls
+        from crawler.crawl.runtime import get_runtime, polite_setting
 
         audit = get_runtime(self.crawler).output_dir / str(
             polite_setting(self.crawler, "POLITE_AUDIT_FILE"))
@@ -184,7 +184,7 @@ class CorpusSpider(scrapy.Spider):
         (``file``), a PDF's text extracted (bounded), an image's sniffed type and size."""
         store = getattr(self, "_blobs", None)
         if store is None:
-            from crawler.runtime import get_runtime
+            from crawler.crawl.runtime import get_runtime
 
             store = self._blobs = BlobStore(get_runtime(self.crawler).output_dir)
         item["kind"] = kind
@@ -227,11 +227,11 @@ class CorpusSpider(scrapy.Spider):
 
     # -- scope ----------------------------------------------------------------------------
     def _scope(self) -> Any:
-        """The run's :class:`crawler.scope.Scope` (the runtime's, shared with the reservation
+        """The run's :class:`crawler.policy.scope.Scope` (the runtime's, shared with the reservation
         middleware, which enforces the page cap just before each request is sent)."""
         scope = getattr(self, "_scope_obj", None)
         if scope is None:
-            from crawler.runtime import get_runtime
+            from crawler.crawl.runtime import get_runtime
 
             scope = self._scope_obj = get_runtime(self.crawler).scope
         return scope
@@ -250,9 +250,9 @@ class CorpusSpider(scrapy.Spider):
         file the reservation checks read: fetched once, cached), or ``/sitemap.xml`` when it
         names none. Each is a request to its origin like any page (decided against every
         reservation, audited), handled by :meth:`parse_sitemap`."""
-        from crawler.network import origin_key
-        from crawler.runtime import get_runtime
-        from crawler.sitemaps import SitemapWalk, sitemap_limits
+        from crawler.policy.network import origin_key
+        from crawler.crawl.runtime import get_runtime
+        from crawler.corpus.sitemaps import SitemapWalk, sitemap_limits
 
         try:
             limits = sitemap_limits(self.settings.get("POLITE_SITEMAPS"))
@@ -285,7 +285,7 @@ class CorpusSpider(scrapy.Spider):
                 yield self._sitemap_request(src, origin)
 
     def _sitemap_request(self, src: Any, origin: str) -> scrapy.Request:
-        from crawler.sitemaps import MAX_BYTES
+        from crawler.corpus.sitemaps import MAX_BYTES
 
         return scrapy.Request(
             src.url, callback=self.parse_sitemap, errback=self._sitemap_failed,
@@ -297,7 +297,7 @@ class CorpusSpider(scrapy.Spider):
 
     @staticmethod
     def _source(meta: dict[str, Any]) -> Any:
-        from crawler.sitemaps import SitemapSource
+        from crawler.corpus.sitemaps import SitemapSource
 
         m = meta[META_SITEMAP]
         return SitemapSource(m["url"], m["depth"], tuple(m["vouched_by"])), m["origin"]
@@ -307,7 +307,7 @@ class CorpusSpider(scrapy.Spider):
         ``follow`` and ``scope``; a re-crawl skips those whose ``lastmod`` is not after the
         stored copy) and the child sitemaps of an index. Never an item: a sitemap is not
         corpus."""
-        from crawler.sitecache import META_BODY
+        from crawler.crawl.sitecache import META_BODY
 
         src, origin = self._source(response.meta)
         walk = self._walks[origin]
@@ -385,7 +385,7 @@ class CorpusSpider(scrapy.Spider):
         sitemap (a result record ``sitemap-unchanged`` says so; a link may still reach it).
         Any doubt (no lastmod, a date that reaches past the fetch, a resumed run) fetches it:
         then the conditional GET of the re-crawl applies."""
-        from crawler.sitemaps import lastmod_not_after
+        from crawler.corpus.sitemaps import lastmod_not_after
 
         if not entry.lastmod:
             return False
@@ -397,7 +397,7 @@ class CorpusSpider(scrapy.Spider):
         doc = index.get(url)
         if doc is None or not lastmod_not_after(entry.lastmod, doc.get("fetched_at")):
             return False
-        from crawler.runtime import get_runtime
+        from crawler.crawl.runtime import get_runtime
 
         get_runtime(self.crawler).funnel.result(
             url, "sitemap-unchanged", request_seq=None,
@@ -408,8 +408,8 @@ class CorpusSpider(scrapy.Spider):
 
     def _corpus_for_recrawl(self) -> Any:
         """The stored corpus in a re-crawl (the job's previous run finished), else None."""
-        from crawler.resume import CorpusIndex, run_finished
-        from crawler.runtime import get_runtime, polite_setting
+        from crawler.crawl.resume import CorpusIndex, run_finished
+        from crawler.crawl.runtime import get_runtime, polite_setting
 
         rt = get_runtime(self.crawler)
         if (rt.previous_run is None or not run_finished(rt.previous_run)
@@ -433,12 +433,12 @@ def _visible_text(response: TextResponse) -> str:
 
 def _page_text(spider: CorpusSpider, response: TextResponse) -> tuple[str, str]:
     """(text, text_mode) of an HTML page: its main content (``POLITE_TEXT: main``, see
-    crawler/maintext.py), else, or when none is found, its visible text."""
-    from crawler.runtime import polite_setting
+    crawler/corpus/maintext.py), else, or when none is found, its visible text."""
+    from crawler.crawl.runtime import polite_setting
 
     if polite_setting(spider.crawler, "POLITE_TEXT") == "visible":
         return _visible_text(response), "visible"
-    from crawler.maintext import FALLBACK_MODE, main_text
+    from crawler.corpus.maintext import FALLBACK_MODE, main_text
 
     found = main_text(response.selector.root, response.text, url=response.url, max_elements=int(
         polite_setting(spider.crawler, "POLITE_TEXT_MAX_ELEMENTS")))
@@ -454,4 +454,4 @@ def _page_text(spider: CorpusSpider, response: TextResponse) -> tuple[str, str]:
 
 
 def _is_our_addon(key: Any) -> bool:
-    return key is Addon or key == "crawler.addon.Addon"
+    return key is Addon or key in ("crawler.addon.Addon", "crawler.crawl.addon.Addon")

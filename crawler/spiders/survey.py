@@ -3,10 +3,10 @@
 For each origin, through the same polite stack as a crawl (our User-Agent, per-origin slots and
 delays, robots.txt obeyed for the homepage fetch, the network guard): robots.txt,
 ``/.well-known/tdmrep.json``, ``/ai.txt``, the RSL licences they or the homepage name, and the
-homepage's headers and ``<head>``. One JSON line per origin (:func:`crawler.survey.analyse_origin`)
+homepage's headers and ``<head>``. One JSON line per origin (:func:`crawler.survey.analysis.analyse_origin`)
 is appended and flushed as soon as the origin is done, so a re-run skips what is there
 (``retry_failed``: except the origins whose last record failed,
-:func:`crawler.survey.record_failed`; ``force``: nothing is skipped; a report keeps each
+:func:`crawler.survey.analysis.record_failed`; ``force``: nothing is skipped; a report keeps each
 origin's last record).  Every record carries
 the wave's date (``wave``, decided by ``polite-crawl survey``).  The survey's own audit log (its
 homepage fetches) goes to ``<out>.audit/``.
@@ -25,14 +25,14 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.addon import Addon
-from crawler.agents import load_agents
-from crawler.config import JobConfig, load_config
-from crawler.middlewares import origin_of
+from crawler.crawl.addon import Addon
+from crawler.survey.agents import load_agents
+from crawler.config.job import JobConfig, load_config
+from crawler.crawl.middlewares import origin_of
 from crawler.optout import rsl
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.runtime import get_runtime
-from crawler.survey import HomepageFetch, analyse_origin, record_failed
+from crawler.crawl.runtime import get_runtime
+from crawler.survey.analysis import HomepageFetch, analyse_origin, record_failed
 
 
 def read_origins(path: Path) -> list[str]:
@@ -74,7 +74,7 @@ class SurveySpider(scrapy.Spider):
                      origins: str = "", out: str = "", wave: dict[str, Any] | None = None,
                      retry_failed: bool = False, force: bool = False,
                      **kwargs: Any) -> SurveySpider:
-        from crawler.cli import DEFAULT_CONFIG
+        from crawler.cli.main import DEFAULT_CONFIG
 
         job = load_config(config or DEFAULT_CONFIG)
         out_path = Path(out).resolve()

@@ -12,7 +12,7 @@ import pytest
 
 from crawler.audit.log import AuditLogError, AuditWriter, verify_file
 from crawler.audit.record import GENESIS_HASH, canonical_json, record_hash, seal, verify_lines
-from crawler.cli import main
+from crawler.cli.main import main
 
 REASON = {"signal": "robots", "channel": "robots.txt", "agent": "GPTBot",
           "rule": "Disallow: /", "source": "https://example.org/robots.txt",

@@ -9,7 +9,7 @@ import logging
 import subprocess
 from datetime import datetime, timezone
 
-from crawler.about import JWKS_PATH, build_about
+from crawler.publish.about import JWKS_PATH, build_about
 from crawler.audit.checkpoint import (
     CHECKPOINT_TYPE,
     TIMESTAMP_TYPE,
@@ -20,9 +20,9 @@ from crawler.audit.checkpoint import (
     verify_checkpoints,
 )
 from crawler.audit.log import AuditWriter
-from crawler.cli import main
-from crawler.config import parse_config
-from crawler.identity import generate_key, keys_from_jwks
+from crawler.cli.main import main
+from crawler.config.job import parse_config
+from crawler.identity.keys import generate_key, keys_from_jwks
 
 POLICY = "p" * 64
 

@@ -14,8 +14,8 @@ import pytest
 
 from crawler.audit.log import AuditWriter
 from crawler.audit.outputs import verify_output_dir
-from crawler.cli import main
-from crawler.warc import CorpusWarcWriter
+from crawler.cli.main import main
+from crawler.crawl.warc import CorpusWarcWriter
 
 ROBOTS = b"User-agent: *\nAllow: /\n"
 ROBOTS_SHA = hashlib.sha256(ROBOTS).hexdigest()

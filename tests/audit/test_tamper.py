@@ -18,8 +18,8 @@ import pytest
 from crawler.audit.checkpoint import CheckpointWriter, checkpoints_path, make_checkpoint
 from crawler.audit.log import AuditWriter, head_path, write_head_file
 from crawler.audit.record import GENESIS_HASH, canonical_json, record_hash
-from crawler.cli import main
-from crawler.identity import generate_key, jwks
+from crawler.cli.main import main
+from crawler.identity.keys import generate_key, jwks
 
 N = 25
 

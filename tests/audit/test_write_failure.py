@@ -10,8 +10,8 @@ import pytest
 
 from crawler.audit import log as audit_log
 from crawler.audit.log import AuditWriteError, AuditWriter, read_head, verify_file
-from crawler.decisions import AuditUnavailable, DecisionFunnel
-from crawler.policy import Policy, Verdict
+from crawler.crawl.decisions import AuditUnavailable, DecisionFunnel
+from crawler.policy.reservation import Policy, Verdict
 
 _REAL_WRITE = os.write
 

@@ -12,7 +12,7 @@ from crawler.cluster.budget import RedisLedger, held_key, spent_key
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import write_epoch
-from crawler.payment import LocalLedger, Money, PaymentPolicy, PayPerCrawl, Totals, replay
+from crawler.policy.payment import LocalLedger, Money, PaymentPolicy, PayPerCrawl, Totals, replay
 from tests.cluster.conftest import seeded
 
 O = "https://a.example:443"

@@ -37,7 +37,7 @@ from .conftest import CLUSTER_SECRET
 
 def _wired() -> bool:
     try:
-        from crawler import cli
+        from crawler.cli.main import main as cli
     except ImportError:  # pragma: no cover
         return False
     return hasattr(cli, "cmd_seed")

@@ -21,8 +21,8 @@ from crawler.cluster.budget import RedisLedger, spent_key
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
 from crawler.demo.webbotauth import WebBotAuthVerifier
-from crawler.identity import generate_key, jwks, load_key
-from crawler.payment import FailClosedLedger, PaymentPolicy, PayPerCrawl, Refuse
+from crawler.identity.keys import generate_key, jwks, load_key
+from crawler.policy.payment import FailClosedLedger, PaymentPolicy, PayPerCrawl, Refuse
 from tests.paycrawl_server import PayCrawlServer, PricedPage
 
 from ..integration.conftest import ROOT, read_jsonl, run_cli, write_config

@@ -264,7 +264,7 @@ def _write(path: Path, records: list[dict]) -> None:
 def test_restore_rebuilds_from_the_logs_and_what_redis_still_holds(redis_url, rclient,
                                                                    tmp_path):
     from crawler.cluster.restore import fingerprint, restore_job
-    from crawler.config import load_config
+    from crawler.config.job import load_config
 
     site = "http://127.0.0.1:8799"
     cfg = write_config(tmp_path / "job.yaml", job="t", seeds=[site + "/"], follow="same-host",

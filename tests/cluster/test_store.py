@@ -17,7 +17,7 @@ from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.store import RedisSiteStore, SharedSiteCache
 from crawler.cluster.worker import ClusterWorker, Presence
-from crawler.policy import site_file
+from crawler.policy.reservation import site_file
 
 from .conftest import CLUSTER_SECRET, seeded, seeded_url
 
@@ -268,7 +268,7 @@ class FakeRegistryEngine:
 
 def registry_for(redis_url: str, worker: str, engine) -> object:
     from crawler.cluster.store import SharedHttpRegistry
-    from crawler.policy import Policy
+    from crawler.policy.reservation import Policy
 
     seeded_url(redis_url)
     crawler = get_crawler(settings_dict={

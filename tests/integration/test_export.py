@@ -13,9 +13,9 @@ import zlib
 import pytest
 
 from crawler.audit.log import AuditWriter, iter_records
-from crawler.cli import main
+from crawler.cli.main import main
 from crawler.demo.web import LocalWeb, Page, Site
-from crawler.export import COLUMNS
+from crawler.corpus.export import COLUMNS
 
 from .conftest import read_jsonl, run_cli, write_config
 
@@ -266,8 +266,7 @@ def test_the_base_package_exports_jsonl_and_parquet_needs_its_extra(crawled, tmp
 def test_parquet_is_written_in_row_groups(crawled, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from crawler import export as ex
-
+    from crawler.corpus import export as ex
     monkeypatch.setattr(ex, "BATCH_ROWS", 2)
     assert export(crawled[0], tmp_path / "c.parquet") == 0
     parquet = pq.ParquetFile(tmp_path / "c.parquet")

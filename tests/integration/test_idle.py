@@ -154,7 +154,7 @@ def test_patient_runs_still_retry_and_say_what_they_wait_on(tmp_path):
 
 
 def test_undecided_and_refused_urls_read_the_last_decision(tmp_path):
-    from crawler.resume import refused_urls, undecided_urls
+    from crawler.crawl.resume import refused_urls, undecided_urls
 
     def rec(url, decision, **kw):
         return json.dumps({"url": url, "decision": decision, **kw}) + "\n"

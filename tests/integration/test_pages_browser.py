@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.log import AuditWriter
-from crawler.report import PALETTE, build_report
-from crawler.survey import survey_from_dir
-from crawler.transparency import build_transparency
+from crawler.publish.report import PALETTE, build_report
+from crawler.survey.analysis import survey_from_dir
+from crawler.publish.transparency import build_transparency
 
 from .chromium import Browser, PageCheck, find_chromium, png_stats
 from .conftest import ROOT, run_cli

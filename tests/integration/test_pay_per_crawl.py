@@ -22,7 +22,7 @@ from crawler.audit.log import verify_file
 from crawler.demo.sites import DEMO_SIGNATURE_AGENT, demo_sites
 from crawler.demo.web import LocalWeb
 from crawler.demo.webbotauth import WebBotAuthVerifier
-from crawler.identity import Identity, generate_key, jwks, load_key
+from crawler.identity.keys import Identity, generate_key, jwks, load_key
 from tests.paycrawl_server import PayCrawlServer, PricedPage
 
 from .conftest import read_jsonl, run_cli, write_config

@@ -207,15 +207,15 @@ def test_every_request_of_a_crawl_verifies_at_the_site(tmp_path, about_server):
         signed = re.search(r"'polite/signed': (\d+)", proc.stderr)
         assert signed and int(signed.group(1)) == len(log), proc.stderr[-3000:]
         # run.json names the identity the sites saw (for the transparency page)
-        from crawler.identity import load_key as load
+        from crawler.identity.keys import load_key as load
 
         run = json.loads((cfg.parent / "out" / "run.json").read_text())
         assert run["keyid"] == load(about_server["key"]).keyid
         assert run["signature_agent"] == AGENT
 
         # the same site refuses what it must refuse
-        from crawler.identity import Identity, load_key
-        from crawler.websig import sign_request
+        from crawler.identity.keys import Identity, load_key
+        from crawler.identity.websig import sign_request
 
         ours = load_key(about_server["key"])
         url = site.origin + "/a"

@@ -73,7 +73,7 @@ def _sites() -> list[Site]:
 
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: Any) -> dict[str, Any]:
-    from crawler.cli import demo_config
+    from crawler.cli.main import demo_config
 
     tmp = tmp_path_factory.mktemp("faithful")
     out = tmp / "out"
@@ -219,7 +219,7 @@ def _cited(value: Any, out: set[tuple[str, str, Any, Any]], key: str = "") -> No
 def test_every_cited_file_is_archived(crawl: dict[str, Any]) -> None:
     out = crawl["out"]
     ev = out / "evidence"
-    from crawler.sitecache import load_capture
+    from crawler.crawl.sitecache import load_capture
 
     # the top of evidence/ holds only files named by their own SHA-256
     top = [p for p in ev.iterdir() if p.is_file()]
@@ -278,7 +278,7 @@ def test_every_cited_file_is_archived(crawl: dict[str, Any]) -> None:
 
 
 def test_survey_reads_robots_txt_from_the_crawl_warc(crawl: dict[str, Any]) -> None:
-    from crawler.survey import survey_from_warc
+    from crawler.survey.analysis import survey_from_warc
 
     o = crawl["origins"]
     got = {r["origin"]: r["robots"] for r in survey_from_warc([crawl["warc"]])}
@@ -293,7 +293,7 @@ def test_survey_reads_robots_txt_from_the_crawl_warc(crawl: dict[str, Any]) -> N
 def test_revalidation_purge_keeps_every_other_record_byte_for_byte(crawl, tmp_path) -> None:
     """The WARC rewrite of ``revalidate --purge`` drops the documents' records and copies every
     other gzip member unchanged (payloads as received, digests)."""
-    from crawler.revalidate import _rewrite_warc
+    from crawler.corpus.revalidate import _rewrite_warc
 
     copy = tmp_path / "corpus.warc.gz"
     copy.write_bytes(crawl["warc"].read_bytes())

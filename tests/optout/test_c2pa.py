@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 import crawler.optout.c2pa as c2pa_reader  # noqa: E402
 from crawler.extras import MissingExtra  # noqa: E402
 from crawler.optout.c2pa import STORE_UUID, TERM_ROWS, find_c2pa, read_c2pa  # noqa: E402
-from crawler.policy import PURPOSES  # noqa: E402
+from crawler.policy.reservation import PURPOSES  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "c2pa"
 CREATED = {"label": "c2pa.actions", "data": {"actions": [{

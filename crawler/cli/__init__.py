@@ -1,0 +1,1 @@
+"""``polite-crawl``: the command line."""

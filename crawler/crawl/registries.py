@@ -1,0 +1,350 @@
+"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry.lists`.
+
+* :class:`LocalRegistry` wraps a text list or an SQLite database (loaded once; lookups are
+  synchronous and fast).
+* :class:`HttpRegistry` asks a remote API (Spawning's format) in batches: URLs are queued as
+  the spider yields requests (:class:`RegistryPrefetchMiddleware`) and when the downloader
+  needs a verdict; a batch is sent when it is full, when ``max_wait`` has passed, or when every
+  download slot is waiting on it. Requests go through the Scrapy engine (throttled, counted,
+  Retry-After honoured), are retried with backoff on 429/5xx/network errors, and answers are
+  cached. A registry that cannot answer leaves the URL **undecided**: it is not fetched, the
+  audit record says why, and it is decided again later (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy.http.request import NO_CALLBACK
+from twisted.internet.defer import Deferred
+
+from crawler.registry import lists as reg
+from crawler.policy.network import origin_key
+from crawler.optout.model import Evidence, Statement
+from crawler.policy.reservation import Policy
+
+try:  # Scrapy >= 2.13
+    from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+except ImportError:  # pragma: no cover
+    from scrapy.utils.defer import deferred_from_coro
+    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_PRIORITY = 900
+
+
+def _opt_out(policy: Policy, channel: str, rule: str, source: str) -> Evidence:
+    return policy.judge(Statement("registry", channel, (("opt-out", False),), rule=rule,
+                                  source=source))
+
+
+class LocalRegistry:
+    """A text list or SQLite registry, loaded once."""
+
+    def __init__(self, spec: dict[str, Any], policy: Policy) -> None:
+        self.name = spec["name"]
+        self.kind = spec["type"]
+        self.policy = policy
+        if self.kind == "sqlite":
+            self.backend: Any = reg.SqliteRegistry(spec["path"])
+            self.problems: tuple[str, ...] = tuple(self.backend.problems)
+        else:
+            self.backend, self.problems = reg.RegistryIndex.from_file(spec["path"])
+        for problem in self.problems[:20]:
+            logger.warning("registry %s: %s", self.name, problem)
+        logger.info("registry %s: %d entries (%s)", self.name, len(self.backend), self.kind)
+
+    def check(self, url: str) -> Evidence:
+        entry = self.backend.lookup(url)
+        if entry is None:
+            return Evidence("registry", self.kind, "unset", rule="no entry matches",
+                            source=self.name)
+        where = f" (line {entry.line})" if entry.line else ""
+        return _opt_out(self.policy, self.kind, f"{entry.kind} entry {entry.raw!r}{where}",
+                        self.name)
+
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass
+class _Cached:
+    opted_out: bool | None
+    detail: str
+    expires: float
+
+
+class HttpRegistry:
+    """A remote registry API asked in batches through the engine."""
+
+    def __init__(self, spec: dict[str, Any], policy: Policy, crawler: Crawler, *,
+                 ttl: float, backoff: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = spec["name"]
+        self.url = spec["url"]
+        self.policy = policy
+        self.crawler = crawler
+        self.batch_size = int(spec["batch_size"])
+        self.max_wait = float(spec["max_wait"])
+        self.timeout = float(spec["timeout"])
+        self.retries = int(spec["retries"])
+        env = spec.get("api_key_env")
+        self._api_key = os.environ.get(env) if env else None
+        self.ttl, self.backoff = ttl, backoff
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+        self._queue: list[str] = []
+        self._entries: dict[str, str] = {}  # url -> matching entry, when the API names it
+        self._waiters: dict[str, list[Deferred[_Cached]]] = {}
+        self._timer: Any = None
+        self.blocked = 0            # downloader lookups waiting right now
+        self.stall_threshold = max(1, crawler.settings.getint("CONCURRENT_REQUESTS", 16))
+        self._slot = origin_key(self.url)
+
+    # -- the two ways in ---------------------------------------------------------------
+    def prefetch(self, url: str) -> None:
+        """Queue ``url`` for the next batch (non-blocking)."""
+        if url not in self._waiters and self._fresh(url) is None:
+            self._enqueue(url)
+
+    async def check(self, url: str) -> Evidence:
+        hit = self._fresh(url)
+        if hit is None:
+            if url not in self._waiters:  # neither queued nor in flight
+                self._enqueue(url)
+            d: Deferred[_Cached] = Deferred()
+            self._waiters[url].append(d)
+            self.blocked += 1
+            if self.blocked >= self.stall_threshold and self._queue:
+                self._flush()  # every download slot is waiting on us: do not wait for more
+            try:
+                hit = await maybe_deferred_to_future(d)
+            finally:
+                self.blocked -= 1
+        return self._evidence(hit)
+
+    async def ready(self, urls: list[str]) -> None:
+        """Wait until every one of ``urls`` has an answer (or a failure) in the cache."""
+        waits = []
+        for url in urls:
+            if self._fresh(url) is None:
+                if url not in self._waiters:
+                    self._enqueue(url)
+                d: Deferred[_Cached] = Deferred()
+                self._waiters[url].append(d)
+                waits.append(d)
+        for d in waits:
+            await maybe_deferred_to_future(d)
+
+    def retry_in(self, url: str) -> float:
+        c = self._cache.get(url)
+        if c is None or c.opted_out is not None:
+            return 0.0
+        return max(0.0, c.expires - self._clock())
+
+    # -- batching ------------------------------------------------------------------------
+    def _fresh(self, url: str) -> _Cached | None:
+        c = self._cache.get(url)
+        return c if c is not None and c.expires > self._clock() else None
+
+    def _enqueue(self, url: str) -> None:
+        """``url`` is pending from here until its batch is answered (``_waiters`` holds it)."""
+        self._queue.append(url)
+        self._waiters[url] = []
+        if len(self._queue) >= self.batch_size:
+            self._flush()
+        elif self._timer is None:
+            from scrapy.utils.asyncio import call_later
+
+            self._timer = call_later(self.max_wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._queue:
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:self.batch_size], self._queue[self.batch_size:]
+            deferred_from_coro(self._ask(batch))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _ask(self, batch: list[str]) -> None:
+        answers, why = await self._post_with_retries(batch)
+        now = self._clock()
+        for url in batch:
+            opted = answers.get(url)
+            if opted is None:
+                c = _Cached(None, why or "no answer for this URL", now + self.backoff)
+            else:
+                entry = self._entries.pop(url, None) if opted else None
+                detail = f"optOut: {'true' if opted else 'false'}" + (
+                    f"; entry {entry}" if entry else "")
+                c = _Cached(opted, detail, now + self.ttl)
+            self._cache[url] = c
+            for d in self._waiters.pop(url, []):
+                d.callback(c)
+
+    async def _post_with_retries(self, batch: list[str]) -> tuple[dict[str, bool | None], str]:
+        stats = self.crawler.stats
+        why = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await _sleep(min(self.backoff, 0.5 * 2 ** (attempt - 1)))
+            stats.inc_value(f"polite/registry/{self.name}/requests")
+            stats.inc_value(f"polite/registry/{self.name}/urls", len(batch))
+            try:
+                response = await self.crawler.engine.download_async(self._request(batch))
+            except Exception as exc:  # noqa: BLE001 - any failure: retry, then undecided
+                why = f"registry {self.name} unreachable ({type(exc).__name__}: {exc})"
+                continue
+            if response.status == 200:
+                answers, problems = reg.parse_spawning_response(response.body, batch)
+                self._entries.update(_matched_entries(response.body))
+                if problems:
+                    why = f"registry {self.name}: {problems[0]}"
+                    logger.warning("registry %s: %s", self.name, "; ".join(problems[:3]))
+                if any(v is not None for v in answers.values()):
+                    return answers, why
+                continue
+            why = f"registry {self.name} answered HTTP {response.status}"
+            if response.status not in (408, 429) and response.status < 500:
+                break  # 4xx: asking again will not help
+        stats.inc_value(f"polite/registry/{self.name}/failed_batches")
+        logger.warning("%s; %d URLs left undecided for now", why, len(batch))
+        return {}, why
+
+    def _request(self, batch: list[str]) -> Request:
+        from crawler.crawl.sitecache import PREFLIGHT_META
+
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._api_key:
+            headers["Authorization"] = f"API {self._api_key}"
+        return Request(
+            self.url, method="POST", body=reg.spawning_request_body(batch), headers=headers,
+            callback=NO_CALLBACK, dont_filter=True, priority=REGISTRY_PRIORITY,
+            meta={PREFLIGHT_META: "registry", "polite_trusted": True, "dont_retry": True,
+                  "download_timeout": self.timeout, "download_slot": self._slot,
+                  "dont_obey_robotstxt": True, "dont_redirect": True},
+        )
+
+    def _evidence(self, c: _Cached) -> Evidence:
+        if c.opted_out is None:
+            return Evidence("network", "registry", "deny", rule=c.detail, source=self.url,
+                            detail="registry could not answer: URL undecided")
+        if c.opted_out:
+            return _opt_out(self.policy, "api", c.detail, self.url)
+        return Evidence("registry", "api", "unset", rule=c.detail, source=self.url)
+
+
+def _matched_entries(body: bytes) -> dict[str, str]:
+    """``url -> "entry (line N)"`` from answers that name the entry (our server does)."""
+    import json
+
+    try:
+        items = json.loads(body).get("urls")
+    except (ValueError, AttributeError):
+        return {}
+    out: dict[str, str] = {}
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("entry"), str):
+            line = item.get("line")
+            out[str(item.get("url"))] = repr(item["entry"]) + (
+                f" (line {line})" if isinstance(line, int) else "")
+    return out
+
+
+async def _sleep(seconds: float) -> None:
+    from scrapy.utils.asyncio import call_later
+
+    d: Deferred[None] = Deferred()
+    call_later(seconds, d.callback, None)
+    await maybe_deferred_to_future(d)
+
+
+class Registries:
+    """Every configured registry, asked in order; built once per crawl by the runtime."""
+
+    def __init__(self, specs: list[dict[str, Any]], policy: Policy, crawler: Crawler, *,
+                 ttl: float, backoff: float, http_cls: type[HttpRegistry] | None = None) -> None:
+        http_cls = http_cls or HttpRegistry
+        self.local = [LocalRegistry(s, policy) for s in specs if s["type"] in ("file", "sqlite")]
+        self.http = [http_cls(s, policy, crawler, ttl=ttl, backoff=backoff)
+                     for s in specs if s["type"] == "http"]
+
+    def __bool__(self) -> bool:
+        return bool(self.local or self.http)
+
+    def prefetch(self, url: str) -> None:
+        for r in self.http:
+            r.prefetch(url)
+
+    async def ready(self, urls: list[str]) -> None:
+        for r in self.http:
+            await r.ready(urls)
+
+    async def check(self, url: str) -> list[Evidence]:
+        out = [r.check(url) for r in self.local]
+        for r in self.http:
+            out.append(await r.check(url))
+        return out
+
+    def retry_in(self, url: str) -> float:
+        return max([r.retry_in(url) for r in self.http] + [0.0])
+
+    def close(self) -> None:
+        for r in self.local:
+            r.close()
+
+
+class RegistryPrefetchMiddleware:
+    """Spider middleware: a callback's new requests reach the scheduler only once the HTTP
+    registries have answered for them (in batches with other callbacks' requests), so the
+    downloader finds verdicts in hand instead of waiting on the registry. Items pass at once.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        from scrapy.exceptions import NotConfigured
+
+        from crawler.crawl.runtime import get_runtime
+
+        self.registries = get_runtime(crawler).registries
+        if not self.registries.http:
+            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
+            # output's way, where every item and request would pass through it for nothing
+            raise NotConfigured
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RegistryPrefetchMiddleware:
+        return cls(crawler)
+
+    async def process_spider_output(self, response: Any, result: Any,
+                                    spider: Any = None) -> Any:
+        if not self.registries.http:
+            async for obj in result:
+                yield obj
+            return
+        held: list[Request] = []
+        async for obj in result:
+            if isinstance(obj, Request):
+                self.registries.prefetch(obj.url)
+                held.append(obj)
+            else:
+                yield obj
+        if held:
+            await self.registries.ready([r.url for r in held])
+        for request in held:
+            yield request

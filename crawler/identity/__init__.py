@@ -1,0 +1,2 @@
+"""The crawler's identity (no Scrapy, no Twisted): its signing key and Web Bot Auth
+signatures."""

@@ -1,0 +1,2 @@
+"""What a crawl may do (sans-IO): the reservation policy, the network guard, scope and pay per
+crawl."""
