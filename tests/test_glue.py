@@ -27,7 +27,7 @@ class BrokenPolicy(Policy):
 @pytest.fixture
 def middleware(tmp_path):
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.crawl.addon.Addon": 100},
+        "ADDONS": {"crawler.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path),
     })
@@ -103,7 +103,7 @@ def test_origin_key_is_one_per_host_spelling(url, origin):
 
 
 GLUE_SETTINGS = {
-    "ADDONS": {"crawler.crawl.addon.Addon": 100},
+    "ADDONS": {"crawler.addon.Addon": 100},
     "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
 }
 
@@ -165,7 +165,7 @@ def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base
 
 def _runtime_crawler(tmp_path, **settings):
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.crawl.addon.Addon": 100},
+        "ADDONS": {"crawler.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path),
         **settings,
@@ -256,7 +256,7 @@ def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     from crawler.policy.reservation import merge_verdicts
     from crawler.crawl.signals import decision_recorded
 
-    crawler = get_crawler(Spider, {"ADDONS": {"crawler.crawl.addon.Addon": 100},
+    crawler = get_crawler(Spider, {"ADDONS": {"crawler.addon.Addon": 100},
                                    "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
                                    "POLITE_OUTPUT_DIR": str(tmp_path)})
     crawler._apply_settings()

@@ -606,7 +606,7 @@ def test_replay_disabled_job_and_currency_change():
 
 # -- layering ------------------------------------------------------------------------------
 
-PAYMENT = Path(__file__).resolve().parent.parent / "crawler" / "payment.py"
+PAYMENT = Path(__file__).resolve().parent.parent / "crawler" / "policy" / "payment.py"
 
 
 def test_payment_core_is_sans_io():

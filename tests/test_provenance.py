@@ -68,7 +68,7 @@ class Named(scrapy.Spider):
 
 
 def _crawler(tmp_path, spidercls=Named, **settings):
-    crawler = get_crawler(spidercls, {"ADDONS": {"crawler.crawl.addon.Addon": 100},
+    crawler = get_crawler(spidercls, {"ADDONS": {"crawler.addon.Addon": 100},
                                       "POLITE_USER_AGENT": UA,
                                       "POLITE_OUTPUT_DIR": str(tmp_path / "out"), **settings})
     crawler._apply_settings()

@@ -127,7 +127,7 @@ def test_expired_entries_are_swept_and_a_failed_file_keeps_its_backoff(tmp_path)
 
 def test_the_budget_is_a_setting(tmp_path):
     crawler = get_crawler(settings_dict={
-        "ADDONS": {"crawler.crawl.addon.Addon": 100},
+        "ADDONS": {"crawler.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path), "POLITE_SITE_CACHE_MAX_BYTES": 12345})
     crawler._apply_settings()

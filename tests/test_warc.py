@@ -609,7 +609,7 @@ def cdxj_index(path: Path) -> list[dict[str, Any]]:
 
 def _crawler(tmp_path: Path, **settings: Any) -> Any:
     crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.crawl.addon.Addon": 100},
+        "ADDONS": {"crawler.addon.Addon": 100},
         "POLITE_USER_AGENT": UA,
         "POLITE_OUTPUT_DIR": str(tmp_path),
         "POLITE_JOB": "pipe",

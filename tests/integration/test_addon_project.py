@@ -68,7 +68,7 @@ def test_the_readme_addon_lines_in_a_fresh_scrapy_project(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-2000:]
     project = tmp_path / "myproj"
     lines = readme_addon_lines()
-    assert "crawler.crawl.addon.Addon" in lines and "%(name)s" in lines
+    assert "crawler.addon.Addon" in lines and "%(name)s" in lines
     with open(project / "myproj" / "settings.py", "a", encoding="utf-8") as fh:
         fh.write("\n" + lines)
         # the test's own: a loopback web, no delay, no telnet port

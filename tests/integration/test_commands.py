@@ -107,7 +107,7 @@ def test_addon_drops_into_a_foreign_scrapy_project(tmp_path):
         class Foreign(scrapy.Spider):
             name = "foreign"
             custom_settings = {
-                "ADDONS": {"crawler.crawl.addon.Addon": 100},
+                "ADDONS": {"crawler.addon.Addon": 100},
                 "POLITE_USER_AGENT": "ForeignBot/2.0 (+https://example.org/foreign)",
                 "POLITE_ALLOW_PRIVATE_NETWORKS": True,
                 "POLITE_CORPUS_ENABLED": False,
