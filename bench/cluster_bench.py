@@ -284,7 +284,7 @@ def print_details(r: dict) -> None:
 
 
 def main() -> None:
-    from crawler.cli.main import main as cli
+    from crawler.cli import seed as cli
     if not hasattr(cli, "cmd_seed"):
         raise SystemExit("cluster_bench needs the lead's wiring (polite-crawl seed / run "
                          "--worker); not there yet")

@@ -24,6 +24,8 @@ from crawler.policy.reservation import PURPOSES, SWITCHABLE_SIGNALS
 from crawler.policy.scope import ScopeConfig, scope_config
 from crawler.corpus.sitemaps import SitemapLimits, sitemap_config
 
+#: the config a command uses when given none (``check``, ``survey``, ``about``; the survey spider)
+DEFAULT_CONFIG = Path(__file__).parent.parent / "data" / "default-config.yaml"
 SIGNAL_NAMES = SWITCHABLE_SIGNALS
 USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
 FOLLOW_MODES = ("same-origin", "same-host", "none")

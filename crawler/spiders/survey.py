@@ -27,7 +27,7 @@ from scrapy.http import Response
 
 from crawler.crawl.addon import Addon
 from crawler.survey.agents import load_agents
-from crawler.config.job import JobConfig, load_config
+from crawler.config.job import DEFAULT_CONFIG, JobConfig, load_config
 from crawler.crawl.middlewares import origin_of
 from crawler.optout import rsl
 from crawler.optout.htmlmeta import parse_html_head
@@ -74,8 +74,6 @@ class SurveySpider(scrapy.Spider):
                      origins: str = "", out: str = "", wave: dict[str, Any] | None = None,
                      retry_failed: bool = False, force: bool = False,
                      **kwargs: Any) -> SurveySpider:
-        from crawler.cli.main import DEFAULT_CONFIG
-
         job = load_config(config or DEFAULT_CONFIG)
         out_path = Path(out).resolve()
         settings = job.scrapy_settings()

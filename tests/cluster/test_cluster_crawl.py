@@ -37,7 +37,7 @@ from .conftest import CLUSTER_SECRET
 
 def _wired() -> bool:
     try:
-        from crawler.cli.main import main as cli
+        from crawler.cli import seed as cli
     except ImportError:  # pragma: no cover
         return False
     return hasattr(cli, "cmd_seed")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.log import AuditWriter, verify_file
-from crawler.cli.main import undecided_urls
+from crawler.cli.run import undecided_urls
 from crawler.demo.sites import html
 from crawler.demo.web import LocalWeb, Page, Site
 

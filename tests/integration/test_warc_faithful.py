@@ -73,7 +73,7 @@ def _sites() -> list[Site]:
 
 @pytest.fixture(scope="module")
 def crawl(tmp_path_factory: Any) -> dict[str, Any]:
-    from crawler.cli.main import demo_config
+    from crawler.cli.demo import demo_config
 
     tmp = tmp_path_factory.mktemp("faithful")
     out = tmp / "out"
