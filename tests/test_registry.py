@@ -1,4 +1,4 @@
-"""Opt-out registry (crawler.registry.lists): entry syntax, matching, both backends, Spawning codec."""
+"""Opt-out registry (crawler.registry.entries): entry syntax, matching, both backends, Spawning codec."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.registry import lists as registry
-from crawler.registry.lists import (
+from crawler.registry import entries as registry
+from crawler.registry.entries import (
     MAX_LIST_PROBLEMS,
     SPAWNING_PATH,
     RegistryEntry,
@@ -570,7 +570,7 @@ def test_open_registry_by_content(tmp_path: Path) -> None:
 
 
 def test_registry_module_is_stdlib_only() -> None:
-    code = ("import sys, crawler.registry.lists\n"
+    code = ("import sys, crawler.registry.entries\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crawler.registry.lists import (
+from crawler.registry.entries import (
     SPAWNING_PATH,
     RegistryIndex,
     SqliteRegistry,

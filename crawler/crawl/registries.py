@@ -1,4 +1,4 @@
-"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry.lists`.
+"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry.entries`.
 
 * :class:`LocalRegistry` wraps a text list or an SQLite database (loaded once; lookups are
   synchronous and fast).
@@ -24,7 +24,7 @@ from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
-from crawler.registry import lists as reg
+from crawler.registry import entries as reg
 from crawler.policy.network import origin_key
 from crawler.optout.model import Evidence, Statement
 from crawler.policy.reservation import Policy
