@@ -1201,7 +1201,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 # -- registry -------------------------------------------------------------------------------
 def cmd_registry_import(args: argparse.Namespace) -> int:
-    from crawler.registry.entries import import_list
+    from crawler.registry.sqlite import import_list
 
     src = Path(args.list)
     if not src.is_file():

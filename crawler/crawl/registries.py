@@ -1,4 +1,4 @@
-"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry.entries`.
+"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry`.
 
 * :class:`LocalRegistry` wraps a text list or an SQLite database (loaded once; lookups are
   synchronous and fast).
@@ -24,7 +24,9 @@ from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
-from crawler.registry import entries as reg
+from crawler.registry.index import RegistryIndex
+from crawler.registry.spawning import parse_spawning_response, spawning_request_body
+from crawler.registry.sqlite import SqliteRegistry
 from crawler.policy.network import origin_key
 from crawler.optout.model import Evidence, Statement
 from crawler.policy.reservation import Policy
@@ -56,10 +58,10 @@ class LocalRegistry:
         self.kind = spec["type"]
         self.policy = policy
         if self.kind == "sqlite":
-            self.backend: Any = reg.SqliteRegistry(spec["path"])
+            self.backend: Any = SqliteRegistry(spec["path"])
             self.problems: tuple[str, ...] = tuple(self.backend.problems)
         else:
-            self.backend, self.problems = reg.RegistryIndex.from_file(spec["path"])
+            self.backend, self.problems = RegistryIndex.from_file(spec["path"])
         for problem in self.problems[:20]:
             logger.warning("registry %s: %s", self.name, problem)
         logger.info("registry %s: %d entries (%s)", self.name, len(self.backend), self.kind)
@@ -212,7 +214,7 @@ class HttpRegistry:
                 why = f"registry {self.name} unreachable ({type(exc).__name__}: {exc})"
                 continue
             if response.status == 200:
-                answers, problems = reg.parse_spawning_response(response.body, batch)
+                answers, problems = parse_spawning_response(response.body, batch)
                 self._entries.update(_matched_entries(response.body))
                 if problems:
                     why = f"registry {self.name}: {problems[0]}"
@@ -234,7 +236,7 @@ class HttpRegistry:
         if self._api_key:
             headers["Authorization"] = f"API {self._api_key}"
         return Request(
-            self.url, method="POST", body=reg.spawning_request_body(batch), headers=headers,
+            self.url, method="POST", body=spawning_request_body(batch), headers=headers,
             callback=NO_CALLBACK, dont_filter=True, priority=REGISTRY_PRIORITY,
             meta={PREFLIGHT_META: "registry", "polite_trusted": True, "dont_retry": True,
                   "download_timeout": self.timeout, "download_slot": self._slot,
