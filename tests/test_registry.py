@@ -572,7 +572,7 @@ def test_open_registry_by_content(tmp_path: Path) -> None:
 
 def test_registry_module_is_stdlib_only() -> None:
     code = ("import sys, crawler.registry.entries, crawler.registry.index, "
-            "crawler.registry.sqlite, crawler.registry.spawning\n"
+            "crawler.registry.sqlite, crawler.registry.spawning, crawler.registry.client\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
