@@ -29,7 +29,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.optout.model import Evidence
 from crawler.policy.reservation import site_file, verdict_of
-from crawler.crawl.warc import (
+from crawler.corpus.warc import (
     WARC_FILENAME,
     CorpusWarcWriter,
     WarcWriterPipeline,
