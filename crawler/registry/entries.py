@@ -120,8 +120,9 @@ class RegistryList:
 def _normalize_host(host: str) -> tuple[str, bool]:
     """(normalised host, is an IP address); raises ValueError naming what is wrong.
 
-    The normal form is :func:`crawler.policy.network.normalize_host`'s (the one the network guard and
-    the origin keys use), with an IPv6 address put back in brackets; this adds the checks.
+    The normal form is :func:`crawler.policy.network.normalize_host`'s (the one the network
+    guard and the origin keys use), with an IPv6 address put back in brackets; this adds the
+    checks.
     """
     if not host:
         raise ValueError("empty host")
