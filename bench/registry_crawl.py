@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from crawl_throughput import make_site, run_polite
 
 from crawler.demo.web import LocalWeb
-from crawler.registry.lists import RegistryIndex, parse_list
+from crawler.registry.entries import parse_list
+from crawler.registry.index import RegistryIndex
 from crawler.registry.server import RegistryServer
 
 MAX_WAIT = float(__import__("os").environ.get("BENCH_MAX_WAIT", "0.1"))

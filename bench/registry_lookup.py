@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.registry.lists import RegistryIndex, SqliteRegistry, import_list
+from crawler.registry.index import RegistryIndex
+from crawler.registry.sqlite import SqliteRegistry, import_list
 
 TLDS = ("com", "org", "net", "de", "fr", "io", "co.uk", "example", "info", "nl")
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "xi", "ze", "pa", "shu", "bri", "ton",

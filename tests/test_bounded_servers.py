@@ -19,7 +19,9 @@ import pytest
 
 from crawler.demo import web as demo_web
 from crawler.demo.web import LocalWeb, Page, Site
-from crawler.registry.lists import SPAWNING_PATH, RegistryIndex, parse_entry
+from crawler.registry.entries import parse_entry
+from crawler.registry.index import RegistryIndex
+from crawler.registry.spawning import SPAWNING_PATH
 from crawler.registry.server import MAX_BODY_BYTES, RegistryServer
 
 ROOT = Path(__file__).resolve().parent.parent

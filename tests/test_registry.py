@@ -1,4 +1,5 @@
-"""Opt-out registry (crawler.registry.lists): entry syntax, matching, both backends, Spawning codec."""
+"""Opt-out registry (crawler.registry: entries, index, sqlite, spawning): entry syntax, matching,
+both backends, Spawning codec."""
 
 from __future__ import annotations
 
@@ -13,23 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from crawler.registry import lists as registry
-from crawler.registry.lists import (
+from crawler.registry import entries as registry
+from crawler.registry import index as registry_index
+from crawler.registry.entries import (
     MAX_LIST_PROBLEMS,
-    SPAWNING_PATH,
     RegistryEntry,
-    RegistryFormatError,
-    RegistryIndex,
-    SqliteRegistry,
     canonical_url,
-    import_list,
-    open_registry,
     parse_entry,
     parse_list,
+)
+from crawler.registry.index import RegistryIndex
+from crawler.registry.spawning import (
+    SPAWNING_PATH,
     parse_spawning_request,
     parse_spawning_response,
     spawning_request_body,
 )
+from crawler.registry.sqlite import RegistryFormatError, SqliteRegistry, import_list, open_registry
 
 # --- parse_entry -----------------------------------------------------------------------------
 
@@ -380,10 +381,10 @@ def test_backends_agree_on_random_urls(kind: str, tmp_path: Path) -> None:
 def test_longest_prefix_search_backtracks() -> None:
     # the greatest entry <= the URL ("/ab/z") is not a prefix of it; "/a" is
     paths = sorted(["/a", "/ab/c", "/ab/d", "/ab/y", "/b"])
-    assert paths[registry._longest_prefix(paths, "/ab/z")] == "/a"
-    assert registry._longest_prefix(paths, "/") == -1
-    assert paths[registry._longest_prefix(paths, "/ab/cc")] == "/ab/c"
-    assert registry._longest_prefix([], "/x") == -1
+    assert paths[registry_index._longest_prefix(paths, "/ab/z")] == "/a"
+    assert registry_index._longest_prefix(paths, "/") == -1
+    assert paths[registry_index._longest_prefix(paths, "/ab/cc")] == "/ab/c"
+    assert registry_index._longest_prefix([], "/x") == -1
 
 
 FAST_PATH_URLS = [
@@ -570,7 +571,8 @@ def test_open_registry_by_content(tmp_path: Path) -> None:
 
 
 def test_registry_module_is_stdlib_only() -> None:
-    code = ("import sys, crawler.registry.lists\n"
+    code = ("import sys, crawler.registry.entries, crawler.registry.index, "
+            "crawler.registry.sqlite, crawler.registry.spawning, crawler.registry.client\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

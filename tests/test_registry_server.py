@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 
-from crawler.registry.lists import (
+from crawler.registry.entries import parse_entry
+from crawler.registry.index import RegistryIndex
+from crawler.registry.spawning import (
     SPAWNING_PATH,
-    RegistryIndex,
-    SqliteRegistry,
-    import_list,
-    parse_entry,
     parse_spawning_response,
     spawning_request_body,
 )
+from crawler.registry.sqlite import SqliteRegistry, import_list
 from crawler.registry.server import MAX_BODY_BYTES, RegistryServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,15 +29,15 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.optout.model import Evidence
 from crawler.policy.reservation import site_file, verdict_of
-from crawler.crawl.warc import (
+from crawler.corpus.warc import (
     WARC_FILENAME,
     CorpusWarcWriter,
-    WarcWriterPipeline,
     evidence_refs,
     iter_warc_documents,
     sha256_hex_from_digest,
     stored_response_headers,
 )
+from crawler.crawl.warc import WarcWriterPipeline
 
 UA = "TestBot/1.0 (+https://example.org/bot)"
 POLICY = "ab" * 32

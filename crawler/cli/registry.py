@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from crawler.cli.common import UsageError
-from crawler.registry.lists import import_list
+from crawler.registry.sqlite import import_list
 from crawler.registry.server import serve
 
 

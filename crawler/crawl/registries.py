@@ -1,14 +1,16 @@
-"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry.lists`.
+"""Opt-out registries consulted before any request: the Scrapy side of :mod:`crawler.registry`.
 
-* :class:`LocalRegistry` wraps a text list or an SQLite database (loaded once; lookups are
-  synchronous and fast).
+* :class:`~crawler.registry.client.LocalRegistry` wraps a text list or an SQLite database
+  (loaded once; lookups are synchronous and fast).
 * :class:`HttpRegistry` asks a remote API (Spawning's format) in batches: URLs are queued as
   the spider yields requests (:class:`RegistryPrefetchMiddleware`) and when the downloader
   needs a verdict; a batch is sent when it is full, when ``max_wait`` has passed, or when every
   download slot is waiting on it. Requests go through the Scrapy engine (throttled, counted,
   Retry-After honoured), are retried with backoff on 429/5xx/network errors, and answers are
   cached. A registry that cannot answer leaves the URL **undecided**: it is not fetched, the
-  audit record says why, and it is decided again later (fail closed).
+  audit record says why, and it is decided again later (fail closed). What is asked, how an
+  answer is read and how long it is kept is :mod:`crawler.registry.client`; this module
+  schedules and sends.
 """
 
 from __future__ import annotations
@@ -17,17 +19,26 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
-from crawler.registry import lists as reg
+from crawler.optout.model import Evidence
 from crawler.policy.network import origin_key
-from crawler.optout.model import Evidence, Statement
 from crawler.policy.reservation import Policy
+from crawler.registry.client import CachedAnswer as _Cached
+from crawler.registry.client import (
+    LocalRegistry,
+    answer_evidence,
+    cached_answer,
+    read_answer,
+    request_headers,
+    retry_delay,
+    worth_retrying,
+)
+from crawler.registry.spawning import spawning_request_body
 
 try:  # Scrapy >= 2.13
     from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
@@ -41,49 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REGISTRY_PRIORITY = 900
-
-
-def _opt_out(policy: Policy, channel: str, rule: str, source: str) -> Evidence:
-    return policy.judge(Statement("registry", channel, (("opt-out", False),), rule=rule,
-                                  source=source))
-
-
-class LocalRegistry:
-    """A text list or SQLite registry, loaded once."""
-
-    def __init__(self, spec: dict[str, Any], policy: Policy) -> None:
-        self.name = spec["name"]
-        self.kind = spec["type"]
-        self.policy = policy
-        if self.kind == "sqlite":
-            self.backend: Any = reg.SqliteRegistry(spec["path"])
-            self.problems: tuple[str, ...] = tuple(self.backend.problems)
-        else:
-            self.backend, self.problems = reg.RegistryIndex.from_file(spec["path"])
-        for problem in self.problems[:20]:
-            logger.warning("registry %s: %s", self.name, problem)
-        logger.info("registry %s: %d entries (%s)", self.name, len(self.backend), self.kind)
-
-    def check(self, url: str) -> Evidence:
-        entry = self.backend.lookup(url)
-        if entry is None:
-            return Evidence("registry", self.kind, "unset", rule="no entry matches",
-                            source=self.name)
-        where = f" (line {entry.line})" if entry.line else ""
-        return _opt_out(self.policy, self.kind, f"{entry.kind} entry {entry.raw!r}{where}",
-                        self.name)
-
-    def close(self) -> None:
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
-
-
-@dataclass
-class _Cached:
-    opted_out: bool | None
-    detail: str
-    expires: float
 
 
 class HttpRegistry:
@@ -149,14 +117,12 @@ class HttpRegistry:
 
     def retry_in(self, url: str) -> float:
         c = self._cache.get(url)
-        if c is None or c.opted_out is not None:
-            return 0.0
-        return max(0.0, c.expires - self._clock())
+        return 0.0 if c is None else c.retry_in(self._clock())
 
     # -- batching ------------------------------------------------------------------------
     def _fresh(self, url: str) -> _Cached | None:
         c = self._cache.get(url)
-        return c if c is not None and c.expires > self._clock() else None
+        return c if c is not None and c.fresh(self._clock()) else None
 
     def _enqueue(self, url: str) -> None:
         """``url`` is pending from here until its batch is answered (``_waiters`` holds it)."""
@@ -187,13 +153,8 @@ class HttpRegistry:
         now = self._clock()
         for url in batch:
             opted = answers.get(url)
-            if opted is None:
-                c = _Cached(None, why or "no answer for this URL", now + self.backoff)
-            else:
-                entry = self._entries.pop(url, None) if opted else None
-                detail = f"optOut: {'true' if opted else 'false'}" + (
-                    f"; entry {entry}" if entry else "")
-                c = _Cached(opted, detail, now + self.ttl)
+            entry = self._entries.pop(url, None) if opted else None
+            c = cached_answer(opted, why, entry, now, ttl=self.ttl, backoff=self.backoff)
             self._cache[url] = c
             for d in self._waiters.pop(url, []):
                 d.callback(c)
@@ -203,7 +164,7 @@ class HttpRegistry:
         why = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                await _sleep(min(self.backoff, 0.5 * 2 ** (attempt - 1)))
+                await _sleep(retry_delay(attempt, self.backoff))
             stats.inc_value(f"polite/registry/{self.name}/requests")
             stats.inc_value(f"polite/registry/{self.name}/urls", len(batch))
             try:
@@ -212,8 +173,8 @@ class HttpRegistry:
                 why = f"registry {self.name} unreachable ({type(exc).__name__}: {exc})"
                 continue
             if response.status == 200:
-                answers, problems = reg.parse_spawning_response(response.body, batch)
-                self._entries.update(_matched_entries(response.body))
+                answers, entries, problems = read_answer(response.body, batch)
+                self._entries.update(entries)
                 if problems:
                     why = f"registry {self.name}: {problems[0]}"
                     logger.warning("registry %s: %s", self.name, "; ".join(problems[:3]))
@@ -221,7 +182,7 @@ class HttpRegistry:
                     return answers, why
                 continue
             why = f"registry {self.name} answered HTTP {response.status}"
-            if response.status not in (408, 429) and response.status < 500:
+            if not worth_retrying(response.status):
                 break  # 4xx: asking again will not help
         stats.inc_value(f"polite/registry/{self.name}/failed_batches")
         logger.warning("%s; %d URLs left undecided for now", why, len(batch))
@@ -230,11 +191,9 @@ class HttpRegistry:
     def _request(self, batch: list[str]) -> Request:
         from crawler.crawl.sitecache import PREFLIGHT_META
 
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self._api_key:
-            headers["Authorization"] = f"API {self._api_key}"
         return Request(
-            self.url, method="POST", body=reg.spawning_request_body(batch), headers=headers,
+            self.url, method="POST", body=spawning_request_body(batch),
+            headers=request_headers(self._api_key),
             callback=NO_CALLBACK, dont_filter=True, priority=REGISTRY_PRIORITY,
             meta={PREFLIGHT_META: "registry", "polite_trusted": True, "dont_retry": True,
                   "download_timeout": self.timeout, "download_slot": self._slot,
@@ -242,29 +201,7 @@ class HttpRegistry:
         )
 
     def _evidence(self, c: _Cached) -> Evidence:
-        if c.opted_out is None:
-            return Evidence("network", "registry", "deny", rule=c.detail, source=self.url,
-                            detail="registry could not answer: URL undecided")
-        if c.opted_out:
-            return _opt_out(self.policy, "api", c.detail, self.url)
-        return Evidence("registry", "api", "unset", rule=c.detail, source=self.url)
-
-
-def _matched_entries(body: bytes) -> dict[str, str]:
-    """``url -> "entry (line N)"`` from answers that name the entry (our server does)."""
-    import json
-
-    try:
-        items = json.loads(body).get("urls")
-    except (ValueError, AttributeError):
-        return {}
-    out: dict[str, str] = {}
-    for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict) and isinstance(item.get("entry"), str):
-            line = item.get("line")
-            out[str(item.get("url"))] = repr(item["entry"]) + (
-                f" (line {line})" if isinstance(line, int) else "")
-    return out
+        return answer_evidence(self.policy, c, self.url)
 
 
 async def _sleep(seconds: float) -> None:

@@ -1,2 +1,3 @@
-"""Opt-out registries (no Scrapy, no Twisted): list grammar and index, the Spawning wire
-format, a loopback registry server."""
+"""Opt-out registries (no Scrapy, no Twisted): the list grammar (entries), the in-memory index,
+the SQLite store, the Spawning wire format, the crawl's client logic, a loopback registry
+server."""

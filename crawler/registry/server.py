@@ -1,7 +1,7 @@
 """A Spawning-compatible opt-out registry server, for loopback (tests, demos, a local mirror).
 
-Serves one registry (:class:`~crawler.registry.lists.RegistryIndex` or
-:class:`~crawler.registry.lists.SqliteRegistry`) with the request and answer shapes of Spawning's
+Serves one registry (:class:`~crawler.registry.index.RegistryIndex` or
+:class:`~crawler.registry.sqlite.SqliteRegistry`) with the request and answer shapes of Spawning's
 "Do Not Train" API (protocols.md §8.1), so the same client code can talk to either:
 
 * ``POST /api/v2/query/urls`` (a trailing ``/`` too): the body holds URLs, one per line (blank
@@ -42,13 +42,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from crawler.registry.lists import (
-    SPAWNING_PATH,
-    RegistryIndex,
-    SqliteRegistry,
-    canonical_url,
-    open_registry,
-)
+from crawler.registry.entries import canonical_url
+from crawler.registry.index import RegistryIndex
+from crawler.registry.spawning import SPAWNING_PATH
+from crawler.registry.sqlite import SqliteRegistry, open_registry
 
 #: Request bodies larger than this are refused (413) without being read.
 MAX_BODY_BYTES = 16 * 2**20
@@ -207,7 +204,7 @@ class RegistryServer:
 
     @property
     def query_url(self) -> str:
-        """Where to POST URLs: :attr:`url` + :data:`~crawler.registry.lists.SPAWNING_PATH`."""
+        """Where to POST URLs: :attr:`url` + :data:`~crawler.registry.spawning.SPAWNING_PATH`."""
         return self.url + SPAWNING_PATH
 
     def start(self) -> RegistryServer:
@@ -435,7 +432,8 @@ def _read_body(rfile: Any, sock: socket.socket, length: int, timeout: float) -> 
 
 
 def _parse_urls(body: bytes | bytearray, limit: int) -> tuple[tuple[str, ...], int]:
-    """What :func:`~crawler.registry.lists.parse_spawning_request` reads from ``body``, in blocks.
+    """What :func:`~crawler.registry.spawning.parse_spawning_request` reads from ``body``, in
+    blocks.
 
     Returns (the first ``limit`` URLs, how many there are); a body of many short or blank
     lines costs no memory for the lines past ``limit``.  Raises ValueError (a

@@ -15,7 +15,7 @@ import pytest
 from crawler.audit.log import AuditWriter
 from crawler.audit.outputs import verify_output_dir
 from crawler.cli.main import main
-from crawler.crawl.warc import CorpusWarcWriter
+from crawler.corpus.warc import CorpusWarcWriter
 
 ROBOTS = b"User-agent: *\nAllow: /\n"
 ROBOTS_SHA = hashlib.sha256(ROBOTS).hexdigest()

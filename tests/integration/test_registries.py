@@ -10,7 +10,8 @@ import pytest
 from crawler.audit.log import verify_file
 from crawler.demo.sites import html
 from crawler.demo.web import LocalWeb, Page, Site
-from crawler.registry.lists import RegistryIndex, parse_list
+from crawler.registry.entries import parse_list
+from crawler.registry.index import RegistryIndex
 from crawler.registry.server import RegistryServer
 
 from .conftest import read_jsonl, run_cli, write_config
