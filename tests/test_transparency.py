@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from crawler.publish import transparency
+from crawler.publish import domains
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
+from crawler.publish.domains import registrable_domain
 from crawler.publish.transparency import (
     build_transparency,
     read_run_info,
-    registrable_domain,
     top_domain_count,
 )
 
@@ -53,7 +53,7 @@ def test_public_suffix_list_needs_no_network(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    transparency._psl.cache_clear()
+    domains._psl.cache_clear()
     registrable_domain.cache_clear()
     assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
 

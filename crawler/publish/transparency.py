@@ -23,21 +23,21 @@ Sources, each streamed line by line (a corpus may be large):
   (``audit.checkpoints.jsonl``), else the job's config (``identity.key_file``: the thumbprint
   of that key as it is now; ``identity.signature_agent``), each labelled with its source.
 
-Payments (pay per crawl; :class:`crawler.publish.report.PaymentTally`, shared with ``polite-crawl
+Payments (pay per crawl; :class:`crawler.publish.tallies.PaymentTally`, shared with ``polite-crawl
 report``): per registrable domain and currency, the amounts charged and the pages charged
 (exact decimals, never added across currencies), the price quotes refused and why, the origins
 stopped, and charge records whose amount cannot be read (listed, never summed). Shown only when
 the audit logs hold pay-per-crawl records.
 
-Counting rules (:class:`crawler.publish.report.AuditTally`, shared with ``polite-crawl report`` on an
-audit log, so both give the same figures for the same run): decisions are counted as **distinct
-URLs by the final decision** about each URL (the latest that is not provisional), and,
-separately and labelled so, as **records**. A refusal that only postpones a URL (``undecided``
-with ``final`` false: a per-origin file could not be fetched and the URL is decided again later)
-decides nothing: a URL with only such refusals is "postponed"; records about per-origin file
-fetches themselves (``preflight``) are counted apart from documents. A refused URL counts once
-under each signal of its final refusal, so the per-signal counts may add up to more than the
-refused URLs.
+Counting rules (:class:`crawler.publish.tallies.AuditTally`, shared with ``polite-crawl report``
+on an audit log, so both give the same figures for the same run): decisions are counted as
+**distinct URLs by the final decision** about each URL (the latest that is not provisional),
+and, separately and labelled so, as **records**. A refusal that only postpones a URL
+(``undecided`` with ``final`` false: a per-origin file could not be fetched and the URL is
+decided again later) decides nothing: a URL with only such refusals is "postponed"; records
+about per-origin file fetches themselves (``preflight``) are counted apart from documents. A
+refused URL counts once under each signal of its final refusal, so the per-signal counts may add
+up to more than the refused URLs.
 
 Registrable domains come from the Public Suffix List bundled with the ``publicsuffixlist``
 package (offline; ICANN and private sections, as browsers use it): ``www.example.co.uk`` and
@@ -48,7 +48,6 @@ domains)`` entries, at least one; ties in bytes are broken by domain name.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -57,10 +56,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -69,7 +66,8 @@ from crawler.publish.about import PURPOSE_TEXT, contact_url, protocols, registry
 from crawler.audit.log import verify_file
 from crawler.config.job import product_token
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
-from crawler.publish.report import AuditTally, PaymentTally
+from crawler.publish.domains import registrable_domain
+from crawler.publish.tallies import AuditTally, PaymentTally
 
 logger = logging.getLogger(__name__)
 
@@ -78,40 +76,6 @@ SME_SHARE = Fraction(1, 20)
 SME_MAX_DOMAINS = 1000
 RUN_INFO = "run.json"
 MD_NAME, JSON_NAME, HTML_NAME = "transparency.md", "transparency.json", "transparency.html"
-
-
-# -- registrable domains -------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def _psl() -> Any:
-    from publicsuffixlist import PublicSuffixList
-
-    return PublicSuffixList()  # the list bundled with the package: no network
-
-
-@lru_cache(maxsize=65536)
-def registrable_domain(host: str) -> str:
-    """The registrable domain ("eTLD+1") of a host name or URL, by the Public Suffix List.
-
-    IP addresses (normalised), ``localhost`` and hosts that are public suffixes themselves are
-    their own domain. Internationalised names are compared in their ASCII (punycode) form.
-    """
-    if "/" in host:
-        host = urlsplit(host).hostname or ""
-    host = host.strip().strip("[]").rstrip(".").lower()
-    if not host:
-        return ""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if host == "localhost" or host.endswith(".localhost"):
-        return "localhost"
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
-    return _psl().privatesuffix(host) or host
 
 
 def top_domain_count(domains: int, *, top_share: float | Fraction = TOP_SHARE,
