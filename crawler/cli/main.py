@@ -1233,7 +1233,8 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
 
 # -- survey / report -------------------------------------------------------------------------
 def cmd_survey(args: argparse.Namespace) -> int:
-    from crawler.survey.analysis import parse_wave_date, survey_from_dir, survey_from_warc
+    from crawler.survey.analysis import parse_wave_date
+    from crawler.survey.archives import survey_from_dir, survey_from_warc
 
     out = Path(args.out)
     modes = [m for m in (args.origins, args.from_dir, args.from_warc) if m]
