@@ -1515,7 +1515,7 @@ def _serve_about(args: argparse.Namespace, job: JobConfig, signers: list[Any]) -
     import threading
     from urllib.parse import urlsplit
 
-    from crawler.publish.about import serve_about
+    from crawler.publish.about_server import serve_about
 
     host, _, port = args.serve.rpartition(":")
     if not port.isdigit() or int(port) > 65535:

@@ -62,7 +62,7 @@ from typing import Any
 import yaml
 
 from crawler import __version__
-from crawler.publish.about import PURPOSE_TEXT, contact_url, protocols, registry_label
+from crawler.publish.about_content import PURPOSE_TEXT, contact_url, protocols, registry_label
 from crawler.audit.log import verify_file
 from crawler.config.job import product_token
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS

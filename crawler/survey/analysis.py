@@ -47,15 +47,15 @@ unreachable, the homepage got no response, or an analysis failed.
 
 Wave dates
 ----------
-A survey file is one *wave*; a time series orders waves by date, so every record says which
-date its wave has (``wave.date``) and where that date comes from (``wave.source``, one of
+A survey file is one *wave*; a time series orders waves by date, so every record says which date
+its wave has (``wave.date``) and where that date comes from (``wave.source``, one of
 :data:`WAVE_DATE_SOURCES`): ``given`` (``survey --date``, or ``surveyed_at`` passed to
-:func:`crawler.survey.archives.survey_from_dir`), ``directory name`` (a directory named ``2026-06-15...``),
-``survey clock`` (an online survey: the day its first record was written), ``capture time``
-(``WARC-Date`` of the capture; the wave's date is the earliest), ``file times`` (archived files
-without a date: ``surveyed_at`` is the newest file's modification time, which says when the
-files were copied, not when they were fetched; ``wave.date`` is null and ``polite-crawl
-report`` refuses such waves in a time series unless told ``--use-file-times``).
+:func:`crawler.survey.archives.survey_from_dir`), ``directory name`` (a directory named
+``2026-06-15...``), ``survey clock`` (an online survey: the day its first record was written),
+``capture time`` (``WARC-Date`` of the capture; the wave's date is the earliest), ``file times``
+(archived files without a date: ``surveyed_at`` is the newest file's modification time, which
+says when the files were copied, not when they were fetched; ``wave.date`` is null and
+``polite-crawl report`` refuses such waves in a time series unless told ``--use-file-times``).
 
 robots.txt outcome
 ------------------
