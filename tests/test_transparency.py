@@ -15,11 +15,8 @@ from crawler.publish import domains
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
 from crawler.publish.domains import registrable_domain
-from crawler.publish.transparency import (
-    build_transparency,
-    read_run_info,
-    top_domain_count,
-)
+from crawler.publish.outputs import read_run_info
+from crawler.publish.transparency import build_transparency, top_domain_count
 
 UA = "SumBot/1.0 (+https://example.org/sumbot)"
 POLICY = "9" * 64
@@ -272,7 +269,7 @@ def test_cluster_output_dir_reads_every_worker(tmp_path):
     report beside them that must not be counted twice."""
     from crawler.audit.log import AuditWriter
     from crawler.cluster.audit import merge_logs
-    from crawler.publish.transparency import read_output_dir
+    from crawler.publish.outputs import read_output_dir
 
     for worker, urls in (("a", ["https://a.example.com/1", "https://a.example.com/2"]),
                          ("b", ["https://b.example.org/1"])):

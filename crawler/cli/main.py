@@ -1433,7 +1433,8 @@ def cmd_revalidate(args: argparse.Namespace) -> int:
 def cmd_transparency(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from crawler.publish.transparency import build_transparency, output_files
+    from crawler.publish.outputs import output_files
+    from crawler.publish.transparency import build_transparency
 
     dirs = [Path(p) for p in args.inputs]
     for d in dirs:
