@@ -39,7 +39,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crawler import __version__
+from crawler.audit.checkpoint import CHECKPOINT_TYPE, TIMESTAMP_TYPE
+from crawler.audit.record import canonical_json
 from crawler.config.job import JobConfig
+from crawler.identity.keys import jwks, keys_from_jwks
+from crawler.identity.websig import (
+    DEFAULT_DIRECTORY_VALIDITY,
+    agent_card,
+    directory_response_headers,
+)
 from crawler.publish.about_content import about_content, content_hash, describe_changes
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -268,8 +276,6 @@ def build_about(
     authority of ``signature_agent`` (else of ``base_url``). ``signature_agent``: where the
     directory is published; with it the Signature Agent card is written.
     """
-    from crawler.identity.keys import jwks
-
     out = Path(out_dir)
     prev = Path(previous_dir) if previous_dir is not None else out
     when = _rfc3339(now or datetime.now(timezone.utc))
@@ -329,8 +335,6 @@ def build_about(
         _write(out / KEY_HISTORY, _json_bytes(history))
     authority = urlsplit(signature_agent or base_url or "").netloc
     if signers and directory["keys"] and authority:
-        from crawler.identity.websig import DEFAULT_DIRECTORY_VALIDITY, directory_response_headers
-
         published = {k["kid"] for k in directory["keys"]}
         headers = directory_response_headers(
             [i for i in signers if i.keyid in published], authority,
@@ -338,8 +342,6 @@ def build_about(
             validity=directory_validity or DEFAULT_DIRECTORY_VALIDITY)
         _write(out / JWKS_HEADERS_PATH, _json_bytes(headers))
     if signature_agent:
-        from crawler.identity.websig import agent_card
-
         c = content["crawler"]
         card = agent_card(signature_agent=signature_agent, name=c["name"],
                           user_agent=c["user_agent"], product_token=c["product_token"],
@@ -358,8 +360,6 @@ def build_about(
 def _read_jwks(path: Path, what: str) -> list[dict[str, Any]]:
     """The keys of a JWK Set this module wrote before ([] when there is none); a set whose kids
     do not match their keys is refused."""
-    from crawler.identity.keys import keys_from_jwks
-
     if not path.exists():
         return []
     try:
@@ -393,9 +393,6 @@ def checkpoint_entries(feed_id: str, lines: Iterable[Mapping[str, Any]]
                        ) -> list[dict[str, str]]:
     """One feed entry per audit checkpoint or timestamp line (its content: the line itself,
     exactly, so that a copy of the feed is a copy of the checkpoint)."""
-    from crawler.audit.checkpoint import CHECKPOINT_TYPE, TIMESTAMP_TYPE
-    from crawler.audit.record import canonical_json
-
     out = []
     for line in lines:
         kind = line.get("type")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.identity.keys import JWKS_MEDIA_TYPE, keys_from_jwks
+from crawler.identity.websig import sign_directory
 from crawler.publish.about import (
     ABOUT_HTML,
     ABOUT_JSON,
@@ -29,8 +31,6 @@ __all__ = ["AboutServer", "media_types", "serve_about"]
 
 #: what ``about --serve`` serves (nothing else: no directory listing, no other file)
 def media_types() -> dict[str, str]:
-    from crawler.identity.keys import JWKS_MEDIA_TYPE
-
     return {ABOUT_HTML: "text/html; charset=utf-8", ABOUT_JSON: "application/json",
             CHANGES_ATOM: "application/atom+xml", KEY_HISTORY: "application/json",
             AGENT_CARD: "application/json", JWKS_PATH: JWKS_MEDIA_TYPE}
@@ -72,9 +72,6 @@ class AboutServer(ThreadingHTTPServer):
         every key we hold that the directory lists; else the ones ``about`` wrote beside it.
         An authority we do not serve (a forged Host) gets no signature: our keys sign a
         directory only for where it is published."""
-        from crawler.identity.keys import keys_from_jwks
-        from crawler.identity.websig import sign_directory
-
         try:
             listed = set(keys_from_jwks(json.loads((self.root / JWKS_PATH).read_text("utf-8"))))
         except (OSError, ValueError):

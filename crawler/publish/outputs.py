@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from crawler.audit.checkpoint import CHECKPOINT_TYPE, checkpoints_path, read_checkpoints
 from crawler.audit.log import verify_file
+from crawler.identity.keys import IdentityError, load_key
 from crawler.policy.reservation import SWITCHABLE_SIGNALS
 from crawler.publish.domains import registrable_domain
 from crawler.publish.tallies import AuditTally, PaymentTally
@@ -96,8 +98,6 @@ def read_identity(output_dir: str | Path, info: Mapping[str, Any], info_source: 
     ``identity.signature_agent``. The config: the one ``run.json`` names (``config``), or the
     ``*.yaml`` the run info was read from.
     """
-    from crawler.audit.checkpoint import CHECKPOINT_TYPE, checkpoints_path, read_checkpoints
-
     out = Path(output_dir)
     ident: dict[str, Any] = {"keyids": [], "keyid_source": None, "signature_agent": None,
                              "signature_agent_source": None, "problems": []}
@@ -148,8 +148,6 @@ def read_identity(output_dir: str | Path, info: Mapping[str, Any], info_source: 
         ident["signature_agent_source"] = f"{where} (identity.signature_agent)"
     key_file = section.get("key_file")
     if not ident["keyids"] and isinstance(key_file, str) and key_file:
-        from crawler.identity.keys import IdentityError, load_key
-
         key_path = Path(key_file).expanduser()
         if not key_path.is_absolute():
             key_path = config.parent / key_path  # as crawler.config.job resolves it
