@@ -19,7 +19,7 @@ from crawler.publish.inputs import Input
 from crawler.publish.measures import MECHANISMS
 from crawler.survey.agents import load_agent_list
 
-__all__ = ["OUTCOMES", "agent_tokens", "stance_changes", "read_waves", "wave_date", "wave_figures"]
+__all__ = ["OUTCOMES", "agent_tokens", "read_waves", "stance_changes", "wave_date", "wave_figures"]
 
 _STRICTNESS = {"none": 0, "partial": 1, "full": 2}
 #: robots.txt outcomes, in table order.
