@@ -112,8 +112,9 @@ def n_range(values: Iterable[int]) -> str:
 @dataclass(frozen=True, slots=True)
 class Table:
     """One table, printed identically in Markdown, HTML and report.json.  ``measures``: the
-    keys (of :data:`MEASURES`, or of extra measures given to :func:`build_report`) of what its
-    cells count, listed in the glossary."""
+    keys (of :data:`crawler.publish.measures.MEASURES`, or of extra measures given to
+    :func:`crawler.publish.report.build_report`) of what its cells count, listed in the
+    glossary."""
 
     key: str
     title: str
