@@ -8,7 +8,7 @@ Inputs (bundled; provenance in ``tests/data/README.md``):
 
 * ``tests/data/news_top100_longitudinal.json``: 14 monthly snapshots of the robots.txt files
   of the top-100 news sites.  Each snapshot is written as a directory of ``HOST.txt`` files and
-  surveyed with :func:`crawler.survey.analysis.survey_from_dir` and its date -- what ``polite-crawl survey
+  surveyed with :func:`crawler.survey.archives.survey_from_dir` and its date -- what ``polite-crawl survey
   --from-dir DIR --date YYYY-MM-DD`` does -- so every wave is dated (``wave.date``) and the
   report orders them by date, not by file times.
 * ``tests/data/real_robots/``: 752 real robots.txt files from three sources (2019, 2024,
@@ -49,7 +49,8 @@ from crawler.publish.report import (  # noqa: E402
     fraction,
     wilson_interval,
 )
-from crawler.survey.analysis import naive_adjacent_block, survey_from_dir  # noqa: E402
+from crawler.survey.analysis import naive_adjacent_block  # noqa: E402
+from crawler.survey.archives import survey_from_dir  # noqa: E402
 
 NEWS = ROOT / "tests" / "data" / "news_top100_longitudinal.json"
 REAL = ROOT / "tests" / "data" / "real_robots"

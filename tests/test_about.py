@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from crawler.publish.about import (
-    ATOM_NS,
+from crawler.publish.about import ATOM_NS, AboutError, build_about
+from crawler.publish.about_content import (
     FAILURE_ROWS_FOR,
     PURPOSE_TEXT,
     SIGNAL_INFO,
-    AboutError,
     about_content,
     binding_terms,
-    build_about,
     contact_url,
     crawler_identity,
     opt_out_examples,
@@ -388,7 +386,8 @@ def test_serve_about_types_and_fresh_directory_signatures(tmp_path: Path) -> Non
     import urllib.error
     import urllib.request
 
-    from crawler.publish.about import JWKS_HEADERS_PATH, JWKS_PATH, serve_about
+    from crawler.publish.about import JWKS_HEADERS_PATH, JWKS_PATH
+    from crawler.publish.about_server import serve_about
     from crawler.identity.keys import generate_key
 
     ident = generate_key(tmp_path / "id.pem")

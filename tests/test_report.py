@@ -13,12 +13,12 @@ import pytest
 from crawler.survey.agents import load_agents
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import site_file
+from crawler.publish.charts import percent_axis as _percent_axis
+from crawler.publish.figures import top_ranked as _top
 from crawler.publish.report import (
     MEASURES,
     PALETTE,
     ReportError,
-    _percent_axis,
-    _top,
     build_report,
     fraction,
     fraction_text,
@@ -637,7 +637,7 @@ def test_payment_tally_keeps_logs_apart_and_counts_open_authorisations(tmp_path)
     names a seq of its own log only; a payment authorised with no charge record (the crawl
     died) is shown apart, not in the totals."""
     from crawler.audit.log import iter_records
-    from crawler.publish.report import PaymentTally
+    from crawler.publish.tallies import PaymentTally
     from tests.pay_log import PayingCrawl
 
     logs = []
@@ -687,7 +687,7 @@ def test_payment_tally_keeps_logs_apart_and_counts_open_authorisations(tmp_path)
     ("", "(no reason)"),
 ])
 def test_refusal_kinds(reason, kind):
-    from crawler.publish.report import refusal_kind
+    from crawler.publish.tallies import refusal_kind
 
     assert refusal_kind(reason) == kind
 

@@ -83,7 +83,7 @@ def test_sitemaps_setting() -> None:
 
 
 def test_reports_count_sitemap_fetches_apart_from_documents() -> None:
-    from crawler.publish.report import AuditTally
+    from crawler.publish.tallies import AuditTally
 
     tally = AuditTally()
     tally.add({"decision": "allow", "url": "https://a.example/sitemap.xml", "sitemap": True,

@@ -25,9 +25,8 @@ from crawler.survey.analysis import (
     parse_wave_date,
     record_failed,
     robots_agents,
-    survey_from_dir,
-    survey_from_warc,
 )
+from crawler.survey.archives import survey_from_dir, survey_from_warc
 
 DATA = Path(__file__).parent / "data"
 ORIGIN = "https://example.com"

@@ -11,15 +11,12 @@ from typing import Any
 
 import pytest
 
-from crawler.publish import transparency
+from crawler.publish import domains
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
-from crawler.publish.transparency import (
-    build_transparency,
-    read_run_info,
-    registrable_domain,
-    top_domain_count,
-)
+from crawler.publish.domains import registrable_domain
+from crawler.publish.outputs import read_run_info
+from crawler.publish.transparency import build_transparency, top_domain_count
 
 UA = "SumBot/1.0 (+https://example.org/sumbot)"
 POLICY = "9" * 64
@@ -53,7 +50,7 @@ def test_public_suffix_list_needs_no_network(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    transparency._psl.cache_clear()
+    domains._psl.cache_clear()
     registrable_domain.cache_clear()
     assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
 
@@ -272,7 +269,7 @@ def test_cluster_output_dir_reads_every_worker(tmp_path):
     report beside them that must not be counted twice."""
     from crawler.audit.log import AuditWriter
     from crawler.cluster.audit import merge_logs
-    from crawler.publish.transparency import read_output_dir
+    from crawler.publish.outputs import read_output_dir
 
     for worker, urls in (("a", ["https://a.example.com/1", "https://a.example.com/2"]),
                          ("b", ["https://b.example.org/1"])):

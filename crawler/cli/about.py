@@ -22,7 +22,8 @@ from crawler.identity.keys import (
     published_keys,
     read_retired,
 )
-from crawler.publish.about import AboutError, build_about, serve_about
+from crawler.publish.about import AboutError, build_about
+from crawler.publish.about_server import serve_about
 
 
 def register(sub: argparse._SubParsersAction) -> None:

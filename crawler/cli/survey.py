@@ -12,7 +12,8 @@ from typing import Any
 
 from crawler.cli.common import UsageError, run_crawl
 from crawler.config.job import DEFAULT_CONFIG, load_config
-from crawler.survey.analysis import parse_wave_date, survey_from_dir, survey_from_warc
+from crawler.survey.analysis import parse_wave_date
+from crawler.survey.archives import survey_from_dir, survey_from_warc
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -278,7 +278,7 @@ def test_every_cited_file_is_archived(crawl: dict[str, Any]) -> None:
 
 
 def test_survey_reads_robots_txt_from_the_crawl_warc(crawl: dict[str, Any]) -> None:
-    from crawler.survey.analysis import survey_from_warc
+    from crawler.survey.archives import survey_from_warc
 
     o = crawl["origins"]
     got = {r["origin"]: r["robots"] for r in survey_from_warc([crawl["warc"]])}
