@@ -268,7 +268,7 @@ def test_cluster_output_dir_reads_every_worker(tmp_path):
     """A cluster job's directory: audit-<worker>.jsonl and corpus-<worker>.jsonl, and a merged
     report beside them that must not be counted twice."""
     from crawler.audit.log import AuditWriter
-    from crawler.cluster.audit import merge_logs
+    from crawler.audit.merge import merge_logs
     from crawler.publish.outputs import read_output_dir
 
     for worker, urls in (("a", ["https://a.example.com/1", "https://a.example.com/2"]),

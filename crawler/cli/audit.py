@@ -16,7 +16,7 @@ from crawler.audit.outputs import find_logs, verify_output_dir
 from crawler.audit.repair import repair, repairs_problem
 from crawler.audit.runlock import RunLock, RunLockError
 from crawler.cli.common import UsageError
-from crawler.cluster.audit import MergeError, is_report, merge_logs, verify_report
+from crawler.audit.merge import MergeError, is_report, merge_logs, verify_report
 from crawler.identity.keys import keys_from_jwks
 
 

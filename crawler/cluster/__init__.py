@@ -16,15 +16,15 @@ extension point it adds or replaces, all settings in :mod:`crawler.cluster.defau
 * :mod:`~crawler.cluster.seeds` — start URLs (``polite-crawl seed``);
 * :mod:`~crawler.cluster.restore` — ``polite-crawl seed --restore``: the job's Redis state
   rebuilt from the workers' audit logs, corpora and spools after Redis lost it;
-* :mod:`~crawler.cluster.audit` — one time-ordered report from the workers' audit logs;
+* :mod:`crawler.audit.merge` (in the audit layer: it needs no Redis) — one time-ordered
+  report from the workers' audit logs;
 * :mod:`~crawler.cluster.settings` — every setting a worker needs.
 
 Keys live under ``polite:<job>:`` (:mod:`~crawler.cluster.keys`).
 
 Importing this package imports neither redis nor scrapy-redis (the [cluster] extra): the
 modules that need them (connection, scheduler, politeness, store, worker) are imported only
-in cluster mode, so that ``audit verify`` and ``audit merge`` (:mod:`~crawler.cluster.audit`)
-work without the extra; the names below are loaded on first use.
+in cluster mode, so that ``audit verify`` and ``audit merge`` work without the extra; the names below are loaded on first use.
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def output_files(out: Path) -> tuple[list[Path], list[Path]]:
     """The audit logs and corpora of an output directory: ``audit.jsonl``/``corpus.jsonl``,
     or a cluster job's ``audit-<worker>.jsonl``/``corpus-<worker>.jsonl`` (merged reports,
     which are not chains, are left out)."""
-    from crawler.cluster.audit import is_report
+    from crawler.audit.merge import is_report
 
     if (out / "audit.jsonl").is_file():
         audits = [out / "audit.jsonl"]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from crawler.audit.log import AuditWriter, verify_file
-from crawler.cluster.audit import (
+from crawler.audit.merge import (
     MergeError,
     is_report,
     merge_logs,

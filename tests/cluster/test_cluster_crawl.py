@@ -197,7 +197,7 @@ def test_workers_finish_and_every_audit_log_verifies(crawl):
     assert run_cli("audit", "verify", *map(str, paths)).returncode == 0
     merged = run_cli("audit", "merge", *map(str, paths), "--out", str(crawl["out"] / "m.jsonl"))
     assert merged.returncode == 0, merged.stderr
-    from crawler.cluster.audit import verify_report
+    from crawler.audit.merge import verify_report
 
     assert all(r.ok for r in verify_report(crawl["out"] / "m.jsonl").values())
     report = run_cli("audit", "verify", str(crawl["out"] / "m.jsonl"))
