@@ -29,11 +29,7 @@ from crawler.policy.network import origin_key
 from crawler.optout.model import Evidence, Statement
 from crawler.policy.reservation import Policy
 
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_from_coro
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
