@@ -11,9 +11,10 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Headers, HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.crawl.middlewares import META_CHECKS, ReservationMiddleware
+from crawler.crawl.middlewares import ReservationMiddleware
 from crawler.policy.reservation import Policy
 from crawler.crawl.runtime import PoliteRuntime
+from crawler.crawl.state import META_STATE, RequestState
 
 
 class BrokenPolicy(Policy):
@@ -44,7 +45,7 @@ def records(path):
 
 def test_error_at_the_headers_stops_the_download_and_is_recorded(middleware):
     mw, out = middleware
-    request = Request("https://example.org/a", meta={META_CHECKS: []})
+    request = Request("https://example.org/a", meta={META_STATE: RequestState(checks=[])})
     with pytest.raises(StopDownload):
         mw.headers_received(Headers({"Content-Type": "text/html"}), 10, request)
     (rec,) = records(out)
@@ -56,7 +57,7 @@ def test_error_at_the_headers_stops_the_download_and_is_recorded(middleware):
 
 def test_error_at_the_response_refuses(middleware):
     mw, out = middleware
-    request = Request("https://example.org/b", meta={META_CHECKS: []})
+    request = Request("https://example.org/b", meta={META_STATE: RequestState(checks=[])})
     response = HtmlResponse(request.url, body=b"<html></html>", request=request)
     with pytest.raises(IgnoreRequest):
         asyncio.run(mw.process_response(request, response))

@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis.exceptions import RedisError
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler.crawl import defaults as crawler_defaults
@@ -78,11 +79,8 @@ from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
 from crawler.cluster.state import check as checked
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
+from crawler.policy.pacing import clamp_crawl_delay
 
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -584,9 +582,10 @@ class ClusterPolitenessMiddleware:
             return delay
         robots = rt.sitecache.cached(origin, "robots.txt")
         if robots is not None and robots.parsed is not None:
-            wanted = robots.parsed.visit_interval(rt.policy.token)
-            if wanted is not None and wanted > delay:
-                delay = min(wanted, self.max_delay)
+            wanted = clamp_crawl_delay(robots.parsed.visit_interval(rt.policy.token), delay,
+                                       self.max_delay)
+            if wanted is not None:
+                delay = wanted
                 if self._delays.get(origin) != delay:
                     self._delays[origin] = delay
                     self.crawler.stats.set_value(f"polite/crawl_delay/{origin}", delay)

@@ -66,7 +66,8 @@ from scrapy_redis.scheduler import Scheduler
 from crawler.cluster.connection import named_script
 from crawler.cluster.politeness import _CHECKS, ACQUIRE_FN, RELEASE_FN
 from crawler.cluster.state import LIVENESS, NOW, NUM, STATE, StateError, check, problem_of
-from crawler.cluster.worker import ClusterWorker, _inprogress
+from crawler.cluster.worker import ClusterWorker
+from crawler.crawl.scrapy_internals import engine_inprogress
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -540,7 +541,7 @@ class ClusterScheduler(Scheduler):
         """Popped requests still in progress that were not sent (no ``send`` record yet)."""
         from crawler.crawl.decisions import META_SEND
 
-        inprogress = _inprogress(self.worker.crawler)
+        inprogress = engine_inprogress(self.worker.crawler)
         return [r for r in self._popped.values()
                 if (inprogress is None or r in inprogress) and META_SEND not in r.meta
                 ] + self._prefetched

@@ -59,6 +59,7 @@ from crawler.cluster.state import (
     read_epoch,
 )
 from crawler.audit.runlock import RunLockError
+from crawler.crawl.scrapy_internals import engine_inprogress, engine_of, wake_engine
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -412,10 +413,7 @@ class ClusterWorker:
             return
         from scrapy.utils.defer import deferred_from_coro
 
-        if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
-            deferred_from_coro(engine.close_spider_async(reason="cluster_state_lost"))
-        else:  # pragma: no cover
-            engine.close_spider(engine.spider, "cluster_state_lost")
+        deferred_from_coro(engine.close_spider_async(reason="cluster_state_lost"))
 
     # -- heartbeat -----------------------------------------------------------------------
     def _opened(self, spider: Any = None) -> None:
@@ -453,7 +451,7 @@ class ClusterWorker:
             if all_done:
                 acked = self.scheduler.finished_ids(None)
             else:
-                inprogress = _inprogress(self.crawler)
+                inprogress = engine_inprogress(self.crawler)
                 if inprogress is not None:
                     acked = self.scheduler.finished_ids(inprogress)
         try:
@@ -601,29 +599,9 @@ class ClusterWorker:
         self.crawler.stats.set_value("finish_reason", None)
 
 
-def _inprogress(crawler: Crawler) -> set[Any] | None:
-    """The engine's requests in progress (from the scheduler until their callback's output
-    is scheduled), or None when this Scrapy does not expose them: then nothing is
-    acknowledged until the worker is idle (safe, only less precise)."""
-    slot = getattr(_engine(crawler), "_slot", None)
-    inprogress = getattr(slot, "inprogress", None)
-    return inprogress if isinstance(inprogress, set) else None
-
-
-def _engine(crawler: Crawler) -> Any:
-    """The crawler's engine, or None before the crawl starts (Scrapy >= 2.14 raises then)."""
-    try:
-        return crawler.engine
-    except RuntimeError:
-        return None
-
-
 def _wake(crawler: Crawler) -> None:
     """Ask the engine to look at its scheduler now (it does so every 5 s by itself)."""
-    slot = getattr(_engine(crawler), "_slot", None)
-    nextcall = getattr(slot, "nextcall", None)
-    if nextcall is not None:
-        nextcall.schedule()
+    wake_engine(engine_of(crawler))
 
 
 def _redacted(url: str) -> str:
@@ -641,10 +619,7 @@ async def sleep(seconds: float) -> None:
     from scrapy.utils.asyncio import call_later
     from twisted.internet.defer import Deferred
 
-    try:  # Scrapy >= 2.13
-        from scrapy.utils.defer import maybe_deferred_to_future
-    except ImportError:  # pragma: no cover
-        from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+    from scrapy.utils.defer import maybe_deferred_to_future
 
     d: Deferred[None] = Deferred()
     call_later(seconds, d.callback, None)

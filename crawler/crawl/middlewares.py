@@ -24,13 +24,14 @@ import time
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
 from scrapy.http import Request, Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
 from scrapy.responsetypes import responsetypes
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.crawl import defaults
@@ -55,54 +56,47 @@ from crawler.policy.reservation import (
 )
 from crawler.policy.reservation import verdict_of as _verdict_of
 from crawler.crawl.runtime import get_runtime, polite_setting
+from crawler.crawl.scrapy_internals import (
+    floor_slot_delay,
+    hold_slot,
+    set_slot_defaults,
+    slot_by_key,
+    slot_of,
+    wake_engine,
+)
 from crawler.crawl.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
-
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from crawler.crawl.state import reset, state_of, update
+from crawler.policy.pacing import clamp_crawl_delay
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
-META_CHECKS = "polite_checks"
-META_TDM_FILE = "polite_tdm_file"
-META_TDM_HEADER = "polite_tdm_header"
-META_DENIED = "polite_denied"
-META_AUDIT = "polite_audit"
-META_ORIGIN = "polite_origin"
+#: inputs our spiders set on a request (request.meta keys of their own; everything the
+#: middleware carries between its hooks is a crawler.crawl.state.RequestState)
 META_NO_FETCH = "polite_no_fetch"
-META_HEADERS_DONE = "polite_headers_checked"
-#: what the document stage found the response to be (crawler.corpus.documents.document_kind) and
-#: whether the corpus collects it (``collect:``); set on every 2xx the spider receives
-META_KIND = "polite_kind"
-META_COLLECT = "polite_collect"
 #: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
 #: it never collects, so a PDF is judged whatever ``collect:`` says)
 META_ANY_KIND = "polite_any_kind"
+#: a sitemap fetch of the corpus spider (its value: the crawler.corpus.sitemaps.SitemapSource): a
+#: request to its origin like any page, decided against every reservation and audited, but
+#: not a page (no scope, not counted, never paid, never an item)
+META_SITEMAP = "polite_sitemap"
+#: the allow record (``{"seq", "hash", "url"}``) of the request, for its spider callback
+#: (``response.meta["polite_audit"]``, :func:`audit_of`) and the item's provenance
+META_AUDIT = "polite_audit"
 #: The readers of the reservations written inside a document: ``(signals it reads, reader)``,
 #: each reader ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``. A reader
 #: runs when one of its signals is on; the results are merged (crawler.policy.reservation.merge_embedded:
 #: any undetermined -> undetermined, every statement judged, the most restrictive wins):
 #: IPTC / TDMRep in XMP and EPUB, C2PA Content Credentials.
 EMBEDDED_READERS = ((("iptc", "tdmrep"), read_embedded), (("c2pa",), read_c2pa))
-#: pay per crawl: the paid attempt a request carries (crawler.policy.payment.PaidAttempt.to_meta)
-META_PAYMENT = "polite_payment"
-#: pay per crawl: InternalError retries an unpaid request has had
-META_PAY_RETRIES = "polite_payment_retries"
-#: pay per crawl: a response reserved at its headers whose payment outcome is concluded at
-#: the response (the status is known only there): its body is not downloaded
-META_PAY_STOPPED = "polite_payment_reserved_at_headers"
-#: a sitemap fetch of the corpus spider (its value: the crawler.corpus.sitemaps.SitemapSource): a
-#: request to its origin like any page, decided against every reservation and audited, but
-#: not a page (no scope, not counted, never paid, never an item)
-META_SITEMAP = "polite_sitemap"
-#: the request-scoped keys a re-request (paid, or retried after an InternalError) starts without
-_REDECIDE_KEYS = ("polite_checks", "polite_denied", "polite_tdm_file", "polite_tdm_header",
-                  "polite_headers_checked", "polite_audit", META_PAY_STOPPED, "polite_body",
-                  "polite_raw", "polite_payment_charged")
+#: what a re-request (paid, or retried after an InternalError) starts without: these fields of
+#: its state, and these meta keys (its body records, its allow record)
+_REDECIDE_FIELDS = ("checks", "denied", "tdm_file", "tdm_header", "headers_checked",
+                    "payment_reserved_at_headers", "payment_charged", "payment")
+_REDECIDE_KEYS = (META_AUDIT, META_BODY, META_RAW)
 
 
 def is_preflight(request: Request) -> bool:
@@ -231,27 +225,63 @@ class ReservationMiddleware:
             self.scope.release(request.url)
 
     async def _decide_request(self, request: Request) -> None:
+        """Before the request, in order: its scheme, the network guard (a registry endpoint
+        the operator configured and per-origin files stop after it), the registries, the
+        origin's files, then (a check-only request stops there) the Crawl-delay and pay per
+        crawl. A refusal or a deferral raises IgnoreRequest after its record."""
+        origin = self._request_origin(request)
+        if request.meta.get("polite_trusted") and is_preflight(request):
+            return  # an endpoint the operator configured (a registry API), not a crawl target
+        await self._guard_network(request, origin)
+        if is_preflight(request):
+            return
+        update(request, origin=origin)
+        if self.registries:
+            await self._check_registries(request)
+        files, verdict = await self._check_origin_files(request, origin)
+        tdm_file = files.get("tdmrep.json")
+        update(request, checks=(state_of(request).checks or []) + verdict.check_dicts(),
+               tdm_file=(_tdm_file_statement(tdm_file, request.url)
+                         if tdm_file is not None else None),
+               tdm_header=None)
+        if request.meta.get(META_NO_FETCH):
+            self._check_only(request, verdict)
+        robots = files.get("robots.txt")
+        if robots is not None and robots.parsed is not None:
+            self._apply_crawl_delay(request, origin, robots.parsed)
+        if self.payment is not None and not request.meta.get(META_SITEMAP):
+            # after every reservation: paying never overrides one (a sitemap is never paid)
+            self._payment_request(request, origin)
+
+    def _request_origin(self, request: Request) -> str:
+        """Only http(s) URLs are crawled; the request's origin, its download slot by default."""
         if request.url.startswith(("data:", "file:", "about:")):
             self._deny(request, network_refusal(request.url, "only http(s) URLs are crawled",
                                                 hint=False))
         origin = origin_of(request)
         request.meta.setdefault("download_slot", origin)
-        if request.meta.get("polite_trusted") and is_preflight(request):
-            return  # an endpoint the operator configured (a registry API), not a crawl target
+        return origin
+
+    async def _guard_network(self, request: Request, origin: str) -> None:
+        """The network guard: no private, local or unresolvable address (unless exempt)."""
         refusal = None if origin in self._exempt else await self._network_refusal(request)
         if refusal is not None:
             self._deny(request, network_refusal(request.url, refusal))
-        if is_preflight(request):
-            return
-        request.meta[META_ORIGIN] = origin
-        if self.registries:
-            # before anything is fetched from the origin, robots.txt included
-            reg = _verdict_of(await self.registries.check(request.url))
-            if reg.undetermined:
-                self._defer(request, reg, [], self.registries.retry_in(request.url))
-            if reg.denied:
-                self._deny(request, reg)
-            request.meta[META_CHECKS] = [e.to_dict() for e in reg.checks]
+
+    async def _check_registries(self, request: Request) -> None:
+        """The opt-out registries, before anything is fetched from the origin (robots.txt
+        included): their checks start the request's."""
+        reg = _verdict_of(await self.registries.check(request.url))
+        if reg.undetermined:
+            self._defer(request, reg, [], self.registries.retry_in(request.url))
+        if reg.denied:
+            self._deny(request, reg)
+        update(request, checks=[e.to_dict() for e in reg.checks])
+
+    async def _check_origin_files(self, request: Request, origin: str
+                                  ) -> tuple[dict[str, Any], Verdict]:
+        """The origin's files (robots.txt, tdmrep.json, ...) and the licences they name, and
+        the verdict before the request; an undetermined one defers it, a refusal denies it."""
         sitecache = self.sitecache
         files: dict[str, Any] = {}
         for kind in self.policy.needed_files():
@@ -270,23 +300,15 @@ class ReservationMiddleware:
             self._defer(request, verdict, [*files.values(), *licences.values()])
         if verdict.denied:
             self._deny(request, verdict)
-        request.meta[META_CHECKS] = request.meta.get(META_CHECKS, []) + verdict.check_dicts()
-        tdm_file = files.get("tdmrep.json")
-        request.meta[META_TDM_FILE] = (
-            _tdm_file_statement(tdm_file, request.url) if tdm_file is not None else None
-        )
-        request.meta.pop(META_TDM_HEADER, None)
-        if request.meta.get(META_NO_FETCH):
-            self.funnel.record(request.url, verdict, extra={"stage": "request",
-                               "note": "site-level signals only; not fetched"},
-                               request=request)
-            raise IgnoreRequest("check only: not fetched")
-        robots = files.get("robots.txt")
-        if robots is not None and robots.parsed is not None:
-            self._apply_crawl_delay(request, origin, robots.parsed)
-        if self.payment is not None and not request.meta.get(META_SITEMAP):
-            # after every reservation: paying never overrides one (a sitemap is never paid)
-            self._payment_request(request, origin)
+        return files, verdict
+
+    def _check_only(self, request: Request, verdict: Verdict) -> NoReturn:
+        """``polite-crawl check``'s request (``polite_no_fetch``): decided on the site-level
+        signals, recorded, never sent."""
+        self.funnel.record(request.url, verdict, extra={"stage": "request",
+                           "note": "site-level signals only; not fetched"},
+                           request=request)
+        raise IgnoreRequest("check only: not fetched")
 
     # -- pay per crawl (crawler.policy.payment decides; this only carries it out) -------------------
     def _payment_request(self, request: Request, origin: str) -> None:
@@ -302,7 +324,7 @@ class ReservationMiddleware:
             self._deny(request, payment_refusal(request.url, f"origin stopped: {stopped}"))
         for name in PRICE_HEADERS:  # only ever the attempt's own header, never both
             request.headers.pop(name, None)
-        raw = meta.get(META_PAYMENT)
+        raw = state_of(request).payment
         if raw is not None:
             attempt = PaidAttempt.from_meta(raw)
         else:
@@ -311,7 +333,7 @@ class ReservationMiddleware:
                 return
             seqs = self._pay_records(request, records, request_seq=None)
             attempt = attempt.with_ref(seqs[-1], self._log_name)
-            meta[META_PAYMENT] = attempt.to_meta()
+            update(request, payment=attempt.to_meta())
         for name, value in attempt.headers.items():
             request.headers[name] = value
         # one paid try: Scrapy must neither retry it (a second charge on one hold) nor carry
@@ -351,9 +373,9 @@ class ReservationMiddleware:
         )
 
         ppc = self.payment
-        meta = request.meta
-        origin = meta.get(META_ORIGIN) or origin_of(request)
-        raw = meta.get(META_PAYMENT)
+        st = state_of(request)
+        origin = st.origin or origin_of(request)
+        raw = st.payment
         attempt = PaidAttempt.from_meta(raw) if raw is not None else None
         status = response.status
         reserved = await self._reserved_without_payment(request, response, headers)
@@ -371,18 +393,18 @@ class ReservationMiddleware:
                 self._pay_records(request, ppc.not_paid(origin, status, headers, why).records)
             self._refuse_response(request, response, reserved)
         ans = ppc.decide(origin, status, headers, attempt,
-                         retries=int(meta.get(META_PAY_RETRIES, 0)))
+                         retries=int(state_of(request).payment_retries))
         seqs = self._pay_records(request, ans.records)
         if isinstance(ans, Pass):
             return False
         if isinstance(ans, Collect):
             if ans.charged is not None:
-                meta["polite_payment_charged"] = str(ans.charged)
+                update(request, payment_charged=str(ans.charged))
             return True
         if isinstance(ans, PayAndRetry):
             paid = self._redecide(request)
             attempt = ans.attempt.with_ref(seqs[-1], self._log_name)
-            paid.meta[META_PAYMENT] = attempt.to_meta()
+            update(paid, payment=attempt.to_meta())
             paid.meta["dont_retry"] = paid.meta["dont_redirect"] = True
             # no deny record for the 402: the paid response's records conclude the URL
             return paid
@@ -398,11 +420,11 @@ class ReservationMiddleware:
         already allowed while downloading, and licences named by its Link header): the
         refusing verdict, or None."""
         verdicts = []
-        if not request.meta.get(META_HEADERS_DONE) or request.meta.get(META_PAY_STOPPED):
-            hv, stmt = self.policy.at_headers(request.url, headers,
-                                              request.meta.get(META_TDM_FILE),
+        st = state_of(request)
+        if not st.headers_checked or st.payment_reserved_at_headers:
+            hv, stmt = self.policy.at_headers(request.url, headers, st.tdm_file,
                                               payment_rule=False)
-            request.meta[META_TDM_HEADER] = stmt
+            update(request, tdm_header=stmt)
             verdicts.append(hv)
         links = self.policy.licence_links(request.url, headers, None)
         if links:
@@ -417,7 +439,7 @@ class ReservationMiddleware:
         again = request.replace(dont_filter=True)
         for key in _REDECIDE_KEYS:
             again.meta.pop(key, None)
-        again.meta.pop(META_PAYMENT, None)
+        reset(again, *_REDECIDE_FIELDS)
         return again
 
     def _payment_retry(self, request: Request, ans: Any, origin: str) -> None:
@@ -427,9 +449,9 @@ class ReservationMiddleware:
         from scrapy.utils.asyncio import call_later
 
         retry = self._redecide(request)
-        retry.meta[META_PAY_RETRIES] = ans.retries
+        update(retry, payment_retries=ans.retries)
         if ans.attempt is not None:
-            retry.meta[META_PAYMENT] = ans.attempt.to_meta()
+            update(retry, payment=ans.attempt.to_meta())
         self._waiting[id(retry)] = {
             "call": call_later(ans.delay, self._requeue, retry), "request": retry,
             "verdict": payment_refusal(request.url, "crawler-error InternalError: the retry "
@@ -437,8 +459,8 @@ class ReservationMiddleware:
             "attempt": ans.retries, "waits_on": [(f"pay per crawl at {origin}",
                                                   "InternalError")],
             "due": time.monotonic() + ans.delay}
-        request.meta[META_DENIED] = "pay per crawl: InternalError, retried later"
-        raise IgnoreRequest(request.meta[META_DENIED])
+        denied = update(request, denied="pay per crawl: InternalError, retried later").denied
+        raise IgnoreRequest(denied)
 
     # -- check --no-fetch: URLs of origins whose files are cached, decided without a request --
     def decide_from_cache(self, url: str, plain: tuple[str, str] | None = None
@@ -543,32 +565,27 @@ class ReservationMiddleware:
 
     def _apply_crawl_delay(self, request: Request, origin: str, robots: Any) -> None:
         """Crawl-delay / Request-rate for our token, per origin (Scrapy ignores both)."""
-        wanted = self.policy.visit_interval(robots)
-        if self._cluster or wanted is None or wanted <= self._base_delay:
+        if self._cluster:
             return
-        cap = float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY"))
-        if math.isfinite(cap) and cap >= 0:  # validated at start; a bad cap caps nothing
-            wanted = min(wanted, cap)
+        wanted = clamp_crawl_delay(self.policy.visit_interval(robots), self._base_delay,
+                                   float(polite_setting(self.crawler, "POLITE_MAX_CRAWL_DELAY")))
+        if wanted is None:
+            return
         request.meta["autothrottle_dont_adjust_delay"] = True
-        downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
-        # the site's delay is a floor: no random jitter below it (and a NaN, infinite or
-        # negative slot delay, which no comparison would catch, counts as 0)
-        slot = downloader.slots.get(request.meta["download_slot"])
+        # the site's delay is a floor: no random jitter below it
+        slot = slot_by_key(self.crawler, request.meta["download_slot"])
         if slot is not None:
-            current = slot.delay if math.isfinite(slot.delay) and slot.delay > 0 else 0.0
-            if current < wanted or slot.jitter or current != slot.delay:
-                slot.delay, slot.jitter = max(current, wanted), 0.0
+            floor_slot_delay(slot, wanted)
         if self._origin_delay.get(origin) != wanted:
             self._origin_delay[origin] = wanted
-            downloader.per_slot_settings.setdefault(origin, {}).update(
-                delay=wanted, jitter=0.0)
+            set_slot_defaults(self.crawler, origin, wanted)
             self.crawler.stats.set_value(f"polite/crawl_delay/{origin}", wanted)
             logger.info("%s asks for %.1f s between requests: applied", origin, wanted)
 
     # -- at the headers ---------------------------------------------------------------------
     def headers_received(self, headers: Any, body_length: Any, request: Request,
                          spider: Any = None) -> None:
-        if is_preflight(request) or META_CHECKS not in request.meta:
+        if is_preflight(request) or state_of(request).checks is None:
             return
         if b"Location" in headers:  # a redirect: judged on the final response
             return
@@ -577,15 +594,16 @@ class ReservationMiddleware:
         except StopDownload:
             raise
         except AuditUnavailable:
-            request.meta[META_DENIED] = "refused: the audit log cannot be written"
+            update(request, denied="refused: the audit log cannot be written")
             raise StopDownload(fail=True) from None
         except Exception as exc:
             # Scrapy logs and swallows a signal handler's other errors and goes on
             # downloading: here an error must stop the download instead (fail closed)
             logger.exception("evaluating the headers of %s failed", request.url)
-            request.meta[META_DENIED] = "refused at the headers: internal error (fail closed)"
+            st = update(request,
+                        denied="refused at the headers: internal error (fail closed)")
             self.funnel.record(request.url, internal_error(request.url, "headers", exc),
-                               checks=request.meta[META_CHECKS], extra={"stage": "headers"},
+                               checks=st.checks, extra={"stage": "headers"},
                                request=request)
             raise StopDownload(fail=True) from None
 
@@ -595,39 +613,38 @@ class ReservationMiddleware:
         # with pay per crawl on, a quote (crawler-price) is the payment decision's, at the
         # response; every other header signal binds here as always
         verdict, header_stmt = self.policy.at_headers(
-            request.url, hdrs, request.meta.get(META_TDM_FILE), payment_rule=not paying
+            request.url, hdrs, state_of(request).tdm_file, payment_rule=not paying
         )
-        request.meta[META_TDM_HEADER] = header_stmt
-        request.meta[META_HEADERS_DONE] = True
-        if verdict.denied and paying and (META_PAYMENT in request.meta or any(
+        st = update(request, tdm_header=header_stmt, headers_checked=True)
+        if verdict.denied and paying and (st.payment is not None or any(
                 k.startswith("crawler-") for k in hdrs)):
             # reserved, and about money (a paid attempt's answer, a quote): the body is not
             # downloaded, but the payment outcome needs the status, known at the response
-            request.meta[META_PAY_STOPPED] = True
+            update(request, payment_reserved_at_headers=True)
             raise StopDownload(fail=False)
         if verdict.denied:
-            request.meta[META_DENIED] = _refusal_text(verdict, "reserved at the headers")
-            self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
+            update(request, denied=_refusal_text(verdict, "reserved at the headers"))
+            self.funnel.record(request.url, verdict, checks=st.checks,
                                extra={"stage": "headers", **({"sitemap": True} if
                                       request.meta.get(META_SITEMAP) else {})},
                                request=request)
             raise StopDownload(fail=True)
-        request.meta[META_CHECKS] = request.meta[META_CHECKS] + verdict.check_dicts()
+        update(request, checks=st.checks + verdict.check_dicts())
 
     def bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
         """Per-origin files are read up to a cap; the rest is never downloaded."""
         cap = request.meta.get("polite_maxsize")
         if cap is None:
             return
-        got = request.meta.get("polite_received", 0) + len(data)
-        request.meta["polite_received"] = got
+        got = state_of(request).received + len(data)
+        update(request, received=got)
         if got >= cap:
             raise StopDownload(fail=False)
 
     # -- the response -------------------------------------------------------------------------
     async def process_response(self, request: Request, response: Response,
                                spider: Any = None) -> Response:
-        if is_preflight(request) or META_CHECKS not in request.meta:
+        if is_preflight(request) or state_of(request).checks is None:
             return response
         try:
             return await self._decide_response(request, response)
@@ -635,15 +652,16 @@ class ReservationMiddleware:
             raise
         except Exception as exc:
             logger.exception("evaluating the response of %s failed", request.url)
-            request.meta[META_DENIED] = "refused at the response: internal error (fail closed)"
+            st = update(request,
+                        denied="refused at the response: internal error (fail closed)")
             self.funnel.record(request.url, internal_error(request.url, "response", exc),
-                               checks=request.meta[META_CHECKS],
+                               checks=st.checks,
                                extra={"status": response.status, "stage": "response"},
                                request=request)
             raise IgnoreRequest("internal error: refused (fail closed)") from None
 
     async def _decide_response(self, request: Request, response: Response) -> Response:
-        checks = request.meta[META_CHECKS]
+        checks = state_of(request).checks
         if 300 <= response.status < 400 and b"Location" in response.headers:
             # a redirect Scrapy did not follow (dont_redirect, too many hops); nothing collected
             self.funnel.result(request.url, "redirect-not-followed",
@@ -659,14 +677,14 @@ class ReservationMiddleware:
                 return got  # the paid re-request goes back through the engine
             paid = got
         header_verdict = None
-        if not request.meta.get(META_HEADERS_DONE):
+        if not state_of(request).headers_checked:
             # the headers were not judged while downloading (a Location header on a final
             # response, a cached or replayed response, another download handler): judge them
             # now, before anything of the body is used
             header_verdict, header_stmt = self.policy.at_headers(
-                request.url, headers, request.meta.get(META_TDM_FILE),
+                request.url, headers, state_of(request).tdm_file,
                 payment_rule=not paying)
-            request.meta[META_TDM_HEADER] = header_stmt
+            update(request, tdm_header=header_stmt)
         state = body_state(request, response)
         if state["error"] is not None:
             self._refuse_response(request, response, unreadable(
@@ -686,8 +704,7 @@ class ReservationMiddleware:
                         f" ({'; '.join(head.problems[-1:]) or why})"), header_verdict)
             kind = document_kind(response.body, (ctype or "").split(";")[0].strip().lower(),
                                  is_html=head is not None)
-            request.meta[META_KIND] = kind
-            request.meta[META_COLLECT] = self.collect is None or kind in self.collect
+            update(request, kind=kind, collect=self.collect is None or kind in self.collect)
             if (self.collect is not None and kind != "html" and kind not in self.collect
                     and not request.meta.get(META_ANY_KIND)
                     and not request.meta.get(META_SITEMAP)):  # read for its URLs, not kept
@@ -718,8 +735,8 @@ class ReservationMiddleware:
                 verdict = merge_verdicts(verdict, again)
         stage = "response"
         if head is not None:
-            doc = self.policy.at_document(request.url, head, request.meta.get(META_TDM_FILE),
-                                          request.meta.get(META_TDM_HEADER))
+            st = state_of(request)
+            doc = self.policy.at_document(request.url, head, st.tdm_file, st.tdm_header)
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
         embedded_extra = None
@@ -731,9 +748,9 @@ class ReservationMiddleware:
             # anything of it is stored (a cut body is undetermined)
             found = merge_embedded([read(response.body, ctype) for signals, read
                                     in EMBEDDED_READERS if any(map(self.policy.on, signals))])
+            st = state_of(request)
             doc = self.policy.at_embedded(
-                request.url, found, request.meta.get(META_TDM_FILE),
-                request.meta.get(META_TDM_HEADER), content_type=ctype,
+                request.url, found, st.tdm_file, st.tdm_header, content_type=ctype,
                 complete=bool(state["complete"]))
             verdict = merge_verdicts(verdict, doc)
             stage = "document" if doc.denied else stage
@@ -745,15 +762,17 @@ class ReservationMiddleware:
             extra["embedded"] = embedded_extra
         if kind == "html" and self.collect is not None and "html" not in self.collect:
             extra["note"] = "read for its links only: not collected"
-        if request.meta.get("polite_payment_charged"):
-            extra["charged"] = request.meta["polite_payment_charged"]  # what the page cost
+        charged = state_of(request).payment_charged
+        if charged:
+            extra["charged"] = charged  # what the page cost
         if request.meta.get(META_SITEMAP):
             extra["sitemap"] = True
         if verdict.denied:
-            request.meta[META_DENIED] = _refusal_text(verdict, f"refused at the {stage}")
+            denied = update(request, denied=_refusal_text(verdict, f"refused at the {stage}")
+                            ).denied
             self.funnel.record(request.url, verdict, checks=checks, extra=extra,
                                request=request)
-            raise IgnoreRequest(request.meta[META_DENIED])
+            raise IgnoreRequest(denied)
         rec = self.funnel.record(request.url, verdict, checks=checks, extra=extra,
                                  request=request)
         # the URL it was decided for: a copy of this meta on another request (a user's
@@ -762,24 +781,24 @@ class ReservationMiddleware:
         return response
 
     def _refuse_response(self, request: Request, response: Response, verdict: Verdict,
-                         also: Verdict | None = None) -> None:
+                         also: Verdict | None = None) -> NoReturn:
         if also is not None:  # e.g. headers judged only now: their statements are evidence too
             verdict = merge_verdicts(verdict, also)
-        request.meta[META_DENIED] = _refusal_text(verdict, "refused at the response")
+        st = update(request, denied=_refusal_text(verdict, "refused at the response"))
         extra: dict[str, Any] = {"status": response.status, "stage": "response"}
         if request.meta.get(META_SITEMAP):
             extra["sitemap"] = True
-        self.funnel.record(request.url, verdict, checks=request.meta[META_CHECKS],
+        self.funnel.record(request.url, verdict, checks=st.checks,
                            extra=extra, request=request)
-        raise IgnoreRequest(request.meta[META_DENIED])
+        raise IgnoreRequest(st.denied)
 
     def process_exception(self, request: Request, exception: BaseException,
                           spider: Any = None) -> None:
-        if (self.payment is not None and request.meta.get(META_PAYMENT) is not None
+        if (self.payment is not None and state_of(request).payment is not None
                 and isinstance(exception, IgnoreRequest)
                 and request.meta.get(META_SEND) is None):
             self._unsent_attempt(request, exception)
-        reason = request.meta.get(META_DENIED)
+        reason = state_of(request).denied
         if reason and not isinstance(exception, IgnoreRequest):
             # the download was stopped by a refusal (StopDownload at the headers): say which;
             # an IgnoreRequest of ours already says what happened and passes unchanged
@@ -791,7 +810,8 @@ class ReservationMiddleware:
         have reached the server (a download error) keeps its hold: fail closed."""
         from crawler.policy.payment import PaidAttempt
 
-        attempt = PaidAttempt.from_meta(request.meta.pop(META_PAYMENT))
+        attempt = PaidAttempt.from_meta(state_of(request).payment)
+        reset(request, "payment")
         try:
             self._pay_records(request, self.payment.cancel(attempt, str(exception)[:200]),
                               request_seq=None)
@@ -799,36 +819,37 @@ class ReservationMiddleware:
             pass  # the crawl is stopping; replay counts the open authorisation as spent
 
     def _deny(self, request: Request, verdict: Verdict,
-              extra: dict[str, Any] | None = None) -> None:
+              extra: dict[str, Any] | None = None) -> NoReturn:
+        """Refuse before the request: the record, then IgnoreRequest (always raises)."""
         where = "refused before the request"
         if is_preflight(request):
             where = f"{request.meta[PREFLIGHT_META]} fetch refused before the request"
-        request.meta[META_DENIED] = _refusal_text(verdict, where)
+        st = update(request, denied=_refusal_text(verdict, where))
         fields: dict[str, Any] = {"stage": "request", **(extra or {})}
         if is_preflight(request):
             fields["preflight"] = request.meta[PREFLIGHT_META]
         elif request.meta.get(META_SITEMAP):
             fields["sitemap"] = True
-        self.funnel.record(request.url, verdict, checks=request.meta.get(META_CHECKS, []),
+        self.funnel.record(request.url, verdict, checks=st.checks or [],
                            extra=fields, request=request)
-        raise IgnoreRequest(request.meta[META_DENIED])
+        raise IgnoreRequest(st.denied)
 
     # -- undecided: refused now, asked again after the origin's backoff ---------------------
     def _defer(self, request: Request, verdict: Verdict, consulted: list[Any],
-               wait: float = 0.0) -> None:
-        """Refuse now (the record says so) and schedule the same URL for a later decision."""
+               wait: float = 0.0) -> NoReturn:
+        """Refuse now (the record says so) and schedule the same URL for a later decision
+        (always raises IgnoreRequest)."""
         from scrapy.utils.asyncio import call_later
 
-        attempt = request.meta.get("polite_attempt", 0) + 1
+        attempt = state_of(request).attempt + 1
         if attempt > self._retries:
             self._deny(request, verdict, {"undecided": {"attempt": attempt, "final": True}})
         wait = max([self.sitecache.retry_in(f.kind, f.url) for f in consulted] + [wait, 1.0])
         retry = request.replace(dont_filter=True)
-        retry.meta["polite_attempt"] = attempt
-        for key in (META_CHECKS, META_DENIED, META_TDM_FILE, META_TDM_HEADER):
-            retry.meta.pop(key, None)
+        update(retry, attempt=attempt)
+        reset(retry, "checks", "denied", "tdm_file", "tdm_header")
         # what the URL waits on, for the progress line while the run idles on it
-        origin = request.meta.get(META_ORIGIN) or origin_of(request)
+        origin = state_of(request).origin or origin_of(request)
         waits_on = [(f"{f.kind} of {origin}" if f.kind in ("robots.txt", "tdmrep.json",
                                                           "ai.txt") else f"{f.kind} {f.url}",
                      f.status_text) for f in consulted if f.outcome == "unreachable"]
@@ -929,9 +950,7 @@ class ReservationMiddleware:
                        "" if len(entries) == 1 else "s", self._max_idle_wait)
         if deadline and engine is not None:
             # wake the engine now rather than at its next heartbeat: idle, it closes
-            nextcall = getattr(getattr(engine, "_slot", None), "nextcall", None)
-            if nextcall is not None:
-                nextcall.schedule()
+            wake_engine(engine)
 
 
 #: ``scheme://host[:port]`` and a path (and query) in the form ``Request`` gives them already:
@@ -1081,9 +1100,6 @@ class ContentIntegrityMiddleware:
         return response.replace(cls=respcls, **kwargs)
 
 
-_META_SEND_URL = "polite_send_url"
-
-
 class WriteAheadMiddleware:
     """Commit the decision to send every request before it leaves (order 990: after every
     other downloader middleware's ``process_request``, the cluster gate's grant included).
@@ -1115,7 +1131,7 @@ class WriteAheadMiddleware:
         follows = meta.pop(META_FOLLOWS, None)
         if follows is not None:
             extra["follows"] = follows
-            previous = meta.get(_META_SEND_URL)
+            previous = state_of(request).send_url
             if previous is not None and previous != request.url:
                 extra["via"] = "redirect"
                 extra["redirected_from"] = previous
@@ -1126,14 +1142,15 @@ class WriteAheadMiddleware:
                 extra["via"] = "retry"
         if meta.get("retry_times"):
             extra["attempt"] = meta["retry_times"] + 1
-        rec = self.funnel.send(request, checks=meta.get(META_CHECKS, ()), extra=extra)
+        checks = state_of(request).checks
+        rec = self.funnel.send(request, checks=() if checks is None else checks, extra=extra)
         meta[META_SEND] = rec["seq"]
-        meta[_META_SEND_URL] = request.url
+        update(request, send_url=request.url)
 
     def process_exception(self, request: Request, exception: BaseException,
                           spider: Any = None) -> None:
         sent = request.meta.get(META_SEND)
-        if sent is None or request.meta.get(META_DENIED) or isinstance(exception, IgnoreRequest):
+        if sent is None or state_of(request).denied or isinstance(exception, IgnoreRequest):
             return  # never sent, or already concluded by its refusal record
         try:
             self.funnel.result(request.url, "failed", request_seq=sent,
@@ -1180,7 +1197,7 @@ class RetryAfterMiddleware:
     def process_response(self, request: Request, response: Response,
                          spider: Any = None) -> Response:
         if self.paying and (b"crawler-error" in response.headers
-                            or request.meta.get(META_PAY_STOPPED)):
+                            or state_of(request).payment_reserved_at_headers):
             # pay per crawl: the crawler-error table decides (InternalError is retried with
             # its own back-off, and the payment held for it), not Scrapy's RetryMiddleware
             request.meta["dont_retry"] = True
@@ -1196,13 +1213,10 @@ class RetryAfterMiddleware:
                            request.url, wait, self.max_wait)
             request.meta["dont_retry"] = True
             return response
-        downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
-        slot = downloader.slots.get(downloader.get_slot_key(request))
+        slot = slot_of(self.crawler, request)
         if slot is not None:
-            # nothing leaves this origin's slot before `wait` has passed: the downloader waits
-            # until lastseen + delay, so push lastseen into the future (delay must be > 0)
-            slot.lastseen = max(slot.lastseen, time.monotonic() + wait)
-            slot.delay = slot.delay or 0.001
+            # nothing leaves this origin's slot before `wait` has passed
+            hold_slot(slot, wait)
             stats.inc_value("polite/retry_after/honoured")
             logger.info("%s: HTTP %d with Retry-After %.0f s; the origin waits",
                         request.url, response.status, wait)

@@ -20,10 +20,7 @@ except ImportError:  # pragma: no cover - a dependency; json alone gives the sam
 from scrapy import signals
 from scrapy.exceptions import DropItem
 
-try:
-    from scrapy.utils.defer import maybe_deferred_to_future
-except ImportError:  # pragma: no cover - Scrapy < 2.14
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler.crawl.runtime import get_runtime, polite_setting
 

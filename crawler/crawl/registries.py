@@ -40,11 +40,7 @@ from crawler.registry.client import (
 )
 from crawler.registry.spawning import spawning_request_body
 
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_from_coro
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

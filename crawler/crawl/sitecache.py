@@ -43,10 +43,7 @@ from crawler.policy.network import origin_key
 from crawler.optout.model import SiteFile
 from crawler.policy.reservation import reparsed, site_file
 
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from scrapy.utils.defer import maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

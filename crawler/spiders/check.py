@@ -27,12 +27,10 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.crawl.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
+from crawler.crawl.scrapy_internals import downloader_middlewares
 from crawler.spiders.corpus import CorpusSpider
 
-try:  # Scrapy >= 2.13
-    from scrapy.utils.defer import maybe_deferred_to_future
-except ImportError:  # pragma: no cover
-    from scrapy.utils.defer import deferred_to_future as maybe_deferred_to_future
+from scrapy.utils.defer import maybe_deferred_to_future
 
 #: decisions committed together (one write of the audit log)
 BATCH = 2000
@@ -64,10 +62,6 @@ class CheckSpider(CorpusSpider):
         async for request in self._from_file():
             yield request
 
-    def start_requests(self):
-        for url in self.urls:
-            yield self._request(url)
-
     def parse(self, response: Response):
         return []
 
@@ -89,9 +83,7 @@ class CheckSpider(CorpusSpider):
                     yield url
 
     def _middleware(self) -> ReservationMiddleware | None:
-        engine = self.crawler.engine
-        downloader = getattr(engine, "downloader", None)
-        for mw in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
+        for mw in downloader_middlewares(self.crawler.engine):
             if isinstance(mw, ReservationMiddleware):
                 return mw
         return None

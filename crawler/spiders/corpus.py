@@ -23,8 +23,9 @@ from crawler.crawl.addon import Addon
 from crawler.config.job import JobConfig, load_config
 from crawler.crawl.links import link_urls
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
-from crawler.crawl.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
+from crawler.crawl.middlewares import META_SITEMAP, audit_of, origin_of
 from crawler.crawl.sitecache import META_RAW
+from crawler.crawl.state import state_of
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 #: ``response.css("title::text")`` and the visible-text XPath, compiled once and run on the
@@ -98,11 +99,6 @@ class CorpusSpider(scrapy.Spider):
         async for request in self._sitemaps_start():
             yield request
 
-    def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
-        yield from self._undecided_first()
-        for url in self.job.seeds:
-            yield scrapy.Request(url, callback=self.parse)
-
     def _undecided_first(self) -> Iterator[scrapy.Request]:
         """URLs the job's previous runs left undecided (a reservation could not be determined,
         e.g. robots.txt answered 503 until the run stopped waiting): decided first, before the
@@ -130,10 +126,11 @@ class CorpusSpider(scrapy.Spider):
         unchanged = response.meta.get("polite_previous_sha256") == body_sha
         if unchanged:
             self.crawler.stats.inc_value("polite/recrawl/unchanged_body")
-        kind = response.meta.get(META_KIND)
+        st = state_of(response)
+        kind = st.kind
         if kind is None:  # without our middleware's document stage: told here
             kind = document_kind(response.body, mime, is_html=mime in _TEXT_TYPES[:2])
-        collected = response.meta.get(META_COLLECT, kind in self.job.collect)
+        collected = st.collect if st.collect is not None else kind in self.job.collect
         if (audit and response.status == 200 and not response.meta.get("polite_replayed")
                 and not unchanged and collected and kind in ("html", "text", "pdf", "image")):
             item: dict[str, Any] = {

@@ -36,10 +36,5 @@ class RevalidateSpider(CorpusSpider):
             yield scrapy.Request(url, callback=self.parse, dont_filter=True,
                                  meta={"handle_httpstatus_all": True})
 
-    def start_requests(self) -> Iterator[Any]:  # Scrapy < 2.13
-        for url in self._urls():
-            yield scrapy.Request(url, callback=self.parse, dont_filter=True,
-                                 meta={"handle_httpstatus_all": True})
-
     def parse(self, response: Response) -> list[Any]:
         return []
