@@ -18,17 +18,17 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from crawler.crawl import defaults
+from crawler.config import table
 from crawler.corpus.maintext import TEXT_MODES
 from crawler.policy.reservation import PURPOSES, SWITCHABLE_SIGNALS
 from crawler.policy.scope import ScopeConfig, scope_config
 from crawler.corpus.sitemaps import SitemapLimits, sitemap_config
 
 SIGNAL_NAMES = SWITCHABLE_SIGNALS
-USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
-FOLLOW_MODES = ("same-origin", "same-host", "none")
+USER_TYPES = table.USER_TYPES
+FOLLOW_MODES = table.FOLLOW_MODES
 #: the values of ``collect:`` (crawler/corpus/documents.py KINDS)
-COLLECT_KINDS = ("html", "text", "pdf", "image")
+COLLECT_KINDS = table.COLLECT_KINDS
 _TOKEN_RE = re.compile(r"^[A-Za-z_-]+$")
 _CONTACT_RE = re.compile(r"(https?://\S+|mailto:\S+|\S+@\S+\.\S+)")
 
@@ -113,7 +113,7 @@ class JobConfig:
 
     def scrapy_settings(self) -> dict[str, Any]:
         """The Scrapy settings this job runs with (defaults < config ``settings:`` < keys)."""
-        out: dict[str, Any] = dict(defaults.SCRAPY_DEFAULTS)
+        out: dict[str, Any] = dict(table.SCRAPY_DEFAULTS)
         out.update(self.settings)
         out.update(
             {
@@ -279,7 +279,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     if follow not in FOLLOW_MODES:
         raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
     collect = check_collect(_str_list(data, "collect") if "collect" in data
-                            else defaults.COLLECT_DEFAULT, "collect")
+                            else table.COLLECT_DEFAULT, "collect")
     max_depth = _expect(data, "max_depth", int, 0)
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
@@ -376,9 +376,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         problem = number_problem(key, settings[key])
         if problem:
             raise ConfigError(f"settings.{key}: {problem}")
-        if key == "POLITE_TEXT" and settings[key] not in TEXT_MODES:
-            raise ConfigError(f"settings.POLITE_TEXT: {settings[key]!r} is not one of "
-                              f"{', '.join(TEXT_MODES)}")
+        if key.startswith("POLITE_"):
+            _check_polite_setting(key, settings[key], base)
 
     return JobConfig(
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
@@ -439,6 +438,60 @@ def _payment(value: Any, key_file: Path | None, agent: str | None,
                           "required is false: a 402 would be neither refused nor paid)")
     return {"max_price": str(policy.max_price), "budget": str(policy.budget),
             "per_origin_budget": str(policy.per_origin_budget)}
+
+
+def _check_polite_setting(key: str, value: Any, base: Path) -> None:
+    """A ``POLITE_*`` setting under a config's ``settings:``, checked against the settings
+    table (:mod:`crawler.config.table`): ``settings.POLITE_X: problem``, naming the job config
+    key too where there is one."""
+    row = table.BY_NAME.get(key)
+    if row is None:
+        raise ConfigError(f"settings.{key}: unknown polite-crawler setting (see the README's "
+                          "settings table, crawler/config/table.py)")
+    problem = table.problem(key, value)
+    if problem is None and key == "POLITE_REGISTRIES" and value is not None:
+        try:
+            check_registries(value, base=base)
+        except ConfigError as exc:  # settings.POLITE_REGISTRIES[0].type: ...
+            raise ConfigError(f"settings.{exc}") from None
+    if problem:
+        also = f" (job config key: {row.yaml})" if row.yaml else ""
+        raise ConfigError(f"settings.{key}: {problem}{also}")
+
+
+def check_settings(settings: Any, *, base: Path | None = None) -> None:
+    """Every ``POLITE_*`` setting ``settings`` holds (a Scrapy ``Settings`` or a mapping),
+    checked against the settings table, ``POLITE_REGISTRIES`` entry by entry as a config's
+    ``registries:``: a bad value raises :class:`ConfigError`, one line naming both spellings
+    (``POLITE_X (job config: x): ...``). How the crawl start checks a Scrapy project's
+    settings, ``-s`` values included."""
+    try:
+        table.check_settings(settings)
+    except table.SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    registries = settings.get("POLITE_REGISTRIES")
+    if registries:
+        check_registries(registries, base=base)
+
+
+def check_registries(value: Any, *, base: Path | None = None) -> tuple[dict[str, Any], ...]:
+    """``POLITE_REGISTRIES`` (a list of ``registries:`` entries) validated as a config's
+    ``registries:`` (relative paths from ``base``, default the working directory): a bad entry
+    raises :class:`ConfigError` ``POLITE_REGISTRIES[i].field: ... (job config: registries)``,
+    never a KeyError later."""
+    name = table.spelling("POLITE_REGISTRIES")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}: expected a list of mappings such as "
+                          "{type: file, path: list.txt}")
+    out = []
+    for i, spec in enumerate(value):
+        try:
+            out.append(_registry(i, spec, base or Path.cwd()))
+        except ConfigError as exc:
+            where, _, why = str(exc).partition(": ")
+            raise ConfigError(f"POLITE_REGISTRIES{where.removeprefix('registries')}: {why} "
+                              f"(job config: {where})") from None
+    return tuple(out)
 
 
 REGISTRY_KEYS = {
