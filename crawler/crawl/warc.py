@@ -75,6 +75,7 @@ from warcio.utils import Digester
 from warcio.warcwriter import WARCWriter
 
 from crawler import __version__
+from crawler.crawl import defaults
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -573,7 +574,7 @@ class WarcWriterPipeline:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("POLITE_WARC", False):
+        if not crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC):
             raise NotConfigured("POLITE_WARC is off")
         from crawler.crawl.runtime import get_runtime
         from crawler.crawl.signals import decision_recorded
@@ -582,7 +583,7 @@ class WarcWriterPipeline:
         runtime = get_runtime(crawler)
         self.crawler = crawler
         self.policy = runtime.policy
-        self.job = str(crawler.settings.get("POLITE_JOB", "default"))
+        self.job = str(crawler.settings.get("POLITE_JOB", defaults.POLITE_JOB))
         self.output_dir = Path(runtime.output_dir)
         self.path = self.output_dir / str(crawler.settings.get("POLITE_WARC_FILE")
                                           or WARC_FILENAME)
