@@ -197,10 +197,17 @@ def _expect(data: dict[str, Any], key: str, types: type | tuple[type, ...], defa
         return value
     # bool is an int subclass: refuse True where a number is expected, and vice versa
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ConfigError(f"{key}: expected {_typename(types)}, got a boolean")
+        raise ConfigError(f"{key}: expected {_typename(types)}, got a boolean{_hint(key)}")
     if not isinstance(value, types):
-        raise ConfigError(f"{key}: expected {_typename(types)}, got {type(value).__name__}")
+        raise ConfigError(f"{key}: expected {_typename(types)}, got {type(value).__name__}"
+                          f"{_hint(key)}")
     return value
+
+
+def _hint(key: str) -> str:
+    """`` (setting POLITE_X)`` for a job config key that is a setting's other spelling."""
+    row = table.BY_YAML.get(key)
+    return f" (setting {row.name})" if row else ""
 
 
 def _typename(types: type | tuple[type, ...]) -> str:
@@ -250,7 +257,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         raise ConfigError("max_pages: must be 0 (no limit) or more")
     purpose = _expect(data, "purpose", str, "train-ai")
     if purpose not in PURPOSES:
-        raise ConfigError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}")
+        raise ConfigError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}"
+                          f"{_hint('purpose')}")
     honor = _str_list(data, "honor_agents")
     for i, token in enumerate(honor):
         if not _TOKEN_RE.match(token):
@@ -277,7 +285,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
 
     follow = _expect(data, "follow", str, "same-origin")
     if follow not in FOLLOW_MODES:
-        raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
+        raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}"
+                          f"{_hint('follow')}")
     collect = check_collect(_str_list(data, "collect") if "collect" in data
                             else table.COLLECT_DEFAULT, "collect")
     max_depth = _expect(data, "max_depth", int, 0)
@@ -286,7 +295,7 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     audit_fsync = _expect(data, "audit_fsync", bool, False)
     text = _expect(data, "text", str, None)
     if text is not None and text not in TEXT_MODES:
-        raise ConfigError(f"text: {text!r} is not one of {', '.join(TEXT_MODES)}")
+        raise ConfigError(f"text: {text!r} is not one of {', '.join(TEXT_MODES)}{_hint('text')}")
     output = _expect(data, "output", dict, {})
     for key, value in output.items():
         if key != "warc":
@@ -300,11 +309,12 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     user_type = operator.get("user_type", "commercial")
     if user_type not in USER_TYPES:
         raise ConfigError(f"operator.user_type: {user_type!r} is not one of "
-                          f"{', '.join(USER_TYPES)}")
+                          f"{', '.join(USER_TYPES)}{_hint('operator.user_type')}")
     country = operator.get("country")
     if country is not None and not (isinstance(country, str) and re.match(r"^[A-Z]{2}$",
                                                                            country)):
-        raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE")
+        raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE"
+                          + _hint("operator.country"))
 
     cluster = _expect(data, "cluster", dict, {})
     for key in cluster:
@@ -313,7 +323,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     redis_url = cluster.get("redis_url")
     if cluster and not (isinstance(redis_url, str)
                         and redis_url.startswith(("redis://", "rediss://", "unix://"))):
-        raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required")
+        raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required"
+                          + _hint("cluster.redis_url"))
 
     identity = _expect(data, "identity", dict, {})
     for key in identity:
@@ -332,13 +343,14 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     agent_url = identity.get("signature_agent")
     if agent_url is not None and not (isinstance(agent_url, str)
                                       and urlsplit(agent_url).scheme == "https"):
-        raise ConfigError("identity.signature_agent: an https:// URL")
+        raise ConfigError("identity.signature_agent: an https:// URL"
+                          + _hint("identity.signature_agent"))
     validity = identity.get("signature_validity")
     if validity is not None and (isinstance(validity, bool)
                                  or not isinstance(validity, (int, float))
                                  or not math.isfinite(validity) or not 1 <= validity <= 3600):
         raise ConfigError("identity.signature_validity: seconds a request signature is valid, "
-                          "1 to 3600")
+                          "1 to 3600" + _hint("identity.signature_validity"))
     payment = _payment(data.get("payment"), key_path, agent_url, signals)
 
     audit = _expect(data, "audit", dict, {})
@@ -349,17 +361,18 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     every = audit.get("checkpoint_every", 1000)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError("audit.checkpoint_every: a whole number of records, 0 or more "
-                          "(0 = only at the end of each run)")
+                          "(0 = only at the end of each run)" + _hint("audit.checkpoint_every"))
     tsa_url = audit.get("tsa_url")
     if tsa_url is not None and not (isinstance(tsa_url, str)
                                     and urlsplit(tsa_url).scheme in ("http", "https")
                                     and urlsplit(tsa_url).hostname):
         raise ConfigError("audit.tsa_url: an http(s):// URL of an RFC 3161 Time-Stamp "
-                          "Authority")
+                          "Authority" + _hint("audit.tsa_url"))
     tsa_timeout = audit.get("tsa_timeout", 10.0)
     if isinstance(tsa_timeout, bool) or not isinstance(tsa_timeout, (int, float)) or \
             number_problem("audit.tsa_timeout", tsa_timeout) or tsa_timeout <= 0:
-        raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0")
+        raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0"
+                          + _hint("audit.tsa_timeout"))
 
     try:
         scope = scope_config(data.get("scope"))          # empty: every URL, no cap

@@ -84,8 +84,8 @@ _S = Setting
 SETTINGS: tuple[Setting, ...] = (
     # --- who, what for --------------------------------------------------------------------
     _S("POLITE_ENABLED", "bool", True,
-       "False: the add-on installs its components but the crawl runs without them "
-       "(no decisions, no audit log)"),
+       "False: polite-crawler is off for this crawl (its components are not started: no "
+       "decisions, no audit log)"),
     _S("POLITE_JOB", "str", "default", "the job's name, in every audit record", yaml="job"),
     _S("POLITE_USER_AGENT", "str", "",
        "the full User-Agent: a product token (text before \"/\") and a contact URL; required",
@@ -95,7 +95,8 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_HONOR_AGENTS", "list", [],
        "robots.txt groups naming these product tokens bind this crawl too", yaml="honor_agents"),
     _S("POLITE_SIGNALS", "list", list(SIGNALS),
-       "reservation signals honoured (all by default; one switched off is in the policy hash)",
+       "reservation signals honoured (one switched off is in the policy hash; the job "
+       "config's signals: maps each to true/false)",
        yaml="signals", choices=SIGNALS),
     _S("POLITE_OPERATOR_USER_TYPE", "str", "commercial",
        "who we are for RSL licences: our user type", yaml="operator.user_type",
@@ -131,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_WARC", "bool", False, "also write the pages to a WARC file (warcio)",
        yaml="output.warc"),
     _S("POLITE_EVIDENCE_DIR", "str", None,
-       "where per-origin files are kept, named by SHA-256 (None: <output dir>/evidence)",
+       "where per-origin files are kept, named by SHA-256 (None: evidence/ in the output dir)",
        nullable=True),
     _S("POLITE_RESUME", "bool", True,
        "continue an interrupted run / re-crawl a finished one in the same output dir"),
@@ -196,7 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_SITE_CACHE_TTL", "float", 86400.0,
        "per-origin files (robots.txt, ...) are fetched again after this many seconds"),
     _S("POLITE_SITE_CACHE_MAX_BYTES", "int", 256 * 1024 * 1024,
-       "bytes the cache of per-origin files may hold (estimated; least recently used dropped)"),
+       "bytes the cache of per-origin files may hold (256 MiB, estimated; the least recently "
+       "used origins' files are dropped)"),
     _S("POLITE_SITE_RETRY_BACKOFF", "float", 60.0,
        "seconds before a failed per-origin fetch is tried again (doubling up to the TTL)"),
     _S("POLITE_UNDECIDED_RETRIES", "int", 2,
@@ -265,7 +267,7 @@ SETTINGS: tuple[Setting, ...] = (
        "the environment variable holding the cluster secret (never a setting itself)",
        group="cluster"),
     _S("POLITE_CLUSTER_SPOOL_FILE", "str", None,
-       "links and requests kept while Redis cannot take them (None: spool-<worker>.jsonl)",
+       "links and requests kept while Redis cannot take them (None: spool-WORKER.jsonl)",
        nullable=True, group="cluster"),
 )
 del _S
@@ -435,7 +437,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, (int, float)):
-        return f"{value:,}".replace(",", "_") if isinstance(value, int) else f"{value:g}"
+        return repr(value)
     return json.dumps(value)
 
 
@@ -453,6 +455,21 @@ def _kind(row: Setting) -> str:
     return text
 
 
+#: The README's settings table sits between these two lines.
+README_START = "<!-- settings table: crawler.config.table.markdown(); generated, do not edit -->"
+README_END = "<!-- end of the settings table -->"
+
+
+def readme_section(readme: str) -> str:
+    """The settings table as the README holds it (between :data:`README_START` and
+    :data:`README_END`); "" when it has none."""
+    start = readme.find(README_START)
+    end = readme.find(README_END, start)
+    if start < 0 or end < 0:
+        return ""
+    return readme[start + len(README_START):end].strip("\n")
+
+
 def markdown(group: str | None = None) -> str:
     """The README's settings table (of one group, or all), one row per setting."""
     lines = ["| setting | job config key | type | default | meaning |",
@@ -461,7 +478,10 @@ def markdown(group: str | None = None) -> str:
         if group is not None and row.group != group:
             continue
         key = f"`{row.yaml}`" if row.yaml else "—"
-        doc = row.doc.replace("|", "\\|") + (" (set by polite-crawler)" if row.internal else "")
-        lines.append(f"| `{row.name}` | {key} | {_kind(row)} | `{_shown(row.default)}` | "
-                     f"{doc} |")
+        doc = row.doc.replace("|", "\\|")
+        if row.type == "list" and row.choices and row.default == list(row.choices):
+            shown = "all"
+        else:
+            shown = f"`{_shown(row.default)}`"
+        lines.append(f"| `{row.name}` | {key} | {_kind(row)} | {shown} | {doc} |")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from crawler.config.table import spelling
 from crawler.crawl import defaults
 from crawler.audit.log import AuditWriter, utc_now
 from crawler.config.job import (PURPOSES, SIGNAL_NAMES, ConfigError, check_settings,
@@ -410,16 +411,16 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
     s = crawler.settings
     user_agent = s.get("POLITE_USER_AGENT") or s.get("USER_AGENT") or ""
     try:
-        token = check_user_agent(user_agent, "POLITE_USER_AGENT")
+        token = check_user_agent(user_agent, spelling("POLITE_USER_AGENT"))
     except ConfigError as exc:
         raise ValueError(f"polite-crawler refuses to start: {exc}") from None
     purpose = polite_setting(crawler, "POLITE_PURPOSE")
     if purpose not in PURPOSES:
-        raise ValueError(f"POLITE_PURPOSE: {purpose!r} is not one of {PURPOSES}")
+        raise ValueError(f"{spelling('POLITE_PURPOSE')}: {purpose!r} is not one of {PURPOSES}")
     enabled = tuple(s.getlist("POLITE_SIGNALS", defaults.POLITE_SIGNALS))
     unknown = [x for x in enabled if x not in SIGNAL_NAMES]
     if unknown:
-        raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
+        raise ValueError(f"{spelling('POLITE_SIGNALS')}: unknown signal {unknown[0]!r}")
     # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
     from crawler.config.job import number_problem
 
@@ -435,7 +436,7 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
                  *numeric):
         problem = number_problem(name, s.get(name))
         if problem:
-            raise ValueError(f"{name}: {problem}")
+            raise ValueError(f"{spelling(name)}: {problem}")
     pay_policy = _payment_policy(crawler, enabled)
     # every other POLITE_* value against the settings table (types, ranges, choices, the
     # registries' entries): one line naming both spellings, never a KeyError below
