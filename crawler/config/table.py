@@ -4,7 +4,8 @@ and the job config (YAML) key it is written as, where there is one (1:1).
 Pure (no Scrapy): from this table come
 
 * the defaults (:mod:`crawler.crawl.defaults` and :mod:`crawler.cluster.defaults` are made
-  from it; the add-on sets them at ``default`` priority),
+  from it; the add-on sets the crawl group's at ``default`` priority, the cluster group's are
+  read through ``crawler.cluster.worker.cluster_setting``),
 * the validation of a setting given any way: a job config's keys and its ``settings:``
   (:mod:`crawler.config.job`), a Scrapy project's ``settings.py``, ``-s`` on the command line
   (:func:`check_settings`, called at crawl start and by ``polite-crawl run``): a bad value is
