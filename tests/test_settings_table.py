@@ -201,3 +201,17 @@ def test_no_environment_variable_for_fault_injection():
     assert revalidate._crash_hook is None
     for _path, text in _code_files():
         assert "POLITE_CRASH_POINT" not in text
+
+
+@pytest.mark.parametrize(
+    "patch, start, setting",
+    [({"follow": "sideways"}, "follow: 'sideways' is not one of", "POLITE_FOLLOW"),
+     ({"operator": {"country": "Germany"}}, "operator.country:", "POLITE_OPERATOR_COUNTRY"),
+     ({"allow_private_networks": "yes"}, "allow_private_networks: expected true/false",
+      "POLITE_ALLOW_PRIVATE_NETWORKS")],
+)
+def test_a_job_config_key_error_names_its_setting_too(patch, start, setting):
+    with pytest.raises(ConfigError) as exc:
+        parse_config({**GOOD, **patch})
+    msg = str(exc.value)
+    assert msg.startswith(start) and f"(setting {setting})" in msg and "\n" not in msg
