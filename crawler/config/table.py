@@ -300,7 +300,8 @@ SCRAPY_DEFAULTS: dict[str, Any] = {
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 #: YAML key -> row (1:1)
 BY_YAML: dict[str, Setting] = {s.yaml: s for s in SETTINGS if s.yaml}
-assert len(BY_NAME) == len(SETTINGS) and len(BY_YAML) == sum(1 for s in SETTINGS if s.yaml)
+if len(BY_NAME) != len(SETTINGS) or len(BY_YAML) != sum(1 for s in SETTINGS if s.yaml):
+    raise ValueError("crawler.config.table: a setting name or a YAML key is written twice")
 
 
 def defaults(group: str | None = None) -> dict[str, Any]:
