@@ -215,3 +215,16 @@ def test_a_job_config_key_error_names_its_setting_too(patch, start, setting):
         parse_config({**GOOD, **patch})
     msg = str(exc.value)
     assert msg.startswith(start) and f"(setting {setting})" in msg and "\n" not in msg
+
+
+def test_registries_a_project_writes_are_completed_as_a_configs_are(tmp_path, monkeypatch):
+    from crawler.config.job import check_registries
+
+    (tmp_path / "list.txt").write_text("example.org\n")
+    monkeypatch.chdir(tmp_path)
+    (file_entry, http_entry) = check_registries(
+        [{"type": "file", "path": "list.txt"}, {"type": "http", "url": "https://r.example/q"}])
+    assert file_entry == {"type": "file", "path": str(tmp_path / "list.txt"), "name": "list.txt"}
+    assert http_entry["name"] == "r.example" and http_entry["batch_size"] == 100
+    # a config's entries are already complete: checked again, they stay as they are
+    assert check_registries([file_entry, http_entry]) == (file_entry, http_entry)

@@ -20,8 +20,8 @@ from scrapy.exceptions import NotConfigured
 from crawler.config.table import spelling
 from crawler.crawl import defaults
 from crawler.audit.log import AuditWriter, utc_now
-from crawler.config.job import (PURPOSES, SIGNAL_NAMES, ConfigError, check_settings,
-                                check_user_agent)
+from crawler.config.job import (PURPOSES, SIGNAL_NAMES, ConfigError, check_registries,
+                                check_settings, check_user_agent)
 from crawler.crawl.decisions import DecisionFunnel
 from crawler.policy.reservation import Policy
 from crawler.crawl.registries import Registries
@@ -108,7 +108,9 @@ class PoliteRuntime:
             funnel=self.funnel,
         )
         self.registries = Registries(
-            [dict(r) for r in s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES)],
+            # as a config's registries: become (a name, the http defaults, absolute paths):
+            # an entry a Scrapy project wrote is complete, as one from a job config is
+            list(check_registries(s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES))),
             self.policy, crawler,
             ttl=self.sitecache.ttl, backoff=self.sitecache.backoff, http_cls=http_cls)
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
