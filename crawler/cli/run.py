@@ -19,9 +19,9 @@ from typing import Any
 from crawler.audit.repair import diagnose
 from crawler.audit.runlock import RunLock, RunLockError
 from crawler.cli.common import UsageError, check_identity, run_crawl
-from crawler.cluster import defaults as cluster_defaults
 from crawler.cluster import require_cluster
 from crawler.cluster.keys import check_name
+from crawler.config import table
 from crawler.config.job import JobConfig, load_config, number_problem
 from crawler.corpus.sitemaps import sitemap_limits
 from crawler.crawl import defaults
@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signum = stats.get("polite-crawl/signal")
     if signum:
         resumes = ("the next run of this job resumes"
-                   if effective.getbool("POLITE_RESUME", True)
+                   if effective.getbool("POLITE_RESUME", _polite_defaults()["POLITE_RESUME"])
                    else "POLITE_RESUME is off: the next run starts afresh")
         print(f"polite-crawl: interrupted by {signal.Signals(signum).name}; {resumes}",
               file=sys.stderr)
@@ -158,17 +158,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if stats.get("finish_reason") else 1
 
 
-#: ``POLITE_*`` settings read by the code but without a value in crawler/crawl/defaults.py
-_OTHER_POLITE_SETTINGS = frozenset({
-    "POLITE_ENABLED", "POLITE_CORPUS_ENABLED", "POLITE_REGISTRIES", "POLITE_WARC_FILE",
-    "POLITE_CONFIG_PATH", "POLITE_CHECK_IN_PLACE", "POLITE_CLUSTER_SECRET",
-    "POLITE_CLUSTER_SECRET_ENV", "POLITE_CLUSTER_SPOOL_FILE", "POLITE_CLUSTER_REDIS_URL"})
+#: ``POLITE_*`` names ``-s`` takes besides the settings table's (environment variables the
+#: code reads by these names; harmless as settings)
+_OTHER_POLITE_SETTINGS = frozenset({"POLITE_CHECK_IN_PLACE", "POLITE_CLUSTER_SECRET"})
 
 
 def _polite_defaults() -> dict[str, Any]:
-    out = {n: v for n, v in vars(defaults).items() if n.startswith("POLITE_")}
-    out.update({n: v for n, v in vars(cluster_defaults).items() if n.startswith("POLITE_")})
-    return out
+    """Every ``POLITE_*`` setting and its default: the settings table's."""
+    return table.defaults()
 
 
 def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -188,8 +185,8 @@ def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
                              "(or -s POLITE_USER_AGENT=...)")
         if name.startswith("POLITE_") and name not in _polite_defaults() \
                 and name not in _OTHER_POLITE_SETTINGS:
-            raise UsageError(f"-s {name}: unknown polite-crawler setting (see "
-                             "crawler/crawl/defaults.py)")
+            raise UsageError(f"-s {name}: unknown polite-crawler setting (see the README's "
+                             "settings table, crawler/config/table.py)")
         out[name] = value
     return out
 

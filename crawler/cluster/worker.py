@@ -44,6 +44,7 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 
 from crawler.cluster import defaults
+from crawler.config import table
 from crawler.cluster.connection import CountingRedis, named_script, redis_client
 from crawler.cluster.keys import JobKeys, check_name
 from crawler.cluster.settings import cluster_enabled
@@ -272,7 +273,8 @@ class ClusterWorker:
         url = s.get("POLITE_CLUSTER_REDIS_URL")
         self.crawler = crawler
         self.name = check_name(str(cluster_setting(s, "POLITE_CLUSTER_WORKER")), "worker")
-        job = cluster_setting(s, "POLITE_CLUSTER_JOB") or s.get("POLITE_JOB") or "default"
+        job = (cluster_setting(s, "POLITE_CLUSTER_JOB") or s.get("POLITE_JOB")
+               or table.default("POLITE_JOB"))
         self.keys = JobKeys(str(job))
         stats = crawler.stats
         self.redis = redis_client(str(url), on_call=lambda: stats.inc_value(REDIS_CALLS_STAT))
@@ -285,7 +287,8 @@ class ClusterWorker:
         self.seed_batch = int(cluster_setting(s, "POLITE_CLUSTER_SEED_BATCH"))
         self.restore_wait = float(cluster_setting(s, "POLITE_CLUSTER_RESTORE_WAIT"))
         spool_name = s.get("POLITE_CLUSTER_SPOOL_FILE") or f"spool-{self.name}.jsonl"
-        self.spool_path = Path(str(s.get("POLITE_OUTPUT_DIR") or "out")) / str(spool_name)
+        out = s.get("POLITE_OUTPUT_DIR") or table.default("POLITE_OUTPUT_DIR")
+        self.spool_path = Path(str(out)) / str(spool_name)
         self.scheduler: Any = None    # the ClusterScheduler attaches itself when it opens
         self.politeness: Any = None   # the ClusterPolitenessMiddleware attaches itself
         #: the job epoch this worker works under (state.py)

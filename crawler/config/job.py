@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from crawler.crawl import defaults
+from crawler.config import table
 from crawler.corpus.maintext import TEXT_MODES
 from crawler.policy.reservation import PURPOSES, SWITCHABLE_SIGNALS
 from crawler.policy.scope import ScopeConfig, scope_config
@@ -27,10 +27,10 @@ from crawler.corpus.sitemaps import SitemapLimits, sitemap_config
 #: the config a command uses when given none (``check``, ``survey``, ``about``; the survey spider)
 DEFAULT_CONFIG = Path(__file__).parent.parent / "data" / "default-config.yaml"
 SIGNAL_NAMES = SWITCHABLE_SIGNALS
-USER_TYPES = ("commercial", "non-commercial", "education", "government", "personal")
-FOLLOW_MODES = ("same-origin", "same-host", "none")
+USER_TYPES = table.USER_TYPES
+FOLLOW_MODES = table.FOLLOW_MODES
 #: the values of ``collect:`` (crawler/corpus/documents.py KINDS)
-COLLECT_KINDS = ("html", "text", "pdf", "image")
+COLLECT_KINDS = table.COLLECT_KINDS
 _TOKEN_RE = re.compile(r"^[A-Za-z_-]+$")
 _CONTACT_RE = re.compile(r"(https?://\S+|mailto:\S+|\S+@\S+\.\S+)")
 
@@ -115,7 +115,7 @@ class JobConfig:
 
     def scrapy_settings(self) -> dict[str, Any]:
         """The Scrapy settings this job runs with (defaults < config ``settings:`` < keys)."""
-        out: dict[str, Any] = dict(defaults.SCRAPY_DEFAULTS)
+        out: dict[str, Any] = dict(table.SCRAPY_DEFAULTS)
         out.update(self.settings)
         out.update(
             {
@@ -199,10 +199,17 @@ def _expect(data: dict[str, Any], key: str, types: type | tuple[type, ...], defa
         return value
     # bool is an int subclass: refuse True where a number is expected, and vice versa
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ConfigError(f"{key}: expected {_typename(types)}, got a boolean")
+        raise ConfigError(f"{key}: expected {_typename(types)}, got a boolean{_hint(key)}")
     if not isinstance(value, types):
-        raise ConfigError(f"{key}: expected {_typename(types)}, got {type(value).__name__}")
+        raise ConfigError(f"{key}: expected {_typename(types)}, got {type(value).__name__}"
+                          f"{_hint(key)}")
     return value
+
+
+def _hint(key: str) -> str:
+    """`` (setting POLITE_X)`` for a job config key that is a setting's other spelling."""
+    row = table.BY_YAML.get(key)
+    return f" (setting {row.name})" if row else ""
 
 
 def _typename(types: type | tuple[type, ...]) -> str:
@@ -252,7 +259,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         raise ConfigError("max_pages: must be 0 (no limit) or more")
     purpose = _expect(data, "purpose", str, "train-ai")
     if purpose not in PURPOSES:
-        raise ConfigError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}")
+        raise ConfigError(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}"
+                          f"{_hint('purpose')}")
     honor = _str_list(data, "honor_agents")
     for i, token in enumerate(honor):
         if not _TOKEN_RE.match(token):
@@ -279,16 +287,17 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
 
     follow = _expect(data, "follow", str, "same-origin")
     if follow not in FOLLOW_MODES:
-        raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}")
+        raise ConfigError(f"follow: {follow!r} is not one of {', '.join(FOLLOW_MODES)}"
+                          f"{_hint('follow')}")
     collect = check_collect(_str_list(data, "collect") if "collect" in data
-                            else defaults.COLLECT_DEFAULT, "collect")
+                            else table.COLLECT_DEFAULT, "collect")
     max_depth = _expect(data, "max_depth", int, 0)
     if max_depth < 0:
         raise ConfigError("max_depth: must be 0 (no limit) or more")
     audit_fsync = _expect(data, "audit_fsync", bool, False)
     text = _expect(data, "text", str, None)
     if text is not None and text not in TEXT_MODES:
-        raise ConfigError(f"text: {text!r} is not one of {', '.join(TEXT_MODES)}")
+        raise ConfigError(f"text: {text!r} is not one of {', '.join(TEXT_MODES)}{_hint('text')}")
     output = _expect(data, "output", dict, {})
     for key, value in output.items():
         if key != "warc":
@@ -302,11 +311,12 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     user_type = operator.get("user_type", "commercial")
     if user_type not in USER_TYPES:
         raise ConfigError(f"operator.user_type: {user_type!r} is not one of "
-                          f"{', '.join(USER_TYPES)}")
+                          f"{', '.join(USER_TYPES)}{_hint('operator.user_type')}")
     country = operator.get("country")
     if country is not None and not (isinstance(country, str) and re.match(r"^[A-Z]{2}$",
                                                                            country)):
-        raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE")
+        raise ConfigError("operator.country: an ISO 3166-1 alpha-2 code such as DE"
+                          + _hint("operator.country"))
 
     cluster = _expect(data, "cluster", dict, {})
     for key in cluster:
@@ -315,7 +325,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     redis_url = cluster.get("redis_url")
     if cluster and not (isinstance(redis_url, str)
                         and redis_url.startswith(("redis://", "rediss://", "unix://"))):
-        raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required")
+        raise ConfigError("cluster.redis_url: a redis://host:port/db URL is required"
+                          + _hint("cluster.redis_url"))
 
     identity = _expect(data, "identity", dict, {})
     for key in identity:
@@ -334,13 +345,14 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     agent_url = identity.get("signature_agent")
     if agent_url is not None and not (isinstance(agent_url, str)
                                       and urlsplit(agent_url).scheme == "https"):
-        raise ConfigError("identity.signature_agent: an https:// URL")
+        raise ConfigError("identity.signature_agent: an https:// URL"
+                          + _hint("identity.signature_agent"))
     validity = identity.get("signature_validity")
     if validity is not None and (isinstance(validity, bool)
                                  or not isinstance(validity, (int, float))
                                  or not math.isfinite(validity) or not 1 <= validity <= 3600):
         raise ConfigError("identity.signature_validity: seconds a request signature is valid, "
-                          "1 to 3600")
+                          "1 to 3600" + _hint("identity.signature_validity"))
     payment = _payment(data.get("payment"), key_path, agent_url, signals)
 
     audit = _expect(data, "audit", dict, {})
@@ -351,17 +363,18 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
     every = audit.get("checkpoint_every", 1000)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError("audit.checkpoint_every: a whole number of records, 0 or more "
-                          "(0 = only at the end of each run)")
+                          "(0 = only at the end of each run)" + _hint("audit.checkpoint_every"))
     tsa_url = audit.get("tsa_url")
     if tsa_url is not None and not (isinstance(tsa_url, str)
                                     and urlsplit(tsa_url).scheme in ("http", "https")
                                     and urlsplit(tsa_url).hostname):
         raise ConfigError("audit.tsa_url: an http(s):// URL of an RFC 3161 Time-Stamp "
-                          "Authority")
+                          "Authority" + _hint("audit.tsa_url"))
     tsa_timeout = audit.get("tsa_timeout", 10.0)
     if isinstance(tsa_timeout, bool) or not isinstance(tsa_timeout, (int, float)) or \
             number_problem("audit.tsa_timeout", tsa_timeout) or tsa_timeout <= 0:
-        raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0")
+        raise ConfigError("audit.tsa_timeout: seconds, a finite number above 0"
+                          + _hint("audit.tsa_timeout"))
 
     try:
         scope = scope_config(data.get("scope"))          # empty: every URL, no cap
@@ -378,9 +391,8 @@ def parse_config(data: Any, *, path: Path | None = None) -> JobConfig:
         problem = number_problem(key, settings[key])
         if problem:
             raise ConfigError(f"settings.{key}: {problem}")
-        if key == "POLITE_TEXT" and settings[key] not in TEXT_MODES:
-            raise ConfigError(f"settings.POLITE_TEXT: {settings[key]!r} is not one of "
-                              f"{', '.join(TEXT_MODES)}")
+        if key.startswith("POLITE_"):
+            _check_polite_setting(key, settings[key], base)
 
     return JobConfig(
         path=path, job=job, user_agent=user_agent, seeds=seeds, max_pages=max_pages,
@@ -441,6 +453,60 @@ def _payment(value: Any, key_file: Path | None, agent: str | None,
                           "required is false: a 402 would be neither refused nor paid)")
     return {"max_price": str(policy.max_price), "budget": str(policy.budget),
             "per_origin_budget": str(policy.per_origin_budget)}
+
+
+def _check_polite_setting(key: str, value: Any, base: Path) -> None:
+    """A ``POLITE_*`` setting under a config's ``settings:``, checked against the settings
+    table (:mod:`crawler.config.table`): ``settings.POLITE_X: problem``, naming the job config
+    key too where there is one."""
+    row = table.BY_NAME.get(key)
+    if row is None:
+        raise ConfigError(f"settings.{key}: unknown polite-crawler setting (see the README's "
+                          "settings table, crawler/config/table.py)")
+    problem = table.problem(key, value)
+    if problem is None and key == "POLITE_REGISTRIES" and value is not None:
+        try:
+            check_registries(value, base=base)
+        except ConfigError as exc:  # settings.POLITE_REGISTRIES[0].type: ...
+            raise ConfigError(f"settings.{exc}") from None
+    if problem:
+        also = f" (job config key: {row.yaml})" if row.yaml else ""
+        raise ConfigError(f"settings.{key}: {problem}{also}")
+
+
+def check_settings(settings: Any, *, base: Path | None = None) -> None:
+    """Every ``POLITE_*`` setting ``settings`` holds (a Scrapy ``Settings`` or a mapping),
+    checked against the settings table, ``POLITE_REGISTRIES`` entry by entry as a config's
+    ``registries:``: a bad value raises :class:`ConfigError`, one line naming both spellings
+    (``POLITE_X (job config: x): ...``). How the crawl start checks a Scrapy project's
+    settings, ``-s`` values included."""
+    try:
+        table.check_settings(settings)
+    except table.SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    registries = settings.get("POLITE_REGISTRIES")
+    if registries:
+        check_registries(registries, base=base)
+
+
+def check_registries(value: Any, *, base: Path | None = None) -> tuple[dict[str, Any], ...]:
+    """``POLITE_REGISTRIES`` (a list of ``registries:`` entries) validated as a config's
+    ``registries:`` (relative paths from ``base``, default the working directory): a bad entry
+    raises :class:`ConfigError` ``POLITE_REGISTRIES[i].field: ... (job config: registries)``,
+    never a KeyError later."""
+    name = table.spelling("POLITE_REGISTRIES")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}: expected a list of mappings such as "
+                          "{type: file, path: list.txt}")
+    out = []
+    for i, spec in enumerate(value):
+        try:
+            out.append(_registry(i, spec, base or Path.cwd()))
+        except ConfigError as exc:
+            where, _, why = str(exc).partition(": ")
+            raise ConfigError(f"POLITE_REGISTRIES{where.removeprefix('registries')}: {why} "
+                              f"(job config: {where})") from None
+    return tuple(out)
 
 
 REGISTRY_KEYS = {

@@ -41,16 +41,16 @@ from typing import Any
 from lxml import etree
 from lxml.html import HtmlElement
 
-from crawler.crawl import defaults
+from crawler.config import table
 __all__ = ["DEFAULT_MAX_ELEMENTS", "TEXT_MODES", "MainText", "main_text"]
 
 #: ``text:`` config values / ``POLITE_TEXT``: ``main`` (trafilatura) or ``visible`` (every
 #: visible text node of ``<body>``, as before)
-TEXT_MODES = ("main", "visible")
+TEXT_MODES = table.TEXT_MODES
 #: the ``text_mode`` a corpus line gets when main-content extraction gave nothing usable
 FALLBACK_MODE = "visible-fallback"
 #: pages with more elements than this are not given to trafilatura (see the module doc)
-DEFAULT_MAX_ELEMENTS = defaults.POLITE_TEXT_MAX_ELEMENTS
+DEFAULT_MAX_ELEMENTS = table.default("POLITE_TEXT_MAX_ELEMENTS")
 #: nor pages with elements nested deeper than this: trafilatura's time grows much faster than
 #: the elements with the depth (measured: 0.07 s at depth 500, 5 s at 2,048, the most lxml
 #: parses); a real page is rarely deeper than 100

@@ -12,13 +12,20 @@ spider middleware (:mod:`crawler.crawl.provenance`); the corpus writer only with
 ``POLITE_CORPUS_ENABLED = True`` (the corpus spider sets it). The README's "Use it from
 another Scrapy project" has the lines a project needs (tests/integration/test_addon_project.py
 runs them).
+
+Every ``POLITE_*`` setting the project leaves unset gets its default from the one settings
+table (:mod:`crawler.config.table`), at ``default`` priority; every value is checked against
+the table when the crawl starts (:func:`crawler.config.job.check_settings`, from
+:func:`crawler.crawl.runtime.policy_from_settings`): a bad one stops the crawl with one line
+naming the setting and its job config key.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from crawler.crawl import defaults
+from crawler.config import table
+
 RUNTIME = "crawler.crawl.runtime.PoliteRuntime"
 RESERVATIONS = "crawler.crawl.middlewares.ReservationMiddleware"
 RETRY_AFTER = "crawler.crawl.middlewares.RetryAfterMiddleware"
@@ -63,15 +70,15 @@ class Addon:
         settings["SPIDER_MIDDLEWARES"][PROVENANCE] = 990
         # the corpus pipeline runs only when asked: the corpus spider (polite-crawl run) asks;
         # a project's own items go to its own pipelines and feeds, never dropped by us
-        if settings.getbool("POLITE_CORPUS_ENABLED", defaults.POLITE_CORPUS_ENABLED):
+        if settings.getbool("POLITE_CORPUS_ENABLED", table.default("POLITE_CORPUS_ENABLED")):
             settings["ITEM_PIPELINES"][CORPUS] = 800
             # 600: a collected PDF's text, off the reactor thread, before the WARC and corpus
             settings["ITEM_PIPELINES"][PDF_TEXT] = 600
-        if settings.getbool("POLITE_WARC", False):
+        if settings.getbool("POLITE_WARC", table.default("POLITE_WARC")):
             settings["ITEM_PIPELINES"][WARC] = 700  # before the corpus writer
         ua = settings.get("POLITE_USER_AGENT")
         if ua:
             settings.set("USER_AGENT", ua, settings.getpriority("POLITE_USER_AGENT"))
-        for name in dir(defaults):
-            if name.startswith("POLITE_") and settings.get(name) is None:
-                settings.set(name, getattr(defaults, name), "default")
+        for name, value in table.defaults("crawl").items():
+            if settings.get(name) is None:
+                settings.set(name, value, "default")

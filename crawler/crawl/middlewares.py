@@ -1044,7 +1044,7 @@ class ContentIntegrityMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.page_max = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        self.keep_raw = crawler.settings.getbool("POLITE_WARC", False)
+        self.keep_raw = crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ContentIntegrityMiddleware:

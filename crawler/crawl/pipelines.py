@@ -22,6 +22,7 @@ from scrapy.exceptions import DropItem
 
 from scrapy.utils.defer import maybe_deferred_to_future
 
+from crawler.crawl import defaults
 from crawler.crawl.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:
@@ -173,7 +174,8 @@ class PdfTextPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PdfTextPipeline:
-        timeout = crawler.settings.getfloat("POLITE_PDF_TEXT_TIMEOUT", 60.0)
+        timeout = crawler.settings.getfloat("POLITE_PDF_TEXT_TIMEOUT",
+                                            defaults.POLITE_PDF_TEXT_TIMEOUT)
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"POLITE_PDF_TEXT_TIMEOUT: {timeout!r} is not a positive number "
                              "of seconds")

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import HtmlResponse, Request, Response
 
+from crawler.crawl import defaults
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -163,7 +165,8 @@ class RecrawlMiddleware:
 
         rt = get_runtime(crawler)
         prev = rt.previous_run
-        if (prev is None or not crawler.settings.getbool("POLITE_RESUME", True)
+        if (prev is None
+                or not crawler.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME)
                 or crawler.settings.get("POLITE_CLUSTER_REDIS_URL")):
             raise NotConfigured  # (a cluster keeps its queue and seen set in Redis)
         self.crawler = crawler

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from crawler.config.table import spelling
 from crawler.crawl import defaults
 from crawler.audit.log import AuditWriter, utc_now
-from crawler.config.job import PURPOSES, SIGNAL_NAMES, ConfigError, check_user_agent
+from crawler.config.job import (PURPOSES, SIGNAL_NAMES, ConfigError, check_registries,
+                                check_settings, check_user_agent)
 from crawler.crawl.decisions import DecisionFunnel
 from crawler.policy.reservation import Policy
 from crawler.crawl.registries import Registries
@@ -44,7 +46,7 @@ def polite_setting(crawler: Crawler, name: str):
 
 class PoliteRuntime:
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("POLITE_ENABLED", True):
+        if not crawler.settings.getbool("POLITE_ENABLED", defaults.POLITE_ENABLED):
             raise NotConfigured
         s = crawler.settings
         self.crawler = crawler
@@ -66,7 +68,7 @@ class PoliteRuntime:
             self.previous_run = previous_run(  # read before this run overwrites it
                 self.output_dir, str(polite_setting(crawler, "POLITE_RUN_FILE")))
             job = str(polite_setting(crawler, "POLITE_JOB"))
-            fsync = s.getbool("POLITE_AUDIT_FSYNC", False)
+            fsync = s.getbool("POLITE_AUDIT_FSYNC", defaults.POLITE_AUDIT_FSYNC)
             self.checkpoints = _checkpoint_writer(crawler, audit_path, job, fsync)
             #: the job's pay-per-crawl session (crawler.policy.payment), None: payments off
             self.payment = (None if pay_policy is None else
@@ -106,7 +108,10 @@ class PoliteRuntime:
             funnel=self.funnel,
         )
         self.registries = Registries(
-            [dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], self.policy, crawler,
+            # as a config's registries: become (a name, the http defaults, absolute paths):
+            # an entry a Scrapy project wrote is complete, as one from a job config is
+            list(check_registries(s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES))),
+            self.policy, crawler,
             ttl=self.sitecache.ttl, backoff=self.sitecache.backoff, http_cls=http_cls)
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
@@ -157,7 +162,7 @@ class PoliteRuntime:
             "signals": list(self.policy.signals),
             "honor_agents": list(self.policy.honor_agents),
             "registries": [{"type": r["type"], "name": r.get("name")}
-                           for r in s.getlist("POLITE_REGISTRIES", [])],
+                           for r in s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES)],
             "policy_sha256": self.policy.sha256,
             "config": s.get("POLITE_CONFIG_PATH"),
             # who the sites saw: the Web Bot Auth key (JWK thumbprint; it signs the checkpoints
@@ -408,16 +413,16 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
     s = crawler.settings
     user_agent = s.get("POLITE_USER_AGENT") or s.get("USER_AGENT") or ""
     try:
-        token = check_user_agent(user_agent, "POLITE_USER_AGENT")
+        token = check_user_agent(user_agent, spelling("POLITE_USER_AGENT"))
     except ConfigError as exc:
         raise ValueError(f"polite-crawler refuses to start: {exc}") from None
     purpose = polite_setting(crawler, "POLITE_PURPOSE")
     if purpose not in PURPOSES:
-        raise ValueError(f"POLITE_PURPOSE: {purpose!r} is not one of {PURPOSES}")
+        raise ValueError(f"{spelling('POLITE_PURPOSE')}: {purpose!r} is not one of {PURPOSES}")
     enabled = tuple(s.getlist("POLITE_SIGNALS", defaults.POLITE_SIGNALS))
     unknown = [x for x in enabled if x not in SIGNAL_NAMES]
     if unknown:
-        raise ValueError(f"POLITE_SIGNALS: unknown signal {unknown[0]!r}")
+        raise ValueError(f"{spelling('POLITE_SIGNALS')}: unknown signal {unknown[0]!r}")
     # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
     from crawler.config.job import number_problem
 
@@ -433,21 +438,29 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
                  *numeric):
         problem = number_problem(name, s.get(name))
         if problem:
-            raise ValueError(f"{name}: {problem}")
+            raise ValueError(f"{spelling(name)}: {problem}")
     pay_policy = _payment_policy(crawler, enabled)
+    # every other POLITE_* value against the settings table (types, ranges, choices, the
+    # registries' entries): one line naming both spellings, never a KeyError below
+    try:
+        check_settings(s)
+    except ConfigError as exc:
+        raise ValueError(f"polite-crawler refuses to start: {exc}") from None
     policy = Policy(
         token=token,
         user_agent=user_agent,
         purpose=purpose,
-        honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", [])),
+        honor_agents=tuple(s.getlist("POLITE_HONOR_AGENTS", defaults.POLITE_HONOR_AGENTS)),
         signals=enabled,
-        allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS", False),
+        allow_private_networks=s.getbool("POLITE_ALLOW_PRIVATE_NETWORKS",
+                                          defaults.POLITE_ALLOW_PRIVATE_NETWORKS),
         allowed_private_origins=tuple(
-            str(o) for o in s.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS", [])),
+            str(o) for o in s.getlist("POLITE_ALLOWED_PRIVATE_ORIGINS",
+                                defaults.POLITE_ALLOWED_PRIVATE_ORIGINS)),
         rsl_user_type=str(polite_setting(crawler, "POLITE_OPERATOR_USER_TYPE")),
         rsl_country=polite_setting(crawler, "POLITE_OPERATOR_COUNTRY"),
         registries=tuple(f"{r['type']} {r.get('url') or r.get('path')}"
-                         for r in s.getlist("POLITE_REGISTRIES", [])),
+                         for r in s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES)),
         payment=None if pay_policy is None else (
             f"max_price {pay_policy.max_price}, budget {pay_policy.budget}, "
             f"per_origin_budget {pay_policy.per_origin_budget}"),
@@ -477,7 +490,7 @@ def _scope(crawler: Crawler, cfg: Any, previous: dict[str, Any] | None,
     from crawler.policy.scope import Scope
 
     if previous is None or run_finished(previous) or not crawler.settings.getbool(
-            "POLITE_RESUME", True):
+            "POLITE_RESUME", defaults.POLITE_RESUME):
         return Scope(cfg), None
     since = previous.get("pass_started_at") or previous.get("started_at")
     if not isinstance(since, str):

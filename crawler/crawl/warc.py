@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from crawler.crawl import defaults
 from crawler.corpus.warc import WARC_FILENAME, CorpusWarcWriter
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class WarcWriterPipeline:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("POLITE_WARC", False):
+        if not crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC):
             raise NotConfigured("POLITE_WARC is off")
         from crawler.crawl.runtime import get_runtime
         from crawler.crawl.signals import decision_recorded
@@ -54,7 +55,7 @@ class WarcWriterPipeline:
         runtime = get_runtime(crawler)
         self.crawler = crawler
         self.policy = runtime.policy
-        self.job = str(crawler.settings.get("POLITE_JOB", "default"))
+        self.job = str(crawler.settings.get("POLITE_JOB", defaults.POLITE_JOB))
         self.output_dir = Path(runtime.output_dir)
         self.path = self.output_dir / str(crawler.settings.get("POLITE_WARC_FILE")
                                           or WARC_FILENAME)

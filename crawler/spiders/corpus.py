@@ -19,6 +19,7 @@ from lxml import etree
 from parsel.csstranslator import GenericTranslator, HTMLTranslator
 from scrapy.http import Response, TextResponse
 
+from crawler.crawl import defaults
 from crawler.crawl.addon import Addon
 from crawler.config.job import JobConfig, load_config
 from crawler.crawl.links import link_urls
@@ -66,7 +67,7 @@ class CorpusSpider(scrapy.Spider):
                                      priority="spider")
         from crawler.corpus.maintext import TEXT_MODES
 
-        if crawler.settings.get("POLITE_TEXT", "main") not in TEXT_MODES:
+        if crawler.settings.get("POLITE_TEXT", defaults.POLITE_TEXT) not in TEXT_MODES:
             raise ValueError(f"POLITE_TEXT: {crawler.settings.get('POLITE_TEXT')!r} is not one "
                              f"of {', '.join(TEXT_MODES)}")
         if worker:
@@ -103,7 +104,7 @@ class CorpusSpider(scrapy.Spider):
         """URLs the job's previous runs left undecided (a reservation could not be determined,
         e.g. robots.txt answered 503 until the run stopped waiting): decided first, before the
         seeds, in a resumed as in a repeated run (not with ``POLITE_RESUME: false``)."""
-        if not self.settings.getbool("POLITE_RESUME", True):
+        if not self.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME):
             return
         from crawler.crawl.resume import undecided_urls
         from crawler.crawl.runtime import get_runtime, polite_setting
@@ -203,7 +204,7 @@ class CorpusSpider(scrapy.Spider):
             self.crawler.stats.inc_value("polite/collected/image")
 
     def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
-        mode = self.job.follow
+        mode = str(self.settings.get("POLITE_FOLLOW") or self.job.follow)  # -s wins
         if mode == "none":
             return
         here = origin_of(response.request) if response.request else None
@@ -323,7 +324,7 @@ class CorpusSpider(scrapy.Spider):
         self.logger.info("sitemap %s (%s%s): %d URLs, %d sitemaps%s", f.url, f.kind or "?",
                          ", gzip" if f.gzipped else "", len(f.urls), len(f.sitemaps),
                          f"; {'; '.join(f.problems[:3])}" if f.problems else "")
-        mode = self.job.follow
+        mode = str(self.settings.get("POLITE_FOLLOW") or self.job.follow)  # -s wins
         scope = self._scope()
         for entry in f.urls:
             # a listed page is a seed: depth 0 (Scrapy >= 2.18 ``depth_reset``), so that
@@ -410,7 +411,7 @@ class CorpusSpider(scrapy.Spider):
 
         rt = get_runtime(self.crawler)
         if (rt.previous_run is None or not run_finished(rt.previous_run)
-                or not self.settings.getbool("POLITE_RESUME", True)):
+                or not self.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME)):
             return None
         return CorpusIndex(rt.output_dir / str(polite_setting(self.crawler,
                                                               "POLITE_CORPUS_FILE")))

@@ -115,8 +115,9 @@ def test_report_then_purge_then_nothing(collected):
 def test_killed_purge_leaves_a_whole_corpus_and_is_completed(collected, point):
     web, out, _ = collected
     before = (out / "corpus.jsonl").read_text()
-    env = {**os.environ, "POLITE_CRASH_POINT": point}
-    proc = subprocess.run([sys.executable, "-m", "crawler", "revalidate", str(out), "--purge"],
+    env = dict(os.environ)  # the crash point: armed by tests/crash_cli.py, not the environment
+    proc = subprocess.run([sys.executable, "-m", "tests.crash_cli", point, "revalidate",
+                           str(out), "--purge"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 137, proc.stderr[-2000:]
@@ -140,8 +141,9 @@ def test_not_an_output_dir(tmp_path):
 
 def test_erase_records_carry_the_policy_hash(collected):
     _web, out, _ = collected
-    env = {**os.environ, "POLITE_CRASH_POINT": "after-first-erase"}
-    subprocess.run([sys.executable, "-m", "crawler", "revalidate", str(out), "--purge"],
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-m", "tests.crash_cli", "after-first-erase", "revalidate",
+                    str(out), "--purge"],
                    cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
     assert run_cli("revalidate", str(out), "--purge").returncode == 0
     erased = [r for r in read_jsonl(out / "audit.jsonl") if r["decision"] == "erase"]
