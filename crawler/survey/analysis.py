@@ -155,8 +155,6 @@ __all__ = [
     "parse_wave_date",
     "record_failed",
     "robots_agents",
-    "survey_from_dir",
-    "survey_from_warc",
 ]
 
 FULL, PARTIAL, NONE = "full", "partial", "none"
