@@ -186,7 +186,7 @@ def test_yaml_settings_are_checked_against_the_table(settings, start):
 
 
 def test_follow_set_on_the_command_line_reaches_the_corpus_spider(tmp_path):
-    from crawler.cli.main import effective_settings
+    from crawler.cli.run import effective_settings
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"job: t\nuser_agent: '{UA}'\nseeds: ['https://example.org/']\n")
