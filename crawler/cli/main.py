@@ -1154,8 +1154,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     from crawler.cluster import defaults as cluster_defaults
     from crawler.cluster.connection import redis_client
-    from crawler.cluster.restore import restore_job
-    from crawler.cluster.seeds import prepare_seed, push_seeds, reset_job
+    from crawler.cluster.restore import prepare_seed, restore_job
+    from crawler.cluster.seeds import push_seeds, reset_job
     from crawler.cluster.worker import _redacted
 
     path = Path(args.config)

@@ -46,6 +46,7 @@ from scrapy.exceptions import DontCloseSpider, NotConfigured
 from crawler.cluster import defaults
 from crawler.cluster.connection import CountingRedis, named_script, redis_client
 from crawler.cluster.keys import JobKeys, check_name
+from crawler.cluster.seeds import pop_seed_requests
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import (
     LIVENESS,
@@ -501,8 +502,6 @@ class ClusterWorker:
 
     # -- when to stop --------------------------------------------------------------------
     def _idle(self, spider: Any = None) -> None:
-        from crawler.cluster.seeds import pop_seed_requests
-
         if self.closing:
             return
         if self.stalled is not None:  # nothing to do but wait for the operator
@@ -616,6 +615,13 @@ def _engine(crawler: Crawler) -> Any:
         return crawler.engine
     except RuntimeError:
         return None
+
+
+def cluster_start_requests(crawler: Crawler, spider: Any) -> list[Any]:
+    """For the corpus spider's ``start()`` in cluster mode: the first batch of seeds this
+    worker pops (the rest are popped when workers are idle). The config's ``seeds`` are not
+    used by workers: ``polite-crawl seed`` pushes them once for the whole cluster."""
+    return pop_seed_requests(ClusterWorker.of(crawler), spider)
 
 
 def _wake(crawler: Crawler) -> None:

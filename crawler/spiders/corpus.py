@@ -24,7 +24,10 @@ from crawler.config.job import JobConfig, load_config
 from crawler.crawl.links import link_urls
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
 from crawler.crawl.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
-from crawler.crawl.sitecache import META_RAW
+from crawler.crawl.resume import CorpusIndex, run_finished, undecided_urls
+from crawler.crawl.runtime import get_runtime, polite_setting
+from crawler.crawl.sitecache import META_BODY, META_RAW
+from crawler.policy.network import origin_key
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 #: ``response.css("title::text")`` and the visible-text XPath, compiled once and run on the
@@ -85,7 +88,7 @@ class CorpusSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         if self.settings.get("POLITE_CLUSTER_REDIS_URL"):
-            from crawler.cluster.seeds import cluster_start_requests
+            from crawler.cluster.worker import cluster_start_requests  # needs the extra
 
             for request in cluster_start_requests(self.crawler, self):
                 yield request
@@ -109,9 +112,6 @@ class CorpusSpider(scrapy.Spider):
         seeds, in a resumed as in a repeated run (not with ``POLITE_RESUME: false``)."""
         if not self.settings.getbool("POLITE_RESUME", True):
             return
-        from crawler.crawl.resume import undecided_urls
-        from crawler.crawl.runtime import get_runtime, polite_setting
-
         audit = get_runtime(self.crawler).output_dir / str(
             polite_setting(self.crawler, "POLITE_AUDIT_FILE"))
         urls = undecided_urls(audit)
@@ -184,8 +184,6 @@ class CorpusSpider(scrapy.Spider):
         (``file``), a PDF's text extracted (bounded), an image's sniffed type and size."""
         store = getattr(self, "_blobs", None)
         if store is None:
-            from crawler.crawl.runtime import get_runtime
-
             store = self._blobs = BlobStore(get_runtime(self.crawler).output_dir)
         item["kind"] = kind
         item["file"] = store.put(response.body, item["sha256"])
@@ -231,8 +229,6 @@ class CorpusSpider(scrapy.Spider):
         middleware, which enforces the page cap just before each request is sent)."""
         scope = getattr(self, "_scope_obj", None)
         if scope is None:
-            from crawler.crawl.runtime import get_runtime
-
             scope = self._scope_obj = get_runtime(self.crawler).scope
         return scope
 
@@ -250,8 +246,6 @@ class CorpusSpider(scrapy.Spider):
         file the reservation checks read: fetched once, cached), or ``/sitemap.xml`` when it
         names none. Each is a request to its origin like any page (decided against every
         reservation, audited), handled by :meth:`parse_sitemap`."""
-        from crawler.policy.network import origin_key
-        from crawler.crawl.runtime import get_runtime
         from crawler.corpus.sitemaps import SitemapWalk, sitemap_limits
 
         try:
@@ -307,8 +301,6 @@ class CorpusSpider(scrapy.Spider):
         ``follow`` and ``scope``; a re-crawl skips those whose ``lastmod`` is not after the
         stored copy) and the child sitemaps of an index. Never an item: a sitemap is not
         corpus."""
-        from crawler.crawl.sitecache import META_BODY
-
         src, origin = self._source(response.meta)
         walk = self._walks[origin]
         body_state = response.meta.get(META_BODY) or {}
@@ -397,8 +389,6 @@ class CorpusSpider(scrapy.Spider):
         doc = index.get(url)
         if doc is None or not lastmod_not_after(entry.lastmod, doc.get("fetched_at")):
             return False
-        from crawler.crawl.runtime import get_runtime
-
         get_runtime(self.crawler).funnel.result(
             url, "sitemap-unchanged", request_seq=None,
             extra={"listed_in": src.url, "lastmod": entry.lastmod,
@@ -408,9 +398,6 @@ class CorpusSpider(scrapy.Spider):
 
     def _corpus_for_recrawl(self) -> Any:
         """The stored corpus in a re-crawl (the job's previous run finished), else None."""
-        from crawler.crawl.resume import CorpusIndex, run_finished
-        from crawler.crawl.runtime import get_runtime, polite_setting
-
         rt = get_runtime(self.crawler)
         if (rt.previous_run is None or not run_finished(rt.previous_run)
                 or not self.settings.getbool("POLITE_RESUME", True)):
@@ -434,8 +421,6 @@ def _visible_text(response: TextResponse) -> str:
 def _page_text(spider: CorpusSpider, response: TextResponse) -> tuple[str, str]:
     """(text, text_mode) of an HTML page: its main content (``POLITE_TEXT: main``, see
     crawler/corpus/maintext.py), else, or when none is found, its visible text."""
-    from crawler.crawl.runtime import polite_setting
-
     if polite_setting(spider.crawler, "POLITE_TEXT") == "visible":
         return _visible_text(response), "visible"
     from crawler.corpus.maintext import FALLBACK_MODE, main_text
