@@ -64,6 +64,17 @@ POLITE_UNDECIDED_RETRIES = 2
 #: "deferred_to_next_run") and the run ends; the job's next run decides them first.
 #: 0 = patient: wait as long as the backoff says.
 POLITE_MAX_IDLE_WAIT = 60.0
+#: Class of the per-origin file cache the runtime builds (a cluster worker's settings name the
+#: shared one, crawler.cluster.store.SharedSiteCache).
+POLITE_SITECACHE_CLASS = "crawler.crawl.sitecache.SiteCache"
+#: Class of the opt-out registries the runtime builds from POLITE_REGISTRIES.
+POLITE_REGISTRIES_CLASS = "crawler.crawl.registries.Registries"
+#: Class of each HTTP registry client in it (cluster: crawler.cluster.store.SharedHttpRegistry,
+#: answers shared by the job's workers).
+POLITE_HTTP_REGISTRY_CLASS = "crawler.crawl.registries.HttpRegistry"
+#: Class of the pay-per-crawl ledger (cluster: crawler.cluster.store.SharedLedger, the job's
+#: budget in Redis).
+POLITE_PAYMENT_LEDGER_CLASS = "crawler.policy.payment.LocalLedger"
 #: Timeout for robots.txt and other per-origin fetches.
 POLITE_PREFLIGHT_TIMEOUT = 30.0
 #: Bytes of a per-origin file read at most (the rest is not downloaded).

@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
+from scrapy.exceptions import NotConfigured
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.misc import build_from_crawler, load_object
 from twisted.internet.defer import Deferred
 
+from crawler.crawl import defaults
+from crawler.crawl.runtime import get_runtime
 from crawler.registry import lists as reg
 from crawler.policy.network import origin_key
 from crawler.optout.model import Evidence, Statement
@@ -111,6 +115,11 @@ class HttpRegistry:
         self.blocked = 0            # downloader lookups waiting right now
         self.stall_threshold = max(1, crawler.settings.getint("CONCURRENT_REQUESTS", 16))
         self._slot = origin_key(self.url)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, spec: dict[str, Any], policy: Policy,
+                     **kwargs: Any) -> HttpRegistry:
+        return cls(spec, policy, crawler, **kwargs)
 
     # -- the two ways in ---------------------------------------------------------------
     def prefetch(self, url: str) -> None:
@@ -276,14 +285,28 @@ async def _sleep(seconds: float) -> None:
 
 
 class Registries:
-    """Every configured registry, asked in order; built once per crawl by the runtime."""
+    """Every configured registry, asked in order; built once per crawl by the runtime.
+
+    ``http_cls``: the class of the HTTP registry clients, built with
+    :func:`~scrapy.utils.misc.build_from_crawler` (``POLITE_HTTP_REGISTRY_CLASS`` when built
+    by :meth:`from_crawler`; a cluster's shares the answers between the job's workers)."""
 
     def __init__(self, specs: list[dict[str, Any]], policy: Policy, crawler: Crawler, *,
                  ttl: float, backoff: float, http_cls: type[HttpRegistry] | None = None) -> None:
         http_cls = http_cls or HttpRegistry
         self.local = [LocalRegistry(s, policy) for s in specs if s["type"] in ("file", "sqlite")]
-        self.http = [http_cls(s, policy, crawler, ttl=ttl, backoff=backoff)
+        self.http = [build_from_crawler(http_cls, crawler, s, policy, ttl=ttl, backoff=backoff)
                      for s in specs if s["type"] == "http"]
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, policy: Policy, *, ttl: float,
+                     backoff: float) -> Registries:
+        """The registries of ``POLITE_REGISTRIES``, HTTP ones of ``POLITE_HTTP_REGISTRY_CLASS``."""
+        s = crawler.settings
+        return cls([dict(r) for r in s.getlist("POLITE_REGISTRIES", [])], policy, crawler,
+                   ttl=ttl, backoff=backoff,
+                   http_cls=load_object(s.get("POLITE_HTTP_REGISTRY_CLASS")
+                                        or defaults.POLITE_HTTP_REGISTRY_CLASS))
 
     def __bool__(self) -> bool:
         return bool(self.local or self.http)
