@@ -339,20 +339,17 @@ class RegistryPrefetchMiddleware:
     downloader finds verdicts in hand instead of waiting on the registry. Items pass at once.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        from scrapy.exceptions import NotConfigured
-
-        from crawler.crawl.runtime import get_runtime
-
-        self.registries = get_runtime(crawler).registries
-        if not self.registries.http:
-            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
-            # output's way, where every item and request would pass through it for nothing
-            raise NotConfigured
+    def __init__(self, registries: Registries) -> None:
+        self.registries = registries
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RegistryPrefetchMiddleware:
-        return cls(crawler)
+        registries = get_runtime(crawler).registries
+        if not registries.http:
+            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
+            # output's way, where every item and request would pass through it for nothing
+            raise NotConfigured
+        return cls(registries)
 
     async def process_spider_output(self, response: Any, result: Any,
                                     spider: Any = None) -> Any:
