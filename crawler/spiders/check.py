@@ -89,12 +89,12 @@ class CheckSpider(CorpusSpider):
                     yield url
 
     def _middleware(self) -> ReservationMiddleware | None:
-        engine = self.crawler.engine
-        downloader = getattr(engine, "downloader", None)
-        for mw in getattr(getattr(downloader, "middleware", None), "middlewares", ()):
-            if isinstance(mw, ReservationMiddleware):
-                return mw
-        return None
+        """The crawl's reservation middleware (Scrapy's public lookup, 2.12+), None before the
+        engine exists or without it."""
+        try:
+            return self.crawler.get_downloader_middleware(ReservationMiddleware)
+        except RuntimeError:  # the engine is not created yet
+            return None
 
     def _first_done(self, result: Any) -> list[Any]:
         """The first URL of an origin is decided (allowed or refused): its files are cached."""
