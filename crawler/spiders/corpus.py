@@ -23,6 +23,13 @@ from crawler.crawl.addon import Addon
 from crawler.config.job import JobConfig, load_config
 from crawler.crawl.links import link_urls
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
+from crawler.corpus.sitemaps import (
+    MAX_BYTES,
+    SitemapSource,
+    SitemapWalk,
+    lastmod_not_after,
+    sitemap_limits,
+)
 from crawler.crawl.middlewares import META_COLLECT, META_KIND, META_SITEMAP, audit_of, origin_of
 from crawler.crawl.resume import CorpusIndex, run_finished, undecided_urls
 from crawler.crawl.runtime import get_runtime, polite_setting
@@ -246,8 +253,6 @@ class CorpusSpider(scrapy.Spider):
         file the reservation checks read: fetched once, cached), or ``/sitemap.xml`` when it
         names none. Each is a request to its origin like any page (decided against every
         reservation, audited), handled by :meth:`parse_sitemap`."""
-        from crawler.corpus.sitemaps import SitemapWalk, sitemap_limits
-
         try:
             limits = sitemap_limits(self.settings.get("POLITE_SITEMAPS"))
         except ValueError as exc:
@@ -279,8 +284,6 @@ class CorpusSpider(scrapy.Spider):
                 yield self._sitemap_request(src, origin)
 
     def _sitemap_request(self, src: Any, origin: str) -> scrapy.Request:
-        from crawler.corpus.sitemaps import MAX_BYTES
-
         return scrapy.Request(
             src.url, callback=self.parse_sitemap, errback=self._sitemap_failed,
             meta={META_SITEMAP: {"url": src.url, "depth": src.depth,
@@ -291,8 +294,6 @@ class CorpusSpider(scrapy.Spider):
 
     @staticmethod
     def _source(meta: dict[str, Any]) -> Any:
-        from crawler.corpus.sitemaps import SitemapSource
-
         m = meta[META_SITEMAP]
         return SitemapSource(m["url"], m["depth"], tuple(m["vouched_by"])), m["origin"]
 
@@ -377,8 +378,6 @@ class CorpusSpider(scrapy.Spider):
         sitemap (a result record ``sitemap-unchanged`` says so; a link may still reach it).
         Any doubt (no lastmod, a date that reaches past the fetch, a resumed run) fetches it:
         then the conditional GET of the re-crawl applies."""
-        from crawler.corpus.sitemaps import lastmod_not_after
-
         if not entry.lastmod:
             return False
         index = getattr(self, "_stored", False)
