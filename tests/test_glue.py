@@ -1,4 +1,9 @@
-"""The Scrapy glue with a real crawler and real Settings: an error while deciding refuses."""
+"""The Scrapy glue with a real crawler and real Settings: an error while deciding refuses.
+
+The components are built directly: the runtime on a crawler from ``get_crawler`` (its real
+``Settings``, stats and signals; no add-on, so nothing is built behind the test's back), and
+each middleware from the runtime's parts, passed as its constructor's arguments.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,30 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Headers, HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.crawl.middlewares import ReservationMiddleware
-from crawler.policy.reservation import Policy
+from crawler.crawl.middlewares import ContentIntegrityMiddleware, ReservationMiddleware
+from crawler.crawl.registries import Registries
 from crawler.crawl.runtime import PoliteRuntime
+from crawler.crawl.sitecache import SiteCache
 from crawler.crawl.state import META_STATE, RequestState
+from crawler.policy.reservation import Policy
+
+UA = "GlueBot/1.0 (+https://example.org/bot)"
+
+
+def glue(tmp_path, **settings):
+    """A crawler with these settings (and the glue's user agent and output directory) and the
+    runtime built on it directly, with the single-process parts."""
+    crawler = get_crawler(Spider, {"POLITE_USER_AGENT": UA, "POLITE_OUTPUT_DIR": str(tmp_path),
+                                   **settings})
+    return crawler, PoliteRuntime(crawler, sitecache_cls=SiteCache, registries_cls=Registries)
+
+
+def reservations(crawler, rt, **kwargs):
+    """The reservation middleware on the runtime's parts (``kwargs``: the settings' values)."""
+    parts = {"policy": rt.policy, "funnel": rt.funnel, "sitecache": rt.sitecache,
+             "registries": rt.registries, "log_name": rt.writer.path.name,
+             "payment": rt.payment, "scope": rt.scope}
+    return ReservationMiddleware(crawler, **{**parts, **kwargs})
 
 
 class BrokenPolicy(Policy):
@@ -27,16 +52,10 @@ class BrokenPolicy(Policy):
 
 @pytest.fixture
 def middleware(tmp_path):
-    crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.addon.Addon": 100},
-        "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
-        "POLITE_OUTPUT_DIR": str(tmp_path),
-    })
-    crawler._apply_settings()
-    mw = ReservationMiddleware.from_crawler(crawler)
-    mw.policy = BrokenPolicy(token="GlueBot", user_agent="GlueBot/1.0 (+https://example.org/bot)")
+    crawler, rt = glue(tmp_path)
+    mw = reservations(crawler, rt, policy=BrokenPolicy(token="GlueBot", user_agent=UA))
     yield mw, tmp_path
-    mw.rt.writer.close()
+    rt.writer.close()
 
 
 def records(path):
@@ -105,7 +124,7 @@ def test_origin_key_is_one_per_host_spelling(url, origin):
 
 GLUE_SETTINGS = {
     "ADDONS": {"crawler.addon.Addon": 100},
-    "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
+    "POLITE_USER_AGENT": UA,
 }
 
 
@@ -118,10 +137,8 @@ GLUE_SETTINGS = {
 )
 def test_runtime_refuses_numbers_that_switch_politeness_off(tmp_path, name, value):
     """The add-on path (a Scrapy project's settings.py, no YAML config) checks the numbers."""
-    with pytest.raises(ValueError) as exc:
-        crawler = get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path),
-                                       name: value})
-        crawler._apply_settings()
+    with pytest.raises(ValueError) as exc:  # raised as the crawler builds its extensions
+        get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path), name: value})
     assert str(exc.value).startswith(f"{name}: ") and "\n" not in str(exc.value)
 
 
@@ -130,7 +147,7 @@ def test_runtime_refuses_numbers_that_switch_politeness_off(tmp_path, name, valu
     [(float("nan"), float("nan")), (float("inf"), float("inf")), (-1.0, -1.0),
      (1.0, float("nan")), (1.0, float("inf"))],
 )
-def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base, slot_delay):
+def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, base, slot_delay):
     """A NaN, infinite or negative DOWNLOAD_DELAY (had it got past the checks) or slot delay
     (AutoThrottle computes it) counts as 0: the site's Crawl-delay is applied as a floor."""
     from types import SimpleNamespace
@@ -139,65 +156,52 @@ def test_crawl_delay_floor_holds_whatever_the_delays(tmp_path, monkeypatch, base
 
     from crawler.optout.robots import parse_robots
 
-    from scrapy.settings import Settings
-
-    from crawler.crawl.runtime import get_runtime
-
-    crawler = get_crawler(Spider, {**GLUE_SETTINGS, "POLITE_OUTPUT_DIR": str(tmp_path)})
-    crawler._apply_settings()
+    crawler, rt = glue(tmp_path)
     try:
-        settings = Settings(crawler.settings.copy_to_dict())  # as if it had passed the checks
-        settings.set("DOWNLOAD_DELAY", base)
-        monkeypatch.setattr(crawler, "settings", settings)
-        mw = ReservationMiddleware.from_crawler(crawler)
+        # the delay as if it had passed the checks
+        mw = reservations(crawler, rt, download_delay=base)
         origin = "https://example.org"
         slot = Slot(1, slot_delay, jitter=0.0)
         downloader = SimpleNamespace(slots={origin: slot}, per_slot_settings={})
-        engine = SimpleNamespace(downloader=downloader)  # no crawl runs: only its slots
-        monkeypatch.setattr(type(crawler), "engine", property(lambda self: engine))
+        crawler.engine = SimpleNamespace(downloader=downloader)  # no crawl runs: only its slots
         robots = parse_robots(b"User-agent: *\nCrawl-delay: 5\n")
         request = Request(origin + "/a", meta={"download_slot": origin})
         mw._apply_crawl_delay(request, origin, robots)
         assert (slot.delay, slot.jitter) == (5.0, 0.0)
         assert downloader.per_slot_settings[origin] == {"delay": 5.0, "jitter": 0.0}
     finally:
-        get_runtime(crawler).writer.close()
-
-
-def _runtime_crawler(tmp_path, **settings):
-    crawler = get_crawler(Spider, {
-        "ADDONS": {"crawler.addon.Addon": 100},
-        "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
-        "POLITE_OUTPUT_DIR": str(tmp_path),
-        **settings,
-    })
-    crawler._apply_settings()
-    return crawler
+        rt.writer.close()
 
 
 def test_exempt_origins_are_part_of_the_policy_hash(tmp_path):
     """Origins exempted from the network guard change what is crawled: the hash says so."""
-    plain = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "a"))
-    exempt = ReservationMiddleware.from_crawler(_runtime_crawler(
-        tmp_path / "b", POLITE_ALLOWED_PRIVATE_ORIGINS=["http://10.0.0.5:8080"]))
+    plain = reservations(*glue(tmp_path / "a"))
+    exempt = reservations(*glue(tmp_path / "b",
+                                POLITE_ALLOWED_PRIVATE_ORIGINS=["http://10.0.0.5:8080"]))
     try:
         assert plain.policy.sha256 != exempt.policy.sha256
         assert exempt.policy.allowed_private_origins == ("http://10.0.0.5:8080",)
         # the exemption is keyed like every origin (host normal form)
         assert "http://10.0.0.5:8080" in exempt._exempt
     finally:
-        plain.rt.writer.close()
-        exempt.rt.writer.close()
+        plain.funnel.writer.close()
+        exempt.funnel.writer.close()
+
+
+def integrity(**settings):
+    """The integrity middleware with the page size limit of these settings."""
+    from scrapy.settings import Settings
+
+    return ContentIntegrityMiddleware(get_crawler(Spider),
+                                      page_max=Settings(settings).getint("DOWNLOAD_MAXSIZE"))
 
 
 def test_integrity_middleware_decodes_and_records_what_it_found(tmp_path):
     import gzip
 
-    from crawler.crawl.middlewares import ContentIntegrityMiddleware
     from crawler.crawl.sitecache import META_BODY
 
-    crawler = _runtime_crawler(tmp_path)
-    mw = ContentIntegrityMiddleware.from_crawler(crawler)
+    mw = integrity()
     body = b"<html><head><title>t</title></head><body>x</body></html>"
     request = Request("https://example.org/c")
     raw = HtmlResponse(request.url, body=gzip.compress(body), request=request,
@@ -219,18 +223,15 @@ def test_integrity_middleware_decodes_and_records_what_it_found(tmp_path):
     out = mw.process_response(request, odd)
     assert "unknown content-coding" in request.meta[META_BODY]["error"]
     assert b"Content-Encoding" not in out.headers and "polite-undecodable" in out.flags
-    crawler.get_extension(PoliteRuntime).writer.close()
 
 
 def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
     """Scrapy drops such a page without a record; we mark it, and the refusal is recorded."""
     import gzip
 
-    from crawler.crawl.middlewares import ContentIntegrityMiddleware
     from crawler.crawl.sitecache import META_BODY
 
-    crawler = _runtime_crawler(tmp_path, DOWNLOAD_MAXSIZE=1000)
-    mw = ContentIntegrityMiddleware.from_crawler(crawler)
+    mw = integrity(DOWNLOAD_MAXSIZE=1000)
     request = Request("https://example.org/big")
     big = HtmlResponse(request.url, body=gzip.compress(b"<p>" + b"a" * 5000), request=request,
                        headers={"Content-Encoding": "gzip", "Content-Type": "text/html"})
@@ -248,7 +249,6 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
     mw.process_response(request, robots)
     assert request.meta[META_BODY]["error"] is None
     assert request.meta[META_BODY]["complete"] is False
-    crawler.get_extension(PoliteRuntime).writer.close()
 
 
 def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
@@ -257,11 +257,7 @@ def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     from crawler.policy.reservation import merge_verdicts
     from crawler.crawl.signals import decision_recorded
 
-    crawler = get_crawler(Spider, {"ADDONS": {"crawler.addon.Addon": 100},
-                                   "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
-                                   "POLITE_OUTPUT_DIR": str(tmp_path)})
-    crawler._apply_settings()
-    rt = crawler.get_extension(PoliteRuntime)
+    crawler, rt = glue(tmp_path)
     got = []
 
     def receiver(record, request=None, **kw):
@@ -306,7 +302,7 @@ PAY = {"POLITE_PAYMENT_MAX_PRICE": "USD 0.01", "POLITE_PAYMENT_BUDGET": "USD 1.0
 ])
 def test_runtime_refuses_payment_it_cannot_do(tmp_path, settings, message):
     with pytest.raises(ValueError) as exc:
-        _runtime_crawler(tmp_path, **settings)
+        glue(tmp_path, **settings)
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
@@ -318,9 +314,10 @@ def test_payment_is_part_of_the_policy_hash_and_resumes_from_the_log(tmp_path):
     generate_key(key)
     signed = {"POLITE_IDENTITY_KEY_FILE": str(key),
               "POLITE_IDENTITY_SIGNATURE_AGENT": "https://c.example"}
-    plain = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "a", **signed))
-    paying = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "b", **signed,
-                                                                 **PAY))
+    plain_crawler, plain_rt = glue(tmp_path / "a", **signed)
+    plain = reservations(plain_crawler, plain_rt)
+    paying_crawler, paying_rt = glue(tmp_path / "b", **signed, **PAY)
+    paying = reservations(paying_crawler, paying_rt)
     try:
         assert plain.payment is None and isinstance(paying.payment, PayPerCrawl)
         assert plain.policy.sha256 != paying.policy.sha256
@@ -333,16 +330,17 @@ def test_payment_is_part_of_the_policy_hash_and_resumes_from_the_log(tmp_path):
         done = paying.payment.decide(origin, 200, {"crawler-charged": ["USD 0.01"]}, attempt)
         paying._pay_records(Request(origin + "/x"), done.records)
     finally:
-        plain.rt.writer.close()
-        paying.rt.writer.close()
-        paying.rt.run_lock.release()
-    again = ReservationMiddleware.from_crawler(_runtime_crawler(tmp_path / "b", **signed, **PAY))
+        plain_rt.writer.close()
+        paying_rt.writer.close()
+        paying_rt.run_lock.release()
+    again_crawler, again_rt = glue(tmp_path / "b", **signed, **PAY)
+    again = reservations(again_crawler, again_rt)
     try:
         assert again.payment.ledger.totals(origin).spent == 10_000
         up, _ = again.payment.up_front(origin)  # remembered as charging
         assert up is not None and up.header == "crawler-max-price"
     finally:
-        again.rt.writer.close()
+        again_rt.writer.close()
 
 
 def test_unreadable_payment_records_mean_nothing_is_paid(tmp_path):
@@ -360,12 +358,12 @@ def test_unreadable_payment_records_mean_nothing_is_paid(tmp_path):
                                                     "charged": "USD lots"}},
                seq=1, prev_hash=GENESIS_HASH)
     (out / "audit.jsonl").write_text(canonical_json(rec) + "\n", encoding="utf-8")
-    mw = ReservationMiddleware.from_crawler(_runtime_crawler(
-        out, POLITE_IDENTITY_KEY_FILE=str(key),
-        POLITE_IDENTITY_SIGNATURE_AGENT="https://c.example", **PAY))
+    crawler, rt = glue(out, POLITE_IDENTITY_KEY_FILE=str(key),
+                       POLITE_IDENTITY_SIGNATURE_AGENT="https://c.example", **PAY)
+    mw = reservations(crawler, rt)
     try:
         assert "cannot be read" in mw.payment.disabled
         ans = mw.payment.decide("https://b.example", 402, {"crawler-price": ["USD 0.01"]})
         assert type(ans).__name__ == "Refuse" and "not paying" in ans.reason
     finally:
-        mw.rt.writer.close()
+        rt.writer.close()

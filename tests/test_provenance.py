@@ -71,8 +71,7 @@ def _crawler(tmp_path, spidercls=Named, **settings):
     crawler = get_crawler(spidercls, {"ADDONS": {"crawler.addon.Addon": 100},
                                       "POLITE_USER_AGENT": UA,
                                       "POLITE_OUTPUT_DIR": str(tmp_path / "out"), **settings})
-    crawler._apply_settings()
-    return crawler
+    return crawler  # get_crawler applied the settings: the add-on's components are built
 
 
 def _response(url="https://example.org/a", audit=True):

@@ -130,7 +130,6 @@ def test_the_budget_is_a_setting(tmp_path):
         "ADDONS": {"crawler.addon.Addon": 100},
         "POLITE_USER_AGENT": "GlueBot/1.0 (+https://example.org/bot)",
         "POLITE_OUTPUT_DIR": str(tmp_path), "POLITE_SITE_CACHE_MAX_BYTES": 12345})
-    crawler._apply_settings()
     from crawler.crawl.runtime import get_runtime
 
     rt = get_runtime(crawler)

@@ -615,8 +615,7 @@ def _crawler(tmp_path: Path, **settings: Any) -> Any:
         "POLITE_JOB": "pipe",
         **settings,
     })
-    crawler._apply_settings()
-    return crawler
+    return crawler  # get_crawler applied the settings: the add-on's components are built
 
 
 def _close(crawler: Any) -> None:

@@ -35,8 +35,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
     # lazy, once require_cluster has passed: connection and worker import redis, the
     # [cluster] extra
     from crawler.cluster.connection import redis_client
-    from crawler.cluster.restore import restore_job
-    from crawler.cluster.seeds import prepare_seed, push_seeds, reset_job
+    from crawler.cluster.restore import prepare_seed, restore_job
+    from crawler.cluster.seeds import push_seeds, reset_job
     from crawler.cluster.worker import _redacted
 
     path = Path(args.config)

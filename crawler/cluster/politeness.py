@@ -80,6 +80,8 @@ from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
 from crawler.cluster.state import check as checked
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.policy.pacing import clamp_crawl_delay
+from crawler.crawl.middlewares import origin_of, parse_retry_after
+from crawler.crawl.runtime import get_runtime
 
 
 if TYPE_CHECKING:
@@ -526,32 +528,37 @@ class _Held(NamedTuple):
 
 
 class ClusterPolitenessMiddleware:
-    """Downloader middleware: no request leaves before the cluster grants its origin."""
+    """Downloader middleware: no request leaves before the cluster grants its origin.
 
-    def __init__(self, crawler: Crawler) -> None:
-        s = crawler.settings
-        if not cluster_enabled(s):
-            raise NotConfigured
+    Takes the crawler (its stats), the worker, the worker's :class:`OriginGate`, and from
+    the runtime (:func:`crawler.crawl.runtime.get_runtime`) the per-origin file cache and the
+    product token whose robots.txt interval spaces an origin (None without the runtime:
+    ``base_delay`` only); :meth:`from_crawler` wires them from the crawler and its settings.
+    """
+
+    def __init__(self, crawler: Crawler, worker: ClusterWorker, gate: OriginGate, *,
+                 sitecache: Any = None, token: str | None = None,
+                 base_delay: float = defaults.POLITE_CLUSTER_DELAY,
+                 max_delay: float = crawler_defaults.POLITE_MAX_CRAWL_DELAY,
+                 download_timeout: float = 180.0,
+                 margin: float = defaults.POLITE_CLUSTER_LEASE_MARGIN,
+                 gate_timeout: float = defaults.POLITE_CLUSTER_GATE_TIMEOUT,
+                 retry_after_max: float = crawler_defaults.POLITE_RETRY_AFTER_MAX) -> None:
         self.crawler = crawler
-        self.worker = ClusterWorker.of(crawler)
-        worker = self.worker
-        self.gate = OriginGate(worker.redis, worker.keys, worker.name,
-                               epoch=lambda: worker.epoch,
-                               poll=float(cluster_setting(s, "POLITE_CLUSTER_LEASE_POLL")),
-                               spacing=str(cluster_setting(s, "POLITE_CLUSTER_SPACING")),
-                               gap=worker.interval)
-        self.base_delay = float(cluster_setting(s, "POLITE_CLUSTER_DELAY"))
-        self.max_delay = float(s.get("POLITE_MAX_CRAWL_DELAY")
-                               or crawler_defaults.POLITE_MAX_CRAWL_DELAY)
-        self.download_timeout = s.getfloat("DOWNLOAD_TIMEOUT", 180.0)
-        self.margin = float(cluster_setting(s, "POLITE_CLUSTER_LEASE_MARGIN"))
-        self.gate_timeout = float(cluster_setting(s, "POLITE_CLUSTER_GATE_TIMEOUT"))
-        self.retry_after_max = float(s.get("POLITE_RETRY_AFTER_MAX")
-                                     or crawler_defaults.POLITE_RETRY_AFTER_MAX)
+        self.worker = worker
+        self.gate = gate
+        #: the runtime's per-origin file cache and product token (None: no runtime)
+        self.sitecache = sitecache
+        self.token = token
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.download_timeout = download_timeout
+        self.margin = margin
+        self.gate_timeout = gate_timeout
+        self.retry_after_max = retry_after_max
         self._turns: dict[str, deque[Deferred[None]]] = {}
         self._seq = itertools.count(1)
         self._delays: dict[str, float] = {}
-        self._runtime: Any = None
         #: token -> the lease of a request on the wire (what this worker holds)
         self._held: dict[str, _Held] = {}
         #: token -> origin of leases whose release failed (released when Redis answers)
@@ -571,18 +578,38 @@ class ClusterPolitenessMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterPolitenessMiddleware:
-        return cls(crawler)
+        s = crawler.settings
+        if not cluster_enabled(s):
+            raise NotConfigured
+        worker = ClusterWorker.of(crawler)
+        gate = OriginGate(worker.redis, worker.keys, worker.name,
+                          epoch=lambda: worker.epoch,
+                          poll=float(cluster_setting(s, "POLITE_CLUSTER_LEASE_POLL")),
+                          spacing=str(cluster_setting(s, "POLITE_CLUSTER_SPACING")),
+                          gap=worker.interval)
+        rt = get_runtime(crawler, required=False)
+        return cls(
+            crawler, worker, gate,
+            sitecache=rt.sitecache if rt is not None else None,
+            token=rt.policy.token if rt is not None else None,
+            base_delay=float(cluster_setting(s, "POLITE_CLUSTER_DELAY")),
+            max_delay=float(s.get("POLITE_MAX_CRAWL_DELAY")
+                            or crawler_defaults.POLITE_MAX_CRAWL_DELAY),
+            download_timeout=s.getfloat("DOWNLOAD_TIMEOUT", 180.0),
+            margin=float(cluster_setting(s, "POLITE_CLUSTER_LEASE_MARGIN")),
+            gate_timeout=float(cluster_setting(s, "POLITE_CLUSTER_GATE_TIMEOUT")),
+            retry_after_max=float(s.get("POLITE_RETRY_AFTER_MAX")
+                                  or crawler_defaults.POLITE_RETRY_AFTER_MAX))
 
     # -- the delay ---------------------------------------------------------------------
     def delay_for(self, origin: str) -> float:
         """``POLITE_CLUSTER_DELAY``, or the origin's robots.txt interval when larger."""
-        rt = self._get_runtime()
         delay = self.base_delay
-        if rt is None:
+        if self.sitecache is None:
             return delay
-        robots = rt.sitecache.cached(origin, "robots.txt")
+        robots = self.sitecache.cached(origin, "robots.txt")
         if robots is not None and robots.parsed is not None:
-            wanted = clamp_crawl_delay(robots.parsed.visit_interval(rt.policy.token), delay,
+            wanted = clamp_crawl_delay(robots.parsed.visit_interval(self.token), delay,
                                        self.max_delay)
             if wanted is not None:
                 delay = wanted
@@ -593,17 +620,9 @@ class ClusterPolitenessMiddleware:
                                 "cluster", origin, delay)
         return delay
 
-    def _get_runtime(self) -> Any:
-        if self._runtime is None:
-            from crawler.crawl.runtime import PoliteRuntime
-
-            self._runtime = self.crawler.get_extension(PoliteRuntime)
-        return self._runtime
-
     # -- before the download -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
-        from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT
-        from crawler.crawl.middlewares import origin_of
+        from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT  # it imports us
 
         origin = origin_of(request)
         delay = self.delay_for(origin)
@@ -721,8 +740,6 @@ class ClusterPolitenessMiddleware:
                          spider: Any = None) -> Response:
         origin = self._release(request)
         if origin is not None and response.status in (429, 503):
-            from crawler.crawl.middlewares import parse_retry_after
-
             wait = parse_retry_after(response.headers.get(b"Retry-After"))
             if wait is not None and 0 < wait <= self.retry_after_max:
                 self._deferred[origin] = max(self._deferred.get(origin, 0.0),

@@ -43,10 +43,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crawler.cluster.budget import RedisLedger
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.state import write_epoch
+from crawler.cluster.seeds import META_SEED
+from crawler.cluster.state import job_problem, write_epoch
+from crawler.crawl.middlewares import origin_of
+from crawler.crawl.resume import refused_urls, undecided_urls
+from crawler.policy.payment import PaymentPolicy, cross_log_charges, replay
+from crawler.policy.scope import Scope
+from crawler.spiders.corpus import UNDECIDED_PRIORITY, CorpusSpider
 
 if TYPE_CHECKING:
+    import redis
     from scrapy import Request
 
     from crawler.config.job import JobConfig
@@ -93,6 +101,28 @@ def worker_logs(out: Path) -> dict[str, Path]:
     return found
 
 
+def prepare_seed(client: redis.Redis, job: str, output_dir: Any = None) -> str | None:
+    """Before seeds are pushed: the job's epoch is there and trusted (None), or this is a new
+    job and one is written now (its id). Raises RuntimeError (one line) when Redis lost the
+    job's state (no epoch, but ``output_dir`` has worker logs) or cannot be trusted with it
+    (another server run, a garbled epoch): the operator restores it or starts over."""
+    problem = job_problem(client, job)
+    if problem is None or problem.code == "hold":
+        return None
+    if problem.code == "lost":
+        logs = worker_logs(Path(output_dir)) if output_dir is not None else {}
+        if logs:
+            names = ", ".join(p.name for p in list(logs.values())[:3])
+            raise RuntimeError(
+                f"job {job!r} has no state in Redis but its output_dir has worker logs "
+                f"({names}{', ...' if len(logs) > 3 else ''}): Redis lost the job; rebuild it "
+                "from them with 'polite-crawl seed CONFIG --restore' (or start over with "
+                "--reset: every page is fetched again)")
+        return write_epoch(client, job, "seed", replace=False)
+    raise RuntimeError(f"{problem.describe(job)}; rebuild it from the workers' logs with "
+                       "'polite-crawl seed CONFIG --restore' (or start over with --reset)")
+
+
 def fingerprint(url: str, method: str = "GET", body: bytes = b"") -> str | None:
     """The shared duplicate filter's fingerprint of a request (None: not a valid URL)."""
     from scrapy import Request
@@ -125,8 +155,6 @@ class Gathered:
 
 def gather(job: JobConfig, spider: Any = None) -> Gathered:
     """Read every worker's audit log, corpus and spool in ``job.output_dir``."""
-    from crawler.crawl.resume import refused_urls, undecided_urls
-
     out = Path(job.output_dir)
     spider = spider or _spider(job)
     g = Gathered()
@@ -151,8 +179,6 @@ def gather(job: JobConfig, spider: Any = None) -> Gathered:
 
     from scrapy import Request
 
-    from crawler.cluster.seeds import META_SEED
-
     for url in job.seeds:
         try:
             g.frontier.append(Request(url, callback=spider.parse, meta={META_SEED: True}))
@@ -172,10 +198,6 @@ def gather(job: JobConfig, spider: Any = None) -> Gathered:
 
 
 def _spider(job: JobConfig) -> Any:
-    from crawler.spiders.corpus import CorpusSpider
-
-    from crawler.policy.scope import Scope
-
     spider = CorpusSpider()
     spider.job = job
     # no crawl runs here: the links a page gave are filtered by the job's scope patterns as
@@ -243,8 +265,6 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
     """Rebuild ``job``'s Redis state (see the module docstring); what was done."""
     from scrapy_redis import picklecompat
 
-    from crawler.crawl.middlewares import origin_of
-    from crawler.spiders.corpus import UNDECIDED_PRIORITY
 
     keys = JobKeys(job.job)
     spider = _spider(job)
@@ -338,9 +358,6 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
         report.start_urls = len(start_urls)
     pipe.execute()
     if spent is not None:  # the shared pay-per-crawl budget, as spent by every worker
-        from crawler.cluster.budget import RedisLedger
-        from crawler.policy.payment import PaymentPolicy
-
         RedisLedger(client, keys, PaymentPolicy.from_config(job.payment)).load(spent)
         report.spent_micros = sum(spent.values())
 
@@ -356,8 +373,6 @@ def _spent(job: JobConfig) -> dict[str, int] | None:
     cannot be read refuses the restore (the workers stay stopped): never a budget guessed."""
     if job.payment is None:
         return None
-    from crawler.policy.payment import cross_log_charges, replay
-
     spent: dict[str, int] = {}
     logs = {path.name: path for path in worker_logs(Path(job.output_dir)).values()}
     # a paid request goes through the shared queue: another worker may have sent it and
@@ -376,7 +391,5 @@ def _spent(job: JobConfig) -> dict[str, int] | None:
 
 def _origin(url: str) -> str:
     from scrapy import Request
-
-    from crawler.crawl.middlewares import origin_of
 
     return origin_of(Request(url))

@@ -9,14 +9,16 @@ and a POST-capable ``FormRequest``; a seed here is a plain GET that the filter s
 
 The first ``seed`` of a job writes its epoch (state.py): the sentinel every worker checks.
 A ``seed`` never writes one over a job whose state Redis lost or cannot be trusted with
-(:func:`prepare_seed`): that is what ``seed --restore`` (restore.py) or ``--reset`` is for.
+(:func:`crawler.cluster.restore.prepare_seed`): that is what ``seed --restore`` (restore.py)
+or ``--reset`` is for. A worker pops its first batch with
+:func:`crawler.cluster.worker.cluster_start_requests`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import job_problem, write_epoch
@@ -25,9 +27,18 @@ if TYPE_CHECKING:
     import redis
     from scrapy import Request
 
-    from crawler.cluster.worker import ClusterWorker
-
 META_SEED = "polite_seed"
+
+
+class SeedSource(Protocol):
+    """What :func:`pop_seed_requests` takes from a worker
+    (:class:`crawler.cluster.worker.ClusterWorker`): its Redis client, the job's keys, how many
+    seeds it pops at once, and its crawler (for the stats)."""
+
+    redis: Any
+    keys: JobKeys
+    seed_batch: int
+    crawler: Any
 
 
 def push_seeds(client: redis.Redis, job: str, urls: Iterable[str]) -> int:
@@ -37,32 +48,6 @@ def push_seeds(client: redis.Redis, job: str, urls: Iterable[str]) -> int:
         client.rpush(JobKeys(job).start_urls,
                      *(json.dumps({"url": u}, ensure_ascii=False) for u in unique))
     return len(unique)
-
-
-def prepare_seed(client: redis.Redis, job: str, output_dir: Any = None) -> str | None:
-    """Before seeds are pushed: the job's epoch is there and trusted (None), or this is a new
-    job and one is written now (its id). Raises RuntimeError (one line) when Redis lost the
-    job's state (no epoch, but ``output_dir`` has worker logs) or cannot be trusted with it
-    (another server run, a garbled epoch): the operator restores it or starts over."""
-    from pathlib import Path
-
-    from crawler.cluster.restore import worker_logs
-
-    problem = job_problem(client, job)
-    if problem is None or problem.code == "hold":
-        return None
-    if problem.code == "lost":
-        logs = worker_logs(Path(output_dir)) if output_dir is not None else {}
-        if logs:
-            names = ", ".join(p.name for p in list(logs.values())[:3])
-            raise RuntimeError(
-                f"job {job!r} has no state in Redis but its output_dir has worker logs "
-                f"({names}{', ...' if len(logs) > 3 else ''}): Redis lost the job; rebuild it "
-                "from them with 'polite-crawl seed CONFIG --restore' (or start over with "
-                "--reset: every page is fetched again)")
-        return write_epoch(client, job, "seed", replace=False)
-    raise RuntimeError(f"{problem.describe(job)}; rebuild it from the workers' logs with "
-                       "'polite-crawl seed CONFIG --restore' (or start over with --reset)")
 
 
 def reset_job(client: redis.Redis, job: str, *, hold: float = 0.0) -> int:
@@ -124,7 +109,7 @@ def request_from_data(data: bytes | str, spider: Any) -> Request | None:
     return Request(url, callback=callback, meta={META_SEED: True})
 
 
-def pop_seed_requests(worker: ClusterWorker, spider: Any,
+def pop_seed_requests(worker: SeedSource, spider: Any,
                       limit: int | None = None) -> list[Request]:
     """Pop one batch of start URLs (atomically: each seed goes to one worker)."""
     import logging
@@ -142,12 +127,3 @@ def pop_seed_requests(worker: ClusterWorker, spider: Any,
     if out:
         worker.crawler.stats.inc_value("polite/cluster/seeds_popped", len(out))
     return out
-
-
-def cluster_start_requests(crawler: Any, spider: Any) -> list[Request]:
-    """For the corpus spider's ``start()`` in cluster mode: the first batch of seeds this
-    worker pops (the rest are popped when workers are idle). The config's ``seeds`` are not
-    used by workers: ``polite-crawl seed`` pushes them once for the whole cluster."""
-    from crawler.cluster.worker import ClusterWorker
-
-    return pop_seed_requests(ClusterWorker.of(crawler), spider)

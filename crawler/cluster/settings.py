@@ -17,6 +17,12 @@ SCHEDULER = "crawler.cluster.scheduler.ClusterScheduler"
 DUPEFILTER = "scrapy_redis.dupefilter.RFPDupeFilter"
 POLITENESS = "crawler.cluster.politeness.ClusterPolitenessMiddleware"
 WORKER = "crawler.cluster.worker.ClusterWorker"
+#: The runtime's parts that have a cluster variant (crawler.crawl.runtime loads each from its
+#: POLITE_*_CLASS setting): the per-origin file cache, the HTTP registry clients and the
+#: pay-per-crawl ledger, all shared by the job's workers through Redis.
+SITECACHE = "crawler.cluster.store.SharedSiteCache"
+HTTP_REGISTRY = "crawler.cluster.store.SharedHttpRegistry"
+PAYMENT_LEDGER = "crawler.cluster.store.SharedLedger"
 #: After every other downloader middleware on the way out (HttpCacheMiddleware is 900),
 #: before them on the way back: the lease is held for the network transfer only.
 POLITENESS_ORDER = 950
@@ -66,6 +72,10 @@ def cluster_settings(redis_url: str, job: str, worker: str, *,
         "POLITE_CLUSTER_WORKER": worker,
         "POLITE_CLUSTER_DELAY": float(download_delay),
         **output_names(worker),
+        # the runtime's shared parts (crawler/cluster/store.py)
+        "POLITE_SITECACHE_CLASS": SITECACHE,
+        "POLITE_HTTP_REGISTRY_CLASS": HTTP_REGISTRY,
+        "POLITE_PAYMENT_LEDGER_CLASS": PAYMENT_LEDGER,
         "DOWNLOADER_MIDDLEWARES": {POLITENESS: POLITENESS_ORDER},
         "EXTENSIONS": {WORKER: WORKER_ORDER},
         # scrapy-redis's scheduler and duplicate filter (ClusterScheduler passes the keys

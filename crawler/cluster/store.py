@@ -20,6 +20,10 @@ unreachable, as in a single process.
 :class:`SharedHttpRegistry` does the same for the answers of an HTTP registry API (without a
 lock: each URL is asked by the worker that needs it first; answers are shared).
 
+:class:`SharedLedger` is the job's pay-per-crawl budget in Redis (crawler/cluster/budget.py) on
+the worker's client. The three are a worker's ``POLITE_SITECACHE_CLASS``,
+``POLITE_HTTP_REGISTRY_CLASS`` and ``POLITE_PAYMENT_LEDGER_CLASS`` (crawler/cluster/settings.py).
+
 Redis is not trusted with reservations: anyone who can write to it could store ``Allow: /``
 with a recomputed SHA-256. Every entry therefore carries an HMAC-SHA256 (field ``mac``) over
 every field a reader uses (job, kind, URL, status, body hash, error, final URL, fetch time,
@@ -44,11 +48,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis.exceptions import RedisError
 
+from crawler.cluster import defaults
+from crawler.cluster.budget import RedisLedger
 from crawler.cluster.connection import named_script
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import LIVENESS, NOW, NUM
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.optout.model import SiteFile
+from crawler.policy.payment import PaymentPolicy
 from crawler.policy.reservation import site_file
 from crawler.crawl.registries import HttpRegistry, _Cached
 from crawler.crawl.sitecache import FILE_PATHS, SiteCache
@@ -478,29 +485,41 @@ def _text(value: bytes | None) -> str | None:
 class SharedSiteCache(SiteCache):
     """:class:`~crawler.crawl.sitecache.SiteCache` whose fetches go through :class:`RedisSiteStore`.
 
-    Same constructor as ``SiteCache`` (the runtime swaps the class in cluster mode); the
-    store comes from the crawler's :class:`~crawler.cluster.worker.ClusterWorker`.
+    A cluster worker's ``POLITE_SITECACHE_CLASS``. Takes ``SiteCache``'s arguments and the
+    worker's :class:`~crawler.cluster.worker.ClusterWorker` (its Redis client, job keys, name
+    and heartbeat), the cluster ``secret`` (None: nothing shared) and the fetch lock's
+    timings; :meth:`from_crawler` finds them in the crawler's worker and settings.
     """
 
-    def __init__(self, crawler: Crawler, **kwargs: Any) -> None:
+    def __init__(self, crawler: Crawler, *, worker: ClusterWorker, secret: bytes | None,
+                 fetch_wait: float = defaults.POLITE_CLUSTER_FETCH_WAIT,
+                 fetch_poll: float = defaults.POLITE_CLUSTER_FETCH_POLL,
+                 lock_ttl: float = defaults.POLITE_CLUSTER_FETCH_LOCK_TTL,
+                 **kwargs: Any) -> None:
         super().__init__(crawler, **kwargs)
-        worker = ClusterWorker.of(crawler)
-        s = crawler.settings
-        secret = cluster_secret(s)
         self.store: RedisSiteStore | None = None
         if secret is None:
-            _warn_no_secret(s)
+            _warn_no_secret(crawler.settings)
         else:
             self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=self.ttl,
                                         backoff=self.backoff, secret=secret,
                                         stats=crawler.stats, gap=worker.interval)
-        self.fetch_wait = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_WAIT"))
-        self.fetch_poll = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_POLL"))
-        self.lock_ttl = float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL"))
+        self.fetch_wait = float(fetch_wait)
+        self.fetch_poll = float(fetch_poll)
+        self.lock_ttl = float(lock_ttl)
         self._bodies: dict[tuple[str, str], bytes] = {}
         self._shared_expiry: dict[tuple[str, str], float] = {}
         #: fetch locks released with the put (the fetch's finally need not release them)
         self._unlocked: dict[tuple[str, str], bool] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, **kwargs: Any) -> SharedSiteCache:
+        s = crawler.settings
+        return cls(crawler, worker=ClusterWorker.of(crawler), secret=cluster_secret(s),
+                   fetch_wait=float(cluster_setting(s, "POLITE_CLUSTER_FETCH_WAIT")),
+                   fetch_poll=float(cluster_setting(s, "POLITE_CLUSTER_FETCH_POLL")),
+                   lock_ttl=float(cluster_setting(s, "POLITE_CLUSTER_FETCH_LOCK_TTL")),
+                   **{**cls.options(s), **kwargs})
 
     async def _fetch(self, kind: str, url: str) -> SiteFile:
         if self.store is None:  # no cluster secret: nothing shared (fail closed)
@@ -615,13 +634,14 @@ class SharedSiteCache(SiteCache):
 class SharedHttpRegistry(HttpRegistry):
     """:class:`~crawler.crawl.registries.HttpRegistry` whose answers are shared by the job's
     workers: a URL already answered (or found unanswerable, for the backoff) is not asked
-    again by another worker. Same constructor as ``HttpRegistry``."""
+    again by another worker. A cluster worker's ``POLITE_HTTP_REGISTRY_CLASS``: takes
+    ``HttpRegistry``'s arguments, the worker's :class:`~crawler.cluster.worker.ClusterWorker`
+    and the cluster ``secret`` (None: nothing shared); :meth:`from_crawler` finds them."""
 
     def __init__(self, spec: dict[str, Any], policy: Any, crawler: Crawler, *, ttl: float,
-                 backoff: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 backoff: float, worker: ClusterWorker, secret: bytes | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(spec, policy, crawler, ttl=ttl, backoff=backoff, clock=clock)
-        worker = ClusterWorker.of(crawler)
-        secret = cluster_secret(crawler.settings)
         self.store: RedisSiteStore | None = None
         if secret is None:
             _warn_no_secret(crawler.settings)
@@ -629,6 +649,12 @@ class SharedHttpRegistry(HttpRegistry):
             # the store's clock is wall time (fetch times are compared across machines)
             self.store = RedisSiteStore(worker.redis, worker.keys, worker.name, ttl=ttl,
                                         backoff=backoff, secret=secret, stats=crawler.stats)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, spec: dict[str, Any], policy: Any,
+                     **kwargs: Any) -> SharedHttpRegistry:
+        return cls(spec, policy, crawler, worker=ClusterWorker.of(crawler),
+                   secret=cluster_secret(crawler.settings), **kwargs)
 
     async def _ask(self, batch: list[str]) -> None:
         if self.store is None:  # no cluster secret: this worker asks the registry itself
@@ -658,3 +684,14 @@ class SharedHttpRegistry(HttpRegistry):
             self.store.put_registry_many(self.name, answers)
         except RedisError as exc:
             logger.warning("could not share registry answers (%s)", exc)
+
+
+class SharedLedger(RedisLedger):
+    """The job's pay-per-crawl ledger in Redis (:class:`~crawler.cluster.budget.RedisLedger`)
+    on the worker's Redis client, under the worker's current epoch: a cluster worker's
+    ``POLITE_PAYMENT_LEDGER_CLASS``."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, policy: PaymentPolicy) -> SharedLedger:
+        worker = ClusterWorker.of(crawler)
+        return cls(worker.redis, worker.keys, policy, epoch=lambda: worker.epoch)

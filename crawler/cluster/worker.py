@@ -47,6 +47,7 @@ from crawler.cluster import defaults
 from crawler.config import table
 from crawler.cluster.connection import CountingRedis, named_script, redis_client
 from crawler.cluster.keys import JobKeys, check_name
+from crawler.cluster.seeds import pop_seed_requests
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import (
     LIVENESS,
@@ -502,8 +503,6 @@ class ClusterWorker:
 
     # -- when to stop --------------------------------------------------------------------
     def _idle(self, spider: Any = None) -> None:
-        from crawler.cluster.seeds import pop_seed_requests
-
         if self.closing:
             return
         if self.stalled is not None:  # nothing to do but wait for the operator
@@ -600,6 +599,13 @@ class ClusterWorker:
                      "workers again", self.name, self.keys.job, self.incomplete)
         self.crawler.stats.set_value("polite/cluster/incomplete", self.incomplete)
         self.crawler.stats.set_value("finish_reason", None)
+
+
+def cluster_start_requests(crawler: Crawler, spider: Any) -> list[Any]:
+    """For the corpus spider's ``start()`` in cluster mode: the first batch of seeds this
+    worker pops (the rest are popped when workers are idle). The config's ``seeds`` are not
+    used by workers: ``polite-crawl seed`` pushes them once for the whole cluster."""
+    return pop_seed_requests(ClusterWorker.of(crawler), spider)
 
 
 def _wake(crawler: Crawler) -> None:

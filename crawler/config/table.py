@@ -207,6 +207,17 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_MAX_IDLE_WAIT", "float", 60.0,
        "seconds a run whose only work left is waiting for those retries stays open (0: as "
        "long as the backoff says)"),
+    # --- which classes the runtime builds (a cluster worker's settings name the shared ones) --
+    _S("POLITE_SITECACHE_CLASS", "str", "crawler.crawl.sitecache.SiteCache",
+       "class of the per-origin file cache (cluster: crawler.cluster.store.SharedSiteCache)"),
+    _S("POLITE_REGISTRIES_CLASS", "str", "crawler.crawl.registries.Registries",
+       "class of the opt-out registries built from POLITE_REGISTRIES"),
+    _S("POLITE_HTTP_REGISTRY_CLASS", "str", "crawler.crawl.registries.HttpRegistry",
+       "class of each HTTP registry client (cluster: crawler.cluster.store.SharedHttpRegistry, "
+       "answers shared by the job's workers)"),
+    _S("POLITE_PAYMENT_LEDGER_CLASS", "str", "crawler.policy.payment.LocalLedger",
+       "class of the pay-per-crawl ledger (cluster: crawler.cluster.store.SharedLedger, the "
+       "job's budget in Redis)"),
     _S("POLITE_PREFLIGHT_TIMEOUT", "float", 30.0, "timeout of a per-origin fetch (seconds)"),
     _S("POLITE_PREFLIGHT_MAXSIZE", "int", 1_048_576,
        "bytes of a per-origin file read at most (the rest is not downloaded)"),

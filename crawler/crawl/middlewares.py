@@ -36,6 +36,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.crawl import defaults
 from crawler.policy.network import address_refusal, format_origin, host_refusal, origin_key, parse_ip
+from crawler.config.job import ConfigError, check_collect
 from crawler.crawl.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
 from crawler.corpus.documents import document_kind, sniff_image
 from crawler.optout.c2pa import read_c2pa
@@ -70,6 +71,12 @@ from crawler.policy.pacing import clamp_crawl_delay
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from crawler.crawl.decisions import DecisionFunnel
+    from crawler.crawl.registries import Registries
+    from crawler.policy.payment import PayPerCrawl
+    from crawler.policy.reservation import Policy
+    from crawler.policy.scope import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -121,63 +128,85 @@ def _headers_dict(headers: Any) -> dict[str, list[str]]:
 
 
 class ReservationMiddleware:
-    def __init__(self, crawler: Crawler) -> None:
+    """The reservation decisions (see the module docstring).
+
+    Takes what it decides with: the ``policy``, the decision ``funnel`` (audit record first),
+    the per-origin file cache (``sitecache``), the ``registries``, the name of the audit log
+    (``log_name``: a paid attempt's authorisation is named by it and a seq), pay per crawl
+    (``payment``, None: a 402 is a refusal), the job's ``scope`` (None: every URL) and the
+    values it reads from settings; ``crawler`` is the crawl it serves (its stats, signals and
+    engine). :meth:`from_crawler` takes them from the runtime
+    (:func:`crawler.crawl.runtime.get_runtime`) and the crawler's settings.
+    """
+
+    def __init__(self, crawler: Crawler, *, policy: Policy, funnel: DecisionFunnel,
+                 sitecache: SiteCache, registries: Registries, log_name: str,
+                 payment: PayPerCrawl | None = None, scope: Scope | None = None,
+                 collect: tuple[str, ...] | None = None, download_delay: float = 0.0,
+                 cluster: bool = False,
+                 undecided_retries: int = defaults.POLITE_UNDECIDED_RETRIES,
+                 max_idle_wait: float = defaults.POLITE_MAX_IDLE_WAIT) -> None:
         self.crawler = crawler
-        self.rt = get_runtime(crawler)
-        self.policy = self.rt.policy
-        self.funnel = self.rt.funnel
-        self.sitecache = self.rt.sitecache
-        self.registries = self.rt.registries
+        self.policy = policy
+        self.funnel = funnel
+        self.sitecache = sitecache
+        self.registries = registries
         #: pay per crawl (crawler.policy.payment.PayPerCrawl), None: a 402 is a refusal
-        self.payment = getattr(self.rt, "payment", None)
+        self.payment = payment
         #: the job's scope (crawler.policy.scope.Scope): include/exclude, the per-origin page cap
-        self.scope = getattr(self.rt, "scope", None)
+        self.scope = scope
         #: the name of our audit log (a paid attempt's authorisation is named by it and seq)
-        self._log_name = Path(self.rt.writer.path).name
+        self._log_name = log_name
         self._files_memo: dict[Any, Any] = {}
         self._plain_cache = (type(self.sitecache).get is SiteCache.get
                              and type(self.sitecache).get_url is SiteCache.get_url
                              and type(self.sitecache).cached_url is SiteCache.cached_url)
-        base = crawler.settings.getfloat("DOWNLOAD_DELAY")  # NaN/inf/negative: the floor holds
+        base = download_delay  # NaN/inf/negative: the floor holds
         self._base_delay = base if math.isfinite(base) and base > 0 else 0.0
         # keyed like origin_of (the same host normalisation); part of the policy hash
         self._exempt = {origin_key(o.strip()) for o in self.policy.allowed_private_origins}
         self._origin_delay: dict[str, float] = {}
         # cluster mode: the shared gate (crawler.cluster.politeness) spaces every origin's
         # requests; a local slot delay on top would only shift a granted send
-        self._cluster = bool(crawler.settings.get("POLITE_CLUSTER_REDIS_URL"))
-        self._retries = crawler.settings.getint("POLITE_UNDECIDED_RETRIES",
-                                                defaults.POLITE_UNDECIDED_RETRIES)
+        self._cluster = cluster
+        self._retries = undecided_retries
         # undecided requests waiting for a retry, by id(retry): {"call", "request", "verdict",
         # "attempt", "waits_on": [(what, why)], "due": time.monotonic() of the retry}
         self._waiting: dict[int, dict[str, Any]] = {}
         # while only those waits remain (the spider idle): a progress line every ~10 s, and
         # after POLITE_MAX_IDLE_WAIT s (0 = patient) they are left to the next run
-        idle_wait = crawler.settings.getfloat("POLITE_MAX_IDLE_WAIT",
-                                              defaults.POLITE_MAX_IDLE_WAIT)
+        idle_wait = max_idle_wait
         self._max_idle_wait = idle_wait if math.isfinite(idle_wait) and idle_wait > 0 else 0.0
         self._idle_since: float | None = None  # when the spider became idle with waits left
         self._idle_seen = 0.0  # the last spider_idle (one every engine heartbeat, ~5 s)
         self._idle_logged = 0.0
         self._idle_timer: Any = None
-        from crawler.config.job import ConfigError, check_collect
-
         # None (the add-on's default): every kind passes on to the callbacks after its
         # document stage; a job config's collect: (run, scrapy crawl corpus) filters
-        collect = crawler.settings.get("POLITE_COLLECT", defaults.POLITE_COLLECT)
-        try:
-            self.collect: tuple[str, ...] | None = (
-                None if collect is None
-                else check_collect(crawler.settings.getlist("POLITE_COLLECT"), "POLITE_COLLECT"))
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        self.collect: tuple[str, ...] | None = collect
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
         crawler.signals.connect(self._idle, signal=signals.spider_idle)
         crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ReservationMiddleware:
-        return cls(crawler)
+        rt = get_runtime(crawler)
+        s = crawler.settings
+        collect = s.get("POLITE_COLLECT", defaults.POLITE_COLLECT)
+        try:
+            collect = (None if collect is None
+                       else check_collect(s.getlist("POLITE_COLLECT"), "POLITE_COLLECT"))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(
+            crawler, policy=rt.policy, funnel=rt.funnel, sitecache=rt.sitecache,
+            registries=rt.registries, log_name=Path(rt.writer.path).name,
+            payment=getattr(rt, "payment", None), scope=getattr(rt, "scope", None),
+            collect=collect, download_delay=s.getfloat("DOWNLOAD_DELAY"),
+            cluster=bool(s.get("POLITE_CLUSTER_REDIS_URL")),
+            undecided_retries=s.getint("POLITE_UNDECIDED_RETRIES",
+                                       defaults.POLITE_UNDECIDED_RETRIES),
+            max_idle_wait=s.getfloat("POLITE_MAX_IDLE_WAIT", defaults.POLITE_MAX_IDLE_WAIT))
 
     # -- before the request -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
@@ -1041,14 +1070,17 @@ class ContentIntegrityMiddleware:
     sent. References only (no copy); with the WARC off a page costs one dict lookup.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, *, page_max: int, keep_raw: bool = False) -> None:
+        """``page_max``: a page's decoded size at most (``DOWNLOAD_MAXSIZE``); ``keep_raw``:
+        keep every page as received (the WARC is written, ``POLITE_WARC``)."""
         self.crawler = crawler
-        self.page_max = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        self.keep_raw = crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC)
+        self.page_max = page_max
+        self.keep_raw = keep_raw
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ContentIntegrityMiddleware:
-        return cls(crawler)
+        return cls(crawler, page_max=crawler.settings.getint("DOWNLOAD_MAXSIZE"),
+                   keep_raw=crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC))
 
     def process_response(self, request: Request, response: Response,
                          spider: Any = None) -> Response:
@@ -1111,13 +1143,12 @@ class WriteAheadMiddleware:
     targets and get no record.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.funnel = get_runtime(crawler).funnel
+    def __init__(self, funnel: DecisionFunnel) -> None:
+        self.funnel = funnel
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WriteAheadMiddleware:
-        return cls(crawler)
+        return cls(get_runtime(crawler).funnel)
 
     def process_request(self, request: Request, spider: Any = None) -> None:
         if request.meta.get("polite_trusted") and is_preflight(request):
@@ -1183,16 +1214,22 @@ class RetryAfterMiddleware:
     over ``POLITE_RETRY_AFTER_MAX`` is not waited for: the request is dropped instead.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, *,
+                 max_wait: float = defaults.POLITE_RETRY_AFTER_MAX,
+                 paying: bool = False) -> None:
+        """``max_wait``: ``POLITE_RETRY_AFTER_MAX``; ``paying``: pay per crawl is on (the
+        crawler-error table decides retries then); ``crawler``: its stats and downloader."""
         self.crawler = crawler
-        self.max_wait = crawler.settings.getfloat("POLITE_RETRY_AFTER_MAX",
-                                                  defaults.POLITE_RETRY_AFTER_MAX)
-        self.paying = bool(crawler.settings.get("POLITE_PAYMENT_MAX_PRICE")
-                           or crawler.settings.get("POLITE_PAYMENT_BUDGET"))
+        self.max_wait = max_wait
+        self.paying = paying
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
-        return cls(crawler)
+        s = crawler.settings
+        return cls(crawler,
+                   max_wait=s.getfloat("POLITE_RETRY_AFTER_MAX", defaults.POLITE_RETRY_AFTER_MAX),
+                   paying=bool(s.get("POLITE_PAYMENT_MAX_PRICE")
+                               or s.get("POLITE_PAYMENT_BUDGET")))
 
     def process_response(self, request: Request, response: Response,
                          spider: Any = None) -> Response:

@@ -8,6 +8,7 @@ import math
 import os
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from scrapy.exceptions import DropItem
 from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler.crawl import defaults
+from crawler.corpus.documents import pdf_text
 from crawler.crawl.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:
@@ -87,12 +89,16 @@ class CorpusWriterPipeline:
 
     An item without the provenance of an allow decision (``audit_seq``) is dropped: nothing
     reaches the corpus that the audit log does not account for.
+
+    ``path``: the corpus file; ``on_failure(message)``: the corpus cannot be written (the
+    runtime's ``output_failed``: the crawl stops); ``crawler``: its stats and signals.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, path: Path,
+                 on_failure: Callable[[str], None]) -> None:
         self.crawler = crawler
-        self.path = Path(get_runtime(crawler).output_dir) / str(
-            polite_setting(crawler, "POLITE_CORPUS_FILE"))
+        self.path = Path(path)
+        self._on_failure = on_failure
         self._fd: int | None = None
         self._size = 0
         self._failed = False
@@ -100,7 +106,10 @@ class CorpusWriterPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CorpusWriterPipeline:
-        return cls(crawler)
+        rt = get_runtime(crawler)
+        return cls(crawler, Path(rt.output_dir) / str(polite_setting(crawler,
+                                                                     "POLITE_CORPUS_FILE")),
+                   rt.output_failed)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         data = _plain_fields(item)
@@ -142,7 +151,7 @@ class CorpusWriterPipeline:
                 os.ftruncate(self._fd, self._size)
             except OSError:
                 pass
-        get_runtime(self.crawler).output_failed(
+        self._on_failure(
             f"cannot write the corpus {self.path}: {exc.strerror or exc}")
 
     def close(self, spider: Any = None, reason: str = "") -> None:
@@ -182,8 +191,6 @@ class PdfTextPipeline:
         return cls(crawler, timeout)
 
     def _work(self) -> None:
-        from crawler.corpus.documents import pdf_text
-
         while True:
             job = self._jobs.get()
             if job is None:

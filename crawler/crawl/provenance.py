@@ -122,20 +122,28 @@ class ProvenanceLog:
 
 class ItemProvenanceMiddleware(BaseSpiderMiddleware):
     """Spider middleware (sync and async spider output alike): each item a callback yields
-    carries, or has recorded beside it, the provenance of its response's allow decision."""
+    carries, or has recorded beside it, the provenance of its response's allow decision.
 
-    def __init__(self, crawler: Crawler) -> None:
+    ``policy_sha256``: the hash of the run's policy; ``log``: where the provenance of an item
+    that cannot take it goes; ``crawler``: its stats and signals. :meth:`from_crawler` takes
+    them from the runtime (:func:`crawler.crawl.runtime.get_runtime`)."""
+
+    def __init__(self, crawler: Crawler, policy_sha256: str, log: ProvenanceLog) -> None:
+        super().__init__(crawler)
+        self.policy_sha256 = policy_sha256
+        self.stats = crawler.stats
+        self.log = log
+        crawler.signals.connect(self.log.close, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ItemProvenanceMiddleware:
         if not crawler.settings.getbool("POLITE_ITEM_PROVENANCE",
                                         defaults.POLITE_ITEM_PROVENANCE):
             raise NotConfigured
-        super().__init__(crawler)
         runtime = get_runtime(crawler)
-        self.policy_sha256 = runtime.policy.sha256
-        self.stats = crawler.stats
-        self.log = ProvenanceLog(
+        return cls(crawler, runtime.policy.sha256, ProvenanceLog(
             runtime.output_dir / str(polite_setting(crawler, "POLITE_PROVENANCE_FILE")),
-            runtime.output_failed)
-        crawler.signals.connect(self.log.close, signal=signals.spider_closed)
+            runtime.output_failed))
 
     def get_processed_item(self, item: Any, response: Response | None) -> Any:
         audit = audit_of(response) if response is not None else None

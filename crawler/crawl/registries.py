@@ -22,10 +22,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
+from scrapy.exceptions import NotConfigured
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.misc import build_from_crawler, load_object
 from twisted.internet.defer import Deferred
 
 from crawler.optout.model import Evidence
+from crawler.config.job import check_registries
+from crawler.crawl import defaults
+from crawler.crawl.runtime import get_runtime
 from crawler.policy.network import origin_key
 from crawler.policy.reservation import Policy
 from crawler.registry.client import CachedAnswer as _Cached
@@ -75,6 +80,11 @@ class HttpRegistry:
         self.blocked = 0            # downloader lookups waiting right now
         self.stall_threshold = max(1, crawler.settings.getint("CONCURRENT_REQUESTS", 16))
         self._slot = origin_key(self.url)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, spec: dict[str, Any], policy: Policy,
+                     **kwargs: Any) -> HttpRegistry:
+        return cls(spec, policy, crawler, **kwargs)
 
     # -- the two ways in ---------------------------------------------------------------
     def prefetch(self, url: str) -> None:
@@ -209,14 +219,32 @@ async def _sleep(seconds: float) -> None:
 
 
 class Registries:
-    """Every configured registry, asked in order; built once per crawl by the runtime."""
+    """Every configured registry, asked in order; built once per crawl by the runtime.
+
+    ``http_cls``: the class of the HTTP registry clients, built with
+    :func:`~scrapy.utils.misc.build_from_crawler` (``POLITE_HTTP_REGISTRY_CLASS`` when built
+    by :meth:`from_crawler`; a cluster's shares the answers between the job's workers)."""
 
     def __init__(self, specs: list[dict[str, Any]], policy: Policy, crawler: Crawler, *,
                  ttl: float, backoff: float, http_cls: type[HttpRegistry] | None = None) -> None:
         http_cls = http_cls or HttpRegistry
         self.local = [LocalRegistry(s, policy) for s in specs if s["type"] in ("file", "sqlite")]
-        self.http = [http_cls(s, policy, crawler, ttl=ttl, backoff=backoff)
+        self.http = [build_from_crawler(http_cls, crawler, s, policy, ttl=ttl, backoff=backoff)
                      for s in specs if s["type"] == "http"]
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, policy: Policy, *, ttl: float,
+                     backoff: float) -> Registries:
+        """The registries of ``POLITE_REGISTRIES``, HTTP ones of ``POLITE_HTTP_REGISTRY_CLASS``."""
+        s = crawler.settings
+        # as a config's registries: become (a name, the http defaults, absolute paths): an
+        # entry a Scrapy project wrote is complete, as one from a job config is
+        specs = list(check_registries(s.getlist("POLITE_REGISTRIES",
+                                                defaults.POLITE_REGISTRIES)))
+        return cls(specs, policy, crawler,
+                   ttl=ttl, backoff=backoff,
+                   http_cls=load_object(s.get("POLITE_HTTP_REGISTRY_CLASS")
+                                        or defaults.POLITE_HTTP_REGISTRY_CLASS))
 
     def __bool__(self) -> bool:
         return bool(self.local or self.http)
@@ -249,20 +277,17 @@ class RegistryPrefetchMiddleware:
     downloader finds verdicts in hand instead of waiting on the registry. Items pass at once.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        from scrapy.exceptions import NotConfigured
-
-        from crawler.crawl.runtime import get_runtime
-
-        self.registries = get_runtime(crawler).registries
-        if not self.registries.http:
-            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
-            # output's way, where every item and request would pass through it for nothing
-            raise NotConfigured
+    def __init__(self, registries: Registries) -> None:
+        self.registries = registries
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RegistryPrefetchMiddleware:
-        return cls(crawler)
+        registries = get_runtime(crawler).registries
+        if not registries.http:
+            # nothing to prefetch (the registries are fixed for the crawl): out of the spider
+            # output's way, where every item and request would pass through it for nothing
+            raise NotConfigured
+        return cls(registries)
 
     async def process_spider_output(self, response: Any, result: Any,
                                     spider: Any = None) -> Any:

@@ -11,6 +11,9 @@
   already in the corpus are asked for conditionally (``If-None-Match`` / ``If-Modified-Since``
   from the stored ``etag`` / ``last_modified``). A ``304 Not Modified`` is recorded (allow,
   status 304) and the stored HTML is replayed for its links; only what changed is collected.
+
+This module reads what a previous run left (``run.json``, the audit log, the corpus); the
+downloader middleware that acts on it is :class:`crawler.crawl.recrawl.RecrawlMiddleware`.
 """
 
 from __future__ import annotations
@@ -19,19 +22,17 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.http import HtmlResponse, Request, Response
-
-from crawler.crawl import defaults
-
-if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
+from crawler.audit.log import iter_records
+from crawler.policy.network import origin_key
 
 logger = logging.getLogger(__name__)
 
-META_REPLAYED = "polite_replayed"
+#: close reasons of a run that did its job: the frontier is exhausted ("finished") or the
+#: job's page budget is spent (max_pages is CLOSESPIDER_ITEMCOUNT). Any other reason
+#: ("shutdown" after SIGTERM/SIGINT, "closespider_timeout", errors) leaves the run resumable.
+COMPLETED_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount"})
 
 
 def previous_run(output_dir: Path, name: str = "run.json") -> dict[str, Any] | None:
@@ -46,8 +47,6 @@ def run_finished(info: dict[str, Any]) -> bool:
     """Did the run that wrote ``info`` (``run.json``) finish (frontier exhausted or max_pages
     reached)? A stopped one (SIGTERM/SIGINT: reason ``shutdown``) did not, even in a
     ``run.json`` from an older version that wrote ``finished_at`` for it."""
-    from crawler.crawl.runtime import COMPLETED_REASONS
-
     if not info.get("finished_at"):
         return False
     reason = info.get("finish_reason")
@@ -58,9 +57,6 @@ def sent_pages_per_origin(audit: Path, since: str | None = None) -> dict[str, in
     """Page requests sent per origin (``send`` records of pages: not per-origin files, not
     sitemaps, not a redirect hop or retry of a page already counted), from ``since`` (an audit
     ``time``) on: where a resumed run's ``max_pages_per_origin`` starts."""
-    from crawler.audit.log import iter_records
-    from crawler.policy.network import origin_key
-
     counts: dict[str, int] = {}
     if not audit.exists():
         return counts
@@ -154,73 +150,3 @@ def undecided_urls(audit: Path) -> list[str]:
         elif rec["decision"] in ("allow", "deny"):
             out.pop(rec["url"], None)
     return list(out)
-
-
-class RecrawlMiddleware:
-    """Downloader middleware (order 50: its process_request runs before the reservation
-    middleware's, its process_response after it)."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        from crawler.crawl.runtime import get_runtime
-
-        rt = get_runtime(crawler)
-        prev = rt.previous_run
-        if (prev is None
-                or not crawler.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME)
-                or crawler.settings.get("POLITE_CLUSTER_REDIS_URL")):
-            raise NotConfigured  # (a cluster keeps its queue and seen set in Redis)
-        self.crawler = crawler
-        self.mode = "recrawl" if run_finished(prev) else "resume"
-        self.corpus = CorpusIndex(rt.output_dir / "corpus.jsonl")
-        self.refused = refused_urls(rt.output_dir / "audit.jsonl") if self.mode == "resume" \
-            else set()
-        logger.info("polite-crawler: %s of job %r: %d documents in the corpus%s", self.mode,
-                    prev.get("job"), len(self.corpus),
-                    f", {len(self.refused)} URLs refused before" if self.refused else "")
-        crawler.stats.set_value("polite/run/mode", self.mode)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> RecrawlMiddleware:
-        return cls(crawler)
-
-    def process_request(self, request: Request, spider: Any = None) -> Response | None:
-        if request.meta.get("polite_preflight") or request.method != "GET":
-            return None
-        url = request.url
-        if self.mode == "resume":
-            if url in self.refused:
-                self.crawler.stats.inc_value("polite/resume/skipped_refused")
-                raise IgnoreRequest("refused in the interrupted run (its record stands)")
-            doc = self.corpus.get(url)
-            if doc is not None:
-                self.crawler.stats.inc_value("polite/resume/replayed")
-                return self._replay(request, doc, 200)
-            return None
-        doc = self.corpus.get(url)
-        if doc is not None:
-            # a server without validators answers 200: the spider then compares hashes
-            request.meta["polite_previous_sha256"] = doc.get("sha256")
-            if doc.get("etag"):
-                request.headers.setdefault(b"If-None-Match", doc["etag"])
-            if doc.get("last_modified"):
-                request.headers.setdefault(b"If-Modified-Since", doc["last_modified"])
-        return None
-
-    def process_response(self, request: Request, response: Response,
-                         spider: Any = None) -> Response:
-        if response.status != 304 or request.meta.get("polite_preflight"):
-            return response
-        doc = self.corpus.get(request.url)
-        if doc is None:
-            return response
-        self.crawler.stats.inc_value("polite/recrawl/not_modified")
-        return self._replay(request, doc, 200)
-
-    @staticmethod
-    def _replay(request: Request, doc: dict[str, Any], status: int) -> Response:
-        request.meta[META_REPLAYED] = True
-        body = (doc.get("html") or doc.get("text") or "").encode("utf-8")
-        ctype = doc.get("content_type") or "text/html"
-        return HtmlResponse(request.url, status=status, body=body, request=request,
-                            headers={"Content-Type": f"{ctype}; charset=utf-8"},
-                            flags=["replayed"])

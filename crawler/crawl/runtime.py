@@ -1,8 +1,19 @@
 """Per-crawl state shared by the middlewares and pipelines, as a Scrapy extension.
 
 :class:`PoliteRuntime` validates the ``POLITE_*`` settings once into a frozen
-:class:`~crawler.policy.reservation.Policy`, opens the audit log and builds the decision funnel and the
-per-origin file cache. Components reach it with ``crawler.get_extension(PoliteRuntime)``.
+:class:`~crawler.policy.reservation.Policy`, opens the audit log and builds the decision funnel,
+the per-origin file cache and the registries. It owns that state; the components do not
+reach into it: each takes the pieces it uses (policy, funnel, site cache, ...) as constructor
+arguments, and its ``from_crawler`` finds the runtime with :func:`get_runtime` (the one way
+to find it) and passes them.
+
+The parts that have a cluster variant are chosen by settings holding class paths (Scrapy's
+``ROBOTSTXT_PARSER`` pattern), loaded with :func:`scrapy.utils.misc.load_object` and built with
+:func:`scrapy.utils.misc.build_from_crawler`: ``POLITE_SITECACHE_CLASS``,
+``POLITE_REGISTRIES_CLASS`` (and, inside it, ``POLITE_HTTP_REGISTRY_CLASS``) and
+``POLITE_PAYMENT_LEDGER_CLASS``. Their defaults are the single-process classes
+(:mod:`crawler.crawl.defaults`); a cluster worker's settings (:mod:`crawler.cluster.settings`)
+name the shared ones in :mod:`crawler.cluster.store`.
 """
 
 from __future__ import annotations
@@ -12,31 +23,53 @@ import logging
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.misc import build_from_crawler, load_object
 
+from crawler import __version__
+from crawler.audit.checkpoint import CheckpointWriter
+from crawler.audit.log import AuditWriter, iter_records, utc_now
+from crawler.audit.runlock import RunLock
+from crawler.config.job import (
+    PURPOSES,
+    SIGNAL_NAMES,
+    ConfigError,
+    check_settings,
+    check_user_agent,
+    number_problem,
+)
 from crawler.config.table import spelling
 from crawler.crawl import defaults
-from crawler.audit.log import AuditWriter, utc_now
-from crawler.config.job import (PURPOSES, SIGNAL_NAMES, ConfigError, check_registries,
-                                check_settings, check_user_agent)
 from crawler.crawl.decisions import DecisionFunnel
+from crawler.crawl.resume import (
+    COMPLETED_REASONS,
+    previous_run,
+    run_finished,
+    sent_pages_per_origin,
+)
+from crawler.crawl.signals import decision_recorded
+from crawler.crawl.sitecache import keep_file
+from crawler.identity.keys import IdentityError, load_key
+from crawler.policy.payment import (
+    FailClosedLedger,
+    LocalLedger,
+    Money,
+    PaymentConfigError,
+    PaymentPolicy,
+    PayPerCrawl,
+    replay,
+)
 from crawler.policy.reservation import Policy
-from crawler.crawl.registries import Registries
-from crawler.crawl.sitecache import SiteCache, keep_file
+from crawler.policy.scope import Scope, scope_config
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
-
-
-#: close reasons of a run that did its job: the frontier is exhausted ("finished") or the
-#: job's page budget is spent (max_pages is CLOSESPIDER_ITEMCOUNT). Any other reason
-#: ("shutdown" after SIGTERM/SIGINT, "closespider_timeout", errors) leaves the run resumable.
-COMPLETED_REASONS = frozenset({"finished", "closespider_itemcount", "closespider_pagecount"})
 
 
 def polite_setting(crawler: Crawler, name: str):
@@ -45,9 +78,17 @@ def polite_setting(crawler: Crawler, name: str):
 
 
 class PoliteRuntime:
-    def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("POLITE_ENABLED", defaults.POLITE_ENABLED):
-            raise NotConfigured
+    """The per-crawl state (a Scrapy extension, ``EXTENSIONS``; the add-on installs it).
+
+    ``sitecache_cls``, ``registries_cls``, ``ledger_cls``: the classes of the per-origin file
+    cache, the registries and the pay-per-crawl ledger, each built with
+    :func:`~scrapy.utils.misc.build_from_crawler` (its ``from_crawler`` when it has one);
+    :meth:`from_crawler` loads them from ``POLITE_SITECACHE_CLASS``,
+    ``POLITE_REGISTRIES_CLASS`` and ``POLITE_PAYMENT_LEDGER_CLASS``.
+    """
+
+    def __init__(self, crawler: Crawler, *, sitecache_cls: Any, registries_cls: Any,
+                 ledger_cls: Any = LocalLedger) -> None:
         s = crawler.settings
         self.crawler = crawler
         self.policy, pay_policy = policy_from_settings(crawler)
@@ -57,9 +98,6 @@ class PoliteRuntime:
         #: (audit log, run lock, run.json, corpus, evidence, provenance) goes here
         self.output_dir = output_dir_of(crawler)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        from crawler.crawl.resume import previous_run
-        from crawler.audit.runlock import RunLock
-
         audit_path = self.output_dir / str(polite_setting(crawler, "POLITE_AUDIT_FILE"))
         # one run per output_dir (per audit log): taken before the log is opened, released at
         # close or by the kernel when the process dies; raises RunLockError (one line)
@@ -72,7 +110,7 @@ class PoliteRuntime:
             self.checkpoints = _checkpoint_writer(crawler, audit_path, job, fsync)
             #: the job's pay-per-crawl session (crawler.policy.payment), None: payments off
             self.payment = (None if pay_policy is None else
-                            _payment_session(crawler, pay_policy, audit_path))
+                            _payment_session(crawler, pay_policy, audit_path, ledger_cls))
             self.writer = AuditWriter(audit_path, job=job, fsync=fsync,
                                       checkpoints=self.checkpoints)
         except BaseException:
@@ -87,32 +125,14 @@ class PoliteRuntime:
                                      has_receivers=_receivers_of(crawler))
         # direct listeners of every record (the command line's), set before the crawl
         self.funnel.listeners.extend(getattr(crawler, "polite_record_listeners", ()))
-        cache_cls: type[SiteCache] = SiteCache
-        http_cls = None
-        if s.get("POLITE_CLUSTER_REDIS_URL"):
-            from crawler.cluster.store import SharedHttpRegistry, SharedSiteCache
-
-            cache_cls, http_cls = SharedSiteCache, SharedHttpRegistry
-        self.sitecache = cache_cls(
-            crawler,
-            ttl=s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
-            max_bytes=s.getint("POLITE_SITE_CACHE_MAX_BYTES",
-                               defaults.POLITE_SITE_CACHE_MAX_BYTES),
-            backoff=s.getfloat("POLITE_SITE_RETRY_BACKOFF", defaults.POLITE_SITE_RETRY_BACKOFF),
-            timeout=s.getfloat("POLITE_PREFLIGHT_TIMEOUT", defaults.POLITE_PREFLIGHT_TIMEOUT),
-            maxsize=s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
-            max_redirects=s.getint("POLITE_PREFLIGHT_MAX_REDIRECTS",
-                                   defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
+        self.sitecache = build_from_crawler(
+            sitecache_cls, crawler,
             # revalidation keeps the files it fetches with the job's (the erase records cite them)
             evidence_dir=Path(s.get("POLITE_EVIDENCE_DIR") or self.output_dir / "evidence"),
-            funnel=self.funnel,
-        )
-        self.registries = Registries(
-            # as a config's registries: become (a name, the http defaults, absolute paths):
-            # an entry a Scrapy project wrote is complete, as one from a job config is
-            list(check_registries(s.getlist("POLITE_REGISTRIES", defaults.POLITE_REGISTRIES))),
-            self.policy, crawler,
-            ttl=self.sitecache.ttl, backoff=self.sitecache.backoff, http_cls=http_cls)
+            funnel=self.funnel)
+        self.registries = build_from_crawler(
+            registries_cls, crawler, self.policy, ttl=self.sitecache.ttl,
+            backoff=self.sitecache.backoff)
         crawler.signals.connect(self._opened, signal=signals.spider_opened)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
         logger.info("polite-crawler: token %r, purpose %s, signals %s, policy %s, audit %s",
@@ -139,8 +159,6 @@ class PoliteRuntime:
             engine = None
         if engine is None or engine.spider is None:
             return
-        from scrapy.utils.defer import deferred_from_coro
-
         if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
             deferred_from_coro(engine.close_spider_async(reason="output_write_failed"))
         else:  # pragma: no cover
@@ -148,11 +166,17 @@ class PoliteRuntime:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PoliteRuntime:
-        return cls(crawler)
+        if not crawler.settings.getbool("POLITE_ENABLED", defaults.POLITE_ENABLED):
+            raise NotConfigured
+        return cls(crawler,
+                   sitecache_cls=load_object(polite_setting(crawler, "POLITE_SITECACHE_CLASS")),
+                   registries_cls=load_object(polite_setting(crawler,
+                                                             "POLITE_REGISTRIES_CLASS")),
+                   ledger_cls=load_object(polite_setting(crawler,
+                                                         "POLITE_PAYMENT_LEDGER_CLASS")))
 
     def _run_info(self, **extra: object) -> None:
         """``output_dir/run.json``: what this run honoured, for transparency and revalidation."""
-        from crawler import __version__
         s = self.crawler.settings
         info = {
             "job": str(polite_setting(self.crawler, "POLITE_JOB")),
@@ -236,8 +260,6 @@ def _payment_policy(crawler: Crawler, signals: tuple[str, ...]) -> Any:
     when payments are off. Refuses to start (ValueError, one line) on a bad amount, without a
     signing identity (paying needs a Web Bot Auth verified bot) or without the
     payment-required signal."""
-    from crawler.policy.payment import PaymentConfigError, PaymentPolicy
-
     s = crawler.settings
     raw = {"max_price": s.get("POLITE_PAYMENT_MAX_PRICE"), "budget": s.get("POLITE_PAYMENT_BUDGET"),
            "per_origin_budget": s.get("POLITE_PAYMENT_PER_ORIGIN_BUDGET")}
@@ -260,25 +282,16 @@ def _payment_policy(crawler: Crawler, signals: tuple[str, ...]) -> Any:
     return policy
 
 
-def _payment_session(crawler: Crawler, policy: Any, audit_path: Path) -> Any:
-    """The job's :class:`crawler.policy.payment.PayPerCrawl`: a local ledger, or in cluster mode the
-    job's shared one in Redis (``crawler.cluster.budget.RedisLedger``), behind
+def _payment_session(crawler: Crawler, policy: PaymentPolicy, audit_path: Path,
+                     ledger_cls: Any = LocalLedger) -> PayPerCrawl:
+    """The job's :class:`crawler.policy.payment.PayPerCrawl`: its ledger built from
+    ``ledger_cls`` (``POLITE_PAYMENT_LEDGER_CLASS``: a local ledger, or in cluster mode the
+    job's shared one in Redis, ``crawler.cluster.store.SharedLedger``), behind
     :class:`~crawler.policy.payment.FailClosedLedger` (a ledger that fails holds nothing). The
     budgets survive a resume: the spent totals and per-origin state are replayed from the
-    job's audit log (in cluster mode Redis keeps the totals; the worker's own log gives the
+    job's audit log (a shared ledger keeps the totals; the worker's own log gives the
     per-origin state). A log whose payment records cannot be read pays nothing this run."""
-    from crawler.audit.log import iter_records
-    from crawler.policy.payment import FailClosedLedger, LocalLedger, PayPerCrawl, replay
-
-    inner: Any
-    if crawler.settings.get("POLITE_CLUSTER_REDIS_URL"):
-        from crawler.cluster.budget import RedisLedger
-        from crawler.cluster.worker import ClusterWorker
-
-        worker = ClusterWorker.of(crawler)
-        inner = RedisLedger(worker.redis, worker.keys, policy, epoch=lambda: worker.epoch)
-    else:
-        inner = LocalLedger(policy)
+    inner: Any = build_from_crawler(ledger_cls, crawler, policy)
     ppc = PayPerCrawl(policy, FailClosedLedger(inner))
     if audit_path.exists():
         try:
@@ -311,8 +324,6 @@ def _payment_session(crawler: Crawler, policy: Any, audit_path: Path) -> Any:
 
 
 def _money(currency: str, micros: int) -> str:
-    from crawler.policy.payment import Money
-
     return str(Money.from_micros(currency, micros))
 
 
@@ -322,9 +333,6 @@ def _checkpoint_writer(crawler: Crawler, audit_path: Path, job: str, fsync: bool
     A key file that cannot be used stops the run before anything is sent (ValueError, one
     line): a job configured to sign its checkpoints never runs unsigned by accident.
     """
-    from crawler.audit.checkpoint import CheckpointWriter
-    from crawler.identity.keys import IdentityError, load_key
-
     key_file = polite_setting(crawler, "POLITE_IDENTITY_KEY_FILE")
     identity = None
     if key_file:
@@ -350,8 +358,6 @@ def _receivers_of(crawler: Crawler) -> Any:
         from pydispatch import dispatcher
     except ImportError:  # pragma: no cover - Scrapy's signals are pydispatch's
         return None
-    from crawler.crawl.signals import decision_recorded
-
     sender = getattr(crawler.signals, "sender", None)
     get_all = getattr(dispatcher, "getAllReceivers", None)
     if sender is None or get_all is None:  # pragma: no cover
@@ -424,8 +430,6 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
     if unknown:
         raise ValueError(f"{spelling('POLITE_SIGNALS')}: unknown signal {unknown[0]!r}")
     # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
-    from crawler.config.job import number_problem
-
     modules = [defaults]
     if s.get("POLITE_CLUSTER_REDIS_URL"):  # the cluster package needs redis
         from crawler.cluster import defaults as cluster_defaults
@@ -470,8 +474,6 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
 
 def _scope_config(crawler: Crawler) -> Any:
     """``POLITE_SCOPE`` validated (ValueError naming the setting)."""
-    from crawler.policy.scope import scope_config
-
     try:
         return scope_config(crawler.settings.getdict("POLITE_SCOPE") or None, "POLITE_SCOPE")
     except ValueError as exc:
@@ -486,9 +488,6 @@ def _scope(crawler: Crawler, cfg: Any, previous: dict[str, Any] | None,
     previous one did not finish) starts from the pages the audit log says were sent since the
     pass began; a re-crawl (the previous run finished) or a run with ``POLITE_RESUME: false``
     starts a new pass from zero."""
-    from crawler.crawl.resume import run_finished, sent_pages_per_origin
-    from crawler.policy.scope import Scope
-
     if previous is None or run_finished(previous) or not crawler.settings.getbool(
             "POLITE_RESUME", defaults.POLITE_RESUME):
         return Scope(cfg), None
@@ -499,8 +498,28 @@ def _scope(crawler: Crawler, cfg: Any, previous: dict[str, Any] | None,
     return Scope(cfg, counts=counts), since
 
 
-def get_runtime(crawler: Crawler) -> PoliteRuntime:
+@overload
+def get_runtime(crawler: Crawler) -> PoliteRuntime: ...
+
+
+@overload
+def get_runtime(crawler: Crawler, *, required: Literal[True]) -> PoliteRuntime: ...
+
+
+@overload
+def get_runtime(crawler: Crawler, *, required: bool) -> PoliteRuntime | None: ...
+
+
+def get_runtime(crawler: Crawler, *, required: bool = True) -> PoliteRuntime | None:
+    """The crawler's :class:`PoliteRuntime` (the extension the add-on installs): the one way a
+    component's ``from_crawler`` finds the per-crawl state whose pieces it takes. Raises
+    :class:`~scrapy.exceptions.NotConfigured` when the extension is not enabled (a component
+    without the runtime is switched off, never run without its policy and audit log); with
+    ``required=False`` returns None instead (a component that works without it: the cluster
+    gate spaces requests by its own delay alone)."""
     rt = crawler.get_extension(PoliteRuntime)
+    if rt is None and not required:
+        return None
     if rt is None:
         raise NotConfigured("PoliteRuntime extension is not enabled (use crawler.addon.Addon)")
     return rt

@@ -81,9 +81,3 @@ def wake_engine(engine: Any) -> None:
     nextcall = getattr(getattr(engine, "_slot", None), "nextcall", None)
     if nextcall is not None:
         nextcall.schedule()
-
-
-def downloader_middlewares(engine: Any) -> tuple[Any, ...]:
-    """The engine's downloader middleware instances (none before the crawl starts)."""
-    downloader = getattr(engine, "downloader", None)
-    return tuple(getattr(getattr(downloader, "middleware", None), "middlewares", ()))

@@ -38,6 +38,7 @@ from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet.defer import Deferred
 
+from crawler.crawl import defaults
 from crawler.crawl.decisions import META_SEND
 from crawler.policy.network import origin_key
 from crawler.optout.model import SiteFile
@@ -227,6 +228,29 @@ class SiteCache:
         #: :meth:`cached` knows they are still the cache's while it is unchanged and they
         #: have not expired: :meth:`expires`)
         self.generation = 0
+
+    @staticmethod
+    def options(settings: Any) -> dict[str, Any]:
+        """The constructor's keyword arguments that come from settings (``POLITE_SITE_CACHE_*``,
+        ``POLITE_SITE_RETRY_BACKOFF``, ``POLITE_PREFLIGHT_*``)."""
+        s = settings
+        return {
+            "ttl": s.getfloat("POLITE_SITE_CACHE_TTL", defaults.POLITE_SITE_CACHE_TTL),
+            "max_bytes": s.getint("POLITE_SITE_CACHE_MAX_BYTES",
+                                  defaults.POLITE_SITE_CACHE_MAX_BYTES),
+            "backoff": s.getfloat("POLITE_SITE_RETRY_BACKOFF",
+                                  defaults.POLITE_SITE_RETRY_BACKOFF),
+            "timeout": s.getfloat("POLITE_PREFLIGHT_TIMEOUT", defaults.POLITE_PREFLIGHT_TIMEOUT),
+            "maxsize": s.getint("POLITE_PREFLIGHT_MAXSIZE", defaults.POLITE_PREFLIGHT_MAXSIZE),
+            "max_redirects": s.getint("POLITE_PREFLIGHT_MAX_REDIRECTS",
+                                      defaults.POLITE_PREFLIGHT_MAX_REDIRECTS),
+        }
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, **kwargs: Any) -> SiteCache:
+        """The cache with :meth:`options` from the crawler's settings; ``kwargs`` (the
+        runtime's ``evidence_dir`` and ``funnel``, or any option) go to the constructor."""
+        return cls(crawler, **{**cls.options(crawler.settings), **kwargs})
 
     def cached(self, origin: str, kind: str) -> SiteFile | None:
         """The current cached per-origin file, if any and not expired (no fetch)."""

@@ -14,8 +14,11 @@ from typing import IO, TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from crawler.crawl import defaults
 from crawler.corpus.warc import WARC_FILENAME, CorpusWarcWriter
+from crawler.crawl import defaults
+from crawler.crawl.runtime import get_runtime
+from crawler.crawl.signals import decision_recorded
+from crawler.crawl.sitecache import EVIDENCE_KEPT
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -43,22 +46,19 @@ class WarcWriterPipeline:
     ``complete``, ``method``, ``protocol``, ``ip_address``, ``checks``). The allow record's
     ``checks`` come from ``_warc["checks"]`` when given, else from the ``decision_recorded``
     signal.
+
+    Takes the run's ``policy``, its ``job`` name and ``output_dir`` (the WARC ``path`` and the
+    evidence are there) and the crawler (its stats and signals); :meth:`from_crawler` takes
+    them from the runtime (:func:`crawler.crawl.runtime.get_runtime`) and the settings.
     """
 
-    def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC):
-            raise NotConfigured("POLITE_WARC is off")
-        from crawler.crawl.runtime import get_runtime
-        from crawler.crawl.signals import decision_recorded
-        from crawler.crawl.sitecache import EVIDENCE_KEPT
-
-        runtime = get_runtime(crawler)
+    def __init__(self, crawler: Crawler, *, policy: Any, job: str, output_dir: Path,
+                 path: Path) -> None:
         self.crawler = crawler
-        self.policy = runtime.policy
-        self.job = str(crawler.settings.get("POLITE_JOB", defaults.POLITE_JOB))
-        self.output_dir = Path(runtime.output_dir)
-        self.path = self.output_dir / str(crawler.settings.get("POLITE_WARC_FILE")
-                                          or WARC_FILENAME)
+        self.policy = policy
+        self.job = job
+        self.output_dir = Path(output_dir)
+        self.path = Path(path)
         self.evidence_dir = self.output_dir / "evidence"
         self._fh: IO[bytes] | None = None
         self._writer: CorpusWarcWriter | None = None
@@ -70,7 +70,15 @@ class WarcWriterPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcWriterPipeline:
-        return cls(crawler)
+        if not crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC):
+            raise NotConfigured("POLITE_WARC is off")
+        runtime = get_runtime(crawler)
+        output_dir = Path(runtime.output_dir)
+        return cls(crawler, policy=runtime.policy,
+                   job=str(crawler.settings.get("POLITE_JOB", defaults.POLITE_JOB)),
+                   output_dir=output_dir,
+                   path=output_dir / str(crawler.settings.get("POLITE_WARC_FILE")
+                                         or WARC_FILENAME))
 
     def _on_decision(self, record: Mapping[str, Any], request: Any = None,
                      **kwargs: Any) -> None:

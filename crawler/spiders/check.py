@@ -27,7 +27,6 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.crawl.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
-from crawler.crawl.scrapy_internals import downloader_middlewares
 from crawler.spiders.corpus import CorpusSpider
 
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -83,10 +82,12 @@ class CheckSpider(CorpusSpider):
                     yield url
 
     def _middleware(self) -> ReservationMiddleware | None:
-        for mw in downloader_middlewares(self.crawler.engine):
-            if isinstance(mw, ReservationMiddleware):
-                return mw
-        return None
+        """The crawl's reservation middleware (Scrapy's public lookup, 2.12+), None before the
+        engine exists or without it."""
+        try:
+            return self.crawler.get_downloader_middleware(ReservationMiddleware)
+        except RuntimeError:  # the engine is not created yet
+            return None
 
     def _first_done(self, result: Any) -> list[Any]:
         """The first URL of an origin is decided (allowed or refused): its files are cached."""

@@ -24,9 +24,19 @@ from crawler.crawl.addon import Addon
 from crawler.config.job import JobConfig, load_config
 from crawler.crawl.links import link_urls
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
+from crawler.corpus.sitemaps import (
+    MAX_BYTES,
+    SitemapSource,
+    SitemapWalk,
+    lastmod_not_after,
+    sitemap_limits,
+)
 from crawler.crawl.middlewares import META_SITEMAP, audit_of, origin_of
-from crawler.crawl.sitecache import META_RAW
+from crawler.crawl.resume import CorpusIndex, run_finished, undecided_urls
+from crawler.crawl.runtime import get_runtime, polite_setting
+from crawler.crawl.sitecache import META_BODY, META_RAW
 from crawler.crawl.state import state_of
+from crawler.policy.network import origin_key
 
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 #: ``response.css("title::text")`` and the visible-text XPath, compiled once and run on the
@@ -87,7 +97,7 @@ class CorpusSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         if self.settings.get("POLITE_CLUSTER_REDIS_URL"):
-            from crawler.cluster.seeds import cluster_start_requests
+            from crawler.cluster.worker import cluster_start_requests  # needs the extra
 
             for request in cluster_start_requests(self.crawler, self):
                 yield request
@@ -106,9 +116,6 @@ class CorpusSpider(scrapy.Spider):
         seeds, in a resumed as in a repeated run (not with ``POLITE_RESUME: false``)."""
         if not self.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME):
             return
-        from crawler.crawl.resume import undecided_urls
-        from crawler.crawl.runtime import get_runtime, polite_setting
-
         audit = get_runtime(self.crawler).output_dir / str(
             polite_setting(self.crawler, "POLITE_AUDIT_FILE"))
         urls = undecided_urls(audit)
@@ -182,8 +189,6 @@ class CorpusSpider(scrapy.Spider):
         (``file``), a PDF's text extracted (bounded), an image's sniffed type and size."""
         store = getattr(self, "_blobs", None)
         if store is None:
-            from crawler.crawl.runtime import get_runtime
-
             store = self._blobs = BlobStore(get_runtime(self.crawler).output_dir)
         item["kind"] = kind
         item["file"] = store.put(response.body, item["sha256"])
@@ -229,8 +234,6 @@ class CorpusSpider(scrapy.Spider):
         middleware, which enforces the page cap just before each request is sent)."""
         scope = getattr(self, "_scope_obj", None)
         if scope is None:
-            from crawler.crawl.runtime import get_runtime
-
             scope = self._scope_obj = get_runtime(self.crawler).scope
         return scope
 
@@ -248,10 +251,6 @@ class CorpusSpider(scrapy.Spider):
         file the reservation checks read: fetched once, cached), or ``/sitemap.xml`` when it
         names none. Each is a request to its origin like any page (decided against every
         reservation, audited), handled by :meth:`parse_sitemap`."""
-        from crawler.policy.network import origin_key
-        from crawler.crawl.runtime import get_runtime
-        from crawler.corpus.sitemaps import SitemapWalk, sitemap_limits
-
         try:
             limits = sitemap_limits(self.settings.get("POLITE_SITEMAPS"))
         except ValueError as exc:
@@ -283,8 +282,6 @@ class CorpusSpider(scrapy.Spider):
                 yield self._sitemap_request(src, origin)
 
     def _sitemap_request(self, src: Any, origin: str) -> scrapy.Request:
-        from crawler.corpus.sitemaps import MAX_BYTES
-
         return scrapy.Request(
             src.url, callback=self.parse_sitemap, errback=self._sitemap_failed,
             meta={META_SITEMAP: {"url": src.url, "depth": src.depth,
@@ -295,8 +292,6 @@ class CorpusSpider(scrapy.Spider):
 
     @staticmethod
     def _source(meta: dict[str, Any]) -> Any:
-        from crawler.corpus.sitemaps import SitemapSource
-
         m = meta[META_SITEMAP]
         return SitemapSource(m["url"], m["depth"], tuple(m["vouched_by"])), m["origin"]
 
@@ -305,8 +300,6 @@ class CorpusSpider(scrapy.Spider):
         ``follow`` and ``scope``; a re-crawl skips those whose ``lastmod`` is not after the
         stored copy) and the child sitemaps of an index. Never an item: a sitemap is not
         corpus."""
-        from crawler.crawl.sitecache import META_BODY
-
         src, origin = self._source(response.meta)
         walk = self._walks[origin]
         body_state = response.meta.get(META_BODY) or {}
@@ -383,8 +376,6 @@ class CorpusSpider(scrapy.Spider):
         sitemap (a result record ``sitemap-unchanged`` says so; a link may still reach it).
         Any doubt (no lastmod, a date that reaches past the fetch, a resumed run) fetches it:
         then the conditional GET of the re-crawl applies."""
-        from crawler.corpus.sitemaps import lastmod_not_after
-
         if not entry.lastmod:
             return False
         index = getattr(self, "_stored", False)
@@ -395,8 +386,6 @@ class CorpusSpider(scrapy.Spider):
         doc = index.get(url)
         if doc is None or not lastmod_not_after(entry.lastmod, doc.get("fetched_at")):
             return False
-        from crawler.crawl.runtime import get_runtime
-
         get_runtime(self.crawler).funnel.result(
             url, "sitemap-unchanged", request_seq=None,
             extra={"listed_in": src.url, "lastmod": entry.lastmod,
@@ -406,9 +395,6 @@ class CorpusSpider(scrapy.Spider):
 
     def _corpus_for_recrawl(self) -> Any:
         """The stored corpus in a re-crawl (the job's previous run finished), else None."""
-        from crawler.crawl.resume import CorpusIndex, run_finished
-        from crawler.crawl.runtime import get_runtime, polite_setting
-
         rt = get_runtime(self.crawler)
         if (rt.previous_run is None or not run_finished(rt.previous_run)
                 or not self.settings.getbool("POLITE_RESUME", defaults.POLITE_RESUME)):
@@ -432,8 +418,6 @@ def _visible_text(response: TextResponse) -> str:
 def _page_text(spider: CorpusSpider, response: TextResponse) -> tuple[str, str]:
     """(text, text_mode) of an HTML page: its main content (``POLITE_TEXT: main``, see
     crawler/corpus/maintext.py), else, or when none is found, its visible text."""
-    from crawler.crawl.runtime import polite_setting
-
     if polite_setting(spider.crawler, "POLITE_TEXT") == "visible":
         return _visible_text(response), "visible"
     from crawler.corpus.maintext import FALLBACK_MODE, main_text

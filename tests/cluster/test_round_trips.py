@@ -50,7 +50,7 @@ def batching_worker(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     sched = ClusterScheduler.from_crawler(crawler)
     sched.open(crawler.spider)
     monkeypatch.setattr(sched, "schedule_flush", lambda: None)
-    mw = ClusterPolitenessMiddleware(crawler)
+    mw = ClusterPolitenessMiddleware.from_crawler(crawler)
     worker = ClusterWorker.of(crawler)
     worker.batching = True
     return crawler, sched, mw, worker

@@ -194,7 +194,7 @@ def test_a_release_that_failed_is_done_when_redis_answers_again(redis_server, tm
         direct.flushall()
         seeded(direct)
         crawler = crawler_for(link.url, "a", tmp_path, POLITE_CLUSTER_DELAY=0.0)
-        mw = ClusterPolitenessMiddleware(crawler)
+        mw = ClusterPolitenessMiddleware.from_crawler(crawler)
         request = scrapy.Request(ORIGIN + "/1")
         got = mw.gate.try_acquire(ORIGIN, "a:1", delay=0, lease=600)
         assert got.granted

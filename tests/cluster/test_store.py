@@ -15,8 +15,8 @@ from scrapy.utils.test import get_crawler
 
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.store import RedisSiteStore, SharedSiteCache
-from crawler.cluster.worker import ClusterWorker, Presence
+from crawler.cluster.store import RedisSiteStore, SharedSiteCache, cluster_secret
+from crawler.cluster.worker import ClusterWorker, Presence, cluster_setting
 from crawler.policy.reservation import site_file
 
 from .conftest import CLUSTER_SECRET, seeded, seeded_url
@@ -160,6 +160,12 @@ class FakeEngine:
         return TextResponse(request.url, status=self.status, body=self.body, request=request)
 
 
+#: SharedSiteCache's fetch timings and the settings they come from
+FETCH_SETTINGS = {"fetch_wait": "POLITE_CLUSTER_FETCH_WAIT",
+                  "fetch_poll": "POLITE_CLUSTER_FETCH_POLL",
+                  "lock_ttl": "POLITE_CLUSTER_FETCH_LOCK_TTL"}
+
+
 def cache_for(redis_url: str, worker: str, engine: FakeEngine, tmp_path, **settings):
     seeded_url(redis_url)
     crawler = get_crawler(settings_dict={
@@ -167,7 +173,11 @@ def cache_for(redis_url: str, worker: str, engine: FakeEngine, tmp_path, **setti
         "POLITE_CLUSTER_WORKER": worker, "POLITE_CLUSTER_FETCH_POLL": 0.01, **settings})
     crawler.engine = SimpleNamespace(download_async=engine.download_async)
     ClusterWorker.of(crawler)  # claims the worker's presence
-    return SharedSiteCache(crawler, ttl=60, backoff=0.2, timeout=5, maxsize=100_000,
+    return SharedSiteCache(crawler, worker=ClusterWorker.of(crawler),
+                           secret=cluster_secret(crawler.settings),
+                           **{name: float(cluster_setting(crawler.settings, setting))
+                              for name, setting in FETCH_SETTINGS.items()},
+                           ttl=60, backoff=0.2, timeout=5, maxsize=100_000,
                            max_redirects=5, evidence_dir=tmp_path / worker / "evidence")
 
 
@@ -281,7 +291,9 @@ def registry_for(redis_url: str, worker: str, engine) -> object:
             "retries": 0, "api_key_env": None}
     policy = Policy(token="PoliteDemoBot", user_agent="PoliteDemoBot/1.0 (+https://x.org)",
                     purpose="train-ai")
-    return SharedHttpRegistry(spec, policy, crawler, ttl=60, backoff=0.2)
+    return SharedHttpRegistry(spec, policy, crawler, ttl=60, backoff=0.2,
+                              worker=ClusterWorker.of(crawler),
+                              secret=cluster_secret(crawler.settings))
 
 
 def test_registry_answers_are_asked_once_per_cluster(redis_url):
