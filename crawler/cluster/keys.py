@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+#: Request meta the scheduler sets on a popped request (beside the Redis keys: the names the
+#: cluster writes): its id in its worker's in-flight hash, and the job epoch it was popped
+#: under (state.py). The politeness gate reads them too.
+META_INFLIGHT = "polite_cluster_inflight"
+META_EPOCH = "polite_cluster_epoch"
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

@@ -74,7 +74,7 @@ from twisted.internet.defer import Deferred
 from crawler.crawl import defaults as crawler_defaults
 from crawler.cluster import defaults
 from crawler.cluster.connection import named_script
-from crawler.cluster.keys import JobKeys
+from crawler.cluster.keys import META_EPOCH, META_INFLIGHT, JobKeys
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
 from crawler.cluster.state import check as checked
@@ -622,8 +622,6 @@ class ClusterPolitenessMiddleware:
 
     # -- before the download -------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
-        from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT  # it imports us
-
         origin = origin_of(request)
         delay = self.delay_for(origin)
         lease = float(request.meta.get("download_timeout") or self.download_timeout) + self.margin

@@ -64,6 +64,7 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 from crawler.cluster.connection import named_script
+from crawler.cluster.keys import META_EPOCH, META_INFLIGHT
 from crawler.cluster.politeness import _CHECKS, ACQUIRE_FN, RELEASE_FN
 from crawler.cluster.state import LIVENESS, NOW, NUM, STATE, StateError, check, problem_of
 from crawler.cluster.worker import ClusterWorker
@@ -75,10 +76,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Request meta: the id of the popped request in its worker's in-flight hash.
-META_INFLIGHT = "polite_cluster_inflight"
-#: Request meta: the job epoch the request was popped under (state.py).
-META_EPOCH = "polite_cluster_epoch"
 #: Request meta the scheduler adds and a re-queued request must not carry.
 _OWN_META = (META_INFLIGHT, META_EPOCH)
 

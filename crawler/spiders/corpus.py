@@ -209,7 +209,10 @@ class CorpusSpider(scrapy.Spider):
             self.crawler.stats.inc_value("polite/collected/image")
 
     def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
-        mode = str(self.settings.get("POLITE_FOLLOW") or self.job.follow)  # -s wins
+        # -s wins; a spider built without a crawler (seed --restore reads links) has no settings
+        settings = getattr(self, "settings", None)
+        mode = str((settings.get("POLITE_FOLLOW") if settings is not None else None)
+                   or self.job.follow)
         if mode == "none":
             return
         here = origin_of(response.request) if response.request else None
@@ -317,7 +320,10 @@ class CorpusSpider(scrapy.Spider):
         self.logger.info("sitemap %s (%s%s): %d URLs, %d sitemaps%s", f.url, f.kind or "?",
                          ", gzip" if f.gzipped else "", len(f.urls), len(f.sitemaps),
                          f"; {'; '.join(f.problems[:3])}" if f.problems else "")
-        mode = str(self.settings.get("POLITE_FOLLOW") or self.job.follow)  # -s wins
+        # -s wins; a spider built without a crawler (seed --restore reads links) has no settings
+        settings = getattr(self, "settings", None)
+        mode = str((settings.get("POLITE_FOLLOW") if settings is not None else None)
+                   or self.job.follow)
         scope = self._scope()
         for entry in f.urls:
             # a listed page is a seed: depth 0 (Scrapy >= 2.18 ``depth_reset``), so that
