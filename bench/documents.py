@@ -6,7 +6,7 @@ of 64-512 px with noise, some with XMP, and PNGs; every tenth file reserved insi
 linked from 50 HTML pages, and
 
 1. times the document stage on every file in this process: the embedded readers
-   (``crawler.crawl.middlewares.EMBEDDED_READERS``, merged) plus ``Policy.at_embedded``, per file,
+   (``crawler.crawl.reservation.EMBEDDED_READERS``, merged) plus ``Policy.at_embedded``, per file,
    and prints PDFs/s and images/s of that time alone (and, apart, pypdf's text extraction per
    PDF, which the spider does for a collected PDF);
 2. crawls the web with ``polite-crawl run`` (``collect: [html, pdf, image]``) and prints
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from crawl_throughput import SETTINGS, run_polite  # noqa: E402
 
-from crawler.demo.web import LocalWeb, Page, Site  # noqa: E402
 from crawler.corpus.documents import pdf_text  # noqa: E402
-from crawler.crawl.middlewares import EMBEDDED_READERS  # noqa: E402
+from crawler.crawl.reservation import EMBEDDED_READERS  # noqa: E402
+from crawler.demo.web import LocalWeb, Page, Site  # noqa: E402
 from crawler.policy.reservation import Policy, merge_embedded  # noqa: E402
 from tests.documents_fixtures import dmi, pdf, tdm_xmp  # noqa: E402
 

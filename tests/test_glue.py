@@ -16,8 +16,9 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Headers, HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.crawl.middlewares import ContentIntegrityMiddleware, ReservationMiddleware
+from crawler.crawl.integrity import ContentIntegrityMiddleware
 from crawler.crawl.registries import Registries
+from crawler.crawl.reservation import ReservationMiddleware
 from crawler.crawl.runtime import PoliteRuntime
 from crawler.crawl.sitecache import SiteCache
 from crawler.crawl.state import META_STATE, RequestState
@@ -89,7 +90,7 @@ def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
     carries the meta key is judged like any other."""
     from scrapy.http.request import NO_CALLBACK
 
-    from crawler.crawl.middlewares import is_preflight
+    from crawler.crawl.meta import is_preflight
     from crawler.crawl.sitecache import PREFLIGHT_META
 
     def cb(response):
@@ -117,7 +118,7 @@ def test_a_page_request_cannot_pose_as_a_preflight_fetch(tmp_path):
 def test_origin_key_is_one_per_host_spelling(url, origin):
     """origin_of keys the per-origin robots.txt cache and download slots: every spelling of a
     host (case, trailing dot, IPv4-mapped IPv6, IPv6 forms) gives one key."""
-    from crawler.crawl.middlewares import origin_of
+    from crawler.crawl.meta import origin_of
 
     assert origin_of(Request(url)) == origin
 
@@ -254,8 +255,8 @@ def test_page_decoding_over_download_maxsize_is_undecodable(tmp_path):
 def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     # the funnel skips the pydispatch dispatch when nobody receives decision_recorded; it must
     # see a receiver connected at any time (WARC metadata depends on it) and one gone
-    from crawler.policy.reservation import merge_verdicts
     from crawler.crawl.signals import decision_recorded
+    from crawler.policy.reservation import merge_verdicts
 
     crawler, rt = glue(tmp_path)
     got = []

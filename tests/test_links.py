@@ -176,7 +176,7 @@ def test_plain_urls_are_what_requests_carry():
     ``Request(url).url`` is the URL as written: checked on generated URLs of every kind."""
     from scrapy import Request
 
-    from crawler.crawl.middlewares import origin_of, plain_url
+    from crawler.crawl.meta import origin_of, plain_url
 
     rng = random.Random(21)
     hosts = ["127.0.0.1", "127.1.2.3:8080", "example.com", "Example.com", "a-b.example:80",

@@ -15,7 +15,7 @@ from scrapy.http import HtmlResponse, Request
 from scrapy.utils.test import get_crawler
 
 from crawler.crawl.addon import CORPUS, PROVENANCE
-from crawler.crawl.middlewares import META_AUDIT
+from crawler.crawl.meta import META_AUDIT
 from crawler.crawl.provenance import FIELDS, ItemProvenanceMiddleware, attach, item_sha256
 from crawler.crawl.runtime import expand_output_dir, get_runtime
 

@@ -27,8 +27,6 @@ from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.test import get_crawler
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.optout.model import Evidence
-from crawler.policy.reservation import site_file, verdict_of
 from crawler.corpus.warc import (
     WARC_FILENAME,
     CorpusWarcWriter,
@@ -38,6 +36,8 @@ from crawler.corpus.warc import (
     stored_response_headers,
 )
 from crawler.crawl.warc import WarcWriterPipeline
+from crawler.optout.model import Evidence
+from crawler.policy.reservation import site_file, verdict_of
 
 UA = "TestBot/1.0 (+https://example.org/bot)"
 POLICY = "ab" * 32
@@ -624,7 +624,7 @@ def _close(crawler: Any) -> None:
 
 
 def test_integrity_middleware_keeps_the_raw_response_only_when_needed(tmp_path: Path) -> None:
-    from crawler.crawl.middlewares import ContentIntegrityMiddleware
+    from crawler.crawl.integrity import ContentIntegrityMiddleware
     from crawler.crawl.sitecache import META_RAW, PREFLIGHT_META
 
     def gz_response(request: Request) -> HtmlResponse:
@@ -830,11 +830,10 @@ def test_corpus_spider_hands_the_raw_response_to_the_warc(tmp_path: Path) -> Non
     """The corpus keeps the decoded text; the _warc payload is the response as received."""
     import yaml
 
-    from crawler.crawl.middlewares import META_AUDIT
+    from crawler.config.job import load_config
+    from crawler.crawl.meta import META_AUDIT
     from crawler.crawl.sitecache import META_RAW
     from crawler.spiders.corpus import CorpusSpider
-
-    from crawler.config.job import load_config
 
     cfg = tmp_path / "job.yaml"
     cfg.write_text(yaml.safe_dump({"job": "t", "user_agent": UA, "seeds": ["http://a.example/"],

@@ -66,8 +66,8 @@ def _check_from_file(args: argparse.Namespace) -> int:
     """``check --from-file FILE``: one line out per URL, the audit record exactly as written
     to the log (canonical JSON); the summary on stderr counts decisions and refusing signals.
     """
-    # lazy: crawler.crawl.middlewares imports Scrapy (~0.5 s to load)
-    from crawler.crawl.middlewares import plain_url
+    # lazy: crawler.crawl.meta imports Scrapy (~0.5 s to load)
+    from crawler.crawl.meta import plain_url
 
     source = Path(args.from_file)
     try:

@@ -71,7 +71,6 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
-from crawler.crawl import defaults as crawler_defaults
 from crawler.cluster import defaults
 from crawler.cluster.connection import named_script
 from crawler.cluster.keys import META_EPOCH, META_INFLIGHT, JobKeys
@@ -79,10 +78,11 @@ from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import LIVENESS, STATE, StateProblem, problem_of
 from crawler.cluster.state import check as checked
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
-from crawler.policy.pacing import clamp_crawl_delay
-from crawler.crawl.middlewares import origin_of, parse_retry_after
+from crawler.crawl import defaults as crawler_defaults
+from crawler.crawl.meta import origin_of
+from crawler.crawl.retry_after import parse_retry_after
 from crawler.crawl.runtime import get_runtime
-
+from crawler.policy.pacing import clamp_crawl_delay
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

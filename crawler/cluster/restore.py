@@ -47,7 +47,7 @@ from crawler.cluster.budget import RedisLedger
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.seeds import META_SEED
 from crawler.cluster.state import job_problem, write_epoch
-from crawler.crawl.middlewares import origin_of
+from crawler.crawl.meta import origin_of
 from crawler.crawl.resume import refused_urls, undecided_urls
 from crawler.policy.payment import PaymentPolicy, cross_log_charges, replay
 from crawler.policy.scope import Scope

@@ -262,7 +262,7 @@ class InflightPriorityQueue(PriorityQueue):
         return self._encode_request(request)
 
     def push(self, request: Request) -> None:
-        from crawler.crawl.middlewares import origin_of
+        from crawler.crawl.meta import origin_of
 
         self.push_raw(self._encode_request(request), int(request.priority), origin_of(request))
 
@@ -274,7 +274,7 @@ class InflightPriorityQueue(PriorityQueue):
         """Mark ``fingerprint`` seen and queue ``request`` in one script call (False: seen
         before). Two calls would leave a window in which a killed worker has marked a URL seen
         without queueing it: no worker would ever fetch it."""
-        from crawler.crawl.middlewares import origin_of
+        from crawler.crawl.meta import origin_of
 
         return self.push_unseen_raw(self._encode_request(request), int(request.priority),
                                     origin_of(request), dupefilter_key, fingerprint)
@@ -447,7 +447,7 @@ class ClusterScheduler(Scheduler):
         if self.worker.stalled is not None:
             return self._spool(request, fp, self.worker.stalled.describe(self.worker.keys.job))
         if self.worker.batching:
-            from crawler.crawl.middlewares import origin_of
+            from crawler.crawl.meta import origin_of
 
             # pushed (through the duplicate filter) with this worker's next round trip; a
             # link seen before is logged and dropped then (request_dropped, as Scrapy does)
@@ -484,7 +484,7 @@ class ClusterScheduler(Scheduler):
 
     # -- the spool: what Redis could not take ------------------------------------------------
     def _spool(self, request: Request, fp: str | None, why: str) -> bool:
-        from crawler.crawl.middlewares import origin_of
+        from crawler.crawl.meta import origin_of
 
         first = self.spool.count == 0
         try:

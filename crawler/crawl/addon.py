@@ -27,10 +27,10 @@ from typing import Any
 from crawler.config import table
 
 RUNTIME = "crawler.crawl.runtime.PoliteRuntime"
-RESERVATIONS = "crawler.crawl.middlewares.ReservationMiddleware"
-RETRY_AFTER = "crawler.crawl.middlewares.RetryAfterMiddleware"
-INTEGRITY = "crawler.crawl.middlewares.ContentIntegrityMiddleware"
-WRITE_AHEAD = "crawler.crawl.middlewares.WriteAheadMiddleware"
+RESERVATIONS = "crawler.crawl.reservation.ReservationMiddleware"
+RETRY_AFTER = "crawler.crawl.retry_after.RetryAfterMiddleware"
+INTEGRITY = "crawler.crawl.integrity.ContentIntegrityMiddleware"
+WRITE_AHEAD = "crawler.crawl.write_ahead.WriteAheadMiddleware"
 CORPUS = "crawler.crawl.pipelines.CorpusWriterPipeline"
 PDF_TEXT = "crawler.crawl.pipelines.PdfTextPipeline"
 PREFETCH = "crawler.crawl.registries.RegistryPrefetchMiddleware"

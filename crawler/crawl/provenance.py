@@ -35,7 +35,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
 from crawler.crawl import defaults
-from crawler.crawl.middlewares import audit_of
+from crawler.crawl.meta import audit_of
 from crawler.crawl.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ Redis queue and spool: both pickle ``request.to_dict()``): every field is plain 
 
 Not in it (meta keys of their own, because other components or users read or set them):
 ``polite_audit`` (the allow record, read by a spider as ``response.meta["polite_audit"]`` and
-by :func:`crawler.crawl.middlewares.audit_of`), the inputs our spiders and components set on a
+by :func:`crawler.crawl.meta.audit_of`), the inputs our spiders and components set on a
 request (``polite_no_fetch``, ``polite_any_kind``, ``polite_sitemap``, ``polite_maxsize``,
 ``polite_trusted``, ``polite_preflight``), the body records of the per-origin file cache
 (``polite_body``, ``polite_raw``), the audit sequence numbers (``polite_send_seq``,

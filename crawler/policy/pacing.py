@@ -1,7 +1,7 @@
 """How long to wait between two requests to one origin: the Crawl-delay clamp (pure).
 
 One rule for both places that space an origin's requests: the reservation middleware (the
-local download slot, :mod:`crawler.crawl.middlewares`) and the cluster gate
+local download slot, :mod:`crawler.crawl.reservation`) and the cluster gate
 (:mod:`crawler.cluster.politeness`).
 """
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import scrapy
 from scrapy.http import Response
-
-from crawler.crawl.middlewares import META_ANY_KIND, META_NO_FETCH, ReservationMiddleware, plain_url
-from crawler.spiders.corpus import CorpusSpider
-
 from scrapy.utils.defer import maybe_deferred_to_future
+
+from crawler.crawl.meta import META_ANY_KIND, META_NO_FETCH, plain_url
+from crawler.crawl.reservation import ReservationMiddleware
+from crawler.spiders.corpus import CorpusSpider
 
 #: decisions committed together (one write of the audit log)
 BATCH = 2000

@@ -19,10 +19,7 @@ from lxml import etree
 from parsel.csstranslator import GenericTranslator, HTMLTranslator
 from scrapy.http import Response, TextResponse
 
-from crawler.crawl import defaults
-from crawler.crawl.addon import Addon
 from crawler.config.job import JobConfig, load_config
-from crawler.crawl.links import link_urls
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
 from crawler.corpus.sitemaps import (
     MAX_BYTES,
@@ -31,7 +28,10 @@ from crawler.corpus.sitemaps import (
     lastmod_not_after,
     sitemap_limits,
 )
-from crawler.crawl.middlewares import META_SITEMAP, audit_of, origin_of
+from crawler.crawl import defaults
+from crawler.crawl.addon import Addon
+from crawler.crawl.links import link_urls
+from crawler.crawl.meta import META_SITEMAP, audit_of, origin_of
 from crawler.crawl.resume import CorpusIndex, run_finished, undecided_urls
 from crawler.crawl.runtime import get_runtime, polite_setting
 from crawler.crawl.sitecache import META_BODY, META_RAW

@@ -25,13 +25,13 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.crawl.addon import Addon
-from crawler.survey.agents import load_agents
 from crawler.config.job import DEFAULT_CONFIG, JobConfig, load_config
-from crawler.crawl.middlewares import origin_of
+from crawler.crawl.addon import Addon
+from crawler.crawl.meta import origin_of
+from crawler.crawl.runtime import get_runtime
 from crawler.optout import rsl
 from crawler.optout.htmlmeta import parse_html_head
-from crawler.crawl.runtime import get_runtime
+from crawler.survey.agents import load_agents
 from crawler.survey.analysis import HomepageFetch, analyse_origin, record_failed
 
 

@@ -1,4 +1,4 @@
-"""Downloader middlewares: the thin Scrapy glue around :mod:`crawler.policy.reservation`.
+"""The reservation middleware: the thin Scrapy glue around :mod:`crawler.policy.reservation`.
 
 :class:`ReservationMiddleware` decides at three points, each as early as the signal can be
 known:
@@ -10,40 +10,52 @@ known:
 * ``process_response``: HTML ``<meta>`` tags, before the response reaches any spider callback.
 
 Every decision goes through the one funnel (audit record first, then the refusal).
-
-:class:`RetryAfterMiddleware` makes the origin's download slot wait for ``Retry-After`` on
-429/503 responses before Scrapy's ``RetryMiddleware`` retries them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from dataclasses import replace
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, StopDownload
-from scrapy.http import Request, Response, TextResponse
-from scrapy.http.request import NO_CALLBACK
-from scrapy.responsetypes import responsetypes
+from scrapy.http import Request, Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 
-from crawler.crawl import defaults
-from crawler.policy.network import address_refusal, format_origin, host_refusal, origin_key, parse_ip
 from crawler.config.job import ConfigError, check_collect
-from crawler.crawl.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
 from crawler.corpus.documents import document_kind, sniff_image
+from crawler.crawl import defaults
+from crawler.crawl.decisions import META_FOLLOWS, META_SEND, AuditUnavailable
+from crawler.crawl.meta import (
+    META_ANY_KIND,
+    META_AUDIT,
+    META_NO_FETCH,
+    META_SITEMAP,
+    charset_of,
+    is_preflight,
+    location_of,
+    origin_of,
+    plain_url,
+)
+from crawler.crawl.runtime import get_runtime, polite_setting
+from crawler.crawl.scrapy_internals import (
+    floor_slot_delay,
+    set_slot_defaults,
+    slot_by_key,
+    wake_engine,
+)
+from crawler.crawl.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
+from crawler.crawl.state import reset, state_of, update
 from crawler.optout.c2pa import read_c2pa
-from crawler.optout.content import decode_content
 from crawler.optout.embedded import read_embedded
 from crawler.optout.htmlmeta import parse_html_head
 from crawler.optout.sniff import sniff_html
+from crawler.policy.network import address_refusal, host_refusal, origin_key, parse_ip
+from crawler.policy.pacing import clamp_crawl_delay
 from crawler.policy.reservation import (
     Verdict,
     embedded_record,
@@ -56,18 +68,6 @@ from crawler.policy.reservation import (
     unreadable,
 )
 from crawler.policy.reservation import verdict_of as _verdict_of
-from crawler.crawl.runtime import get_runtime, polite_setting
-from crawler.crawl.scrapy_internals import (
-    floor_slot_delay,
-    hold_slot,
-    set_slot_defaults,
-    slot_by_key,
-    slot_of,
-    wake_engine,
-)
-from crawler.crawl.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
-from crawler.crawl.state import reset, state_of, update
-from crawler.policy.pacing import clamp_crawl_delay
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -80,19 +80,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: inputs our spiders set on a request (request.meta keys of their own; everything the
-#: middleware carries between its hooks is a crawler.crawl.state.RequestState)
-META_NO_FETCH = "polite_no_fetch"
-#: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
-#: it never collects, so a PDF is judged whatever ``collect:`` says)
-META_ANY_KIND = "polite_any_kind"
-#: a sitemap fetch of the corpus spider (its value: the crawler.corpus.sitemaps.SitemapSource): a
-#: request to its origin like any page, decided against every reservation and audited, but
-#: not a page (no scope, not counted, never paid, never an item)
-META_SITEMAP = "polite_sitemap"
-#: the allow record (``{"seq", "hash", "url"}``) of the request, for its spider callback
-#: (``response.meta["polite_audit"]``, :func:`audit_of`) and the item's provenance
-META_AUDIT = "polite_audit"
 #: The readers of the reservations written inside a document: ``(signals it reads, reader)``,
 #: each reader ``(body, content_type) -> crawler.optout.embedded.EmbeddedResult``. A reader
 #: runs when one of its signals is on; the results are merged (crawler.policy.reservation.merge_embedded:
@@ -104,20 +91,6 @@ EMBEDDED_READERS = ((("iptc", "tdmrep"), read_embedded), (("c2pa",), read_c2pa))
 _REDECIDE_FIELDS = ("checks", "denied", "tdm_file", "tdm_header", "headers_checked",
                     "payment_reserved_at_headers", "payment_charged", "payment")
 _REDECIDE_KEYS = (META_AUDIT, META_BODY, META_RAW)
-
-
-def is_preflight(request: Request) -> bool:
-    """One of our own per-origin/registry fetches (never a page for a spider callback: a
-    request that merely carries the meta key is judged like any other)."""
-    return bool(request.meta.get(PREFLIGHT_META)) and request.callback is NO_CALLBACK
-
-
-def origin_of(request: Request) -> str:
-    """``scheme://host[:port]`` with the default port left out (RFC 9309's authority); the
-    host as :func:`crawler.policy.network.normalize_host` gives it (``http://EXAMPLE.com./`` and
-    ``http://example.com/`` share one key, ``[::ffff:a.b.c.d]`` keys as ``a.b.c.d``)."""
-    u = urlparse_cached(request)
-    return format_origin(u.scheme, u.hostname, u.port)
 
 
 def _headers_dict(headers: Any) -> dict[str, list[str]]:
@@ -695,7 +668,7 @@ class ReservationMiddleware:
             # a redirect Scrapy did not follow (dont_redirect, too many hops); nothing collected
             self.funnel.result(request.url, "redirect-not-followed",
                                request_seq=request.meta.get(META_SEND),
-                               extra={"status": response.status, "location": _location(response)})
+                               extra={"status": response.status, "location": location_of(response)})
             return response
         headers = _headers_dict(response.headers)
         paid = False
@@ -725,7 +698,7 @@ class ReservationMiddleware:
             ctype = (headers.get("content-type") or [None])[0]
             why = sniff_html(response.body, ctype)
             if why is not None:
-                head = parse_html_head(response.body, encoding=_charset(response),
+                head = parse_html_head(response.body, encoding=charset_of(response),
                                        truncated=not state["complete"])
                 if not head.complete:
                     self._refuse_response(request, response, unreadable(
@@ -982,57 +955,6 @@ class ReservationMiddleware:
             wake_engine(engine)
 
 
-#: ``scheme://host[:port]`` and a path (and query) in the form ``Request`` gives them already:
-#: lower-case host name or IPv4 address, nothing ``safe_url_string`` would escape or a URL
-#: parser would rewrite (no ``%``, no dot segments, no empty query or fragment)
-_PLAIN_URL = re.compile(
-    r"(https?://[a-z0-9.\-]+(?::[0-9]{1,5})?)"
-    r"(/[A-Za-z0-9\-._~/!$&()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&()*+,;=:@?]+)?)")
-_PLAIN_PREFIXES: dict[str, tuple[str, str] | None] = {}
-
-
-def audit_of(response: Response) -> dict[str, Any] | None:
-    """The allow record (``{"seq", "hash", "url"}``) of the request this response answers, or
-    None: none was written for it (a redirect not followed, a start item), or the meta was
-    copied from another request whose decision it is not."""
-    request = getattr(response, "request", None)
-    audit = request.meta.get(META_AUDIT) if request is not None else None
-    if not audit or audit.get("url") != request.url:
-        return None
-    return audit
-
-
-def plain_url(url: str) -> tuple[str, str] | None:
-    """``(origin, host)`` of ``url`` when ``Request(url).url == url`` is sure without making
-    the request (the URL matches ``_PLAIN_URL``, its path has no ``/./``, ``/../`` or ``//``,
-    and its ``scheme://host:port`` comes out of ``safe_url_string`` unchanged); else None.
-    ``origin`` is :func:`origin_of` of the request."""
-    m = _PLAIN_URL.fullmatch(url)
-    if m is None:
-        return None
-    rest = m.group(2)
-    if "/." in rest or "//" in rest:
-        return None
-    prefix = m.group(1)
-    try:
-        return _PLAIN_PREFIXES[prefix]
-    except KeyError:
-        pass
-    probe = prefix + "/a"
-    got: tuple[str, str] | None = None
-    try:
-        request = Request(probe)
-        if request.url == probe:
-            host = urlparse_cached(request).hostname or ""
-            got = (origin_of(request), host)
-    except ValueError:
-        got = None
-    if len(_PLAIN_PREFIXES) > 100_000:
-        _PLAIN_PREFIXES.clear()
-    _PLAIN_PREFIXES[prefix] = got
-    return got
-
-
 def _refusal_text(verdict: Verdict, where: str) -> str:
     """One line saying what refused a request and why (exception text, evidence errors)."""
     r = verdict.reasons[0]
@@ -1046,229 +968,3 @@ def _tdm_file_statement(f: Any, url: str) -> Any:
     if f.outcome != "parsed" or f.parsed is None:
         return None
     return tdmrep.statement_from_file(f.parsed, url)
-
-
-def _charset(response: Response) -> str | None:
-    return getattr(response, "encoding", None)
-
-
-class ContentIntegrityMiddleware:
-    """Decode every response body strictly, before Scrapy's lenient ``HttpCompressionMiddleware``.
-
-    Sits at 595, between ``HttpCompressionMiddleware`` (590) and ``RedirectMiddleware`` (600),
-    so it sees each final response first with its body as received. It undoes the
-    ``Content-Encoding`` itself (:func:`crawler.optout.content.decode_content`) and drops the
-    header, so Scrapy's middleware has nothing left to guess at, and it records in
-    ``request.meta["polite_body"]`` whether the body is complete (not cut by a size cap or a
-    stopped download) and whether it could be decoded at all. The reservation middleware and the
-    per-origin file cache read that record: a body that could not be read completely is never
-    taken for one that states no reservation.
-
-    The response as received (headers with their ``Content-Encoding``, the still-encoded body)
-    is kept in ``request.meta["polite_raw"]`` for per-origin files (their evidence sidecar) and,
-    when the WARC is written (``POLITE_WARC``), for every page: the WARC records what the server
-    sent. References only (no copy); with the WARC off a page costs one dict lookup.
-    """
-
-    def __init__(self, crawler: Crawler, *, page_max: int, keep_raw: bool = False) -> None:
-        """``page_max``: a page's decoded size at most (``DOWNLOAD_MAXSIZE``); ``keep_raw``:
-        keep every page as received (the WARC is written, ``POLITE_WARC``)."""
-        self.crawler = crawler
-        self.page_max = page_max
-        self.keep_raw = keep_raw
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ContentIntegrityMiddleware:
-        return cls(crawler, page_max=crawler.settings.getint("DOWNLOAD_MAXSIZE"),
-                   keep_raw=crawler.settings.getbool("POLITE_WARC", defaults.POLITE_WARC))
-
-    def process_response(self, request: Request, response: Response,
-                         spider: Any = None) -> Response:
-        if request.method == "HEAD":
-            return response
-        raw = response.body
-        flags = response.flags or []
-        received_all = "dataloss" not in flags and (
-            "download_stopped" not in flags or _content_length(response) == len(raw))
-        codings = response.headers.getlist(b"Content-Encoding")
-        raw_record = None
-        if self.keep_raw or PREFLIGHT_META in request.meta:
-            raw_record = request.meta[META_RAW] = {"headers": response.headers, "body": raw,
-                                                   "complete": received_all, "decoded": False}
-        if received_all and not codings:
-            request.meta[META_BODY] = {"complete": True, "error": None, "problems": []}
-            return response
-        cap = request.meta.get("polite_maxsize") or request.meta.get(
-            "download_maxsize", self.page_max)
-        got = decode_content(raw, codings, received_all=received_all, max_size=cap)
-        if got.over_limit and not is_preflight(request):
-            # a page (not a per-origin file, read in part by design) that decodes to more than
-            # DOWNLOAD_MAXSIZE: Scrapy would drop it; we refuse it with a record instead
-            got = replace(got, error=f"decoded body over the {cap}-byte limit "
-                          "(DOWNLOAD_MAXSIZE)")
-        request.meta[META_BODY] = {"complete": got.complete, "error": got.error,
-                                   "problems": list(got.problems)}
-        stats = self.crawler.stats
-        if got.error is not None:
-            stats.inc_value("polite/body/undecodable")
-            logger.warning("%s: %s", response.url, got.error)
-            # refused downstream, nothing of it used; the header goes so that no lenient
-            # decoder after us turns it into "as much as possible" (or an exception)
-            headers = response.headers.copy()
-            del headers[b"Content-Encoding"]
-            return response.replace(headers=headers, flags=[*flags, "polite-undecodable"])
-        if not got.complete:
-            stats.inc_value("polite/body/incomplete")
-        if not codings:
-            return response
-        headers = response.headers.copy()
-        del headers[b"Content-Encoding"]
-        if raw_record is not None:
-            raw_record["decoded"] = True
-        respcls = responsetypes.from_args(headers=headers, url=response.url, body=got.body)
-        kwargs: dict[str, Any] = {"body": got.body, "headers": headers}
-        if issubclass(respcls, TextResponse):
-            kwargs["encoding"] = None  # re-detect from the decoded body, as Scrapy does
-        return response.replace(cls=respcls, **kwargs)
-
-
-class WriteAheadMiddleware:
-    """Commit the decision to send every request before it leaves (order 990: after every
-    other downloader middleware's ``process_request``, the cluster gate's grant included).
-
-    The ``send`` record names the previous hop it follows (a redirect or retry) and carries the
-    evidence the request was allowed on; the request's outcome later names it (``request_seq``).
-    A download that fails gets a ``result`` record. A request whose record cannot be written is
-    not sent (``AuditUnavailable``). Requests to the operator's own registry API are not crawl
-    targets and get no record.
-    """
-
-    def __init__(self, funnel: DecisionFunnel) -> None:
-        self.funnel = funnel
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> WriteAheadMiddleware:
-        return cls(get_runtime(crawler).funnel)
-
-    def process_request(self, request: Request, spider: Any = None) -> None:
-        if request.meta.get("polite_trusted") and is_preflight(request):
-            return
-        meta = request.meta
-        extra: dict[str, Any] = {}
-        if is_preflight(request):
-            extra["preflight"] = meta[PREFLIGHT_META]
-        elif meta.get(META_SITEMAP):
-            extra["sitemap"] = True
-        follows = meta.pop(META_FOLLOWS, None)
-        if follows is not None:
-            extra["follows"] = follows
-            previous = state_of(request).send_url
-            if previous is not None and previous != request.url:
-                extra["via"] = "redirect"
-                extra["redirected_from"] = previous
-                reasons = meta.get("redirect_reasons") or []
-                if reasons:
-                    extra["redirect_status"] = reasons[-1]
-            else:
-                extra["via"] = "retry"
-        if meta.get("retry_times"):
-            extra["attempt"] = meta["retry_times"] + 1
-        checks = state_of(request).checks
-        rec = self.funnel.send(request, checks=() if checks is None else checks, extra=extra)
-        meta[META_SEND] = rec["seq"]
-        update(request, send_url=request.url)
-
-    def process_exception(self, request: Request, exception: BaseException,
-                          spider: Any = None) -> None:
-        sent = request.meta.get(META_SEND)
-        if sent is None or state_of(request).denied or isinstance(exception, IgnoreRequest):
-            return  # never sent, or already concluded by its refusal record
-        try:
-            self.funnel.result(request.url, "failed", request_seq=sent,
-                               extra={"error": _error_text(exception)})
-        except AuditUnavailable:
-            pass  # the crawl is stopping; the send record stands (outcome unknown)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def _location(response: Response) -> str:
-    return (response.headers.get(b"Location") or b"").decode("latin-1")[:2000]
-
-
-def _content_length(response: Response) -> int | None:
-    value = response.headers.get(b"Content-Length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-class RetryAfterMiddleware:
-    """Honour ``Retry-After`` on 429/503: the origin's slot waits before anything else is sent.
-
-    Runs before Scrapy's ``RetryMiddleware`` sees the response (higher order number). A value
-    over ``POLITE_RETRY_AFTER_MAX`` is not waited for: the request is dropped instead.
-    """
-
-    def __init__(self, crawler: Crawler, *,
-                 max_wait: float = defaults.POLITE_RETRY_AFTER_MAX,
-                 paying: bool = False) -> None:
-        """``max_wait``: ``POLITE_RETRY_AFTER_MAX``; ``paying``: pay per crawl is on (the
-        crawler-error table decides retries then); ``crawler``: its stats and downloader."""
-        self.crawler = crawler
-        self.max_wait = max_wait
-        self.paying = paying
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
-        s = crawler.settings
-        return cls(crawler,
-                   max_wait=s.getfloat("POLITE_RETRY_AFTER_MAX", defaults.POLITE_RETRY_AFTER_MAX),
-                   paying=bool(s.get("POLITE_PAYMENT_MAX_PRICE")
-                               or s.get("POLITE_PAYMENT_BUDGET")))
-
-    def process_response(self, request: Request, response: Response,
-                         spider: Any = None) -> Response:
-        if self.paying and (b"crawler-error" in response.headers
-                            or state_of(request).payment_reserved_at_headers):
-            # pay per crawl: the crawler-error table decides (InternalError is retried with
-            # its own back-off, and the payment held for it), not Scrapy's RetryMiddleware
-            request.meta["dont_retry"] = True
-        if response.status not in (429, 503):
-            return response
-        wait = parse_retry_after(response.headers.get(b"Retry-After"))
-        if wait is None:
-            return response
-        stats = self.crawler.stats
-        if wait > self.max_wait:
-            stats.inc_value("polite/retry_after/too_long")
-            logger.warning("%s asks to retry after %.0f s (> %.0f s): not retried",
-                           request.url, wait, self.max_wait)
-            request.meta["dont_retry"] = True
-            return response
-        slot = slot_of(self.crawler, request)
-        if slot is not None:
-            # nothing leaves this origin's slot before `wait` has passed
-            hold_slot(slot, wait)
-            stats.inc_value("polite/retry_after/honoured")
-            logger.info("%s: HTTP %d with Retry-After %.0f s; the origin waits",
-                        request.url, response.status, wait)
-        return response
-
-
-def parse_retry_after(value: bytes | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP-date)."""
-    if not value:
-        return None
-    text = value.decode("latin-1").strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
