@@ -18,7 +18,7 @@ UA = "T/1 (+https://x.org)"
 GOOD = {"job": "t", "user_agent": UA, "seeds": ["https://example.org/"]}
 
 #: ``POLITE_*`` names the code reads that are environment variables, not settings
-ENVIRONMENT = {"POLITE_CHECK_IN_PLACE", "POLITE_CLUSTER_SECRET"}
+ENVIRONMENT = {"POLITE_CLUSTER_SECRET"}
 
 
 def test_readme_settings_table_is_generated_from_the_table():

@@ -160,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 #: ``POLITE_*`` names ``-s`` takes besides the settings table's (environment variables the
 #: code reads by these names; harmless as settings)
-_OTHER_POLITE_SETTINGS = frozenset({"POLITE_CHECK_IN_PLACE", "POLITE_CLUSTER_SECRET"})
+_OTHER_POLITE_SETTINGS = frozenset({"POLITE_CLUSTER_SECRET"})
 
 
 def _polite_defaults() -> dict[str, Any]:

@@ -207,6 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_MAX_IDLE_WAIT", "float", 60.0,
        "seconds a run whose only work left is waiting for those retries stays open (0: as "
        "long as the backoff says)"),
+    _S("POLITE_CHECK_IN_PLACE", "bool", True,
+       "polite-crawl check --no-fetch --from-file decides the URLs of cached origins in place "
+       "(False: every URL through the engine, what the in-place decisions are compared with)"),
     # --- which classes the runtime builds (a cluster worker's settings name the shared ones) --
     _S("POLITE_SITECACHE_CLASS", "str", "crawler.crawl.sitecache.SiteCache",
        "class of the per-origin file cache (cluster: crawler.cluster.store.SharedSiteCache)"),

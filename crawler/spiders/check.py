@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -27,6 +26,7 @@ import scrapy
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 
+from crawler.crawl import defaults
 from crawler.crawl.meta import META_ANY_KIND, META_NO_FETCH, plain_url
 from crawler.crawl.reservation import ReservationMiddleware
 from crawler.spiders.corpus import CorpusSpider
@@ -121,9 +121,10 @@ class CheckSpider(CorpusSpider):
             timer.cancel()  # (nothing when it has fired)
 
     async def _from_file(self) -> AsyncIterator[scrapy.Request]:
-        # POLITE_CHECK_IN_PLACE=0 in the environment: every URL through the engine (what the
-        # in-place decisions are compared with, in the tests)
-        in_place = self.no_fetch and os.environ.get("POLITE_CHECK_IN_PLACE", "1") != "0"
+        # POLITE_CHECK_IN_PLACE False: every URL through the engine (what the in-place
+        # decisions are compared with, in the tests and the benchmark)
+        in_place = self.no_fetch and self.crawler.settings.getbool(
+            "POLITE_CHECK_IN_PLACE", defaults.POLITE_CHECK_IN_PLACE)
         mw = self._middleware() if in_place else None
         stats = self.crawler.stats
         if mw is None:

@@ -4,7 +4,6 @@ decided in place, and each gets the very record the engine path gives it."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -46,18 +45,22 @@ def test_a_url_list_is_decided_in_place_as_the_engine_decides_it(tmp_path):
         listing.write_text("# a comment\n\n" + "\n".join(urls) + "\n", encoding="utf-8")
         registry = tmp_path / "optouts.txt"
         registry.write_text(web.origin("open") + "/b.html\n")
-        cfg = write_config(tmp_path / "c.yaml", seeds=[], honor_agents=["GPTBot", "CCBot"],
-                           registries=[{"type": "file", "path": str(registry)}],
-                           settings={"POLITE_SITE_RETRY_BACKOFF": 0.2,
-                                     # patient: the undetermined (robots 5xx) get every
-                                     # retry however loaded the machine (no idle cut-off)
-                                     "POLITE_MAX_IDLE_WAIT": 0, "LOG_LEVEL": "WARNING"})
+        job = {"seeds": [], "honor_agents": ["GPTBot", "CCBot"],
+               "registries": [{"type": "file", "path": str(registry)}]}
+        settings = {"POLITE_SITE_RETRY_BACKOFF": 0.2,
+                    # patient: the undetermined (robots 5xx) get every retry however loaded
+                    # the machine (no idle cut-off)
+                    "POLITE_MAX_IDLE_WAIT": 0, "LOG_LEVEL": "WARNING"}
+        cfg = write_config(tmp_path / "c.yaml", **job, settings=settings)
         args = ("check", "--no-fetch", "--from-file", str(listing), "--config", str(cfg))
         fast = run_cli(*args)
         assert fast.returncode == 0, fast.stderr[-3000:]
-        env = {**os.environ, "POLITE_CHECK_IN_PLACE": "0"}
-        slow = subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
-                              text=True, timeout=120, cwd=ROOT, env=env, check=False)
+        # the same config, with every URL through the engine
+        engine = write_config(tmp_path / "engine.yaml", **job,
+                              settings={**settings, "POLITE_CHECK_IN_PLACE": False})
+        slow = subprocess.run([sys.executable, "-m", "crawler", *args[:-1], str(engine)],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              check=False)
         assert slow.returncode == 0, slow.stderr[-3000:]
     got, want = _records(fast), _records(slow)
     assert len(got) == len(urls) and got == want  # (URLs as requests carry them)
