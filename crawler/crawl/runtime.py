@@ -51,6 +51,7 @@ from crawler.crawl.resume import (
     run_finished,
     sent_pages_per_origin,
 )
+from crawler.crawl.scrapy_internals import engine_of
 from crawler.crawl.signals import decision_recorded
 from crawler.crawl.sitecache import keep_file
 from crawler.identity.keys import IdentityError, load_key
@@ -153,16 +154,10 @@ class PoliteRuntime:
         self.crawler.stats.set_value("polite/output/write_failed", message)
         logger.critical("polite-crawler: %s; stopping the crawl (the job resumes once the "
                         "problem is fixed)", message)
-        try:
-            engine = self.crawler.engine
-        except RuntimeError:  # Scrapy >= 2.14 before the crawl starts: nothing to stop yet
-            engine = None
+        engine = engine_of(self.crawler)  # None before the crawl starts: nothing to stop yet
         if engine is None or engine.spider is None:
             return
-        if hasattr(engine, "close_spider_async"):  # Scrapy >= 2.14
-            deferred_from_coro(engine.close_spider_async(reason="output_write_failed"))
-        else:  # pragma: no cover
-            engine.close_spider(engine.spider, "output_write_failed")
+        deferred_from_coro(engine.close_spider_async(reason="output_write_failed"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PoliteRuntime:
