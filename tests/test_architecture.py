@@ -126,3 +126,11 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if area(m) == "crawl"])
+def test_the_single_process_glue_does_not_import_the_cluster(module):
+    # the cluster's variants come in by class-path settings (POLITE_SITECACHE_CLASS, ...) that
+    # a worker's settings name, not by imports or if-cluster branches in crawl/
+    for name in imports_of(module):
+        assert area(name) != "cluster", f"{module} imports {name}"

@@ -34,6 +34,7 @@ from crawler import __version__
 from crawler.audit.checkpoint import CheckpointWriter
 from crawler.audit.log import AuditWriter, iter_records, utc_now
 from crawler.audit.runlock import RunLock
+from crawler.config import table
 from crawler.config.job import (
     PURPOSES,
     SIGNAL_NAMES,
@@ -425,14 +426,9 @@ def policy_from_settings(crawler: Any) -> tuple[Policy, Any]:
     if unknown:
         raise ValueError(f"{spelling('POLITE_SIGNALS')}: unknown signal {unknown[0]!r}")
     # numbers: finite, 0 or more (a NaN delay would switch the Crawl-delay floor off)
-    modules = [defaults]
-    if s.get("POLITE_CLUSTER_REDIS_URL"):  # the cluster package needs redis
-        from crawler.cluster import defaults as cluster_defaults
-
-        modules.append(cluster_defaults)
-    numeric = [n for mod in modules for n, v in vars(mod).items()
-               if n.startswith("POLITE_") and isinstance(v, (int, float))
-               and not isinstance(v, bool)]
+    groups = ("crawl", "cluster") if s.get("POLITE_CLUSTER_REDIS_URL") else ("crawl",)
+    numeric = [n for group in groups for n, v in table.defaults(group).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
     for name in ("DOWNLOAD_DELAY", "AUTOTHROTTLE_START_DELAY", "AUTOTHROTTLE_MAX_DELAY",
                  *numeric):
         problem = number_problem(name, s.get(name))
