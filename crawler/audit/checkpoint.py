@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crawler.audit.log import iter_records, utc_now
 from crawler.audit.record import canonical_json
+from crawler.audit.tsa import TimestampError, check_response, request_timestamp, verify_token
 from crawler.identity.keys import (
     DOMAIN_CHECKPOINT,
     Identity,
@@ -107,8 +109,6 @@ class CheckpointWriter:
                  identity: Identity | None = None, every: int = DEFAULT_EVERY,
                  tsa_url: str | None = None, tsa_timeout: float = 10.0,
                  fsync: bool = False, clock: Callable[[], str] | None = None) -> None:
-        from crawler.audit.log import utc_now
-
         self.log_name = Path(log_path).name
         self.path = checkpoints_path(log_path)
         self.job = job
@@ -182,8 +182,6 @@ class CheckpointWriter:
         return cp
 
     def _timestamp(self, cp: Mapping[str, Any]) -> None:
-        from crawler.audit.tsa import TimestampError, request_timestamp
-
         message = timestamp_message(cp)
         try:
             tsq, tsr, info = request_timestamp(str(self.tsa_url), message,
@@ -340,8 +338,6 @@ def verify_checkpoints(
     exactly that checkpoint; with ``tsa_ca`` (PEM of the TSA's root) it is verified
     cryptographically too.
     """
-    from crawler.audit.tsa import TimestampError, check_response, verify_token
-
     name = Path(log_path).name
     report = CheckpointReport()
     cps = [dict(c) for c in checkpoints if c.get("log") == name]
@@ -422,8 +418,6 @@ def verify_checkpoints(
 
 def _hashes_at(log_path: str | os.PathLike[str], wanted: set[int]) -> tuple[dict[int, str], int]:
     """The hash of each wanted seq in the log, and its last seq (streams the file)."""
-    from crawler.audit.log import iter_records
-
     out: dict[int, str] = {}
     last = 0
     for rec in iter_records(log_path):

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from scrapy.exceptions import IgnoreRequest
 
 from crawler.audit.log import AuditWriteError, AuditWriter
+from crawler.crawl.signals import decision_recorded
 from crawler.policy.reservation import Policy, Verdict
 
 logger = logging.getLogger("crawler.crawl.decisions")
@@ -195,8 +196,6 @@ class DecisionFunnel:
                 logger.exception("a decision listener failed on audit seq %d", rec["seq"])
         if (batch[2] if batch is not None else self._send is not None and (
                 self._has_receivers is None or self._has_receivers())):
-            from crawler.crawl.signals import decision_recorded
-
             self._send(signal=decision_recorded, record=rec, request=request)
 
     def _count(self, verdict: Verdict) -> None:

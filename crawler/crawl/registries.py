@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 from scrapy.exceptions import NotConfigured
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.misc import build_from_crawler, load_object
 from twisted.internet.defer import Deferred
 
-from crawler.optout.model import Evidence
 from crawler.config.job import check_registries
 from crawler.crawl import defaults
 from crawler.crawl.runtime import get_runtime
+from crawler.crawl.sitecache import PREFLIGHT_META
+from crawler.optout.model import Evidence
 from crawler.policy.network import origin_key
 from crawler.policy.reservation import Policy
 from crawler.registry.client import CachedAnswer as _Cached
@@ -44,8 +46,6 @@ from crawler.registry.client import (
     worth_retrying,
 )
 from crawler.registry.spawning import spawning_request_body
-
-from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -195,8 +195,6 @@ class HttpRegistry:
         return {}, why
 
     def _request(self, batch: list[str]) -> Request:
-        from crawler.crawl.sitecache import PREFLIGHT_META
-
         return Request(
             self.url, method="POST", body=spawning_request_body(batch),
             headers=request_headers(self._api_key),

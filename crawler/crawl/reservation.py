@@ -50,6 +50,7 @@ from crawler.crawl.scrapy_internals import (
 )
 from crawler.crawl.sitecache import META_BODY, META_RAW, PREFLIGHT_META, SiteCache, body_state
 from crawler.crawl.state import reset, state_of, update
+from crawler.optout import tdmrep
 from crawler.optout.c2pa import read_c2pa
 from crawler.optout.embedded import read_embedded
 from crawler.optout.htmlmeta import parse_html_head
@@ -963,8 +964,6 @@ def _refusal_text(verdict: Verdict, where: str) -> str:
 
 
 def _tdm_file_statement(f: Any, url: str) -> Any:
-    from crawler.optout import tdmrep
-
     if f.outcome != "parsed" or f.parsed is None:
         return None
     return tdmrep.statement_from_file(f.parsed, url)

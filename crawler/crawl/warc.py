@@ -18,7 +18,7 @@ from crawler.corpus.warc import WARC_FILENAME, CorpusWarcWriter
 from crawler.crawl import defaults
 from crawler.crawl.runtime import get_runtime
 from crawler.crawl.signals import decision_recorded
-from crawler.crawl.sitecache import EVIDENCE_KEPT
+from crawler.crawl.sitecache import EVIDENCE_KEPT, load_capture
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -124,8 +124,6 @@ class WarcWriterPipeline:
             return None
 
     def _capture(self, sha256: str, url: str, status: int | None) -> Mapping[str, Any] | None:
-        from crawler.crawl.sitecache import load_capture
-
         return load_capture(self.evidence_dir, sha256, url, status)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:

@@ -20,6 +20,7 @@ import yaml
 
 from crawler.audit.checkpoint import CHECKPOINT_TYPE, checkpoints_path, read_checkpoints
 from crawler.audit.log import verify_file
+from crawler.audit.merge import is_report
 from crawler.identity.keys import IdentityError, load_key
 from crawler.policy.reservation import SWITCHABLE_SIGNALS
 from crawler.publish.domains import registrable_domain
@@ -220,8 +221,6 @@ def output_files(out: Path) -> tuple[list[Path], list[Path]]:
     """The audit logs and corpora of an output directory: ``audit.jsonl``/``corpus.jsonl``,
     or a cluster job's ``audit-<worker>.jsonl``/``corpus-<worker>.jsonl`` (merged reports,
     which are not chains, are left out)."""
-    from crawler.audit.merge import is_report
-
     if (out / "audit.jsonl").is_file():
         audits = [out / "audit.jsonl"]
     else:
