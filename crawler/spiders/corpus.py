@@ -21,7 +21,7 @@ from scrapy.http import Response, TextResponse
 
 from crawler.config.job import JobConfig, load_config
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
-from crawler.corpus.sitemaps import (
+from crawler.corpus.sitemap_reader import (
     MAX_BYTES,
     SitemapSource,
     SitemapWalk,
