@@ -10,7 +10,7 @@ import pytest
 from crawler.audit.log import AuditWriter
 from crawler.crawl.resume import sent_pages_per_origin
 from crawler.policy.scope import Scope, scope_config
-from crawler.corpus.sitemap_reader import SitemapLimits, lastmod_not_after, sitemap_limits
+from crawler.corpus.sitemaps import SitemapLimits, lastmod_not_after, sitemap_limits
 
 P = "0" * 64
 

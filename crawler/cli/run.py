@@ -23,7 +23,7 @@ from crawler.cluster import require_cluster
 from crawler.cluster.keys import check_name
 from crawler.config import table
 from crawler.config.job import JobConfig, load_config, number_problem
-from crawler.corpus.sitemap_reader import sitemap_limits
+from crawler.corpus.sitemaps import sitemap_limits
 from crawler.crawl import defaults
 from crawler.crawl.addon import Addon
 from crawler.policy.reservation import SWITCHABLE_SIGNALS
