@@ -60,7 +60,6 @@ from .ledger import Ledger, PaymentPolicy
 from .payment_replay import History
 from .prices import Money, PriceError, parse_price
 
-
 # -- crawler-error: the table --------------------------------------------------------------
 
 class ErrorAction(str, Enum):

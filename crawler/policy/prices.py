@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-
 #: The most decimal places a price may have (Cloudflare's examples use 2; 6 = micro-units,
 #: the unit the ledgers count in, so every accepted price is an exact whole number of them).
 MAX_DECIMALS = 6
