@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from crawler.audit.log import AuditWriter
 from crawler.crawl.decisions import DecisionFunnel
-from crawler.policy.payment import LocalLedger, PayAndRetry, PaymentPolicy, PayPerCrawl
+from crawler.policy.ledger import LocalLedger, PaymentPolicy
+from crawler.policy.payment import PayAndRetry, PayPerCrawl
 from crawler.policy.reservation import Policy
 
 UA = "PayBot/1.0 (+https://example.org/paybot)"

@@ -14,27 +14,22 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.record import GENESIS_HASH, canonical_json, seal, verify_lines
+from crawler.policy.ledger import LocalLedger, PaymentConfigError, PaymentPolicy
 from crawler.policy.payment import (
     CRAWLER_ERRORS,
     Collect,
-    CurrencyMismatch,
     ErrorAction,
-    LocalLedger,
-    Money,
     PaidAttempt,
     Pass,
     PayAndRetry,
-    PaymentConfigError,
-    PaymentPolicy,
     PayPerCrawl,
-    PriceError,
     Refuse,
     RetryLater,
     StopOrigin,
     error_action,
-    parse_price,
-    replay,
 )
+from crawler.policy.payment_replay import replay
+from crawler.policy.prices import CurrencyMismatch, Money, PriceError, parse_price
 from tests.paycrawl_server import PayCrawlServer, PricedPage
 
 O = "https://a.example:443"
@@ -607,12 +602,16 @@ def test_replay_disabled_job_and_currency_change():
 # -- layering ------------------------------------------------------------------------------
 
 PAYMENT = Path(__file__).resolve().parent.parent / "crawler" / "policy" / "payment.py"
+#: the pay-per-crawl core: the decision, money, budgets, replay (they import one another only)
+PAYMENT_CORE = [PAYMENT.with_name(name) for name in ("payment.py", "prices.py", "ledger.py",
+                                                     "payment_replay.py")]
 
 
-def test_payment_core_is_sans_io():
+@pytest.mark.parametrize("path", PAYMENT_CORE, ids=lambda p: p.name)
+def test_payment_core_is_sans_io(path):
     forbidden = {"scrapy", "twisted", "redis", "socket", "time", "datetime", "os", "http",
                  "asyncio", "subprocess", "pathlib", "random", "urllib"}
-    tree = ast.parse(PAYMENT.read_text(encoding="utf-8"))
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.Import):
@@ -838,7 +837,7 @@ class _Down:
 
 
 def test_fail_closed_ledger_refuses_when_the_state_cannot_be_read():
-    from crawler.policy.payment import FailClosedLedger
+    from crawler.policy.ledger import FailClosedLedger
 
     p = policy()
     ppc = PayPerCrawl(p, FailClosedLedger(_Down()))
@@ -848,7 +847,7 @@ def test_fail_closed_ledger_refuses_when_the_state_cannot_be_read():
 
 
 def test_fail_closed_ledger_stops_paying_after_a_lost_commit():
-    from crawler.policy.payment import FailClosedLedger
+    from crawler.policy.ledger import FailClosedLedger
 
     p = policy()
     inner = LocalLedger(p)
@@ -897,7 +896,7 @@ def test_a_shared_ledger_behind_the_workers_own_log_stops_paying():
 def test_replay_matches_charges_to_authorisations_across_worker_logs():
     # cluster: worker A authorised (seq 3), worker B sent the paid request and recorded the
     # charge; B also has an authorisation of its own at seq 3 that no charge closed
-    from crawler.policy.payment import cross_log_charges
+    from crawler.policy.payment_replay import cross_log_charges
 
     def auth(seq, origin):
         return {"seq": seq, "result": "pay-decision", "payment": {

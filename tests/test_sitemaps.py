@@ -11,16 +11,14 @@ import zlib
 import pytest
 
 from crawler.optout.robots import parse_robots
-from crawler.corpus.sitemaps import (
+from crawler.corpus.sitemap_reader import (
     MAX_BYTES,
     MAX_URLS,
-    SitemapLimits,
     SitemapSource,
-    SitemapWalk,
     location_problem,
     parse_sitemap,
-    sitemap_config,
 )
+from crawler.corpus.sitemaps import SitemapLimits, SitemapWalk, sitemap_config
 
 SM = "http://www.example.com/sitemap.xml"
 
@@ -623,7 +621,8 @@ def test_config():
 
 
 def test_module_is_sans_io():
-    code = ("import sys, crawler.corpus.sitemaps, crawler.policy.scope\n"
+    code = ("import sys, crawler.corpus.sitemap_reader, crawler.corpus.sitemaps, "
+            "crawler.policy.scope\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('scrapy', 'twisted'))\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

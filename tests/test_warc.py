@@ -31,10 +31,9 @@ from crawler.corpus.warc import (
     WARC_FILENAME,
     CorpusWarcWriter,
     evidence_refs,
-    iter_warc_documents,
-    sha256_hex_from_digest,
     stored_response_headers,
 )
+from crawler.corpus.warc_reader import iter_warc_documents, sha256_hex_from_digest
 from crawler.crawl.warc import WarcWriterPipeline
 from crawler.optout.model import Evidence
 from crawler.policy.reservation import site_file, verdict_of

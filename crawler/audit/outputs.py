@@ -191,7 +191,7 @@ def _provenance_problem(seq: Any, hash: Any, url: Any, allows: dict[int, tuple[s
 
 def _check_warc(warc: Path, allows: dict[int, tuple[str, str]], log: str,
                 archived: set[str]) -> tuple[Check, set[str]]:
-    from crawler.corpus.warc import iter_warc_documents, sha256_hex_from_digest
+    from crawler.corpus.warc_reader import iter_warc_documents, sha256_hex_from_digest
 
     c = Check(f"{warc.name} against {log}")
     payloads: set[str] = set()

@@ -1,9 +1,9 @@
 """The pay-per-crawl budgets of a cluster job, shared by its workers in Redis.
 
-:class:`RedisLedger` is a :class:`crawler.policy.payment.Ledger`: every worker reserves, commits and
+:class:`RedisLedger` is a :class:`crawler.policy.ledger.Ledger`: every worker reserves, commits and
 releases against the same totals, so the job's ``budget`` and each origin's
 ``per_origin_budget`` hold across the cluster. Amounts are integer micro-units
-(``crawler.policy.payment.MICROS`` per unit; ``HINCRBY``, never floats).
+(``crawler.policy.prices.MICROS`` per unit; ``HINCRBY``, never floats).
 
 Keys (under the job's prefix, ``crawler.cluster.keys.JobKeys``):
 
@@ -28,7 +28,8 @@ from typing import Any
 
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import NOW, NUM, STATE, problem_of
-from crawler.policy.payment import CurrencyMismatch, Hold, Money, PaymentPolicy, Totals, refusal
+from crawler.policy.ledger import Hold, PaymentPolicy, Totals, refusal
+from crawler.policy.prices import CurrencyMismatch, Money
 
 #: the field of the job's totals in the spent / held hashes (no origin is ``*``)
 TOTAL = "*"
@@ -111,7 +112,7 @@ def _text(v: Any) -> str:
 
 
 class RedisLedger:
-    """A :class:`crawler.policy.payment.Ledger` in Redis, shared by every worker of ``keys.job``.
+    """A :class:`crawler.policy.ledger.Ledger` in Redis, shared by every worker of ``keys.job``.
 
     ``epoch``: the job epoch the worker works under (a string or a callable returning it;
     ``''`` accepts any epoch but still refuses a lost or restarted state).
@@ -171,7 +172,7 @@ class RedisLedger:
 
     def load(self, spent_by_origin: Mapping[str, int]) -> None:
         """Add spent micro-units per origin (``seed --restore`` from the workers' logs,
-        through :func:`crawler.policy.payment.replay`)."""
+        through :func:`crawler.policy.payment_replay.replay`)."""
         pipe = self.client.pipeline(transaction=True)
         for origin, micros in spent_by_origin.items():
             if int(micros) > 0:

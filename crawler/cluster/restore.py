@@ -49,7 +49,8 @@ from crawler.cluster.seeds import META_SEED
 from crawler.cluster.state import job_problem, write_epoch
 from crawler.crawl.meta import origin_of
 from crawler.crawl.resume import refused_urls, undecided_urls
-from crawler.policy.payment import PaymentPolicy, cross_log_charges, replay
+from crawler.policy.ledger import PaymentPolicy
+from crawler.policy.payment_replay import cross_log_charges, replay
 from crawler.policy.scope import Scope
 from crawler.spiders.corpus import UNDECIDED_PRIORITY, CorpusSpider
 
@@ -368,8 +369,8 @@ def restore_job(client: Any, job: JobConfig, *, hold: float) -> RestoreReport:
 
 def _spent(job: JobConfig) -> dict[str, int] | None:
     """Pay per crawl: micro-units spent per origin by every worker of the job, from their
-    audit logs (:func:`crawler.policy.payment.replay` per log: an authorisation without its charge
-    record counts as spent in full), or None when the job does not pay. A log whose money
+    audit logs (:func:`crawler.policy.payment_replay.replay` per log: an authorisation without its
+    charge record counts as spent in full), or None when the job does not pay. A log whose money
     cannot be read refuses the restore (the workers stay stopped): never a budget guessed."""
     if job.payment is None:
         return None

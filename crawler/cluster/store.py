@@ -55,7 +55,7 @@ from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import LIVENESS, NOW, NUM
 from crawler.cluster.worker import ClusterWorker, cluster_setting, sleep
 from crawler.optout.model import SiteFile
-from crawler.policy.payment import PaymentPolicy
+from crawler.policy.ledger import PaymentPolicy
 from crawler.policy.reservation import site_file
 from crawler.crawl.registries import HttpRegistry, _Cached
 from crawler.crawl.sitecache import FILE_PATHS, SiteCache

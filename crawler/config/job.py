@@ -433,7 +433,7 @@ def _payment(value: Any, key_file: Path | None, agent: str | None,
     """``payment:`` validated (crawler.policy.payment's grammar), as canonical price strings; None
     when absent. Paying needs a signed request (Cloudflare takes payment only from Web Bot
     Auth verified bots) and the payment-required signal (the 402 rule payment answers)."""
-    from crawler.policy.payment import PaymentConfigError, PaymentPolicy
+    from crawler.policy.ledger import PaymentConfigError, PaymentPolicy
 
     if value is None:
         return None

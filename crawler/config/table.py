@@ -164,13 +164,13 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_PAYMENT_MAX_PRICE", "str", None,
        "pay per crawl: the most one page may cost, e.g. \"USD 0.01\" (None: a 402 is a "
        "refusal)", yaml="payment.max_price", nullable=True,
-       checked_by="crawler.policy.payment"),
+       checked_by="crawler.policy.ledger"),
     _S("POLITE_PAYMENT_BUDGET", "str", None,
        "the most the job may spend, across all origins and runs", yaml="payment.budget",
-       nullable=True, checked_by="crawler.policy.payment"),
+       nullable=True, checked_by="crawler.policy.ledger"),
     _S("POLITE_PAYMENT_PER_ORIGIN_BUDGET", "str", None,
        "the most one origin may take (None: the job's budget)",
-       yaml="payment.per_origin_budget", nullable=True, checked_by="crawler.policy.payment"),
+       yaml="payment.per_origin_budget", nullable=True, checked_by="crawler.policy.ledger"),
     # --- what is crawled and collected --------------------------------------------------------
     _S("POLITE_FOLLOW", "str", "same-origin",
        "which links the corpus spider follows (another spider follows its own links)",
@@ -218,7 +218,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLITE_HTTP_REGISTRY_CLASS", "str", "crawler.crawl.registries.HttpRegistry",
        "class of each HTTP registry client (cluster: crawler.cluster.store.SharedHttpRegistry, "
        "answers shared by the job's workers)"),
-    _S("POLITE_PAYMENT_LEDGER_CLASS", "str", "crawler.policy.payment.LocalLedger",
+    _S("POLITE_PAYMENT_LEDGER_CLASS", "str", "crawler.policy.ledger.LocalLedger",
        "class of the pay-per-crawl ledger (cluster: crawler.cluster.store.SharedLedger, the "
        "job's budget in Redis)"),
     _S("POLITE_PREFLIGHT_TIMEOUT", "float", 30.0, "timeout of a per-origin fetch (seconds)"),

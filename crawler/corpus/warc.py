@@ -1,4 +1,4 @@
-"""WARC output: every collected document as received, with its request, and the evidence.
+"""WARC output (the writer): every collected document as received, with its request, and the evidence.
 
 :class:`CorpusWarcWriter` writes over a caller-owned binary file object (nothing is opened or
 closed here), with the clock and record ids injectable so that output is byte-exact in tests.
@@ -45,27 +45,24 @@ is made up: where the HTTP exchange is not known (a file another cluster worker 
 record is a ``resource`` and the note says so. The HTTP reason phrase is the standard one for
 the status code (Scrapy does not keep the one received).
 
-:func:`iter_warc_documents` is a lazy reader for tests, revalidation and ``audit verify``.
+The reader (tests, revalidation, ``audit verify``) is :mod:`crawler.corpus.warc_reader`.
 Neither needs Scrapy: the crawl's glue is :class:`crawler.crawl.warc.WarcWriterPipeline`
 (``POLITE_WARC = True``).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 from io import BytesIO
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.utils import Digester
@@ -92,20 +89,6 @@ def utc_now() -> datetime:
 
 def uuid_record_id() -> str:
     return f"<urn:uuid:{uuid.uuid4()}>"
-
-
-def sha256_hex_from_digest(value: str | None) -> str | None:
-    """``sha256:HEX`` or ``sha256:BASE32`` (a WARC digest) as lower-case hex; None for other
-    algorithms or a value that is neither."""
-    if not value or not value.lower().startswith("sha256:"):
-        return None
-    raw = value.split(":", 1)[1].strip()
-    try:
-        if len(raw) == 64:
-            return bytes.fromhex(raw).hex()
-        return base64.b32decode(raw.upper()).hex()
-    except ValueError:
-        return None
 
 
 class _HexDigester(Digester):
@@ -538,79 +521,3 @@ def _status_line(status: int) -> str:
     except ValueError:
         reason = ""
     return f"{status} {reason}".rstrip()
-
-
-# ---------------------------------------------------------------------------------------
-# reading
-
-
-@dataclass(frozen=True, slots=True)
-class WarcEntry:
-    """One record of a WARC, as :func:`iter_warc_documents` yields it.
-
-    ``payload``: for ``request``/``response``/``resource`` the SHA-256 (hex) of the payload as
-    stored (for a document response, the bytes as received: still compressed when they were;
-    the decoded body's SHA-256 is the metadata's ``sha256``; for an evidence record, the
-    SHA-256 the audit records cite); for ``revisit`` its ``WARC-Payload-Digest`` as hex; for
-    ``metadata`` the parsed JSON (or ``{"text": ...}``); for ``warcinfo`` its fields.
-    """
-
-    url: str
-    record_type: str
-    headers: dict[str, str]            # HTTP headers (request/response/revisit), else {}
-    payload: Any
-    record_id: str
-    concurrent_to: str | None = None
-    status: int | None = None          # HTTP status of a response/revisit
-    warc_headers: dict[str, str] = field(default_factory=dict)
-
-
-def iter_warc_documents(path: str | Path, *, types: Iterable[str] | None = None
-                        ) -> Iterator[WarcEntry]:
-    """Lazily read a (gzipped or plain) WARC, one :class:`WarcEntry` per record.
-
-    ``types`` limits the record types yielded (e.g. ``{"response", "metadata"}``).
-    """
-    wanted = set(types) if types is not None else None
-    with open(path, "rb") as fh:
-        for rec in ArchiveIterator(fh):
-            rtype = rec.rec_type
-            if wanted is not None and rtype not in wanted:
-                continue
-            wh = {k: v for k, v in rec.rec_headers.headers}
-            http = dict(rec.http_headers.headers) if rec.http_headers else {}
-            status = None
-            payload: Any
-            if rtype in ("response", "revisit") and rec.http_headers:
-                status = _int(rec.http_headers.get_statuscode())
-            if rtype in ("request", "response", "resource"):
-                payload = _sha256_of(rec.raw_stream)   # as stored: no content-coding undone
-            elif rtype == "revisit":
-                payload = sha256_hex_from_digest(wh.get("WARC-Payload-Digest"))
-            elif rtype == "warcinfo":
-                text = rec.content_stream().read().decode("utf-8", "replace")
-                payload = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-            else:
-                raw = rec.content_stream().read()
-                try:
-                    payload = json.loads(raw)
-                except ValueError:
-                    payload = {"text": raw.decode("utf-8", "replace")}
-            yield WarcEntry(
-                url=wh.get("WARC-Target-URI", ""), record_type=rtype, headers=http,
-                payload=payload, record_id=wh.get("WARC-Record-ID", ""),
-                concurrent_to=wh.get("WARC-Concurrent-To"), status=status, warc_headers=wh)
-
-
-def _sha256_of(stream: Any) -> str:
-    h = hashlib.sha256()
-    for block in iter(lambda: stream.read(1 << 16), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

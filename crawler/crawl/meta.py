@@ -21,9 +21,10 @@ META_NO_FETCH = "polite_no_fetch"
 #: decide a response of any kind as if it were collected (``polite-crawl check``: it decides,
 #: it never collects, so a PDF is judged whatever ``collect:`` says)
 META_ANY_KIND = "polite_any_kind"
-#: a sitemap fetch of the corpus spider (its value: the crawler.corpus.sitemaps.SitemapSource): a
-#: request to its origin like any page, decided against every reservation and audited, but
-#: not a page (no scope, not counted, never paid, never an item)
+#: a sitemap fetch of the corpus spider (its value: the
+#: crawler.corpus.sitemap_reader.SitemapSource): a request to its origin like any page, decided
+#: against every reservation and audited, but not a page (no scope, not counted, never paid,
+#: never an item)
 META_SITEMAP = "polite_sitemap"
 #: the allow record (``{"seq", "hash", "url"}``) of the request, for its spider callback
 #: (``response.meta["polite_audit"]``, :func:`audit_of`) and the item's provenance

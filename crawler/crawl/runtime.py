@@ -56,15 +56,10 @@ from crawler.crawl.scrapy_internals import engine_of
 from crawler.crawl.signals import decision_recorded
 from crawler.crawl.sitecache import keep_file
 from crawler.identity.keys import IdentityError, load_key
-from crawler.policy.payment import (
-    FailClosedLedger,
-    LocalLedger,
-    Money,
-    PaymentConfigError,
-    PaymentPolicy,
-    PayPerCrawl,
-    replay,
-)
+from crawler.policy.ledger import FailClosedLedger, LocalLedger, PaymentConfigError, PaymentPolicy
+from crawler.policy.payment import PayPerCrawl
+from crawler.policy.payment_replay import replay
+from crawler.policy.prices import Money
 from crawler.policy.reservation import Policy
 from crawler.policy.scope import Scope, scope_config
 
@@ -252,7 +247,7 @@ class PoliteRuntime:
 
 
 def _payment_policy(crawler: Crawler, signals: tuple[str, ...]) -> Any:
-    """``POLITE_PAYMENT_*`` validated into a :class:`crawler.policy.payment.PaymentPolicy`, or None
+    """``POLITE_PAYMENT_*`` validated into a :class:`crawler.policy.ledger.PaymentPolicy`, or None
     when payments are off. Refuses to start (ValueError, one line) on a bad amount, without a
     signing identity (paying needs a Web Bot Auth verified bot) or without the
     payment-required signal."""
@@ -283,7 +278,7 @@ def _payment_session(crawler: Crawler, policy: PaymentPolicy, audit_path: Path,
     """The job's :class:`crawler.policy.payment.PayPerCrawl`: its ledger built from
     ``ledger_cls`` (``POLITE_PAYMENT_LEDGER_CLASS``: a local ledger, or in cluster mode the
     job's shared one in Redis, ``crawler.cluster.store.SharedLedger``), behind
-    :class:`~crawler.policy.payment.FailClosedLedger` (a ledger that fails holds nothing). The
+    :class:`~crawler.policy.ledger.FailClosedLedger` (a ledger that fails holds nothing). The
     budgets survive a resume: the spent totals and per-origin state are replayed from the
     job's audit log (a shared ledger keeps the totals; the worker's own log gives the
     per-origin state). A log whose payment records cannot be read pays nothing this run."""

@@ -1,4 +1,4 @@
-"""Pay per crawl (Cloudflare's HTTP 402 protocol): prices, budgets and the decision (sans-IO).
+"""Pay per crawl (Cloudflare's HTTP 402 protocol): the decision (sans-IO).
 
 protocols.md §8.5: an unpaid request to a charged page gets ``402`` with ``crawler-price: USD
 0.01``; a crawler pays by asking again with ``crawler-exact-price`` (equal to the quoted price)
@@ -8,18 +8,19 @@ or ``crawler-max-price`` (any price at or under it), never both; success is ``20
 This module imports neither Scrapy, Twisted nor Redis, opens nothing and reads no clock. The
 Scrapy glue feeds it statuses and headers and acts on what it answers:
 
-* :func:`parse_price` — the strict price grammar (:data:`PRICE_RULES`);
-* :class:`PaymentPolicy` — ``payment: {max_price, budget, per_origin_budget}`` from the config;
-* :class:`Ledger` — the budgets: :meth:`~Ledger.reserve` holds money atomically against both
-  budgets until :meth:`~Ledger.commit` (debit what was charged) or :meth:`~Ledger.release`;
-  :class:`LocalLedger` is the in-process one, ``crawler.cluster.budget.RedisLedger`` the shared
-  one;
-* :class:`PayPerCrawl` — the per-job session: :meth:`~PayPerCrawl.up_front` (the
+* :mod:`crawler.policy.prices` — the strict price grammar (``parse_price``, ``PRICE_RULES``)
+  and ``Money``;
+* :mod:`crawler.policy.ledger` — ``PaymentPolicy`` (``payment: {max_price, budget,
+  per_origin_budget}`` from the config) and the budgets: a ``Ledger`` holds money atomically
+  against both budgets until it is committed (debit what was charged) or released;
+  ``LocalLedger`` is the in-process one, ``crawler.cluster.budget.RedisLedger`` the shared one;
+* :class:`PayPerCrawl` (here) — the per-job session: :meth:`~PayPerCrawl.up_front` (the
   ``crawler-max-price`` header for origins that charged before) and :meth:`~PayPerCrawl.decide`
   (one response in, one of :class:`Pass`, :class:`Collect`, :class:`PayAndRetry`,
   :class:`Refuse`, :class:`StopOrigin`, :class:`RetryLater` out, with the audit records to
-  write first);
-* :func:`replay` — the spent totals and per-origin state rebuilt from audit records (resume).
+  write first), after the ``crawler-error`` table (:func:`error_action`);
+* :mod:`crawler.policy.payment_replay` — ``replay``: the spent totals and per-origin state
+  rebuilt from audit records (resume).
 
 Paying never overrides a reservation: the glue asks :meth:`PayPerCrawl.decide` only about a
 response the other signals (robots.txt, TDMRep, noai, registries, ...) allow.
@@ -42,193 +43,22 @@ with a ``payment`` object holding the raw ``crawler-*`` headers:
                 nothing charged, the hold released), ``problems``
 =============== ===========================================================================
 
-:func:`replay` counts every ``pay-charge``'s ``charged``, and every ``pay`` authorisation
+``replay`` counts every ``pay-charge``'s ``charged``, and every ``pay`` authorisation
 with no ``pay-charge`` naming it as spent in full (the request may have been charged before a
 crash: fail closed).
 """
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
-#: The most decimal places a price may have (Cloudflare's examples use 2; 6 = micro-units,
-#: the unit the ledgers count in, so every accepted price is an exact whole number of them).
-MAX_DECIMALS = 6
-#: The most digits before the decimal point: 10**9 - 1 units is 10**15 micro-units, exact in a
-#: Lua (double) number and far beyond any page price.
-MAX_INTEGER_DIGITS = 9
-#: The longest header value read at all (3 + 1 + 9 + 1 + 6 = 20 characters of a valid price).
-MAX_PRICE_LENGTH = 32
-MICROS = 10 ** MAX_DECIMALS
-
-_PRICE_RE = re.compile(
-    r"([A-Z]{3}) (0|[1-9][0-9]{0,%d})(?:\.([0-9]{1,%d}))?" % (MAX_INTEGER_DIGITS - 1,
-                                                           MAX_DECIMALS), re.ASCII)
-
-#: The price grammar, printed in the README: anything else is refused (:class:`PriceError`).
-PRICE_RULES: tuple[str, ...] = (
-    "exactly `CUR AMOUNT`: a 3-letter upper-case ISO 4217 code, one space, a decimal amount",
-    "surrounding spaces/tabs (HTTP optional whitespace) are ignored; any other whitespace is not",
-    f"amount: digits, optional `.` and 1-{MAX_DECIMALS} decimals; no sign, exponent, leading "
-    "zeros, thousands separators, NaN or Infinity",
-    f"at most {MAX_INTEGER_DIGITS} integer digits and {MAX_PRICE_LENGTH} characters in all",
-    "one value: a repeated header or a comma-separated list is refused",
-)
-
-
-class PriceError(ValueError):
-    """A price that is not exactly ``CUR <decimal>`` (the peer sent something wrong)."""
-
-    def __init__(self, value: object, reason: str) -> None:
-        super().__init__(f"invalid price {str(value)[:MAX_PRICE_LENGTH + 8]!r}: {reason}")
-        self.value = value
-        self.reason = reason
-
-
-class CurrencyMismatch(ValueError):
-    """Money in two currencies met (no conversion: the caller refuses)."""
-
-
-class PaymentConfigError(ValueError):
-    """The ``payment`` config is invalid (the caller did something wrong); ``key`` names it."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"payment.{key}: {message}")
-        self.key = key
-
-
-@dataclass(frozen=True, slots=True, order=False)
-class Money:
-    """An amount in one currency: ``Decimal``, never float, at most :data:`MAX_DECIMALS` places."""
-
-    currency: str
-    amount: Decimal
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.currency, str) and re.fullmatch(r"[A-Z]{3}", self.currency,
-                                                                re.ASCII)):
-            raise ValueError(f"currency must be 3 upper-case letters, not {self.currency!r}")
-        if not isinstance(self.amount, Decimal):  # a float here is a programmer error
-            raise TypeError(f"amount must be a Decimal, not {type(self.amount).__name__}")
-        if not self.amount.is_finite() or self.amount < 0:
-            raise ValueError(f"amount must be finite and not negative, not {self.amount}")
-        if self.amount != self.amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS)) or \
-                self.amount >= Decimal(10) ** MAX_INTEGER_DIGITS:
-            raise ValueError(f"amount {self.amount} has more than {MAX_DECIMALS} decimals "
-                             f"or {MAX_INTEGER_DIGITS} integer digits")
-
-    @classmethod
-    def of(cls, text: str) -> Money:
-        """``Money.of("USD 0.01")``: :func:`parse_price`, for literals in code and tests."""
-        return parse_price(text)
-
-    @classmethod
-    def from_micros(cls, currency: str, micros: int) -> Money:
-        """``micros`` millionths of the unit, shown with at least two decimals."""
-        amount = Decimal(int(micros)).scaleb(-MAX_DECIMALS).normalize()
-        if amount.as_tuple().exponent > -2:  # type: ignore[operator]
-            amount = amount.quantize(Decimal("0.01"))
-        return cls(currency, amount)
-
-    @property
-    def micros(self) -> int:
-        """The amount in millionths of the unit (what the ledgers store)."""
-        return int(self.amount.scaleb(MAX_DECIMALS))
-
-    def _same(self, other: Money) -> None:
-        if not isinstance(other, Money):
-            raise TypeError(f"cannot combine Money with {type(other).__name__}")
-        if other.currency != self.currency:
-            raise CurrencyMismatch(f"{self.currency} and {other.currency}")
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.currency, self.amount + other.amount)
-
-    def __le__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount <= other.amount
-
-    def __lt__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount < other.amount
-
-    def __ge__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount >= other.amount
-
-    def __gt__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount > other.amount
-
-    def __str__(self) -> str:
-        """The canonical header form, ``USD 0.01`` (the amount's digits as parsed)."""
-        return f"{self.currency} {format(self.amount, 'f')}"
-
-
-def parse_price(value: str | bytes) -> Money:
-    """One ``crawler-price`` / ``crawler-charged`` value, strictly (:data:`PRICE_RULES`).
-
-    Raises :class:`PriceError` with the reason; never returns anything approximate.
-    """
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("ascii")
-        except UnicodeDecodeError:
-            raise PriceError(value, "not ASCII") from None
-    if not isinstance(value, str):
-        raise PriceError(value, f"not a string ({type(value).__name__})")
-    if len(value) > MAX_PRICE_LENGTH:
-        raise PriceError(value, f"longer than {MAX_PRICE_LENGTH} characters")
-    text = value.strip(" \t")  # RFC 9110 5.5: OWS around a field value is not part of it
-    if not text:
-        raise PriceError(value, "empty")
-    if "," in text:
-        raise PriceError(value, "a list of values (one price only)")
-    m = _PRICE_RE.fullmatch(text)
-    if m is None:
-        raise PriceError(value, _why_not(text))
-    digits = m.group(2) + ("." + m.group(3) if m.group(3) is not None else "")
-    try:
-        amount = Decimal(digits)
-    except InvalidOperation:  # pragma: no cover - the expression admits only decimals
-        raise PriceError(value, "not a decimal number") from None
-    return Money(m.group(1), amount)
-
-
-def _why_not(text: str) -> str:
-    """A precise reason for a value the grammar refused (the evidence in the audit record)."""
-    if any(not (" " <= ch <= "~") for ch in text):
-        return "control or non-ASCII character"
-    parts = text.split(" ")
-    if len(parts) != 2 or not all(parts):
-        return "not exactly `CUR AMOUNT` separated by one space"
-    cur, amount = parts
-    if not re.fullmatch(r"[A-Z]{3}", cur, re.ASCII):
-        return f"currency {cur[:8]!r} is not 3 upper-case letters"
-    if amount.startswith(("-", "+")):
-        return "signed amount"
-    if re.search(r"[eE]", amount) or amount.lower() in ("nan", "inf", "infinity"):
-        return "exponent, NaN or Infinity"
-    if re.search(r"[^0-9.]", amount, re.ASCII):
-        return "amount has characters other than digits and one '.' (thousands separators?)"
-    if amount.count(".") > 1 or amount.startswith(".") or amount.endswith("."):
-        return "malformed decimal point"
-    whole, _, frac = amount.partition(".")
-    if len(frac) > MAX_DECIMALS:
-        return f"more than {MAX_DECIMALS} decimal places"
-    if len(whole) > 1 and whole.startswith("0"):
-        return "leading zero"
-    if len(whole) > MAX_INTEGER_DIGITS:
-        return f"more than {MAX_INTEGER_DIGITS} integer digits"
-    return "not a price"  # pragma: no cover - every refusal above has its own reason
-
+from .ledger import Ledger, PaymentPolicy
+from .payment_replay import History
+from .prices import Money, PriceError, parse_price
 
 # -- crawler-error: the table --------------------------------------------------------------
 
@@ -297,233 +127,6 @@ def error_action(name: str, status: int) -> tuple[ErrorAction, str]:
         if row.action is ErrorAction.RETRY:
             return ErrorAction.REFUSE_URL, reason
     return row.action, reason
-
-
-# -- policy --------------------------------------------------------------------------------
-
-PAYMENT_KEYS = ("max_price", "budget", "per_origin_budget")
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentPolicy:
-    """The ``payment`` config: what one page may cost, and what the job and an origin may spend.
-
-    Absent config = no :class:`PaymentPolicy`: every 402 is a refusal, as before.
-    """
-
-    max_price: Money
-    budget: Money
-    per_origin_budget: Money
-    #: InternalError (500) retries of one request, and the back-off: base * 2**n, capped
-    max_retries: int = 3
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
-
-    def __post_init__(self) -> None:
-        cur = self.budget.currency
-        for key in PAYMENT_KEYS:
-            if getattr(self, key).currency != cur:
-                raise PaymentConfigError(key, f"currency {getattr(self, key).currency} is not "
-                                         f"the budget's ({cur})")
-
-    @property
-    def currency(self) -> str:
-        return self.budget.currency
-
-    @classmethod
-    def from_config(cls, value: Any) -> PaymentPolicy | None:
-        """``payment:`` from the YAML config (None/absent = payments off).
-
-        ``max_price`` and ``budget`` are required; ``per_origin_budget`` defaults to the
-        budget. Raises :class:`PaymentConfigError` naming the key at fault.
-        """
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise PaymentConfigError("", "must be a mapping of max_price, budget, "
-                                     "per_origin_budget")
-        for key in value:
-            if key not in PAYMENT_KEYS:
-                raise PaymentConfigError(str(key), f"unknown key (known: {', '.join(PAYMENT_KEYS)})")
-        parsed: dict[str, Money] = {}
-        for key in PAYMENT_KEYS:
-            raw = value.get(key)
-            if raw is None:
-                if key == "per_origin_budget" and "budget" in parsed:
-                    parsed[key] = parsed["budget"]
-                    continue
-                raise PaymentConfigError(key, 'required, e.g. "USD 0.01"')
-            if not isinstance(raw, str):  # 0.01 in YAML is a float: money is never a float
-                raise PaymentConfigError(key, f'must be a quoted string such as "USD 0.01", '
-                                         f"not {type(raw).__name__}")
-            try:
-                parsed[key] = parse_price(raw)
-            except PriceError as exc:
-                raise PaymentConfigError(key, exc.reason) from None
-        return cls(**parsed)
-
-    def backoff(self, retries: int) -> float:
-        """Seconds to wait before retry number ``retries + 1``."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** max(0, retries))
-
-
-# -- ledgers -------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """The answer of :meth:`Ledger.reserve`: true when the money is held."""
-
-    ok: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """Micro-units spent (charged) and held (reserved, not yet committed)."""
-
-    spent: int = 0
-    held: int = 0
-    origin_spent: int = 0
-    origin_held: int = 0
-
-
-class Ledger(Protocol):
-    """Budgets: ``reserve`` checks both (job and origin) and holds the amount atomically; the
-    hold lasts until ``commit`` (debit what was charged, which may differ) or ``release``."""
-
-    def reserve(self, origin: str, amount: Money) -> Hold: ...
-
-    def commit(self, origin: str, reserved: Money, charged: Money | None) -> None: ...
-
-    def release(self, origin: str, reserved: Money) -> None: ...
-
-    def totals(self, origin: str) -> Totals: ...
-
-
-def refusal(policy: PaymentPolicy, amount: Money, t: Totals) -> str:
-    """Why ``amount`` cannot be held given totals ``t`` ('' = it can). Shared by the ledgers
-    (the Redis script applies the same two comparisons)."""
-    if amount.currency != policy.currency:
-        return f"price currency {amount.currency} is not the budget's ({policy.currency})"
-    m = amount.micros
-    if t.spent + t.held + m > policy.budget.micros:
-        return (f"over the job budget ({policy.budget}: "
-                f"{Money.from_micros(policy.currency, t.spent)} spent, "
-                f"{Money.from_micros(policy.currency, t.held)} held)")
-    if t.origin_spent + t.origin_held + m > policy.per_origin_budget.micros:
-        return (f"over the per-origin budget ({policy.per_origin_budget}: "
-                f"{Money.from_micros(policy.currency, t.origin_spent)} spent, "
-                f"{Money.from_micros(policy.currency, t.origin_held)} held)")
-    return ""
-
-
-class LocalLedger:
-    """The in-process ledger (one crawl process). Thread-safe; ``load`` restores what
-    :func:`replay` rebuilt from the audit log, so budgets survive a resume."""
-
-    def __init__(self, policy: PaymentPolicy) -> None:
-        self.policy = policy
-        self._lock = threading.Lock()
-        self._spent: dict[str, int] = {}
-        self._held: dict[str, int] = {}
-
-    def load(self, spent_by_origin: Mapping[str, int]) -> None:
-        """Add spent micro-units per origin (from :func:`replay`)."""
-        with self._lock:
-            for origin, micros in spent_by_origin.items():
-                self._spent[origin] = self._spent.get(origin, 0) + int(micros)
-
-    def totals(self, origin: str) -> Totals:
-        with self._lock:
-            return self._totals(origin)
-
-    def _totals(self, origin: str) -> Totals:
-        return Totals(sum(self._spent.values()), sum(self._held.values()),
-                      self._spent.get(origin, 0), self._held.get(origin, 0))
-
-    def reserve(self, origin: str, amount: Money) -> Hold:
-        with self._lock:
-            why = refusal(self.policy, amount, self._totals(origin))
-            if why:
-                return Hold(False, why)
-            self._held[origin] = self._held.get(origin, 0) + amount.micros
-            return Hold(True)
-
-    def commit(self, origin: str, reserved: Money, charged: Money | None) -> None:
-        """Release ``reserved`` and debit ``charged`` (in the budget's currency; a charge in
-        another one is debited as the reserved amount by :class:`PayPerCrawl`)."""
-        if charged is not None and charged.currency != self.policy.currency:
-            raise CurrencyMismatch(f"charge in {charged.currency}, budget in "
-                                   f"{self.policy.currency}")
-        with self._lock:
-            self._unhold(origin, reserved)
-            if charged is not None:
-                self._spent[origin] = self._spent.get(origin, 0) + charged.micros
-
-    def release(self, origin: str, reserved: Money) -> None:
-        with self._lock:
-            self._unhold(origin, reserved)
-
-    def _unhold(self, origin: str, reserved: Money) -> None:
-        left = self._held.get(origin, 0) - reserved.micros
-        if left > 0:
-            self._held[origin] = left
-        else:
-            self._held.pop(origin, None)
-
-
-class FailClosedLedger:
-    """A :class:`Ledger` whose failures never mean money: fail closed.
-
-    Wraps another ledger (the Redis one: a server that is down or answers garbage). A
-    ``reserve`` that raises holds nothing and refuses (the URL is refused, not paid). A
-    ``commit`` or ``release`` that raises leaves the budget unknown: this ledger then refuses
-    every later reservation (``broken`` says why) — the job pays no more. ``totals`` that
-    cannot be read raise (callers use them for display only).
-    """
-
-    def __init__(self, inner: Ledger) -> None:
-        self.inner = inner
-        #: why this ledger refuses everything ('' = it works)
-        self.broken = ""
-
-    def reserve(self, origin: str, amount: Money) -> Hold:
-        if self.broken:
-            return Hold(False, f"payment state unknown ({self.broken}): not paying")
-        try:
-            return self.inner.reserve(origin, amount)
-        except Exception as exc:  # noqa: BLE001 - any failure: nothing held, refused
-            return Hold(False, f"payment state unreadable ({_error_text(exc)}): not paying")
-
-    def commit(self, origin: str, reserved: Money, charged: Money | None) -> None:
-        try:
-            self.inner.commit(origin, reserved, charged)
-        except CurrencyMismatch:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            self.broken = f"a charge could not be recorded: {_error_text(exc)}"
-
-    def release(self, origin: str, reserved: Money) -> None:
-        try:
-            self.inner.release(origin, reserved)
-        except Exception as exc:  # noqa: BLE001
-            self.broken = f"a hold could not be released: {_error_text(exc)}"
-
-    def totals(self, origin: str) -> Totals:
-        return self.inner.totals(origin)
-
-    def load(self, spent_by_origin: Mapping[str, int]) -> None:
-        load = getattr(self.inner, "load", None)
-        if load is not None:
-            load(spent_by_origin)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 # -- what the session answers --------------------------------------------------------------
@@ -658,19 +261,6 @@ class _OriginState:
     charged: bool = False        # a charge was seen: offer crawler-max-price up front
     no_pay: str = ""             # why this origin is paid no more ('' = it may be)
     stopped: str = ""            # why this origin is not crawled any more (CrawlerForbidden)
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """What :func:`replay` rebuilt from an audit log."""
-
-    spent: Mapping[str, int] = field(default_factory=dict)      # origin -> micro-units
-    currency: str | None = None
-    charged: frozenset[str] = frozenset()    # origins that charged
-    no_pay: Mapping[str, str] = field(default_factory=dict)     # origin -> why not paid
-    stopped: Mapping[str, str] = field(default_factory=dict)    # origin -> why stopped
-    disabled: str = ""                       # why the job pays no more ('' = it may)
-    open_holds: int = 0                      # authorisations with no charge record
 
 
 class PayPerCrawl:
@@ -965,87 +555,3 @@ class PayPerCrawl:
             "sent": None if attempt is None else [attempt.header, str(attempt.price)],
             "reserved": None if attempt is None else str(attempt.reserved),
             "charged": None if debit is None else str(debit), "problems": list(problems)})
-
-
-# -- resume --------------------------------------------------------------------------------
-
-def cross_log_charges(logs: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, set[int]]:
-    """``log name -> seqs of its authorisations`` charged in other logs: every ``pay-charge``
-    whose ``ref_log`` names another log of ``logs`` (the ``closed`` of :func:`replay`)."""
-    out: dict[str, set[int]] = {name: set() for name in logs}
-    for name, records in logs.items():
-        for rec in records:
-            pay = rec.get("payment")
-            if rec.get("result") != "pay-charge" or not isinstance(pay, Mapping):
-                continue
-            ref, ref_log = pay.get("ref"), pay.get("ref_log")
-            if isinstance(ref, int) and ref_log in out and ref_log != name:
-                out[ref_log].add(ref)
-    return out
-
-
-def replay(records: Iterable[Mapping[str, Any]], *, log: str | None = None,
-           closed: Iterable[int] = ()) -> History:
-    """Rebuild spent totals and per-origin state from a job's audit records, in order.
-
-    Every ``pay-charge`` debits its ``charged``; every ``pay`` authorisation (``pay-decision``
-    with ``action: pay``) that no ``pay-charge`` names by ``ref`` is counted as spent in full
-    (its request may have been charged before the crawl died: fail closed). Money that cannot
-    be read is an error (:class:`PriceError`): a log that lies about money is not guessed at.
-
-    ``log``: the name of the log the records are from; a charge whose ``ref_log`` names
-    another log (a cluster worker sent a request another one authorised) debits its amount
-    here but closes nothing here. ``closed``: seqs of this log's authorisations whose charge
-    records are in other logs (:func:`cross_log_charges`); without them, such an
-    authorisation counts as spent in full (more than was spent: never less).
-    """
-    closed = set(closed)
-    spent: dict[str, int] = {}
-    open_: dict[int, tuple[str, int]] = {}
-    charged: set[str] = set()
-    no_pay: dict[str, str] = {}
-    stopped: dict[str, str] = {}
-    disabled = ""
-    currency: str | None = None
-
-    def add(origin: str, money: Money) -> None:
-        nonlocal currency
-        if currency is None:
-            currency = money.currency
-        elif money.currency != currency:
-            raise CurrencyMismatch(f"audit log has charges in {currency} and {money.currency}")
-        spent[origin] = spent.get(origin, 0) + money.micros
-
-    for rec in records:
-        kind = rec.get("result")
-        pay = rec.get("payment")
-        if kind not in ("pay-decision", "pay-charge") or not isinstance(pay, Mapping):
-            continue
-        origin = str(pay.get("origin"))
-        if kind == "pay-decision":
-            action = pay.get("action")
-            if action == "pay":
-                reserved = parse_price(str(pay.get("reserved")))
-                open_[int(rec["seq"])] = (origin, reserved.micros)
-                if currency is None:
-                    currency = reserved.currency
-            elif action == "stop-paying":
-                no_pay[origin] = str(pay.get("reason"))
-            elif action == "stop-origin":
-                stopped[origin] = str(pay.get("reason"))
-            elif action == "stop-paying-job":
-                disabled = str(pay.get("reason"))
-        else:
-            ref = pay.get("ref")
-            ref_log = pay.get("ref_log")
-            if ref is not None and (ref_log is None or log is None or ref_log == log):
-                open_.pop(int(ref), None)
-            if pay.get("charged") is not None:
-                add(origin, parse_price(str(pay["charged"])))
-                charged.add(origin)
-    for seq in closed:
-        open_.pop(seq, None)
-    for origin, micros in open_.values():
-        spent[origin] = spent.get(origin, 0) + micros
-    return History(spent=spent, currency=currency, charged=frozenset(charged), no_pay=no_pay,
-                   stopped=stopped, disabled=disabled, open_holds=len(open_))

@@ -20,7 +20,7 @@ records of :mod:`crawler.policy.payment` (``decision: "result"``, the payload un
 ``payment``). Spend over time: per UTC day of the charge record and per currency, the amounts
 charged (``charged``: what the budget was debited), added up exactly as decimals, never as
 floats and never across currencies, and the pages charged (charge records with an amount); a
-charge record whose amount is not a price in :data:`crawler.policy.payment.PRICE_RULES` is
+charge record whose amount is not a price in :data:`crawler.policy.prices.PRICE_RULES` is
 listed apart and summed nowhere. A log without such records gives the report it gave before.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawler.policy.payment import PriceError, parse_price
+from crawler.policy.prices import PriceError, parse_price
 from crawler.publish.domains import registrable_domain
 from crawler.publish.figures import is_day
 

@@ -21,13 +21,8 @@ from scrapy.http import Response, TextResponse
 
 from crawler.config.job import JobConfig, load_config
 from crawler.corpus.documents import BlobStore, document_kind, sniff_image
-from crawler.corpus.sitemaps import (
-    MAX_BYTES,
-    SitemapSource,
-    SitemapWalk,
-    lastmod_not_after,
-    sitemap_limits,
-)
+from crawler.corpus.sitemap_reader import MAX_BYTES, SitemapSource
+from crawler.corpus.sitemaps import SitemapWalk, lastmod_not_after, sitemap_limits
 from crawler.crawl import defaults
 from crawler.crawl.addon import Addon
 from crawler.crawl.links import link_urls

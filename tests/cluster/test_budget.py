@@ -12,7 +12,10 @@ from crawler.cluster.budget import RedisLedger, held_key, spent_key
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
 from crawler.cluster.state import write_epoch
-from crawler.policy.payment import LocalLedger, Money, PaymentPolicy, PayPerCrawl, Totals, replay
+from crawler.policy.ledger import LocalLedger, PaymentPolicy, Totals
+from crawler.policy.payment import PayPerCrawl
+from crawler.policy.payment_replay import replay
+from crawler.policy.prices import Money
 from tests.cluster.conftest import seeded
 
 O = "https://a.example:443"

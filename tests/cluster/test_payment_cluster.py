@@ -22,7 +22,8 @@ from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
 from crawler.demo.webbotauth import WebBotAuthVerifier
 from crawler.identity.keys import generate_key, jwks, load_key
-from crawler.policy.payment import FailClosedLedger, PaymentPolicy, PayPerCrawl, Refuse
+from crawler.policy.ledger import FailClosedLedger, PaymentPolicy
+from crawler.policy.payment import PayPerCrawl, Refuse
 from tests.paycrawl_server import PayCrawlServer, PricedPage
 
 from ..integration.conftest import ROOT, read_jsonl, run_cli, write_config
