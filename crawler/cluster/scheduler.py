@@ -8,15 +8,15 @@
    every enqueue and dequeue; Scrapy deprecated that argument, so each call warns
    (``ScrapyDeprecationWarning``, an error under ``filterwarnings = error``). The two methods
    are re-implemented without it.
-2. **Requests in flight survive a killed worker.** scrapy-redis's ``PriorityQueue.pop``
-   removes a request from Redis before it is downloaded: a worker killed with requests in
-   its downloader loses them for good. :class:`~crawler.cluster.queue.InflightPriorityQueue`
-   moves the popped request into the worker's in-flight hash
-   (``polite:<job>:inflight:<worker>``) in the same script call; the worker acknowledges it once Scrapy is done with it (its callback's
-   requests are queued), and a dead worker's unacknowledged requests go back to the queue
-   (worker.py). Delivery is at least once: a request whose worker died after fetching it
-   but before the acknowledgement is fetched again (and decided again: nothing bypasses the
-   reservation checks or the shared politeness).
+2. **Requests in flight survive a killed worker.** scrapy-redis's ``PriorityQueue.pop`` removes
+   a request from Redis before it is downloaded: a worker killed with requests in its downloader
+   loses them for good. :class:`~crawler.cluster.queue.InflightPriorityQueue` moves the popped
+   request into the worker's in-flight hash (``polite:<job>:inflight:<worker>``) in the same
+   script call; the worker acknowledges it once Scrapy is done with it (its callback's requests
+   are queued), and a dead worker's unacknowledged requests go back to the queue (worker.py).
+   Delivery is at least once: a request whose worker died after fetching it but before the
+   acknowledgement is fetched again (and decided again: nothing bypasses the reservation checks
+   or the shared politeness).
 3. **Origins interleaved.** Within a priority, every origin's n-th request is queued before
    any origin's (n+1)-th (:class:`~crawler.cluster.queue.InflightPriorityQueue`), so a
    worker's downloader is not filled with requests that all wait for one origin's turn at the
@@ -37,14 +37,14 @@
    popped under (``polite_cluster_epoch``): after a restore the worker's requests from before
    are never sent (the politeness gate fences them); those it had not sent yet go back to the
    shared queue unless the restored state knows their URL already (:meth:`ClusterScheduler.adopt`).
-7. **One round trip per page.** While an engine runs the worker, the links a page yields and
-   the lease its response ended are batched (:class:`Outbox`) and go out with the worker's
-   next script call — the grant of its next request, or its next pop — in one step script
+7. **One round trip per page.** While an engine runs the worker, the links a page yields and the
+   lease its response ended are batched (:class:`Outbox`) and go out with the worker's next
+   script call — the grant of its next request, or its next pop — in one step script
    (:data:`~crawler.cluster.scripts.STEP_SCRIPT`, which runs the gate's own grant and release
-   functions and every epoch check), or after :data:`FLUSH_DELAY` at the latest; that call
-   also pops up to :data:`PREFETCH` requests ahead for the engine (in the in-flight hash like
-   any popped request, acknowledged only once the engine has had them). A request is acknowledged only
-   after the links of its page are in Redis or in the spool. Components driven by hand (no
+   functions and every epoch check), or after :data:`FLUSH_DELAY` at the latest; that call also
+   pops up to :data:`PREFETCH` requests ahead for the engine (in the in-flight hash like any
+   popped request, acknowledged only once the engine has had them). A request is acknowledged
+   only after the links of its page are in Redis or in the spool. Components driven by hand (no
    engine) send each call at once, as before.
 """
 
