@@ -85,7 +85,7 @@ def test_defaults_written_elsewhere_agree():
 
     assert table.default("POLITE_SIGNATURE_VALIDITY") == DEFAULT_VALIDITY
     pytest.importorskip("redis")
-    from crawler.cluster.politeness import SPACING_MODES
+    from crawler.cluster.gate import SPACING_MODES
     from crawler.cluster.store import SECRET_ENV
 
     assert table.SPACINGS == SPACING_MODES

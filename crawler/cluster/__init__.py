@@ -5,11 +5,15 @@ extension point it adds or replaces, all settings in :mod:`crawler.cluster.defau
 
 * :mod:`~crawler.cluster.scheduler` — ``SCHEDULER``: scrapy-redis's scheduler and duplicate
   filter, per job, with requests in flight kept until finished (a killed worker's go back),
-  and a local spool for what Redis cannot take;
+  and a local spool for what Redis cannot take (the queue and the spool:
+  :mod:`~crawler.cluster.queue`);
 * :mod:`~crawler.cluster.politeness` — ``DOWNLOADER_MIDDLEWARES``: per-origin delay and
-  concurrency 1 for the whole cluster, one atomic Lua script per grant;
+  concurrency 1 for the whole cluster, one atomic Lua script per grant (the gate's client:
+  :mod:`~crawler.cluster.gate`);
+* :mod:`~crawler.cluster.scripts` — the Lua scripts of the gate and the queue;
 * :mod:`~crawler.cluster.store` — the runtime's ``SiteCache``: per-origin files and registry
-  answers fetched once per cluster per expiry, shared as raw bytes with their hashes;
+  answers fetched once per cluster per expiry, shared as raw bytes with their hashes (the
+  authenticated entries in Redis: :mod:`~crawler.cluster.sitestore`);
 * :mod:`~crawler.cluster.worker` — ``EXTENSIONS``: presence, heartbeat, idle and close;
 * :mod:`~crawler.cluster.state` — the job's epoch (is its state in Redis to be trusted?) and
   liveness from evidence (a worker is dead only if Redis answered others meanwhile);
@@ -23,8 +27,9 @@ extension point it adds or replaces, all settings in :mod:`crawler.cluster.defau
 Keys live under ``polite:<job>:`` (:mod:`~crawler.cluster.keys`).
 
 Importing this package imports neither redis nor scrapy-redis (the [cluster] extra): the
-modules that need them (connection, scheduler, politeness, store, worker) are imported only
-in cluster mode, so that ``audit verify`` and ``audit merge`` work without the extra; the names below are loaded on first use.
+modules that need them (connection, scheduler, queue, politeness, gate, store, sitestore,
+worker) are imported only in cluster mode, so that ``audit verify`` and ``audit merge`` work
+without the extra; the names below are loaded on first use.
 """
 
 from __future__ import annotations

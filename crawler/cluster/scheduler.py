@@ -8,19 +8,20 @@
    every enqueue and dequeue; Scrapy deprecated that argument, so each call warns
    (``ScrapyDeprecationWarning``, an error under ``filterwarnings = error``). The two methods
    are re-implemented without it.
-2. **Requests in flight survive a killed worker.** scrapy-redis's ``PriorityQueue.pop``
-   removes a request from Redis before it is downloaded: a worker killed with requests in
-   its downloader loses them for good. :class:`InflightPriorityQueue` moves the popped
+2. **Requests in flight survive a killed worker.** scrapy-redis's ``PriorityQueue.pop`` removes
+   a request from Redis before it is downloaded: a worker killed with requests in its downloader
+   loses them for good. :class:`~crawler.cluster.queue.InflightPriorityQueue` moves the popped
    request into the worker's in-flight hash (``polite:<job>:inflight:<worker>``) in the same
-   script call; the worker acknowledges it once Scrapy is done with it (its callback's
-   requests are queued), and a dead worker's unacknowledged requests go back to the queue
-   (worker.py). Delivery is at least once: a request whose worker died after fetching it
-   but before the acknowledgement is fetched again (and decided again: nothing bypasses the
-   reservation checks or the shared politeness).
+   script call; the worker acknowledges it once Scrapy is done with it (its callback's requests
+   are queued), and a dead worker's unacknowledged requests go back to the queue (worker.py).
+   Delivery is at least once: a request whose worker died after fetching it but before the
+   acknowledgement is fetched again (and decided again: nothing bypasses the reservation checks
+   or the shared politeness).
 3. **Origins interleaved.** Within a priority, every origin's n-th request is queued before
-   any origin's (n+1)-th (:class:`InflightPriorityQueue`), so a worker's downloader is not
-   filled with requests that all wait for one origin's turn at the shared gate (on a web of
-   80 origins this took one worker from about 45 to about 170 pages/s).
+   any origin's (n+1)-th (:class:`~crawler.cluster.queue.InflightPriorityQueue`), so a
+   worker's downloader is not filled with requests that all wait for one origin's turn at the
+   shared gate (on a web of 80 origins this took one worker from about 45 to about 170
+   pages/s).
 4. **One client, one job, no templates.** scrapy-redis builds its own client from
    ``REDIS_URL`` and formats keys with ``%(spider)s`` (twice); here the worker's counting
    client and the job's fixed keys are passed in, and the queue is never flushed when one
@@ -36,37 +37,32 @@
    popped under (``polite_cluster_epoch``): after a restore the worker's requests from before
    are never sent (the politeness gate fences them); those it had not sent yet go back to the
    shared queue unless the restored state knows their URL already (:meth:`ClusterScheduler.adopt`).
-7. **One round trip per page.** While an engine runs the worker, the links a page yields and
-   the lease its response ended are batched (:class:`Outbox`) and go out with the worker's
-   next script call — the grant of its next request, or its next pop — in one step script
-   (:data:`_STEP`, which runs the gate's own grant and release functions and every epoch
-   check), or after :data:`FLUSH_DELAY` at the latest; that call also pops up to
-   :data:`PREFETCH` requests ahead for the engine (in the in-flight hash like any popped
-   request, acknowledged only once the engine has had them). A request is acknowledged only
-   after the links of its page are in Redis or in the spool. Components driven by hand (no
+7. **One round trip per page.** While an engine runs the worker, the links a page yields and the
+   lease its response ended are batched (:class:`Outbox`) and go out with the worker's next
+   script call — the grant of its next request, or its next pop — in one step script
+   (:data:`~crawler.cluster.scripts.STEP_SCRIPT`, which runs the gate's own grant and release
+   functions and every epoch check), or after :data:`FLUSH_DELAY` at the latest; that call also
+   pops up to :data:`PREFETCH` requests ahead for the engine (in the in-flight hash like any
+   popped request, acknowledged only once the engine has had them). A request is acknowledged
+   only after the links of its page are in Redis or in the spool. Components driven by hand (no
    engine) send each call at once, as before.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import os
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from scrapy.utils.misc import load_object
 from scrapy_redis.dupefilter import RFPDupeFilter
-from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
-from crawler.cluster.connection import named_script
 from crawler.cluster.keys import META_EPOCH, META_INFLIGHT
-from crawler.cluster.politeness import _CHECKS, ACQUIRE_FN, RELEASE_FN
-from crawler.cluster.state import LIVENESS, NOW, NUM, STATE, StateError, check, problem_of
+from crawler.cluster.queue import InflightPriorityQueue, Link, Spool
+from crawler.cluster.state import StateError, check, problem_of
 from crawler.cluster.worker import ClusterWorker
 from crawler.crawl.scrapy_internals import engine_inprogress
 
@@ -78,124 +74,6 @@ logger = logging.getLogger(__name__)
 
 #: Request meta the scheduler adds and a re-queued request must not carry.
 _OWN_META = (META_INFLIGHT, META_EPOCH)
-
-# KEYS: queue (sorted set), in-flight hash, id counter, epoch. ARGV: epoch id.
-# Returns {id, encoded request}, nil, or {'!', code, detail} (nothing popped: the job's state
-# is not trusted, or a restored epoch is in its hold).
-_POP = NOW + NUM + STATE + """
-local code, detail = job_state(KEYS[4], ARGV[1])
-if code then return {'!', code, detail} end
-local r = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #r == 0 then return false end
-redis.call('ZREM', KEYS[1], r[1])
-local id = tostring(redis.call('INCR', KEYS[3]))
-redis.call('HSET', KEYS[2], id, r[2] .. ':' .. r[1])
-return {id, r[1]}
-"""
-
-
-# KEYS: queue, per-origin counters, epoch. ARGV: priority, origin, encoded request, epoch id.
-# A push is taken during a restored epoch's hold (only grants and pops wait for it).
-_PUSH = NOW + NUM + STATE + """
-local code, detail = job_state(KEYS[3], ARGV[4])
-if code and code ~= 'hold' then return {'!', code, detail} end
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('ZADD', KEYS[1], -tonumber(ARGV[1]) * 1e9 + (n % 1e9), ARGV[3])
-return n
-"""
-
-
-# KEYS: queue, per-origin counters, duplicate filter set, epoch. ARGV: priority, origin,
-# encoded request, fingerprint, epoch id. Returns 1 when queued, 0 when the fingerprint was
-# seen already.
-_PUSH_UNSEEN = NOW + NUM + STATE + """
-local code, detail = job_state(KEYS[4], ARGV[5])
-if code and code ~= 'hold' then return {'!', code, detail} end
-if redis.call('SADD', KEYS[3], ARGV[4]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('ZADD', KEYS[1], -tonumber(ARGV[1]) * 1e9 + (n % 1e9), ARGV[3])
-return 1
-"""
-
-
-# One round trip per page: the releases and the links a worker has batched since its last
-# call, then (optionally) a grant of one origin (the politeness gate's own function, its epoch
-# and fencing checks included), then (optionally) pops, each part under its own epoch check.
-# KEYS: queue, in-flight hash, id counter, epoch, per-origin counters, duplicate filter, origin
-#       hash to grant (any key when no grant is asked), beats, clock.
-# ARGV: 1 epoch id, 2 how many requests to pop (0: none), 3 origin-key prefix, 4 "1" when a
-#       release restarts the spacing (the response), 5 number of releases, 6 "1" to grant,
-#       7-16 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
-#       per release origin / token, then per link priority / origin / encoded request /
-#       fingerprint ('' = not filtered).
-# Returns {released, pushed, popped, granted}: released a string of '1' / '0' per release (the
-# lease was this token's); pushed a string of '1' (queued) / '0' (seen before) per link, or
-# {'!', code, detail} when the job's state refuses pushes (nothing pushed: the caller pushes
-# them one by one, spooling what Redis cannot take); popped {id, encoded request, ...} for
-# each request popped (each moved to the in-flight hash, as _POP does), or {'!', code,
-# detail}, or false when none was asked; granted as
-# ACQUIRE_SCRIPT's (false when not asked). Releases are done whatever the job's state, as
-# RELEASE_SCRIPT does.
-_STEP = NOW + _CHECKS + STATE + LIVENESS + RELEASE_FN + ACQUIRE_FN + """
-local released = {}
-local i = 17
-for _ = 1, tonumber(ARGV[5]) do
-  released[#released + 1] = tostring(release(ARGV[3] .. ARGV[i], ARGV[i + 1], ARGV[4]))
-  i = i + 2
-end
-local code, detail = job_state(KEYS[4], ARGV[1])
-local pushed
-if i <= #ARGV and code and code ~= 'hold' then
-  pushed = {'!', code, detail}
-else
-  local out = {}
-  while i <= #ARGV do
-    local fp = ARGV[i + 3]
-    if fp ~= '' and redis.call('SADD', KEYS[6], fp) == 0 then
-      out[#out + 1] = '0'
-    else
-      local c = redis.call('HINCRBY', KEYS[5], ARGV[i + 1], 1)
-      redis.call('ZADD', KEYS[1], -tonumber(ARGV[i]) * 1e9 + (c % 1e9), ARGV[i + 2])
-      out[#out + 1] = '1'
-    end
-    i = i + 4
-  end
-  pushed = table.concat(out)
-end
-local granted = false
-if ARGV[6] == '1' then
-  granted = acquire_origin({KEYS[7], KEYS[4], KEYS[8], KEYS[9], KEYS[2]},
-                           {unpack(ARGV, 7, 16)})
-end
-local popped = false
-local want = tonumber(ARGV[2])
-if want > 0 then
-  if code then
-    popped = {'!', code, detail}
-  else
-    popped = {}
-    local r = redis.call('ZRANGE', KEYS[1], 0, want - 1, 'WITHSCORES')
-    for j = 1, #r, 2 do
-      redis.call('ZREM', KEYS[1], r[j])
-      local id = tostring(redis.call('INCR', KEYS[3]))
-      redis.call('HSET', KEYS[2], id, r[j + 1] .. ':' .. r[j])
-      popped[#popped + 1] = id
-      popped[#popped + 1] = r[j]
-    end
-  end
-end
-return {table.concat(released), pushed, popped, granted}
-"""
-
-
-class Link(NamedTuple):
-    """A request found by this worker, batched until the worker's next step."""
-
-    request: Request
-    data: bytes
-    priority: int
-    origin: str
-    fp: str | None
 
 
 class Outbox:
@@ -229,161 +107,6 @@ PREFETCH = 2
 #: this worker queued links meanwhile, or a heartbeat saw work): an idle engine asks its
 #: scheduler on every event, and each ask would be a round trip.
 EMPTY_BACKOFF = 0.1
-
-
-class InflightPriorityQueue(PriorityQueue):
-    """scrapy-redis's priority queue whose ``pop`` keeps the request in the in-flight hash,
-    and whose ``push`` interleaves origins.
-
-    scrapy-redis scores a request ``-priority``; requests of equal priority then come out in
-    the byte order of their pickles, which tends to bunch one origin's requests together: a
-    worker's downloader fills up with requests that all wait for the same origin's turn
-    while other origins idle. Here the score is ``-priority * 1e9 + n``, ``n`` counting the
-    origin's requests so far: within a priority, every origin's n-th request comes before
-    any origin's (n+1)-th (round robin), as Scrapy's own downloader-aware queue intends.
-    """
-
-    def __init__(self, server: Any, spider: Any, key: str, serializer: Any = None, *,
-                 inflight_key: str, seq_key: str, origin_seq_key: str, epoch_key: str,
-                 epoch: Any) -> None:
-        super().__init__(server, spider, key, serializer)
-        self.inflight_key = inflight_key
-        self.seq_key = seq_key
-        self.origin_seq_key = origin_seq_key
-        self.epoch_key = epoch_key
-        #: a callable: the epoch the worker works under now
-        self.epoch = epoch
-        self._pop = named_script(server, _POP, "pop")
-        self._push = named_script(server, _PUSH, "push")
-        self._push_unseen = named_script(server, _PUSH_UNSEEN, "push_unseen")
-        self._step = named_script(server, _STEP, "step")
-
-    def encode(self, request: Request) -> bytes:
-        return self._encode_request(request)
-
-    def push(self, request: Request) -> None:
-        from crawler.crawl.meta import origin_of
-
-        self.push_raw(self._encode_request(request), int(request.priority), origin_of(request))
-
-    def push_raw(self, data: bytes, priority: int, origin: str) -> None:
-        check(self._push(keys=[self.key, self.origin_seq_key, self.epoch_key],
-                         args=[priority, origin, data, self.epoch()]))
-
-    def push_unseen(self, request: Request, dupefilter_key: str, fingerprint: str) -> bool:
-        """Mark ``fingerprint`` seen and queue ``request`` in one script call (False: seen
-        before). Two calls would leave a window in which a killed worker has marked a URL seen
-        without queueing it: no worker would ever fetch it."""
-        from crawler.crawl.meta import origin_of
-
-        return self.push_unseen_raw(self._encode_request(request), int(request.priority),
-                                    origin_of(request), dupefilter_key, fingerprint)
-
-    def push_unseen_raw(self, data: bytes, priority: int, origin: str, dupefilter_key: str,
-                        fingerprint: str) -> bool:
-        return bool(check(self._push_unseen(
-            keys=[self.key, self.origin_seq_key, dupefilter_key, self.epoch_key],
-            args=[priority, origin, data, fingerprint, self.epoch()])))
-
-    def step(self, links: list[Link], releases: list[tuple[str, str]], *, pop: int,
-             origin_prefix: str, from_now: bool, dupefilter_key: str,
-             grant: tuple[list[str], list[Any]] | None = None) -> tuple[Any, Any, Any, Any]:
-        """One round trip: ``releases``, then ``links``, then the ``grant`` (ACQUIRE_SCRIPT's
-        KEYS and ARGV) if asked, then up to ``pop`` pops. Returns (released, pushed, popped,
-        granted) as _STEP answers them; ``popped`` a list of requests decoded as :meth:`pop`
-        does, or a state problem answer."""
-        epoch = self.epoch()
-        if grant is not None:
-            (origin_key, _epoch_key, beats, clock, _inflight), grant_args = grant
-        else:
-            origin_key, beats, clock, grant_args = origin_prefix, self.epoch_key, \
-                self.epoch_key, [""] * 10
-        args: list[Any] = [epoch, int(pop), origin_prefix, "1" if from_now else "0",
-                           len(releases), "1" if grant is not None else "0", *grant_args]
-        for origin, token in releases:
-            args += [origin, token]
-        for link in links:
-            args += [link.priority, link.origin, link.data, link.fp or ""]
-        released, pushed, popped, granted = self._step(
-            keys=[self.key, self.inflight_key, self.seq_key, self.epoch_key,
-                  self.origin_seq_key, dupefilter_key, origin_key, beats, clock], args=args)
-        if problem_of(popped) is None:
-            popped = [self._popped_request(popped[j:j + 2], epoch)
-                      for j in range(0, len(popped or ()), 2)]
-        return released, pushed, popped, granted
-
-    def _popped_request(self, res: Any, epoch: str) -> Request:
-        ident, data = res
-        request = self._decode_request(data)
-        request.meta[META_INFLIGHT] = ident.decode() if isinstance(ident, bytes) else ident
-        request.meta[META_EPOCH] = epoch
-        return request
-
-    def pop(self, timeout: int = 0) -> Request | None:
-        epoch = self.epoch()
-        res = check(self._pop(keys=[self.key, self.inflight_key, self.seq_key, self.epoch_key],
-                              args=[epoch]))
-        if not res:
-            return None
-        ident, data = res
-        request = self._decode_request(data)
-        request.meta[META_INFLIGHT] = ident.decode() if isinstance(ident, bytes) else ident
-        request.meta[META_EPOCH] = epoch
-        return request
-
-
-class Spool:
-    """Requests Redis could not take, one JSON line each (``url``, ``priority``, ``origin``,
-    ``fp``: the duplicate-filter fingerprint, or null for a request that bypasses it;
-    ``data``: the encoded request, base64), appended and flushed one by one. The file exists
-    only while something is spooled."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        try:
-            with open(path, "rb") as fh:
-                self.count = sum(1 for line in fh if line.endswith(b"\n"))
-        except OSError:
-            pass
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.count += 1
-
-    def entries(self) -> list[dict[str, Any]]:
-        out = []
-        try:
-            with open(self.path, "rb") as fh:
-                for line in fh:
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:  # a line torn by a kill: never completed, never used
-                        continue
-                    if isinstance(entry, dict) and isinstance(entry.get("data"), str):
-                        out.append(entry)
-        except OSError:
-            pass
-        return out
-
-    def replace(self, entries: list[dict[str, Any]]) -> None:
-        """Keep only ``entries`` (the file goes when none is left)."""
-        if not entries:
-            self.path.unlink(missing_ok=True)
-            self.count = 0
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for e in entries:
-                fh.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.path)
-        self.count = len(entries)
 
 
 class ClusterScheduler(Scheduler):

@@ -16,7 +16,7 @@ import pytest
 
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.politeness import MAX_GATE_WAIT, GateTimeout, OriginGate
+from crawler.cluster.gate import MAX_GATE_WAIT, GateTimeout, OriginGate
 from crawler.cluster.worker import Presence
 
 from .conftest import seeded
@@ -93,7 +93,7 @@ def test_a_corrupt_field_is_never_a_grant(redis_url, case):
                                   "ref_delay negative", "lease_until missing"])
 def test_a_waiting_worker_does_not_spin_and_logs_once(redis_url, case, caplog):
     _, b = corrupted(redis_url, case)
-    caplog.set_level(logging.WARNING, logger="crawler.cluster.politeness")
+    caplog.set_level(logging.WARNING, logger="crawler.cluster.gate")
     before = b.client.calls
     started = time.monotonic()
     with pytest.raises(GateTimeout):
@@ -139,7 +139,7 @@ def test_recovery_the_invalid_hash_expires_or_is_deleted(redis_url, caplog):
     key = b.keys.origin(ORIGIN)
     b.client.hset(key, mapping={"ref": "nan", "ref_delay": "0"})
     assert b.client.pttl(key) == -1
-    caplog.set_level(logging.WARNING, logger="crawler.cluster.politeness")
+    caplog.set_level(logging.WARNING, logger="crawler.cluster.gate")
     assert not b.try_acquire(ORIGIN, "b:1", delay=DELAY, lease=30).granted
     assert 0 < b.client.pttl(key) <= 30_000 + 60_000
     b.client.delete(key)

@@ -26,8 +26,9 @@ import scrapy
 from scrapy.utils.test import get_crawler
 
 from crawler.cluster.connection import redis_client
+from crawler.cluster.gate import OriginGate
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.politeness import ClusterPolitenessMiddleware, OriginGate
+from crawler.cluster.politeness import ClusterPolitenessMiddleware
 from crawler.cluster.scheduler import META_EPOCH, META_INFLIGHT, ClusterScheduler
 from crawler.cluster.settings import cluster_settings
 from crawler.cluster.state import StateError, job_problem, read_epoch, write_epoch

@@ -15,7 +15,8 @@ from scrapy.utils.test import get_crawler
 
 from crawler.cluster.connection import redis_client
 from crawler.cluster.keys import JobKeys
-from crawler.cluster.store import RedisSiteStore, SharedSiteCache, cluster_secret
+from crawler.cluster.sitestore import RedisSiteStore
+from crawler.cluster.store import SharedSiteCache, cluster_secret
 from crawler.cluster.worker import ClusterWorker, Presence, cluster_setting
 from crawler.policy.reservation import site_file
 

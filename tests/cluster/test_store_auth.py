@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 
-from crawler.cluster.store import RedisSiteStore
+from crawler.cluster.sitestore import RedisSiteStore
 
 from .conftest import CLUSTER_SECRET
 from .test_store import (ROBOTS, URL, FakeEngine, FakeRegistryEngine, cache_for,
@@ -49,7 +49,7 @@ def test_a_forged_entry_without_a_mac_is_refused(redis_url, tmp_path, no_twisted
     e = FakeEngine(latency=0.01)
     cache = cache_for(redis_url, "a", e, tmp_path)
     forge_site_entry(cache.store.client, cache.store.keys)
-    with caplog.at_level(logging.WARNING, logger="crawler.cluster.store"):
+    with caplog.at_level(logging.WARNING, logger="crawler.cluster.sitestore"):
         f = asyncio.run(cache.get(ORIGIN, "robots.txt"))
     assert_fetched_itself(cache, e, f)
     warnings = [r for r in caplog.records if "has no MAC" in r.getMessage()]
@@ -65,7 +65,7 @@ def test_a_forged_entry_with_a_wrong_mac_is_refused(redis_url, tmp_path, no_twis
     e = FakeEngine(latency=0.01)
     cache = cache_for(redis_url, "a", e, tmp_path)
     forge_site_entry(cache.store.client, cache.store.keys, mac="0" * 64)
-    with caplog.at_level(logging.WARNING, logger="crawler.cluster.store"):
+    with caplog.at_level(logging.WARNING, logger="crawler.cluster.sitestore"):
         f = asyncio.run(cache.get(ORIGIN, "robots.txt"))
     assert_fetched_itself(cache, e, f)
     assert cache.crawler.stats.get_value(f"{UNAUTHENTICATED}/invalid") == 2
