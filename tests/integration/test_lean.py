@@ -155,8 +155,8 @@ def test_an_extra_required_while_the_crawl_starts_is_one_line(tmp_path):
 #: Scrapy components); everything else imports its extra where it is used, through
 #: crawler.extras.require
 NEED_AN_EXTRA = {f"crawler.cluster.{m}" for m in (
-    "budget", "connection", "politeness", "restore", "scheduler", "seeds", "settings", "state",
-    "store", "worker")}
+    "budget", "connection", "gate", "politeness", "queue", "restore", "scheduler", "scripts",
+    "seeds", "settings", "sitestore", "state", "store", "worker")}
 
 
 def test_no_module_imports_an_extra_at_import_time():
