@@ -171,6 +171,7 @@ def run(kind: str, seeds: list[str], tmp: Path, cache_mib: float, every: int) ->
         (tmp / "seeds.txt").write_text("\n".join(seeds) + "\n")
         args = [sys.executable, "-m", "scrapy", "runspider",
                 str(ROOT / "bench" / "plain_spider.py"), "-a", f"seeds_file={tmp / 'seeds.txt'}",
+                "-a", "mode=len",
                 "-s", "ROBOTSTXT_OBEY=True", "-s",
                 "USER_AGENT=BenchBot/1.0 (+https://example.org/bot)",
                 "-s", f"EXTENSIONS={CPU_EXTENSION!r}".replace("'", '"'),

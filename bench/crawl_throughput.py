@@ -1,11 +1,13 @@
 """Throughput of `polite-crawl run` versus a plain Scrapy spider, in the same run.
 
 Serves a local site of N pages (default 2,000) on 127.0.0.1 and crawls it with the same Scrapy
-settings: (a) a plain spider with ROBOTSTXT_OBEY=True that yields ``{url, len}`` and follows every
-``<a href>`` (``bench/plain_spider.py``), (b) `polite-crawl run` (robots.txt, TDMRep, ai.txt and
-every other signal, two honoured agents' worth of robots groups, the write-ahead audit log, corpus
-text). Rounds alternate (plain first in even rounds, polite first in odd ones) so that a change
-in the machine's load hits both alike.
+settings: (a) a plain spider with ROBOTSTXT_OBEY=True (``bench/plain_spider.py``), (b)
+`polite-crawl run` (robots.txt, TDMRep, ai.txt and every other signal, two honoured agents'
+worth of robots groups, the write-ahead audit log, corpus text). The plain spider is the one
+issue 14 names: it yields ``{url, text}`` (visible text) and follows every link
+``LinkExtractor`` finds (``--plain-mode len``: the lighter ``{url, len}`` baseline used before,
+no text work). Rounds alternate (plain first in even rounds, polite first in odd ones) so that
+a change in the machine's load hits both alike.
 
 Per crawl it prints pages/s (from Scrapy's own ``elapsed_time_seconds`` stat, which excludes
 process start-up) and the CPU time per page of the crawler process (``bench/cpu_stats.py``, the
@@ -14,7 +16,7 @@ the machine). Then the median of each, the median of the per-round ratios polite
 spread (min-max): on a shared 2-core machine the spread is the noise.
 
     python bench/crawl_throughput.py [--pages 2000] [--rounds 5] [--concurrency 16]
-        [--plain-setting NAME=VALUE ...] [--polite-setting NAME=VALUE ...]
+        [--plain-mode text|len] [--plain-setting NAME=VALUE ...] [--polite-setting NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_plain(seed: str, tmp: Path, settings: dict | None = None) -> tuple[dict, float]:
+def run_plain(seed: str, tmp: Path, settings: dict | None = None,
+              mode: str = "text") -> tuple[dict, float]:
     settings = {**SETTINGS, **(settings or {})}
     args = [sys.executable, "-m", "scrapy", "runspider", str(ROOT / "bench" / "plain_spider.py"),
-            "-a", f"seed={seed}", "-s", "ROBOTSTXT_OBEY=True",
+            "-a", f"seed={seed}", "-a", f"mode={mode}", "-s", "ROBOTSTXT_OBEY=True",
             "-s", "USER_AGENT=BenchBot/1.0 (+https://example.org/bot)",
             "-s", f"EXTENSIONS={CPU_EXTENSION!r}".replace("'", '"'),
             "-o", str(tmp / "plain.jsonl")]
@@ -125,16 +128,20 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--plain-mode", choices=("text", "len"), default="text",
+                    help="text: {url, text} and LinkExtractor (issue 14's baseline); len: "
+                    "{url, len} and every <a href> (no text work)")
     ap.add_argument("--plain-setting", action="append", default=[], metavar="NAME=VALUE",
-                    help="a Scrapy setting for the plain crawl only (e.g. a fairness check)")
+                    help="a Scrapy setting for the plain crawl only (a fairness check)")
     ap.add_argument("--polite-setting", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     SETTINGS["CONCURRENT_REQUESTS"] = SETTINGS["CONCURRENT_REQUESTS_PER_DOMAIN"] = \
         args.concurrency
     plain_extra, polite_extra = _settings(args.plain_setting), _settings(args.polite_setting)
-    runs = {"plain": lambda s, t: run_plain(s, t, plain_extra),
+    runs = {"plain": lambda s, t: run_plain(s, t, plain_extra, args.plain_mode),
             "polite": lambda s, t: run_polite(s, t, polite_extra)}
-    names = {"plain": "plain Scrapy (ROBOTSTXT_OBEY)", "polite": "polite-crawl run"}
+    names = {"plain": f"plain Scrapy ({args.plain_mode}, ROBOTSTXT_OBEY)",
+             "polite": "polite-crawl run"}
     rows: list[tuple[int, str, int, float, float, float]] = []
     with LocalWeb([make_site(args.pages)]) as web, tempfile.TemporaryDirectory() as d:
         seed = web.origin("bench") + "/"
