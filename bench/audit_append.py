@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crawler.audit.checkpoint import CheckpointWriter  # noqa: E402
 from crawler.audit.log import AuditWriter, head_path  # noqa: E402
-from crawler.identity.keys import generate_key  # noqa: E402
 from crawler.audit.record import ChainState, canonical_json, seal  # noqa: E402
+from crawler.identity.keys import generate_key  # noqa: E402
 
 CHECKS = [
     {"signal": "robots", "channel": "robots.txt", "outcome": "allow", "agent": "BenchBot",

@@ -13,17 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from crawler.publish.about import ATOM_NS, AboutError, build_about
-from crawler.publish.about_content import (
-    FAILURE_ROWS_FOR,
-    PURPOSE_TEXT,
-    SIGNAL_INFO,
-    about_content,
-    binding_terms,
-    contact_url,
-    crawler_identity,
-    opt_out_examples,
-)
 from crawler.audit.record import SIGNALS
 from crawler.config.job import JobConfig, parse_config
 from crawler.optout.htmlmeta import parse_html_head
@@ -34,6 +23,17 @@ from crawler.policy.reservation import (
     TERM_PURPOSES,
     Policy,
     site_file,
+)
+from crawler.publish.about import ATOM_NS, AboutError, build_about
+from crawler.publish.about_content import (
+    FAILURE_ROWS_FOR,
+    PURPOSE_TEXT,
+    SIGNAL_INFO,
+    about_content,
+    binding_terms,
+    contact_url,
+    crawler_identity,
+    opt_out_examples,
 )
 
 UA = "InfoBot/2.0 (+https://example.org/infobot)"
@@ -330,8 +330,8 @@ class _Resp:
 def test_directory_card_and_history_follow_rotation(tmp_path: Path) -> None:
     from http_message_signatures.exceptions import InvalidSignature
 
-    from crawler.publish.about import AGENT_CARD, JWKS_HEADERS_PATH, JWKS_PATH, KEY_HISTORY
     from crawler.identity.keys import generate_key, load_key, published_keys, rotate_key
+    from crawler.publish.about import AGENT_CARD, JWKS_HEADERS_PATH, JWKS_PATH, KEY_HISTORY
 
     key = tmp_path / "id.pem"
     first = generate_key(key)
@@ -386,9 +386,9 @@ def test_serve_about_types_and_fresh_directory_signatures(tmp_path: Path) -> Non
     import urllib.error
     import urllib.request
 
+    from crawler.identity.keys import generate_key
     from crawler.publish.about import JWKS_HEADERS_PATH, JWKS_PATH
     from crawler.publish.about_server import serve_about
-    from crawler.identity.keys import generate_key
 
     ident = generate_key(tmp_path / "id.pem")
     site = tmp_path / "site"

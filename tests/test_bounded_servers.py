@@ -21,8 +21,8 @@ from crawler.demo import web as demo_web
 from crawler.demo.web import LocalWeb, Page, Site
 from crawler.registry.entries import parse_entry
 from crawler.registry.index import RegistryIndex
-from crawler.registry.spawning import SPAWNING_PATH
 from crawler.registry.server import MAX_BODY_BYTES, RegistryServer
+from crawler.registry.spawning import SPAWNING_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 LIST = "example.com\nhttps://origin.test\n"

@@ -10,8 +10,8 @@ import time
 import pytest
 from parsel import Selector
 
-from crawler.corpus import maintext
 from crawler.config.job import ConfigError, parse_config
+from crawler.corpus import maintext
 from crawler.corpus.maintext import main_text
 
 PARAGRAPHS = "".join(

@@ -18,13 +18,13 @@ import pytest
 
 from crawler.registry.entries import parse_entry
 from crawler.registry.index import RegistryIndex
+from crawler.registry.server import MAX_BODY_BYTES, RegistryServer, serve
 from crawler.registry.spawning import (
     SPAWNING_PATH,
     parse_spawning_response,
     spawning_request_body,
 )
 from crawler.registry.sqlite import SqliteRegistry, import_list
-from crawler.registry.server import MAX_BODY_BYTES, RegistryServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 LIST = "example.com\nhttps://origin.test\nhttps://prefix.test/private/\nfoo\n"

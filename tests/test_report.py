@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from crawler.survey.agents import load_agents
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import site_file
 from crawler.publish.charts import percent_axis as _percent_axis
@@ -25,6 +24,7 @@ from crawler.publish.report import (
     intervals_overlap,
     wilson_interval,
 )
+from crawler.survey.agents import load_agents
 from crawler.survey.analysis import HomepageFetch, analyse_origin, analyse_robots_only
 
 AGENTS = tuple(a for a in load_agents() if a.token in ("GPTBot", "CCBot", "ClaudeBot"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from crawler.audit.log import AuditWriter
+from crawler.corpus.sitemaps import SitemapLimits, lastmod_not_after, sitemap_limits
 from crawler.crawl.resume import sent_pages_per_origin
 from crawler.policy.scope import Scope, scope_config
-from crawler.corpus.sitemaps import SitemapLimits, lastmod_not_after, sitemap_limits
 
 P = "0" * 64
 

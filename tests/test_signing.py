@@ -15,8 +15,8 @@ from scrapy.http import Response
 from scrapy.spiders import Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.identity.keys import generate_key
 from crawler.crawl.signing import SigningConfigError, SignRequestsMiddleware
+from crawler.identity.keys import generate_key
 
 AGENT = "https://crawler.example"
 

@@ -16,8 +16,8 @@ from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.crawl import sitecache as sc
-from crawler.policy.reservation import Policy, site_file
 from crawler.crawl.sitecache import SiteCache
+from crawler.policy.reservation import Policy, site_file
 
 DATA = Path(__file__).parent / "data" / "real_robots"
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"

@@ -10,7 +10,6 @@ import zlib
 
 import pytest
 
-from crawler.optout.robots import parse_robots
 from crawler.corpus.sitemap_reader import (
     MAX_BYTES,
     MAX_URLS,
@@ -19,6 +18,7 @@ from crawler.corpus.sitemap_reader import (
     parse_sitemap,
 )
 from crawler.corpus.sitemaps import SitemapLimits, SitemapWalk, sitemap_config
+from crawler.optout.robots import parse_robots
 
 SM = "http://www.example.com/sitemap.xml"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler.survey.agents import Agent, load_agent_list, load_agents
 from crawler.optout.robots import parse_robots
 from crawler.policy.reservation import site_file
+from crawler.survey.agents import Agent, load_agent_list, load_agents
 from crawler.survey.analysis import (
     HomepageFetch,
     analyse_origin,

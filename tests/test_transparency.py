@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from crawler.publish import domains
 from crawler.audit.log import AuditWriter
 from crawler.policy.reservation import FAILURE_POLICY, SWITCHABLE_SIGNALS
+from crawler.publish import domains
 from crawler.publish.domains import registrable_domain
 from crawler.publish.outputs import read_run_info
 from crawler.publish.transparency import build_transparency, top_domain_count

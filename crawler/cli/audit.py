@@ -12,11 +12,11 @@ from typing import Any
 
 from crawler.audit.checkpoint import checkpoints_path, read_checkpoints, verify_checkpoints
 from crawler.audit.log import read_head_file, verify_file
+from crawler.audit.merge import MergeError, is_report, merge_logs, verify_report
 from crawler.audit.outputs import find_logs, verify_output_dir
 from crawler.audit.repair import repair, repairs_problem
 from crawler.audit.runlock import RunLock, RunLockError
 from crawler.cli.common import UsageError
-from crawler.audit.merge import MergeError, is_report, merge_logs, verify_report
 from crawler.identity.keys import keys_from_jwks
 
 

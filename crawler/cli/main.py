@@ -18,8 +18,19 @@ import sys
 from collections.abc import Sequence
 
 from crawler import __version__
-from crawler.cli import about, audit, check, corpus, demo, identity, registry, report, run, seed
-from crawler.cli import survey
+from crawler.cli import (
+    about,
+    audit,
+    check,
+    corpus,
+    demo,
+    identity,
+    registry,
+    report,
+    run,
+    seed,
+    survey,
+)
 from crawler.cli.common import UsageError
 from crawler.config.job import ConfigError
 from crawler.extras import MissingExtra

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from crawler.cli.common import UsageError
-from crawler.registry.sqlite import import_list
 from crawler.registry.server import serve
+from crawler.registry.sqlite import import_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from crawler.cli.common import UsageError
 from crawler.extras import require
-from crawler.publish.report import ReportError, build_report
 from crawler.publish.outputs import output_files
+from crawler.publish.report import ReportError, build_report
 from crawler.publish.transparency import build_transparency
 
 

@@ -43,8 +43,8 @@ from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 
+from crawler.audit.runlock import RunLockError
 from crawler.cluster import defaults
-from crawler.config import table
 from crawler.cluster.connection import CountingRedis, named_script, redis_client
 from crawler.cluster.keys import JobKeys, check_name
 from crawler.cluster.seeds import pop_seed_requests
@@ -60,7 +60,7 @@ from crawler.cluster.state import (
     job_problem,
     read_epoch,
 )
-from crawler.audit.runlock import RunLockError
+from crawler.config import table
 from crawler.crawl.scrapy_internals import engine_inprogress, engine_of, wake_engine
 
 if TYPE_CHECKING:
@@ -626,9 +626,8 @@ def _redacted(url: str) -> str:
 async def sleep(seconds: float) -> None:
     """Wait without blocking the reactor (asyncio or Twisted, whichever runs)."""
     from scrapy.utils.asyncio import call_later
-    from twisted.internet.defer import Deferred
-
     from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet.defer import Deferred
 
     d: Deferred[None] = Deferred()
     call_later(seconds, d.callback, None)

@@ -20,9 +20,9 @@ import yaml
 
 from crawler.config import table
 from crawler.corpus.maintext import TEXT_MODES
+from crawler.corpus.sitemaps import SitemapLimits, sitemap_config
 from crawler.policy.reservation import PURPOSES, SWITCHABLE_SIGNALS
 from crawler.policy.scope import ScopeConfig, scope_config
-from crawler.corpus.sitemaps import SitemapLimits, sitemap_config
 
 #: the config a command uses when given none (``check``, ``survey``, ``about``; the survey spider)
 DEFAULT_CONFIG = Path(__file__).parent.parent / "data" / "default-config.yaml"

@@ -42,6 +42,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from crawler.config import table
+
 __all__ = ["DEFAULT_MAX_ELEMENTS", "TEXT_MODES", "MainText", "main_text"]
 
 #: ``text:`` config values / ``POLITE_TEXT``: ``main`` (trafilatura) or ``visible`` (every

@@ -93,8 +93,8 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 from xml.parsers import expat
 
-from crawler.policy.network import format_origin
 from crawler.optout.content import utf8_from_bom
+from crawler.policy.network import format_origin
 
 __all__ = [
     "MAX_BYTES", "MAX_LOC_CHARS", "MAX_URLS", "SitemapEntry", "SitemapFile", "SitemapSource",

@@ -20,11 +20,10 @@ except ImportError:  # pragma: no cover - a dependency; json alone gives the sam
     _orjson = None  # type: ignore[assignment]
 from scrapy import signals
 from scrapy.exceptions import DropItem
-
 from scrapy.utils.defer import maybe_deferred_to_future
 
-from crawler.crawl import defaults
 from crawler.corpus.documents import pdf_text
+from crawler.crawl import defaults
 from crawler.crawl.runtime import get_runtime, polite_setting
 
 if TYPE_CHECKING:

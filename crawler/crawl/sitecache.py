@@ -36,15 +36,14 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler.crawl import defaults
 from crawler.crawl.decisions import META_SEND
-from crawler.policy.network import origin_key
 from crawler.optout.model import SiteFile
+from crawler.policy.network import origin_key
 from crawler.policy.reservation import reparsed, site_file
-
-from scrapy.utils.defer import maybe_deferred_to_future
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import encodings.idna
 import ipaddress
-from urllib.parse import urlsplit
 import re
+from urllib.parse import urlsplit
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 #: IDNA 2003 label separators (RFC 3490 §3.1): full stop and its ideographic/full-width forms.

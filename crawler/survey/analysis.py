@@ -132,7 +132,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from crawler.survey.agents import Agent, load_agent_list
 from crawler.optout import aipref, contentsignal, noai, rsl
 from crawler.optout import tdmrep as tdm
 from crawler.optout.htmlmeta import HtmlHead, parse_html_head
@@ -140,6 +139,7 @@ from crawler.optout.model import SiteFile
 from crawler.optout.pathpattern import PathPattern, match_forms
 from crawler.optout.robots import RobotsFile, RobotsGroup, _evaluate, is_valid_product_token
 from crawler.policy.reservation import site_file
+from crawler.survey.agents import Agent, load_agent_list
 
 __all__ = [
     "BLOCK_LEVELS",

@@ -9,7 +9,6 @@ import logging
 import subprocess
 from datetime import datetime, timezone
 
-from crawler.publish.about import JWKS_PATH, build_about
 from crawler.audit.checkpoint import (
     CHECKPOINT_TYPE,
     TIMESTAMP_TYPE,
@@ -23,6 +22,7 @@ from crawler.audit.log import AuditWriter
 from crawler.cli.main import main
 from crawler.config.job import parse_config
 from crawler.identity.keys import generate_key, keys_from_jwks
+from crawler.publish.about import JWKS_PATH, build_about
 
 POLICY = "p" * 64
 

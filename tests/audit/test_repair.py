@@ -10,8 +10,8 @@ import pytest
 
 from crawler.audit.log import AuditWriter, verify_file
 from crawler.audit.repair import diagnose, repairs_path
-from crawler.cli.main import main
 from crawler.audit.runlock import RunLock
+from crawler.cli.main import main
 
 
 def make_log(tmp_path: Path, n: int = 4) -> Path:

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from crawler.cluster.connection import redis_client
-from crawler.cluster.keys import JobKeys
 from crawler.cluster.gate import MAX_GATE_WAIT, GateTimeout, OriginGate
+from crawler.cluster.keys import JobKeys
 from crawler.cluster.worker import Presence
 
 from .conftest import seeded

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from crawler.cluster.connection import redis_client
-from crawler.cluster.keys import JobKeys
 from crawler.cluster.gate import OriginGate
+from crawler.cluster.keys import JobKeys
 from crawler.cluster.worker import Presence
 from crawler.optout.robots import parse_robots
 

@@ -156,8 +156,9 @@ def _stat(log: str, name: str) -> int:
 
 @pytest.mark.skipif(not _wired(), reason="needs polite-crawl seed / run --worker")
 def test_a_crawl_keeps_to_three_round_trips_per_page(tmp_path, redis_server):
-    from ..integration.conftest import run_cli, write_config
     from crawler.cluster.connection import redis_client
+
+    from ..integration.conftest import run_cli, write_config
 
     redis_url = redis_server.url[:-1] + "2"     # a database of its own
     client = redis_client(redis_url)

@@ -12,8 +12,16 @@ import time
 from crawler.cluster.sitestore import RedisSiteStore
 
 from .conftest import CLUSTER_SECRET
-from .test_store import (ROBOTS, URL, FakeEngine, FakeRegistryEngine, cache_for,
-                         no_twisted_sleep, registry_for, store_for)
+from .test_store import (
+    ROBOTS,
+    URL,
+    FakeEngine,
+    FakeRegistryEngine,
+    cache_for,
+    no_twisted_sleep,
+    registry_for,
+    store_for,
+)
 
 __all__ = ["no_twisted_sleep"]  # the fixture, imported for these tests
 

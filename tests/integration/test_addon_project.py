@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 from crawler.audit.log import verify_file
+from crawler.crawl.provenance import item_sha256
 from crawler.demo.sites import html
 from crawler.demo.web import LocalWeb, Page, Site
-from crawler.crawl.provenance import item_sha256
 from tests.documents_fixtures import dmi, jpeg, png
 
 from .conftest import ROOT, read_jsonl

@@ -30,7 +30,6 @@ from tests.documents_fixtures import (  # noqa: E402
     png,
     tdm_xmp,
 )
-
 from tests.optout.test_c2pa import make_chain, sign  # noqa: E402
 
 from .conftest import read_jsonl, run_cli, write_config  # noqa: E402

@@ -14,8 +14,8 @@ import pytest
 
 from crawler.audit.log import AuditWriter, iter_records
 from crawler.cli.main import main
-from crawler.demo.web import LocalWeb, Page, Site
 from crawler.corpus.export import COLUMNS
+from crawler.demo.web import LocalWeb, Page, Site
 
 from .conftest import read_jsonl, run_cli, write_config
 

@@ -18,8 +18,8 @@ import pytest
 
 from crawler.audit.log import AuditWriter
 from crawler.publish.report import PALETTE, build_report
-from crawler.survey.archives import survey_from_dir
 from crawler.publish.transparency import build_transparency
+from crawler.survey.archives import survey_from_dir
 
 from .chromium import Browser, PageCheck, find_chromium, png_stats
 from .conftest import ROOT, run_cli
