@@ -7,6 +7,7 @@ run the same crawl: the spider loads the config and applies its settings in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -203,11 +204,17 @@ class CorpusSpider(scrapy.Spider):
                 item["note"] = "image type not recognised from its bytes: as labelled"
             self.crawler.stats.inc_value("polite/collected/image")
 
-    def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
-        # -s wins; a spider built without a crawler (seed --restore reads links) has no settings
+    @functools.cached_property
+    def follow_mode(self) -> str:
+        """POLITE_FOLLOW (``-s`` wins over the config's ``follow:``), read once: the settings
+        are frozen once the crawl runs. A spider built without a crawler (``seed --restore``
+        reads links) has no settings: the config's."""
         settings = getattr(self, "settings", None)
-        mode = str((settings.get("POLITE_FOLLOW") if settings is not None else None)
+        return str((settings.get("POLITE_FOLLOW") if settings is not None else None)
                    or self.job.follow)
+
+    def _follow(self, response: TextResponse) -> Iterator[scrapy.Request]:
+        mode = self.follow_mode
         if mode == "none":
             return
         here = origin_of(response.request) if response.request else None
