@@ -331,7 +331,7 @@ class _Template:
     non-``str`` time or URL, a placeholder found more than once) is left to :func:`seal_line`.
     """
 
-    __slots__ = ("fixed", "body_parts", "line_parts")
+    __slots__ = ("fixed", "body_parts", "line_parts", "body_format", "line_format", "_proto")
     _MARK = "@@polite-template-{}-7f3a9c@@"
     _NAMES = ("time", "url", "seq", "prev_hash", "hash")
 
@@ -340,6 +340,24 @@ class _Template:
         self.fixed = fixed
         self.body_parts = body_parts
         self.line_parts = line_parts
+        # the pieces as one ``bytes %`` format each (the line's with its end of line), its
+        # placeholders in the order the canonical form puts the top-level keys (sorted: hash,
+        # prev_hash, seq, time, url), or None
+        self.body_format = self._format(body_parts, ("prev_hash", "seq", "time", "url"))
+        self.line_format = self._format(line_parts, ("hash", "prev_hash", "seq", "time", "url"),
+                                        end=b"\n")
+        #: (reasons, extra, record) of the last record sealed here from new reasons and extra
+        #: objects: the next body with the same two objects gets a copy of that record
+        #: (the same keys, in the same order) with its own time, URL, seq, prev_hash and hash
+        self._proto: tuple[Any, Any, dict[str, Any]] | None = None
+
+    @staticmethod
+    def _format(parts: list[Any], order: tuple[str, ...], end: bytes = b"") -> bytes | None:
+        names = [p for p in parts if type(p) is not bytes]
+        if tuple(names) != order:
+            return None
+        return b"".join(p.replace(b"%", b"%%") if type(p) is bytes else b"%b"
+                        for p in parts) + end
 
     @classmethod
     def of(cls, b: Mapping[str, Any], job: str) -> _Template | None:
@@ -364,7 +382,10 @@ class _Template:
         line_parts = cls._cut(line_blob, marks, cls._NAMES)
         if body_parts is None or line_parts is None:
             return None
-        return cls(fixed, body_parts, line_parts)
+        tpl = cls(fixed, body_parts, line_parts)
+        if tpl.body_format is None or tpl.line_format is None:  # (not in key order)
+            return None
+        return tpl
 
     @staticmethod
     def _cut(blob: bytes, marks: dict[str, str], names: tuple[str, ...]) -> list[Any] | None:
@@ -393,26 +414,37 @@ class _Template:
                 or _orjson_dumps is None:
             return None
         try:
-            values = {"time": _orjson_dumps(time_text), "url": _orjson_dumps(url),
-                      "seq": int.__repr__(seq).encode(), "prev_hash": _orjson_dumps(prev)}
+            t, u, p = _orjson_dumps(time_text), _orjson_dumps(url), _orjson_dumps(prev)
         except TypeError:  # a lone surrogate: seal_line's turn (and its error)
             return None
-        digest = hashlib.sha256(b"".join(
-            [p if type(p) is bytes else values[p] for p in self.body_parts])).hexdigest()
-        values["hash"] = b'"' + digest.encode("ascii") + b'"'
-        line = b"".join([p if type(p) is bytes else values[p] for p in self.line_parts])
-        # the record as write() and seal() make it, of the caller's own (fresh) values
-        rec: dict[str, Any] = {"time": time_text, "job": self.fixed["job"], "url": url,
-                               "decision": b["decision"], "reasons": b["reasons"],
-                               "policy_sha256": b["policy_sha256"]}
-        for key, value in (b.get("extra") or {}).items():
+        s = int.__repr__(seq).encode()
+        # (both formats are there: of() gives no template without them)
+        digest = hashlib.sha256(self.body_format % (p, s, t, u)).hexdigest()  # type: ignore[operator]
+        line = self.line_format % (  # type: ignore[operator]
+            b'"' + digest.encode("ascii") + b'"', p, s, t, u)
+        # the record as write() and seal() make it, of the caller's own values
+        reasons, extra = b["reasons"], b.get("extra")
+        proto = self._proto
+        if proto is not None and proto[0] is reasons and proto[1] is extra:
+            rec = proto[2].copy()  # (every key below is in it already: the order stays)
+            rec["time"] = time_text
+            rec["url"] = url
+            rec["seq"] = seq
+            rec["prev_hash"] = prev
+            rec["hash"] = digest
+            return rec, line
+        rec = {"time": time_text, "job": self.fixed["job"], "url": url,
+               "decision": b["decision"], "reasons": reasons,
+               "policy_sha256": b["policy_sha256"]}
+        for key, value in (extra or {}).items():
             if key not in rec:
                 rec[key] = value
         rec["seq"] = seq
         rec["prev_hash"] = prev
         rec.pop("hash", None)
         rec["hash"] = digest
-        return rec, line + b"\n"
+        self._proto = (reasons, extra, rec.copy())  # (a copy: the caller may change rec)
+        return rec, line
 
 
 try:

@@ -184,9 +184,13 @@ def test_sealed_lines_are_the_canonical_form_of_their_records():
         assert line == documented(rec).encode() + b"\n"
 
 
-def test_records_written_together_from_a_template_are_the_records_written_one_by_one(tmp_path):
+@pytest.mark.parametrize("shared", [False, True])
+def test_records_written_together_from_a_template_are_the_records_written_one_by_one(
+        tmp_path, shared):
     """AuditWriter.write_many with templates (check --no-fetch) writes the bytes write() does,
-    whatever the URL (unicode, quotes, escapes) and however the shapes interleave."""
+    whatever the URL (unicode, quotes, escapes) and however the shapes interleave; and returns
+    the records write() returns, whether each body has its own reasons and extra or the bodies
+    of a shape share them (``shared``: what the decision funnel gives for a batch)."""
     ticks = iter(range(10**6))
 
     def clock():
@@ -199,23 +203,34 @@ def test_records_written_together_from_a_template_are_the_records_written_one_by
               ("allow", [], {"stage": "request", "note": "site-level signals only"}),
               ("deny", checks[:1], {"stage": "request", "seq": "ignored", "hash": "popped"})]
     bodies = []
+    own = [([dict(r) for r in reasons], {**extra, "checks": checks})
+           for _, reasons, extra in shapes]
     for _ in range(600):
-        decision, reasons, extra = shapes[rng.randrange(3)]
-        url = "https://example.com/" + _text(rng) + rng.choice(['"', "\\", "\u2028", ""])
-        bodies.append({"url": url, "decision": decision, "reasons": [dict(r) for r in reasons],
-                       "policy_sha256": "ab" * 32, "extra": {**extra, "checks": checks},
+        k = rng.randrange(3)
+        decision, reasons, extra = shapes[k]
+        url = "https://example.com/" + _text(rng) + rng.choice(['"', "\\", "\u2028", "%s%", ""])
+        body_reasons, body_extra = own[k] if shared else (
+            [dict(r) for r in reasons], {**extra, "checks": checks})
+        bodies.append({"url": url, "decision": decision, "reasons": body_reasons,
+                       "policy_sha256": "ab" * 32, "extra": body_extra,
                        "template": (decision, tuple(extra)), "template_owner": shapes})
     one = AuditWriter(tmp_path / "one.jsonl", job="j", clock=clock)
-    for b in bodies:
-        one.write(url=b["url"], decision=b["decision"], reasons=b["reasons"],
-                  policy_sha256=b["policy_sha256"], extra=b["extra"])
+    expected = [one.write(url=b["url"], decision=b["decision"], reasons=b["reasons"],
+                          policy_sha256=b["policy_sha256"], extra=b["extra"]) for b in bodies]
     one.close()
     ticks = iter(range(10**6))
     many = AuditWriter(tmp_path / "many.jsonl", job="j", clock=clock)
     recs = []
     for i in range(0, len(bodies), 64):
-        recs += many.write_many(bodies[i:i + 64])
+        got = many.write_many(bodies[i:i + 64])
+        # a record given out is the caller's own: a listener's change is in no later record
+        assert not any("seen by a listener" in r for r in got)
+        recs += [dict(r) for r in got]
+        for r in got:
+            r["seen by a listener"] = True
     many.close()
     assert (tmp_path / "many.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     lines = (tmp_path / "many.jsonl").read_bytes().splitlines(keepends=True)
     assert [documented(r).encode() + b"\n" for r in recs] == lines
+    assert recs == expected
+    assert [list(r) for r in recs] == [list(r) for r in expected]  # (the same key order)
