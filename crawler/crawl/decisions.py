@@ -138,19 +138,33 @@ class DecisionFunnel:
         records, written with one ``write``; then, record by record, what :meth:`record` does
         after its write (stats, log line, listeners, signal)."""
         bodies = []
+        policy_sha256 = self.policy.sha256
+        # the records of one verdict and one ``extra`` object (no checks of their own) differ
+        # only by URL: their reasons and fields are made once for the batch and shared by
+        # those records (what a listener is given is read-only, as the records' lines are
+        # written already); the key's objects are held by the batch, so their ids stay theirs
+        shapes: dict[tuple[int, int], tuple[dict[str, Any], Any]] = {}
         for url, verdict, checks, extra in decisions:
+            if not checks:
+                shape = shapes.get((id(verdict), id(extra)))
+                if shape is not None:
+                    body = shape[0].copy()
+                    body["url"] = url
+                    bodies.append(body)
+                    continue
             fields: dict[str, Any] = {
                 "checks": [*(dict(c) for c in checks), *verdict.check_dicts()]}
             if extra:
                 fields.update(extra)
             body = {"url": url, "decision": verdict.decision,
-                    "reasons": verdict.reason_dicts(), "policy_sha256": self.policy.sha256,
+                    "reasons": verdict.reason_dicts(), "policy_sha256": policy_sha256,
                     "extra": fields}
             if not checks and all(type(v) is str for v in extra.values()):
                 # equal records but for the URL: one verdict (the writer keeps it with the
                 # template, so its id stays its own), the same extra fields
                 body["template"] = (id(verdict), tuple(sorted(extra.items())))
                 body["template_owner"] = verdict
+                shapes[(id(verdict), id(extra))] = (body, extra)
             bodies.append(body)
         try:
             recs = self.writer.write_many(bodies)

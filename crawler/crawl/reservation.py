@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy import signals
@@ -92,6 +94,11 @@ EMBEDDED_READERS = ((("iptc", "tdmrep"), read_embedded), (("c2pa",), read_c2pa))
 _REDECIDE_FIELDS = ("checks", "denied", "tdm_file", "tdm_header", "headers_checked",
                     "payment_reserved_at_headers", "payment_charged", "payment")
 _REDECIDE_KEYS = (META_AUDIT, META_BODY, META_RAW)
+# the extra fields of decide_from_cache's records: the same two objects for every URL (read
+# only), which the funnel's record_many recognises as records of one shape
+_AT_REQUEST: Mapping[str, Any] = MappingProxyType({"stage": "request"})
+_NOT_FETCHED: Mapping[str, Any] = MappingProxyType(
+    {"stage": "request", "note": "site-level signals only; not fetched"})
 
 
 def _headers_dict(headers: Any) -> dict[str, list[str]]:
@@ -468,7 +475,7 @@ class ReservationMiddleware:
     # -- check --no-fetch: URLs of origins whose files are cached, decided without a request --
     def decide_from_cache(self, url: str, plain: tuple[str, str] | None = None
                           ) -> tuple[str, Verdict, list[dict[str, Any]],
-                                     dict[str, Any]] | None:
+                                     Mapping[str, Any]] | None:
         """What :meth:`process_request` decides for ``Request(url)`` with ``polite_no_fetch``
         (``polite-crawl check --no-fetch``), without the request, when everything it needs is
         at hand: a plain URL (:func:`plain_url`: the one the request would carry), an address
@@ -492,7 +499,7 @@ class ReservationMiddleware:
             if reg.undetermined:
                 return None
             if reg.denied:
-                return url, reg, [], {"stage": "request"}
+                return url, reg, [], _AT_REQUEST
             checks = reg.check_dicts()
         sitecache = self.sitecache
         if not self._plain_cache:
@@ -500,20 +507,20 @@ class ReservationMiddleware:
         got = self._origin_files(origin)
         if got is None:
             return None
-        files, licences = got
-        verdict = self.policy.before_fetch(url, files, licences)
+        files, licences, plan = got
+        verdict = plan.decide(url)  # (Policy.before_fetch(url, files, licences))
         if verdict.undetermined:
             return None
         sitecache.counts["hit"] += len(files) + len(licences)
         if verdict.denied:
-            return url, verdict, checks, {"stage": "request"}
-        return url, verdict, [], {"stage": "request",
-                                  "note": "site-level signals only; not fetched"}
+            return url, verdict, checks, _AT_REQUEST
+        return url, verdict, [], _NOT_FETCHED
 
-    def _origin_files(self, origin: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The origin's cached files and licences (what :meth:`SiteCache.cached` gives), or
-        None when one is not cached. Kept for the next URLs of the origin while the cache is
-        unchanged (its ``generation``) and none of them has expired: the same files."""
+    def _origin_files(self, origin: str) -> tuple[dict[str, Any], dict[str, Any], Any] | None:
+        """The origin's cached files and licences (what :meth:`SiteCache.cached` gives) and
+        their site plan (:meth:`Policy.site_plan`), or None when one is not cached. Kept for
+        the next URLs of the origin while the cache is unchanged (its ``generation``) and none
+        of them has expired: the same files."""
         sitecache = self.sitecache
         memo = self._files_memo
         if memo.get("generation") != sitecache.generation:
@@ -521,7 +528,7 @@ class ReservationMiddleware:
             memo["generation"] = sitecache.generation
         hit = memo.get(origin)
         if hit is not None and sitecache._clock() < hit[2]:
-            return hit[0], hit[1]
+            return hit[0], hit[1], hit[3]
         files = {}
         for kind in self.policy.needed_files():
             f = sitecache.cached(origin, kind)
@@ -539,8 +546,9 @@ class ReservationMiddleware:
         if len(memo) > 10_000:
             memo.clear()
             memo["generation"] = sitecache.generation
-        memo[origin] = (files, licences, until)
-        return files, licences
+        plan = self.policy.site_plan(files, licences)
+        memo[origin] = (files, licences, until, plan)
+        return files, licences, plan
 
     def forget_origin_files(self) -> None:
         """Let the next :meth:`decide_from_cache` of each origin ask the cache again (and so

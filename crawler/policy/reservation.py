@@ -263,6 +263,8 @@ class Verdict:
     checks: tuple[Evidence, ...]       # everything checked at this stage
     #: ``checks`` as record dicts, made once (a verdict of a site plan serves many URLs)
     _dicts: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
+    #: :attr:`undetermined`, once asked
+    _undetermined: bool | None = field(default=None, compare=False, repr=False)
 
     @property
     def denied(self) -> bool:
@@ -297,10 +299,14 @@ class Verdict:
     @property
     def undetermined(self) -> bool:
         """Denied only because a per-origin file could not be fetched (worth a later retry)."""
-        return self.denied and all(
-            r.signal == "network" and r.channel not in ("address", "preflight")
-            for r in self.reasons
-        )
+        known = self._undetermined
+        if known is None:
+            known = self.denied and all(
+                r.signal == "network" and r.channel not in ("address", "preflight")
+                for r in self.reasons
+            )
+            object.__setattr__(self, "_undetermined", known)  # (a site plan's verdicts repeat)
+        return known
 
 
 def _copy_dict(d: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +477,13 @@ class Policy:
         plan gives what :meth:`_before_fetch_reference` (the plain reading of every file for
         every URL) gives, which the tests check on the real files of ``tests/data``.
         """
+        return self.site_plan(files, licences).decide(url)
+
+    def site_plan(self, files: Mapping[str, SiteFile],
+                  licences: Mapping[str, SiteFile] | None = None) -> _SitePlan:
+        """The compiled plan of these files (kept, least recently used first out): its
+        ``decide(url)`` is :meth:`before_fetch` of these files. A caller deciding many URLs of
+        one origin may keep the plan while it keeps the files."""
         key = (*((k, id(f)) for k, f in files.items()),
                *(((u, id(f)) for u, f in licences.items()) if licences else ()))
         plans = self._plans
@@ -482,7 +495,7 @@ class Policy:
             self._remember(key, plan)
         elif plans.get(next(reversed(plans))) is not plan:
             plans.move_to_end(key)
-        return plan.decide(url)
+        return plan
 
     def _remember(self, key: Any, value: Any) -> None:
         plans = self._plans
