@@ -170,3 +170,30 @@ def test_a_bad_text_mode_on_the_command_line_is_one_line(tmp_path):
             assert (proc.returncode, proc.stderr) == (2, line)
         else:
             assert proc.returncode == 0, proc.stderr
+
+
+def test_trafilatura_makes_no_log_record_during_our_call_and_logs_again_after(caplog):
+    # its debug lines are not even built while we extract (a record made and then dropped
+    # costs ~1 % of a crawl); outside our calls its loggers work as before
+    caplog.set_level(logging.DEBUG)
+    made = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        if record.name.split(".")[0] in ("trafilatura", "justext", "htmldate", "courlan"):
+            made.append(record.name)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        assert extract(PAGE).text
+        page = "<html><head><title>t</title></head><body><img src='/a.png'></body></html>"
+        assert extract(page).problem == "no-main-content"
+        assert made == []
+        logging.getLogger("trafilatura.core").debug("after our call")
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert made == ["trafilatura.core"]
+    assert [r.getMessage() for r in caplog.records if r.name == "trafilatura.core"] == [
+        "after our call"]

@@ -146,7 +146,8 @@ def _options(url: str | None) -> Any:
 class _WhileExtracting(logging.Filter):
     """Drops trafilatura's own log lines during our calls (it warns "discarding data" for
     every page without main content; we log and count the fallback ourselves). Its lines
-    from other callers in the process are left alone."""
+    from other callers in the process are left alone, but for those logged in another thread
+    while one of our calls runs (see :func:`_quietly`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not getattr(_quiet, "on", False)
@@ -156,17 +157,28 @@ def _silence_while_extracting() -> None:
     quiet = _WhileExtracting()
     names = [n for n in list(logging.root.manager.loggerDict)
              if n.split(".")[0] in ("trafilatura", "justext", "htmldate", "courlan")]
-    for name in names:
-        logging.getLogger(name).addFilter(quiet)
+    loggers = [logging.getLogger(name) for name in names]
+    for lg in loggers:
+        lg.addFilter(quiet)
+    _state["loggers"] = loggers
 
 
 @contextmanager
 def _quietly() -> Iterator[None]:
+    """trafilatura's (and its helpers') log lines are dropped while one of our calls runs:
+    its loggers are disabled for the call, so that no record is even made (it logs a few
+    debug lines a page, each built and then filtered out by the handler: ~1 % of a crawl's
+    time), and the filter drops any record of a logger made after ours were listed."""
     _quiet.on = True
+    loggers = [lg for lg in _state.get("loggers", ()) if not lg.disabled]
+    for lg in loggers:
+        lg.disabled = True
     try:
         yield
     finally:
         _quiet.on = False
+        for lg in loggers:
+            lg.disabled = False
 
 
 def too_large(root: Any, html: str, max_elements: int) -> str | None:
