@@ -8,7 +8,9 @@ each middleware from the runtime's parts, passed as its constructor's arguments.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 
 import pytest
 from scrapy import Request, Spider
@@ -368,3 +370,57 @@ def test_unreadable_payment_records_mean_nothing_is_paid(tmp_path):
         assert type(ans).__name__ == "Refuse" and "not paying" in ans.reason
     finally:
         rt.writer.close()
+
+
+# -- our commands' logging: a line no handler takes is not built ------------------------------
+
+def _with_root_handler_at(level: int, call) -> int:
+    """Call ``call`` with Scrapy's logging set-up (root at NOTSET, one handler at ``level``) as
+    the root's only handler; the root's level after it (everything restored)."""
+    root = logging.getLogger()
+    saved_level, saved = root.level, list(root.handlers)
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setLevel(level)
+    root.handlers[:] = [handler]  # (pytest's own capturing handlers off for the call)
+    root.setLevel(logging.NOTSET)
+    try:
+        call()
+        return root.level
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(saved_level)
+
+
+def test_the_root_level_is_raised_to_the_lowest_handler_level():
+    from crawler.cli.common import skip_records_no_handler_takes
+
+    seen = {}
+
+    def call():
+        skip_records_no_handler_takes()
+        engine = logging.getLogger("scrapy.core.engine")
+        seen.update(debug=engine.isEnabledFor(logging.DEBUG),
+                    info=engine.isEnabledFor(logging.INFO))
+
+    assert _with_root_handler_at(logging.INFO, call) == logging.INFO
+    assert seen == {"debug": False, "info": True}
+
+
+def test_the_root_level_stays_where_a_handler_takes_lower_lines():
+    from crawler.cli.common import skip_records_no_handler_takes
+
+    mine = logging.getLogger("polite-test-own-handler")
+    own = logging.StreamHandler(io.StringIO())
+    own.setLevel(logging.DEBUG)
+    mine.addHandler(own)
+    seen = {}
+
+    def call():
+        skip_records_no_handler_takes()
+        seen.update(mine=mine.isEnabledFor(logging.DEBUG))
+
+    try:
+        assert _with_root_handler_at(logging.INFO, call) == logging.DEBUG
+    finally:
+        mine.removeHandler(own)
+    assert seen == {"mine": True}  # (its handler takes DEBUG lines: they are still made)

@@ -5,6 +5,7 @@ it starts."""
 from __future__ import annotations
 
 import inspect
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
             return None
         return failure
 
+    from scrapy import signals
+
+    crawler.signals.connect(skip_records_no_handler_takes, signal=signals.engine_started)
     process.crawl(crawler, config=str(config_path), **spider_kwargs).addErrback(
         environment_problem)
     process.start()
@@ -101,6 +105,25 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
     return stats
 
 
+
+
+def skip_records_no_handler_takes() -> None:
+    """The root logger's level raised to the lowest level of the handlers in the process
+    (Scrapy's root handler at ``LOG_LEVEL``, and any other), so that a line no handler would
+    write is not built at all: Scrapy sets the root logger to NOTSET and filters in its
+    handler, so each page's DEBUG lines ("Crawled", "Scraped from") are built, formatted
+    nowhere and dropped. Nothing that a handler would write is lost; a level set on a logger
+    of its own is kept. Our commands only (their process is ours): the add-on in another
+    project leaves its logging alone."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    for lg in list(logging.root.manager.loggerDict.values()):
+        if isinstance(lg, logging.Logger):
+            handlers += lg.handlers
+    # (a library's NullHandler, the logging HOWTO's advice, writes nothing)
+    levels = [h.level for h in handlers if not isinstance(h, logging.NullHandler)]
+    if levels and root.level < min(levels):
+        root.setLevel(min(levels))
 
 
 def check_identity(job: JobConfig) -> None:
