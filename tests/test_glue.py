@@ -379,9 +379,14 @@ def _with_root_handler_at(level: int, call) -> int:
     the root's only handler; the root's level after it (everything restored)."""
     root = logging.getLogger()
     saved_level, saved = root.level, list(root.handlers)
+    # (the handlers of earlier tests' loggers and pytest's own capturing ones off for the call)
+    others = [(lg, list(lg.handlers)) for lg in logging.root.manager.loggerDict.values()
+              if isinstance(lg, logging.Logger) and lg.handlers]
+    for lg, _ in others:
+        lg.handlers[:] = []
     handler = logging.StreamHandler(io.StringIO())
     handler.setLevel(level)
-    root.handlers[:] = [handler]  # (pytest's own capturing handlers off for the call)
+    root.handlers[:] = [handler]
     root.setLevel(logging.NOTSET)
     try:
         call()
@@ -389,6 +394,8 @@ def _with_root_handler_at(level: int, call) -> int:
     finally:
         root.handlers[:] = saved
         root.setLevel(saved_level)
+        for lg, handlers in others:
+            lg.handlers[:] = handlers
 
 
 def test_the_root_level_is_raised_to_the_lowest_handler_level():
@@ -412,15 +419,15 @@ def test_the_root_level_stays_where_a_handler_takes_lower_lines():
     mine = logging.getLogger("polite-test-own-handler")
     own = logging.StreamHandler(io.StringIO())
     own.setLevel(logging.DEBUG)
-    mine.addHandler(own)
     seen = {}
 
     def call():
-        skip_records_no_handler_takes()
-        seen.update(mine=mine.isEnabledFor(logging.DEBUG))
+        mine.addHandler(own)
+        try:
+            skip_records_no_handler_takes()
+            seen.update(mine=mine.isEnabledFor(logging.DEBUG))
+        finally:
+            mine.removeHandler(own)
 
-    try:
-        assert _with_root_handler_at(logging.INFO, call) == logging.DEBUG
-    finally:
-        mine.removeHandler(own)
+    assert _with_root_handler_at(logging.INFO, call) == logging.DEBUG
     assert seen == {"mine": True}  # (its handler takes DEBUG lines: they are still made)

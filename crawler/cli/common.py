@@ -86,10 +86,15 @@ def run_crawl(job: JobConfig, config_path: Path, *, spider: str = "corpus",
 
     from scrapy import signals
 
+    root_level = logging.getLogger().level
     crawler.signals.connect(skip_records_no_handler_takes, signal=signals.engine_started)
     process.crawl(crawler, config=str(config_path), **spider_kwargs).addErrback(
         environment_problem)
-    process.start()
+    try:
+        process.start()
+    finally:
+        if logging.getLogger().level != root_level:  # (raised by us: as it was for the caller)
+            logging.getLogger().setLevel(root_level)
     if refused:
         exc = refused[0]
         if isinstance(exc, OSError) and not isinstance(exc, RunLockError):
