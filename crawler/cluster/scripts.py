@@ -20,7 +20,11 @@ from crawler.cluster.state import LIVENESS, NOW, NUM, STATE
 
 # The origin hash: token / worker / lease_until (the lease), ref (when spacing counts from:
 # the last grant, or its response once released), ref_delay (the delay that grant recorded),
-# defer_until (Retry-After), granted_at (for the record).
+# defer_until (Retry-After), granted_at (for the record), held (how long the last lease was
+# held, grant to release: the waits answered while a lease is held count on as long), next /
+# next_at (the origin's next turn: the token last told to wait only for the delay, and when it
+# comes back; until a poll interval after that, another token is not granted but told to come
+# after that turn, so two workers do not race for the same moment and one of them retry).
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -28,7 +32,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # Every field read from the hash is validated before it is used (fail closed): a number,
 # finite, within a sane range (times within +-10 years of Redis TIME, delays 0..1 day), and
-# present when its companion is (token / worker / lease_until together; ref with ref_delay).
+# present when its companion is (token / worker / lease_until together; ref with ref_delay;
+# next with next_at; held, a hint, a delay too).
 # An invalid hash is never a grant nor a skipped delay: the script answers "wait" with the
 # reason, and gives the hash a TTL if it has none (as if a request had just been granted), so
 # it heals by expiring; it is not otherwise modified (an existing TTL is never shortened).
@@ -80,7 +85,7 @@ local function acquire_origin(K, A)
     return {'!', 'fenced', A[9]}
   end
   local f = redis.call('HMGET', K[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
-                       'defer_until')
+                       'defer_until', 'held', 'next', 'next_at')
   local delay = tonumber(A[3])
   local lease = tonumber(A[4])
   local poll = tonumber(A[5])
@@ -106,12 +111,14 @@ local function acquire_origin(K, A)
   end
   local allowed = 0
   local ref_at = now
+  local ref_delay = 0
   if f[4] or f[5] then
     local ref, why = time_field('ref', f[4])
     if ref == nil then return invalid(why) end
     ref_at = ref
-    local ref_delay, why2 = delay_field('ref_delay', f[5])
-    if ref_delay == nil then return invalid(why2) end
+    local rd, why2 = delay_field('ref_delay', f[5])
+    if rd == nil then return invalid(why2) end
+    ref_delay = rd
     -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
     allowed = ref + math.max(ref_delay, delay)
   end
@@ -120,25 +127,53 @@ local function acquire_origin(K, A)
     if defer_until == nil then return invalid(why) end
     allowed = math.max(allowed, defer_until)
   end
+  -- how long the origin's last lease was held, grant to release (a hint for the waits)
+  local last_held = nil
+  if f[7] then
+    local x, why = delay_field('held', f[7])
+    if x == nil then return invalid(why) end
+    last_held = x
+  end
+  -- the origin's next turn, booked by the token that was told to come back at next_at
+  local next_at = nil
+  if f[8] or f[9] then
+    if not f[8] or f[8] == '' then return invalid(bad('next', f[8])) end
+    local x, why = time_field('next_at', f[9])
+    if x == nil then return invalid(why) end
+    next_at = x
+  end
+  local booked = next_at ~= nil and f[8] ~= A[1] and now <= next_at + poll
   local held = false
   if f[1] and f[1] ~= A[1] and lease_until > now then
     -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
     held = is_alive(f[2], K[3], K[4], A[6], tonumber(A[8]))
   end
-  if held or now < allowed then
+  if held or now < allowed or booked then
     local wait = allowed - now
+    local step = math.max(ref_delay, delay)
     if held then
       wait = math.max(wait, math.min(poll, lease_until - now))
       if A[10] == '1' then
         -- the holder's request has been on the wire for now - ref (its grant): expect it to
-        -- need as long again, then the delay from its answer
-        local ref_delay = delay_field('ref_delay', f[5]) or 0
+        -- need as long again, or what the origin's last lease took if longer, then the
+        -- delay from its answer
         local busy = math.max(0, now - ref_at)
-        wait = math.max(wait, math.min(math.max(ref_delay, delay) + busy, lease_until - now))
+        local left = busy
+        if last_held ~= nil then left = math.max(busy, last_held - busy) end
+        wait = math.max(wait, math.min(step + left, lease_until - now))
       end
+    end
+    if booked then
+      -- another token has the next turn at next_at: after its lease and delay
+      wait = math.max(wait, next_at - now + (last_held or poll) + step)
+    elseif not held then
+      -- only the delay stands in the way: the wait is exact; the turn at its end is this
+      -- token's (another asking meanwhile is told to come after it, not at the same time)
+      redis.call('HSET', K[1], 'next', A[1], 'next_at', now + wait)
     end
     return {0, math.max(wait, 1)}
   end
+  if next_at ~= nil then redis.call('HDEL', K[1], 'next', 'next_at') end
   redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', now + lease,
              'ref', now, 'ref_delay', delay, 'granted_at', now)
   redis.call('PEXPIRE', K[1], math.max(lease, delay) + 60000)
@@ -160,6 +195,9 @@ local function release(key, token, from_now)
     return 0
   end
   redis.call('HDEL', key, 'token', 'worker', 'lease_until')
+  -- how long the lease was held (the waits the gate answers others estimate from it)
+  local g = time_field('granted_at', redis.call('HGET', key, 'granted_at'))
+  if g ~= nil then redis.call('HSET', key, 'held', math.min(DAY, math.max(0, now - g))) end
   if from_now == '1' then
     redis.call('HSET', key, 'ref', now)
     local d = delay_field('ref_delay', redis.call('HGET', key, 'ref_delay'))

@@ -56,6 +56,11 @@ CASES = {
     "ref_delay missing": (False, {}, ("ref_delay",)),
     "defer_until=1e300": (False, {"defer_until": "1e300"}, ()),
     "defer_until=-1e300": (False, {"defer_until": "-1e300"}, ()),
+    "held=garbage": (False, {"held": "garbage"}, ()),
+    "held negative": (False, {"held": "-1"}, ()),
+    "next_at missing": (False, {"next": "c:1"}, ()),
+    "next_at=nan": (False, {"next": "c:1", "next_at": "nan"}, ()),
+    "next missing": (False, {"next_at": "0"}, ()),
 }
 
 

@@ -190,3 +190,51 @@ def test_an_unknown_spacing_is_refused(redis_url):
 
     with pytest.raises(ValueError, match="POLITE_CLUSTER_SPACING"):
         OriginGate(client_for(redis_url), JobKeys("t"), "a", spacing="sometimes", epoch="x")
+
+
+def test_the_turn_after_the_delay_is_the_first_waiters(redis_url):
+    """A worker told to wait only for the delay has the origin's next turn: another asking
+    once the delay has run is told to come after that turn (its lease and the delay), not
+    granted in its place; so the first is granted when it comes back (no retry wasted)."""
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    c, _ = gate_for(redis_url, "c")
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.3, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.3, lease=10)
+    assert not g.granted and 0.2 < g.wait <= 0.3
+    time.sleep(g.wait + 0.01)
+    other = c.try_acquire(ORIGIN, "c:1", delay=0.3, lease=10)
+    assert not other.granted and other.wait >= 0.25         # b's turn, then the delay
+    assert b.try_acquire(ORIGIN, "b:1", delay=0.3, lease=10).granted
+    assert "next" not in b.state(ORIGIN)                    # the turn is used up
+
+
+def test_a_turn_not_taken_lapses(redis_url):
+    """The first waiter's turn lasts a poll interval past its time: a worker that does not
+    come back (killed, its request cancelled) holds the origin no longer than that."""
+    a, _ = gate_for(redis_url, "a", poll=0.05)
+    b, _ = gate_for(redis_url, "b", poll=0.05)
+    c, _ = gate_for(redis_url, "c", poll=0.05)
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.2, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.2, lease=10)
+    assert not g.granted
+    time.sleep(g.wait + 0.08)                               # b never comes back
+    assert c.try_acquire(ORIGIN, "c:1", delay=0.2, lease=10).granted
+
+
+def test_a_waiter_is_told_how_long_the_last_lease_was_held(redis_url):
+    """While another worker holds the lease, the wait answered counts on it holding the lease
+    as long as the origin's last lease was held (then the delay), so the waiter does not come
+    back before the holder can have released it."""
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.1, lease=10).granted
+    time.sleep(0.3)                                         # a slow download: 0.3 s
+    assert a.release(ORIGIN, "a:1")
+    assert 290 <= int(a.state(ORIGIN)["held"]) < 400
+    time.sleep(0.12)
+    assert a.try_acquire(ORIGIN, "a:2", delay=0.1, lease=10).granted
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.1, lease=10)  # just after a's grant
+    assert not g.granted and 0.35 < g.wait <= 0.45          # 0.3 s held, then the delay
