@@ -201,3 +201,30 @@ def test_a_crawl_keeps_to_three_round_trips_per_page(tmp_path, redis_server):
         by_site[r.site].append(r.time)
     gaps = [b - a for ts in by_site.values() for a, b in itertools.pairwise(sorted(ts))]
     assert min(gaps) >= delay - 0.002
+
+
+def test_links_alone_wait_longer_for_a_round_trip_than_a_release(redis_url, tmp_path,
+                                                                 monkeypatch):
+    """A link waits up to LINKS_FLUSH_DELAY for the worker's next grant or pop to carry it
+    (nobody waits for it); a release, which another worker may wait for, FLUSH_DELAY."""
+    import scrapy.utils.asyncio
+
+    from crawler.cluster import scheduler as scheduler_module
+
+    crawler, sched, mw, worker = batching_worker(redis_url, tmp_path, monkeypatch)
+    monkeypatch.undo()                                  # the real schedule_flush
+    timers: list[tuple[float, object]] = []
+    monkeypatch.setattr(scrapy.utils.asyncio, "call_later",
+                        lambda delay, fn, *a: timers.append((delay, fn)))
+    assert sched.enqueue_request(req(crawler.spider, "/1"))
+    assert sched.enqueue_request(req(crawler.spider, "/2"))
+    assert [d for d, _ in timers] == [scheduler_module.LINKS_FLUSH_DELAY]   # one timer
+    assert mw.gate.try_acquire(ORIGIN, "a:1", delay=0, lease=60).granted   # carries them
+    answered = req(crawler.spider, "/answered")
+    answered.meta[META_LEASE] = (ORIGIN, "a:1")
+    mw._release(answered)
+    assert [d for d, _ in timers][1:] == [scheduler_module.FLUSH_DELAY]
+    before = worker.redis.calls
+    timers[0][1]()                      # the links' timer: what it was for has gone out
+    assert worker.redis.calls == before
+    worker.redis.close()
