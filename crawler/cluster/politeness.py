@@ -75,7 +75,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler.cluster import defaults
-from crawler.cluster.gate import GateTimeout, Grant, OriginGate
+from crawler.cluster.gate import AHEAD_MAX, GateTimeout, Grant, OriginGate
 from crawler.cluster.keys import META_EPOCH, META_INFLIGHT
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import StateProblem
@@ -148,6 +148,9 @@ class ClusterPolitenessMiddleware:
         #: release and delay (see _keeps_turn)
         self._turn_holder: dict[str, str] = {}
         self.gate.via = self._grant_via
+        # a grant whose only obstacle is the delay's last moments is made at once, for a send
+        # at the delay's end (slept out here: no second round trip; see OriginGate.ahead)
+        self.gate.ahead = AHEAD_MAX
         self._fenced_said = False
         worker.politeness = self
 

@@ -70,8 +70,14 @@ end
 #       delay from now: the holder releases it no earlier than now, and the delay runs from
 #       its release; the wait answered adds as long as the holder has had it so far, an
 #       estimate of its download's remaining time, so that the next ask finds it released
-#       and its delay run rather than costing one more round trip).
-# Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
+#       and its delay run rather than costing one more round trip), ms ahead (optional, ''
+#       or 0: never): when nothing but the delay stands in the way and it ends within this
+#       many ms, the lease is granted now for a send at its end (answer {1, start_ms,
+#       wait_ms, 'ahead'}: the caller sends no sooner than wait_ms after the answer; the lease
+#       runs from then, the spacing counts from then), instead of "wait" and one more round
+#       trip.
+# Returns {1, now_ms} (granted), {1, start_ms, wait_ms, 'ahead'} (granted for a send wait_ms
+# from now), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
 # {'!', code, detail}: the job's state is not trusted (state.py), or 'fenced': the request's
 # in-flight entry is gone (re-queued while this worker looked dead: not to be sent here).
 #: ``acquire_origin(K, A)``: the grant, with ACQUIRE_SCRIPT's KEYS as ``K`` and ARGV as
@@ -143,12 +149,17 @@ local function acquire_origin(K, A)
     next_at = x
   end
   local booked = next_at ~= nil and f[8] ~= A[1] and now <= next_at + poll
+  local ahead = tonumber(A[11]) or 0
   local held = false
   if f[1] and f[1] ~= A[1] and lease_until > now then
     -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
     held = is_alive(f[2], K[3], K[4], A[6], tonumber(A[8]))
   end
-  if held or now < allowed or booked then
+  local start = now
+  if not held and not booked and now < allowed and allowed - now <= ahead then
+    start = allowed   -- granted now for a send at the end of the delay
+  end
+  if held or start < allowed or booked then
     local wait = allowed - now
     local step = math.max(ref_delay, delay)
     if held then
@@ -174,9 +185,10 @@ local function acquire_origin(K, A)
     return {0, math.max(wait, 1)}
   end
   if next_at ~= nil then redis.call('HDEL', K[1], 'next', 'next_at') end
-  redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', now + lease,
-             'ref', now, 'ref_delay', delay, 'granted_at', now)
-  redis.call('PEXPIRE', K[1], math.max(lease, delay) + 60000)
+  redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', start + lease,
+             'ref', start, 'ref_delay', delay, 'granted_at', start)
+  redis.call('PEXPIRE', K[1], math.max(start - now + lease, delay) + 60000)
+  if start > now then return {1, start, start - now, 'ahead'} end
   return {1, now}
 end
 """
@@ -316,7 +328,7 @@ return 1
 #       hash to grant (any key when no grant is asked), beats, clock.
 # ARGV: 1 epoch id, 2 how many requests to pop (0: none), 3 origin-key prefix, 4 "1" when a
 #       release restarts the spacing (the response), 5 number of releases, 6 "1" to grant,
-#       7-16 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
+#       7-17 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
 #       per release origin / token, then per link priority / origin / encoded request /
 #       fingerprint ('' = not filtered).
 # Returns {released, pushed, popped, granted}: released a string of '1' / '0' per release (the
@@ -329,7 +341,7 @@ return 1
 # RELEASE_SCRIPT does.
 STEP_SCRIPT = NOW + _CHECKS + STATE + LIVENESS + RELEASE_FN + ACQUIRE_FN + """
 local released = {}
-local i = 17
+local i = 18
 for _ = 1, tonumber(ARGV[5]) do
   released[#released + 1] = tostring(release(ARGV[3] .. ARGV[i], ARGV[i + 1], ARGV[4]))
   i = i + 2
@@ -356,7 +368,7 @@ end
 local granted = false
 if ARGV[6] == '1' then
   granted = acquire_origin({KEYS[7], KEYS[4], KEYS[8], KEYS[9], KEYS[2]},
-                           {unpack(ARGV, 7, 16)})
+                           {unpack(ARGV, 7, 17)})
 end
 local popped = false
 local want = tonumber(ARGV[2])

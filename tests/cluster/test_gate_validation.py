@@ -128,7 +128,9 @@ def test_the_minimum_interval_holds_even_with_a_tiny_poll(redis_url):
 
 
 @pytest.mark.parametrize("answer", [[0, -5], [0, b"nan"], [0, b"inf"], [2, 5], [b"x", 5],
-                                    [0, 10 ** 15], "garbage", None, [1]])
+                                    [0, 10 ** 15], "garbage", None, [1],
+                                    [1, 5, -3, b"ahead"], [1, 5, 10 ** 7, b"ahead"],
+                                    [1, 5, b"nan", b"ahead"], [1, 5, 5, b"later"]])
 def test_every_answer_of_the_script_is_validated_in_python(redis_url, answer):
     b = gate_for(redis_url, "b")
     b._acquire = lambda **kw: answer  # a broken script / proxy / client
