@@ -11,9 +11,13 @@ worker, expiry) and what ``next_allowed`` is computed from.
   ``next_allowed`` (the previous request's reference time plus the delay, or a Retry-After),
 
 and then records the lease and the new reference (``next_allowed = now + delay``) in the
-same atomic call. Otherwise it answers how long to wait. A request whose delay is larger than the one the
-previous grant recorded waits for its own: a Crawl-delay learnt from the robots.txt just
-fetched already spaces the next request.
+same atomic call. Otherwise it answers how long to wait — except when nothing but the delay's
+last second is in the way: then the lease is granted at once for a send at the delay's end,
+and :meth:`OriginGate.acquire <crawler.cluster.gate.OriginGate.acquire>` sleeps it out (no
+second round trip; the turn after a delay is booked by the first told to wait for it, and a
+wait behind another worker's lease counts on the origin's last lease time). A request whose
+delay is larger than the one the previous grant recorded waits for its own: a Crawl-delay
+learnt from the robots.txt just fetched already spaces the next request.
 
 ``POLITE_CLUSTER_SPACING`` says where the delay counts from. ``response`` (the default):
 releasing the lease moves the reference to the release, so the next request leaves at least
