@@ -37,6 +37,20 @@ page carries the grant, the last release, the links found and the next pops):
     after:  many origins (40 x 13)      3    520    4.59    113.3        3.5        1.48     0.106
     after:  one origin (61 pages)       1     61    7.28      8.4        3.3        1.00     0.105
     after:  one origin (61 pages)       2     61    7.07      8.6        6.0        2.20     0.103
+
+2026-12-02, the same machine and load (three runs each way, ranges): gate tries that came back
+for nothing cut (a grant made ahead for a send at the delay's end, the turn after a delay
+booked, waits behind a lease from the last lease's time), four pops ahead, link-only flushes
+later:
+
+    scenario                      workers  pages  span s  pages/s redis/page tries/grant min gap s
+    before: many origins (40 x 13)      1    520    3.4-3.9  133-154   2.1-2.2        1.00   >=0.103
+    before: many origins (40 x 13)      2    520    3.1-3.3  159-167   2.6-2.7   1.26-1.34   >=0.103
+    before: many origins (40 x 13)      3    520    3.6-4.0  131-146   3.2-3.4   1.58-1.64   >=0.105
+    after:  many origins (40 x 13)      1    520    3.3-3.5  149-159       2.0        1.00   >=0.104
+    after:  many origins (40 x 13)      2    520    3.3-3.6  147-160   2.2-2.3   1.09-1.12   >=0.105
+    after:  many origins (40 x 13)      3    520    3.8-4.2  124-138   2.6-2.7   1.24-1.32   >=0.107
+    after:  one origin (61 pages)   1/2/3     61        7.2  8.5-8.6 3.3/5.3/7.4  1.00/1.73/2.38 >=0.104
 """
 
 from __future__ import annotations

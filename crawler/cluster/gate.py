@@ -47,10 +47,18 @@ INVALID_WAIT = 1.0
 #: The job's state is not trusted (lost, restarted, invalid): ask again after this long.
 STATE_WAIT = 1.0
 
+#: A grant may be made this long ahead of its send (nothing but the origin's delay in the way,
+#: ending within this): the caller sleeps it out instead of asking again (the middleware's
+#: gate; OriginGate.ahead, 0 by default: never). Short next to any worker TTL: a request is
+#: fenced at its grant, and a worker that overslept by AHEAD_LATE asks again before sending.
+AHEAD_MAX = 1.0
+#: Woken this much later than planned (frozen, starved): the grant is asked again, not trusted.
+AHEAD_LATE = 0.5
+
 
 class Grant(NamedTuple):
     granted: bool
-    wait: float   # seconds to wait before asking again (0 when granted)
+    wait: float   # seconds to wait before asking again; granted: before sending (0: at once)
     problem: str | None = None   # why the gate state is invalid (fail closed), if it is
     state: StateProblem | None = None   # the job's state is not as this worker expects
 
@@ -93,6 +101,8 @@ class OriginGate:
         self.poll_ms = max(1, int(poll * 1000))
         self.gap_ms = max(1, int(gap * 1000))
         self.max_wait = max_wait
+        #: seconds a grant may be made ahead of its send (see AHEAD_MAX; 0: never)
+        self.ahead = 0.0
         self._acquire = named_script(client, ACQUIRE_SCRIPT, "acquire")
         self._release = named_script(client, RELEASE_SCRIPT, "release")
         self._defer = named_script(client, DEFER_SCRIPT, "defer")
@@ -122,7 +132,8 @@ class OriginGate:
         keys = [k.origin(origin), k.epoch, k.beats, k.clock, k.inflight(self.worker)]
         args = [token, self.worker, delay_ms, lease_ms, self.poll_ms, k.alive_prefix,
                 self.epoch(), self.gap_ms, inflight or "",
-                "1" if self.spacing == "response" else "0"]
+                "1" if self.spacing == "response" else "0",
+                max(0, int(min(self.ahead, AHEAD_MAX) * 1000))]
         if self.via is not None:
             answer = self.via(keys, args)
         else:
@@ -138,6 +149,14 @@ class OriginGate:
         return grant
 
     def _checked(self, answer: Any) -> Grant:
+        if isinstance(answer, (list, tuple)) and len(answer) == 4 and _number(answer[0]) == 1 \
+                and answer[3] in (b"ahead", "ahead"):
+            # granted for a send this long from now (at the end of the origin's delay)
+            ahead = _number(answer[2])
+            if ahead is not None and 0 <= ahead <= AHEAD_MAX * 1000 + 1:
+                return Grant(True, ahead / 1000)
+            return Grant(False, INVALID_WAIT, f"the gate answered an invalid grant ahead "
+                                              f"({answer[2]!r:.30})")
         if not isinstance(answer, (list, tuple)) or len(answer) not in (2, 3):
             return Grant(False, INVALID_WAIT, f"the gate answered {answer!r:.60}")
         ok, value = _number(answer[0]), _number(answer[1])
@@ -206,6 +225,12 @@ class OriginGate:
                                    exc, origin)
             if on_try is not None:
                 on_try(grant)
+            if grant.granted and grant.wait > 0:
+                if not await self._sleep_out(origin, token, grant.wait, sleep, check):
+                    # overslept (frozen?): the lease was given back; ask again, a new token
+                    n += 1
+                    token = f"{base}~{n}"
+                    continue
             if grant.granted:
                 return Acquired(time.monotonic() - started, token)
             if grant.state is not None:
@@ -217,6 +242,36 @@ class OriginGate:
             if time.monotonic() - started + wait > timeout:
                 raise GateTimeout(f"{origin} not granted within {timeout:.0f} s")
             await sleep(wait + 0.001)
+
+    async def _sleep_out(self, origin: str, token: str, wait: float,
+                         sleep: Callable[[float], Awaitable[Any]],
+                         check: Callable[[], None] | None) -> bool:
+        """A grant made ``wait`` seconds ahead of its send: sleep until then (never less:
+        the delay runs out in Redis time no later than ``wait`` after the answer left). True:
+        send now; False: woken more than AHEAD_LATE late (a worker frozen that long may have
+        looked dead and its request been re-queued): the lease is given back, to be asked
+        again. If the sleep or ``check()`` raises, the lease is given back too and the
+        exception goes on. A lease that cannot be given back goes to :attr:`orphans`."""
+        until = time.monotonic() + wait
+        try:
+            await sleep(wait + 0.001)
+            while (left := until - time.monotonic()) > 0:
+                await sleep(left + 0.001)
+            if check is not None:
+                check()
+            if time.monotonic() - until <= AHEAD_LATE:
+                return True
+        except BaseException:
+            self._give_back(origin, token)
+            raise
+        self._give_back(origin, token)
+        return False
+
+    def _give_back(self, origin: str, token: str) -> None:
+        try:
+            self.release(origin, token)
+        except RedisError:
+            self.orphans[token] = origin
 
     def release(self, origin: str, token: str) -> bool:
         from_now = "1" if self.spacing == "response" else "0"

@@ -11,9 +11,13 @@ worker, expiry) and what ``next_allowed`` is computed from.
   ``next_allowed`` (the previous request's reference time plus the delay, or a Retry-After),
 
 and then records the lease and the new reference (``next_allowed = now + delay``) in the
-same atomic call. Otherwise it answers how long to wait. A request whose delay is larger than the one the
-previous grant recorded waits for its own: a Crawl-delay learnt from the robots.txt just
-fetched already spaces the next request.
+same atomic call. Otherwise it answers how long to wait — except when nothing but the delay's
+last second is in the way: then the lease is granted at once for a send at the delay's end,
+and :meth:`OriginGate.acquire <crawler.cluster.gate.OriginGate.acquire>` sleeps it out (no
+second round trip; the turn after a delay is booked by the first told to wait for it, and a
+wait behind another worker's lease counts on the origin's last lease time). A request whose
+delay is larger than the one the previous grant recorded waits for its own: a Crawl-delay
+learnt from the robots.txt just fetched already spaces the next request.
 
 ``POLITE_CLUSTER_SPACING`` says where the delay counts from. ``response`` (the default):
 releasing the lease moves the reference to the release, so the next request leaves at least
@@ -75,7 +79,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler.cluster import defaults
-from crawler.cluster.gate import GateTimeout, Grant, OriginGate
+from crawler.cluster.gate import AHEAD_MAX, GateTimeout, Grant, OriginGate
 from crawler.cluster.keys import META_EPOCH, META_INFLIGHT
 from crawler.cluster.settings import cluster_enabled
 from crawler.cluster.state import StateProblem
@@ -148,6 +152,9 @@ class ClusterPolitenessMiddleware:
         #: release and delay (see _keeps_turn)
         self._turn_holder: dict[str, str] = {}
         self.gate.via = self._grant_via
+        # a grant whose only obstacle is the delay's last moments is made at once, for a send
+        # at the delay's end (slept out here: no second round trip; see OriginGate.ahead)
+        self.gate.ahead = AHEAD_MAX
         self._fenced_said = False
         worker.politeness = self
 

@@ -104,7 +104,7 @@ class InflightPriorityQueue(PriorityQueue):
             (origin_key, _epoch_key, beats, clock, _inflight), grant_args = grant
         else:
             origin_key, beats, clock, grant_args = origin_prefix, self.epoch_key, \
-                self.epoch_key, [""] * 10
+                self.epoch_key, [""] * 11
         args: list[Any] = [epoch, int(pop), origin_prefix, "1" if from_now else "0",
                            len(releases), "1" if grant is not None else "0", *grant_args]
         for origin, token in releases:

@@ -20,7 +20,11 @@ from crawler.cluster.state import LIVENESS, NOW, NUM, STATE
 
 # The origin hash: token / worker / lease_until (the lease), ref (when spacing counts from:
 # the last grant, or its response once released), ref_delay (the delay that grant recorded),
-# defer_until (Retry-After), granted_at (for the record).
+# defer_until (Retry-After), granted_at (for the record), held (how long the last lease was
+# held, grant to release: the waits answered while a lease is held count on as long), next /
+# next_at (the origin's next turn: the token last told to wait only for the delay, and when it
+# comes back; until a poll interval after that, another token is not granted but told to come
+# after that turn, so two workers do not race for the same moment and one of them retry).
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -28,7 +32,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # Every field read from the hash is validated before it is used (fail closed): a number,
 # finite, within a sane range (times within +-10 years of Redis TIME, delays 0..1 day), and
-# present when its companion is (token / worker / lease_until together; ref with ref_delay).
+# present when its companion is (token / worker / lease_until together; ref with ref_delay;
+# next with next_at; held, a hint, a delay too).
 # An invalid hash is never a grant nor a skipped delay: the script answers "wait" with the
 # reason, and gives the hash a TTL if it has none (as if a request had just been granted), so
 # it heals by expiring; it is not otherwise modified (an existing TTL is never shortened).
@@ -65,8 +70,14 @@ end
 #       delay from now: the holder releases it no earlier than now, and the delay runs from
 #       its release; the wait answered adds as long as the holder has had it so far, an
 #       estimate of its download's remaining time, so that the next ask finds it released
-#       and its delay run rather than costing one more round trip).
-# Returns {1, now_ms} (granted), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
+#       and its delay run rather than costing one more round trip), ms ahead (optional, ''
+#       or 0: never): when nothing but the delay stands in the way and it ends within this
+#       many ms, the lease is granted now for a send at its end (answer {1, start_ms,
+#       wait_ms, 'ahead'}: the caller sends no sooner than wait_ms after the answer; the lease
+#       runs from then, the spacing counts from then), instead of "wait" and one more round
+#       trip.
+# Returns {1, now_ms} (granted), {1, start_ms, wait_ms, 'ahead'} (granted for a send wait_ms
+# from now), {0, wait_ms} or {0, wait_ms, reason} (the hash is invalid), or
 # {'!', code, detail}: the job's state is not trusted (state.py), or 'fenced': the request's
 # in-flight entry is gone (re-queued while this worker looked dead: not to be sent here).
 #: ``acquire_origin(K, A)``: the grant, with ACQUIRE_SCRIPT's KEYS as ``K`` and ARGV as
@@ -80,7 +91,7 @@ local function acquire_origin(K, A)
     return {'!', 'fenced', A[9]}
   end
   local f = redis.call('HMGET', K[1], 'token', 'worker', 'lease_until', 'ref', 'ref_delay',
-                       'defer_until')
+                       'defer_until', 'held', 'next', 'next_at')
   local delay = tonumber(A[3])
   local lease = tonumber(A[4])
   local poll = tonumber(A[5])
@@ -106,12 +117,14 @@ local function acquire_origin(K, A)
   end
   local allowed = 0
   local ref_at = now
+  local ref_delay = 0
   if f[4] or f[5] then
     local ref, why = time_field('ref', f[4])
     if ref == nil then return invalid(why) end
     ref_at = ref
-    local ref_delay, why2 = delay_field('ref_delay', f[5])
-    if ref_delay == nil then return invalid(why2) end
+    local rd, why2 = delay_field('ref_delay', f[5])
+    if rd == nil then return invalid(why2) end
+    ref_delay = rd
     -- the previous request's delay, or this one's if larger (a Crawl-delay just learnt)
     allowed = ref + math.max(ref_delay, delay)
   end
@@ -120,28 +133,62 @@ local function acquire_origin(K, A)
     if defer_until == nil then return invalid(why) end
     allowed = math.max(allowed, defer_until)
   end
+  -- how long the origin's last lease was held, grant to release (a hint for the waits)
+  local last_held = nil
+  if f[7] then
+    local x, why = delay_field('held', f[7])
+    if x == nil then return invalid(why) end
+    last_held = x
+  end
+  -- the origin's next turn, booked by the token that was told to come back at next_at
+  local next_at = nil
+  if f[8] or f[9] then
+    if not f[8] or f[8] == '' then return invalid(bad('next', f[8])) end
+    local x, why = time_field('next_at', f[9])
+    if x == nil then return invalid(why) end
+    next_at = x
+  end
+  local booked = next_at ~= nil and f[8] ~= A[1] and now <= next_at + poll
+  local ahead = tonumber(A[11]) or 0
   local held = false
   if f[1] and f[1] ~= A[1] and lease_until > now then
     -- a lease is void once its holder is dead: no beat for its TTL while Redis answered others
     held = is_alive(f[2], K[3], K[4], A[6], tonumber(A[8]))
   end
-  if held or now < allowed then
+  local start = now
+  if not held and not booked and now < allowed and allowed - now <= ahead then
+    start = allowed   -- granted now for a send at the end of the delay
+  end
+  if held or start < allowed or booked then
     local wait = allowed - now
+    local step = math.max(ref_delay, delay)
     if held then
       wait = math.max(wait, math.min(poll, lease_until - now))
       if A[10] == '1' then
         -- the holder's request has been on the wire for now - ref (its grant): expect it to
-        -- need as long again, then the delay from its answer
-        local ref_delay = delay_field('ref_delay', f[5]) or 0
+        -- need as long again, or what the origin's last lease took if longer, then the
+        -- delay from its answer
         local busy = math.max(0, now - ref_at)
-        wait = math.max(wait, math.min(math.max(ref_delay, delay) + busy, lease_until - now))
+        local left = busy
+        if last_held ~= nil then left = math.max(busy, last_held - busy) end
+        wait = math.max(wait, math.min(step + left, lease_until - now))
       end
+    end
+    if booked then
+      -- another token has the next turn at next_at: after its lease and delay
+      wait = math.max(wait, next_at - now + (last_held or poll) + step)
+    elseif not held then
+      -- only the delay stands in the way: the wait is exact; the turn at its end is this
+      -- token's (another asking meanwhile is told to come after it, not at the same time)
+      redis.call('HSET', K[1], 'next', A[1], 'next_at', now + wait)
     end
     return {0, math.max(wait, 1)}
   end
-  redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', now + lease,
-             'ref', now, 'ref_delay', delay, 'granted_at', now)
-  redis.call('PEXPIRE', K[1], math.max(lease, delay) + 60000)
+  if next_at ~= nil then redis.call('HDEL', K[1], 'next', 'next_at') end
+  redis.call('HSET', K[1], 'token', A[1], 'worker', A[2], 'lease_until', start + lease,
+             'ref', start, 'ref_delay', delay, 'granted_at', start)
+  redis.call('PEXPIRE', K[1], math.max(start - now + lease, delay) + 60000)
+  if start > now then return {1, start, start - now, 'ahead'} end
   return {1, now}
 end
 """
@@ -160,6 +207,9 @@ local function release(key, token, from_now)
     return 0
   end
   redis.call('HDEL', key, 'token', 'worker', 'lease_until')
+  -- how long the lease was held (the waits the gate answers others estimate from it)
+  local g = time_field('granted_at', redis.call('HGET', key, 'granted_at'))
+  if g ~= nil then redis.call('HSET', key, 'held', math.min(DAY, math.max(0, now - g))) end
   if from_now == '1' then
     redis.call('HSET', key, 'ref', now)
     local d = delay_field('ref_delay', redis.call('HGET', key, 'ref_delay'))
@@ -278,7 +328,7 @@ return 1
 #       hash to grant (any key when no grant is asked), beats, clock.
 # ARGV: 1 epoch id, 2 how many requests to pop (0: none), 3 origin-key prefix, 4 "1" when a
 #       release restarts the spacing (the response), 5 number of releases, 6 "1" to grant,
-#       7-16 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
+#       7-17 the grant's ARGV (ACQUIRE_SCRIPT's; placeholders when no grant is asked), then
 #       per release origin / token, then per link priority / origin / encoded request /
 #       fingerprint ('' = not filtered).
 # Returns {released, pushed, popped, granted}: released a string of '1' / '0' per release (the
@@ -291,7 +341,7 @@ return 1
 # RELEASE_SCRIPT does.
 STEP_SCRIPT = NOW + _CHECKS + STATE + LIVENESS + RELEASE_FN + ACQUIRE_FN + """
 local released = {}
-local i = 17
+local i = 18
 for _ = 1, tonumber(ARGV[5]) do
   released[#released + 1] = tostring(release(ARGV[3] .. ARGV[i], ARGV[i + 1], ARGV[4]))
   i = i + 2
@@ -318,7 +368,7 @@ end
 local granted = false
 if ARGV[6] == '1' then
   granted = acquire_origin({KEYS[7], KEYS[4], KEYS[8], KEYS[9], KEYS[2]},
-                           {unpack(ARGV, 7, 16)})
+                           {unpack(ARGV, 7, 17)})
 end
 local popped = false
 local want = tonumber(ARGV[2])

@@ -56,6 +56,11 @@ CASES = {
     "ref_delay missing": (False, {}, ("ref_delay",)),
     "defer_until=1e300": (False, {"defer_until": "1e300"}, ()),
     "defer_until=-1e300": (False, {"defer_until": "-1e300"}, ()),
+    "held=garbage": (False, {"held": "garbage"}, ()),
+    "held negative": (False, {"held": "-1"}, ()),
+    "next_at missing": (False, {"next": "c:1"}, ()),
+    "next_at=nan": (False, {"next": "c:1", "next_at": "nan"}, ()),
+    "next missing": (False, {"next_at": "0"}, ()),
 }
 
 
@@ -123,7 +128,9 @@ def test_the_minimum_interval_holds_even_with_a_tiny_poll(redis_url):
 
 
 @pytest.mark.parametrize("answer", [[0, -5], [0, b"nan"], [0, b"inf"], [2, 5], [b"x", 5],
-                                    [0, 10 ** 15], "garbage", None, [1]])
+                                    [0, 10 ** 15], "garbage", None, [1],
+                                    [1, 5, -3, b"ahead"], [1, 5, 10 ** 7, b"ahead"],
+                                    [1, 5, b"nan", b"ahead"], [1, 5, 5, b"later"]])
 def test_every_answer_of_the_script_is_validated_in_python(redis_url, answer):
     b = gate_for(redis_url, "b")
     b._acquire = lambda **kw: answer  # a broken script / proxy / client

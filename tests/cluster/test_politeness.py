@@ -190,3 +190,131 @@ def test_an_unknown_spacing_is_refused(redis_url):
 
     with pytest.raises(ValueError, match="POLITE_CLUSTER_SPACING"):
         OriginGate(client_for(redis_url), JobKeys("t"), "a", spacing="sometimes", epoch="x")
+
+
+def test_the_turn_after_the_delay_is_the_first_waiters(redis_url):
+    """A worker told to wait only for the delay has the origin's next turn: another asking
+    once the delay has run is told to come after that turn (its lease and the delay), not
+    granted in its place; so the first is granted when it comes back (no retry wasted)."""
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    c, _ = gate_for(redis_url, "c")
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.3, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.3, lease=10)
+    assert not g.granted and 0.2 < g.wait <= 0.3
+    time.sleep(g.wait + 0.01)
+    other = c.try_acquire(ORIGIN, "c:1", delay=0.3, lease=10)
+    assert not other.granted and other.wait >= 0.25         # b's turn, then the delay
+    assert b.try_acquire(ORIGIN, "b:1", delay=0.3, lease=10).granted
+    assert "next" not in b.state(ORIGIN)                    # the turn is used up
+
+
+def test_a_turn_not_taken_lapses(redis_url):
+    """The first waiter's turn lasts a poll interval past its time: a worker that does not
+    come back (killed, its request cancelled) holds the origin no longer than that."""
+    a, _ = gate_for(redis_url, "a", poll=0.05)
+    b, _ = gate_for(redis_url, "b", poll=0.05)
+    c, _ = gate_for(redis_url, "c", poll=0.05)
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.2, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.2, lease=10)
+    assert not g.granted
+    time.sleep(g.wait + 0.08)                               # b never comes back
+    assert c.try_acquire(ORIGIN, "c:1", delay=0.2, lease=10).granted
+
+
+def test_a_waiter_is_told_how_long_the_last_lease_was_held(redis_url):
+    """While another worker holds the lease, the wait answered counts on it holding the lease
+    as long as the origin's last lease was held (then the delay), so the waiter does not come
+    back before the holder can have released it."""
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.1, lease=10).granted
+    time.sleep(0.3)                                         # a slow download: 0.3 s
+    assert a.release(ORIGIN, "a:1")
+    assert 290 <= int(a.state(ORIGIN)["held"]) < 400
+    time.sleep(0.12)
+    assert a.try_acquire(ORIGIN, "a:2", delay=0.1, lease=10).granted
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.1, lease=10)  # just after a's grant
+    assert not g.granted and 0.35 < g.wait <= 0.45          # 0.3 s held, then the delay
+
+
+def test_a_grant_is_made_ahead_when_only_the_delays_end_is_in_the_way(redis_url):
+    """With ``ahead`` (the middleware's gate), a worker asking in the delay's last moments is
+    granted at once for a send at the delay's end: the lease is its from now (no other worker
+    is granted meanwhile) and the spacing counts from that send; a longer wait is a wait."""
+    import asyncio
+
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    c, _ = gate_for(redis_url, "c")
+    b.ahead = c.ahead = 0.25
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.4, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    early = b.try_acquire(ORIGIN, "b:1", delay=0.4, lease=10)
+    assert not early.granted and early.wait > 0.25               # more than ahead: a wait
+    time.sleep(early.wait - 0.2)
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.4, lease=10)          # asked again
+    assert g.granted and 0.1 < g.wait <= 0.25                      # granted, send in g.wait
+    state = b.state(ORIGIN)
+    assert state["token"] == "b:1" and "next" not in state
+    assert int(state["ref"]) == int(state["granted_at"]) and int(state["lease_until"]) > \
+        int(state["ref"]) + 9000                                   # the lease runs from the send
+    other = c.try_acquire(ORIGIN, "c:1", delay=0.4, lease=10)
+    assert not other.granted and other.wait > g.wait + 0.3         # held: after b's send
+    # acquire sleeps the wait out before it returns, in one round trip
+    assert b.release(ORIGIN, "b:1")
+    time.sleep(0.3)
+    before = b.client.calls
+    started = time.monotonic()
+    got = asyncio.run(b.acquire(ORIGIN, "b:3", delay=0.4, lease=10, timeout=5,
+                                sleep=asyncio.sleep))
+    assert got.token == "b:3" and b.client.calls - before == 1
+    assert time.monotonic() - started >= 0.09                     # the 0.1 s left of the delay
+
+
+def test_a_gate_without_ahead_never_grants_ahead(redis_url):
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.2, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    time.sleep(0.15)
+    g = b.try_acquire(ORIGIN, "b:1", delay=0.2, lease=10)
+    assert not g.granted and 0 < g.wait <= 0.05
+
+
+def test_a_grant_ahead_is_given_back_when_not_sent(redis_url):
+    """Woken too late (frozen: the request may have been re-queued meanwhile), the worker gives
+    the lease back and asks again with a new token; a check that fails after the sleep (the
+    worker stops, the epoch changed) gives it back too."""
+    import asyncio
+
+    from crawler.cluster.gate import AHEAD_LATE
+
+    a, _ = gate_for(redis_url, "a")
+    b, _ = gate_for(redis_url, "b")
+    b.ahead = 1.0
+    slept: list[float] = []
+
+    async def oversleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(seconds + (AHEAD_LATE + 0.1 if len(slept) == 1 else 0))
+
+    assert a.try_acquire(ORIGIN, "a:1", delay=0.2, lease=10).granted
+    assert a.release(ORIGIN, "a:1")
+    got = asyncio.run(b.acquire(ORIGIN, "b:1", delay=0.2, lease=10, timeout=5,
+                                sleep=oversleep))
+    assert got.token == "b:1~1"                     # the first grant was given back
+    assert b.state(ORIGIN)["token"] == "b:1~1"
+    assert b.release(ORIGIN, "b:1~1")
+
+    def stop() -> None:
+        if slept:
+            raise RuntimeError("the worker stops")
+
+    slept.clear()
+    with pytest.raises(RuntimeError):
+        asyncio.run(b.acquire(ORIGIN, "b:2", delay=0.2, lease=10, timeout=5,
+                              sleep=oversleep, check=stop))
+    assert "token" not in b.state(ORIGIN)           # given back, nothing held
