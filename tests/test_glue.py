@@ -277,6 +277,37 @@ def test_decision_signal_is_sent_exactly_when_someone_listens(tmp_path):
     assert got == ["https://example.org/2", "https://example.org/3"]
 
 
+def test_a_signal_receiver_gets_each_batched_record_with_its_own_parts(tmp_path):
+    # record_many shares one verdict's reasons and checks between its records only for our
+    # own listeners; what decision_recorded gives to anyone's code is each record's own
+    from types import MappingProxyType
+
+    from crawler.crawl.signals import decision_recorded
+    from crawler.policy.reservation import merge_verdicts
+
+    crawler, rt = glue(tmp_path)
+    allow = merge_verdicts()
+    extra = MappingProxyType({"stage": "request"})
+    batch = [(f"https://example.org/{i}", allow, [], extra) for i in range(3)]
+    shared = rt.funnel.record_many(batch)
+    assert len({id(r["checks"]) for r in shared}) == 1     # (no receiver: made once)
+    got = []
+
+    def receiver(record, request=None, **kw):
+        got.append(record)
+
+    crawler.signals.connect(receiver, signal=decision_recorded)
+    recs = rt.funnel.record_many(batch)
+    crawler.signals.disconnect(receiver, signal=decision_recorded)
+    rt.writer.close()
+    assert [r["url"] for r in got] == [u for u, *_ in batch]
+    assert len({id(r["checks"]) for r in got}) == 3
+    assert [{k: v for k, v in r.items() if k not in ("time", "seq", "prev_hash", "hash")}
+            for r in recs] == [{k: v for k, v in r.items()
+                                if k not in ("time", "seq", "prev_hash", "hash")}
+                               for r in shared]
+
+
 # -- Web Bot Auth and pay per crawl through the add-on (no YAML config) -------------------------
 
 def test_addon_installs_the_request_signer_just_before_the_write_ahead_record():

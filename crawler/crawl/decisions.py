@@ -139,13 +139,19 @@ class DecisionFunnel:
         after its write (stats, log line, listeners, signal)."""
         bodies = []
         policy_sha256 = self.policy.sha256
+        # who takes the records, asked once for the batch (nothing between two records
+        # changes it): the log's info and debug lines, decision_recorded's receivers
+        send = self._send is not None and (self._has_receivers is None
+                                           or self._has_receivers())
+        batch = (_would_log(logger, logging.INFO), _would_log(logger, logging.DEBUG), send)
         # the records of one verdict and one ``extra`` object (no checks of their own) differ
-        # only by URL: their reasons and fields are made once for the batch and shared by
-        # those records (what a listener is given is read-only, as the records' lines are
-        # written already); the key's objects are held by the batch, so their ids stay theirs
+        # only by URL: unless a signal receiver (anyone's code) is to get them, their reasons
+        # and fields are made once for the batch and shared by those records (our listeners
+        # only read them); the key's objects are held by the batch, so their ids stay theirs
         shapes: dict[tuple[int, int], tuple[dict[str, Any], Any]] = {}
+        share = not send
         for url, verdict, checks, extra in decisions:
-            if not checks:
+            if not checks and share:
                 shape = shapes.get((id(verdict), id(extra)))
                 if shape is not None:
                     body = shape[0].copy()
@@ -164,17 +170,14 @@ class DecisionFunnel:
                 # template, so its id stays its own), the same extra fields
                 body["template"] = (id(verdict), tuple(sorted(extra.items())))
                 body["template_owner"] = verdict
-                shapes[(id(verdict), id(extra))] = (body, extra)
+                if share:
+                    shapes[(id(verdict), id(extra))] = (body, extra)
             bodies.append(body)
         try:
             recs = self.writer.write_many(bodies)
         except AuditWriteError as exc:
             self._write_failed(exc)
         counts: dict[int, list[Any]] = {}
-        # who takes what, asked once for the batch (nothing between two records changes it)
-        batch = (_would_log(logger, logging.INFO), _would_log(logger, logging.DEBUG),
-                 self._send is not None and (self._has_receivers is None
-                                             or self._has_receivers()))
         for (url, verdict, _, _), rec, line in zip(decisions, recs, self.writer.last_lines):
             seen = counts.get(id(verdict))
             if seen is None:

@@ -262,9 +262,11 @@ class Verdict:
     reasons: tuple[Evidence, ...]      # the statements that denied (empty for allow)
     checks: tuple[Evidence, ...]       # everything checked at this stage
     #: ``checks`` as record dicts, made once (a verdict of a site plan serves many URLs)
-    _dicts: tuple[dict[str, Any], ...] | None = field(default=None, compare=False, repr=False)
-    #: :attr:`undetermined`, once asked
-    _undetermined: bool | None = field(default=None, compare=False, repr=False)
+    _dicts: tuple[dict[str, Any], ...] | None = field(default=None, init=False, compare=False,
+                                                      repr=False)
+    #: :attr:`undetermined`, once asked (neither cache is an argument: ``replace()`` of a
+    #: verdict starts both afresh)
+    _undetermined: bool | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def denied(self) -> bool:
